@@ -1,0 +1,38 @@
+# Every target bootstraps .venv from uv.lock (installing uv from PyPI when it is missing).
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+RUN := $(VENV)/bin
+
+.PHONY: venv test lint typecheck pytest demo bench clean
+
+$(UV):
+	$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --all-groups --python $(PYTHON)
+	touch $@
+
+venv: $(VENV)/.synced
+
+lint: venv
+	$(RUN)/ruff check tenios_io flows tests bench migrations
+	$(RUN)/ruff format --check tenios_io flows tests bench migrations
+
+typecheck: venv
+	$(RUN)/mypy
+
+pytest: venv
+	$(RUN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: venv
+	$(RUN)/tenios-archive demo
+
+bench: venv
+	$(RUN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .tools demo .pytest_cache .mypy_cache .ruff_cache

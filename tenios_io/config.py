@@ -1,0 +1,221 @@
+"""Settings: the only module that reads the environment.
+
+Every variable of DESIGN.md's interface table is a typed, documented field here.
+Values come from (highest first) the environment, an optional TOML file given
+with ``--config`` (keys are the field names, e.g. ``s3_bucket = "archive"``, or
+the variable names), then the defaults.  Errors name the variable and say what
+to do; secret values never appear in them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tenios_io.exceptions import ConfigError
+
+ENV_PREFIX = "TENIOS_"
+UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+DEFAULT_SFTP_PATTERN = rf"(?P<recording_uuid>{UUID_RE})"
+SECRET_FIELDS = frozenset({"access_key", "sftp_password"})
+
+
+class Settings(BaseSettings):
+    """tenios-archive settings (environment variables ``TENIOS_*``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    access_key: SecretStr | None = Field(
+        default=None,
+        description="TENIOS API access key (customer portal: My Account → General Settings → "
+        "API). Required for API use. Secret: never logged.",
+    )
+    api_url: str = Field(
+        default="https://api.tenios.com",
+        description="Base URL of the TENIOS API (the simulator's URL for local runs).",
+    )
+    database_url: str = Field(
+        default="sqlite:///tenios-archive.db",
+        description="Ledger database as a SQLAlchemy URL: sqlite:///path.db or "
+        "postgresql+psycopg://user@host/db.",
+    )
+    s3_bucket: str | None = Field(default=None, description="Archive bucket name.")
+    s3_prefix: str = Field(default="recordings", description="Key prefix inside the bucket.")
+    retention_days: int = Field(
+        default=2557, ge=0, description="Retention in days from the recording's date (7 years)."
+    )
+    retention_mode: Literal["compliance", "governance", "none"] = Field(
+        default="governance",
+        description="Object Lock mode for archived objects: compliance, governance or none.",
+    )
+    lease_seconds: int = Field(
+        default=300, ge=10, description="Claim lease in seconds; renewed while a worker works."
+    )
+    not_found_grace_hours: float = Field(
+        default=48, ge=0, description="How long after registration a 404 means 'not ready yet'."
+    )
+    api_rate_limit: float | None = Field(
+        default=None, gt=0, description="TENIOS API requests per second, all workers; unset = none."
+    )
+    sftp_url: str | None = Field(
+        default=None, description="SFTP drop as sftp://user@host:port/drop/dir; unset = no SFTP."
+    )
+    sftp_key_file: Path | None = Field(default=None, description="Private key file for SFTP.")
+    sftp_password: SecretStr | None = Field(
+        default=None, description="SFTP password (secret) when no key file is used."
+    )
+    sftp_known_hosts: Path = Field(
+        default=Path("~/.ssh/known_hosts"),
+        description="known_hosts file the SFTP host key is checked against ([host]:port ok).",
+    )
+    sftp_pattern: str = Field(
+        default=DEFAULT_SFTP_PATTERN,
+        description="Regex for drop file names; the named group recording_uuid is required. "
+        "Default: the first UUID in the name.",
+    )
+    sftp_settle_seconds: float = Field(
+        default=60, ge=0, description="A file must be unchanged this long before it is fetched."
+    )
+    sftp_after: str = Field(
+        default="keep",
+        description="What to do with a drop file once archived and verified: keep, "
+        "move:DIR or delete.",
+    )
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.tenios.com")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        if not (value.startswith("sqlite:") or value.startswith("postgresql")):
+            raise ValueError(
+                "must be a SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://user@host/db"
+            )
+        return value
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        if not re.fullmatch(r"[A-Za-z0-9._\-/]*", value) or ".." in value.split("/"):
+            raise ValueError("may hold only letters, digits, '.', '_', '-' and '/' (no '..')")
+        return value
+
+    @field_validator("sftp_url")
+    @classmethod
+    def _sftp_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^sftp://[^@/\s]+@[^/\s]+(/.*)?$", value):
+            raise ValueError("must look like sftp://user@host:port/drop/dir")
+        return value
+
+    @field_validator("sftp_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression ({exc})") from None
+        if "recording_uuid" not in compiled.groupindex:
+            raise ValueError("needs a named group (?P<recording_uuid>...)")
+        return value
+
+    @field_validator("sftp_after")
+    @classmethod
+    def _after(cls, value: str) -> str:
+        if value in ("keep", "delete") or (value.startswith("move:") and len(value) > 5):
+            return value
+        raise ValueError("must be keep, delete or move:DIR")
+
+    def require_access_key(self) -> str:
+        """The access key, or a ConfigError telling how to set it."""
+        if self.access_key is None or not self.access_key.get_secret_value():
+            raise ConfigError(
+                f"{ENV_PREFIX}ACCESS_KEY is not set: put the TENIOS API access key "
+                "(customer portal → My Account → General Settings → API) in the environment "
+                "or the --config file.",
+                variable=f"{ENV_PREFIX}ACCESS_KEY",
+            )
+        return self.access_key.get_secret_value()
+
+    def require_bucket(self) -> str:
+        """The bucket name, or a ConfigError telling how to set it."""
+        if not self.s3_bucket:
+            raise ConfigError(
+                f"{ENV_PREFIX}S3_BUCKET is not set: name the archive bucket.",
+                variable=f"{ENV_PREFIX}S3_BUCKET",
+            )
+        return self.s3_bucket
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    known = set(Settings.model_fields)
+    for key, value in raw.items():
+        name = key.lower().removeprefix(ENV_PREFIX.lower())
+        if name not in known:
+            raise ConfigError(
+                f"config file {path}: unknown setting {key!r} (known: {', '.join(sorted(known))})"
+            )
+        values[name] = value
+    return values
+
+
+def _format_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        variable = f"{ENV_PREFIX}{field.upper()}"
+        msg = err["msg"].removeprefix("Value error, ")
+        shown = "" if field in SECRET_FIELDS else f" (got {err.get('input')!r})"
+        lines.append(f"{variable}: {msg}{shown}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings; raise ConfigError naming the variable on any bad value."""
+    file_values = _read_toml(config_file) if config_file else {}
+
+    class _WithFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings)
+
+    env_keys = {
+        name for name in Settings.model_fields if f"{ENV_PREFIX}{name.upper()}" in os.environ
+    }
+    merged = {k: v for k, v in file_values.items() if k not in env_keys}
+    merged.update(overrides)
+    try:
+        loaded = _WithFile(**merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None
+    return Settings.model_construct(**dict(loaded))

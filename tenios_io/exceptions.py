@@ -1,0 +1,233 @@
+"""Every error tenios-archive raises, in one tree.
+
+Each error is either *transient* (retrying the same thing later may succeed) or
+*terminal* (retrying will not help until a person changes something).  Retry
+decisions ask exactly that question — ``isinstance(exc, Transient)`` — and
+nothing else.  Vendor errors (httpx, botocore, paramiko, SQLAlchemy) are
+translated once, at the boundary that meets them, with ``raise ... from exc``.
+
+    TeniosArchiveError
+    ├── ConfigError                      [terminal]  a setting is missing or invalid
+    ├── LedgerError
+    │   ├── UnknownRecording             [terminal]  recording_uuid not in the ledger
+    │   ├── IllegalTransition            [terminal]  state machine refused a move
+    │   ├── StaleLease                   [terminal]  lease token no longer current (fenced)
+    │   ├── ImportFileError              [terminal]  bad line/column in an import file
+    │   ├── ChainBroken                  [terminal]  custody hash chain does not verify
+    │   └── SchemaNotCurrent             [terminal]  database not migrated to head
+    ├── ApiError
+    │   ├── InvalidRequest               [terminal]  400, carries ``fields``
+    │   ├── AccessDenied                 [terminal]  403, check TENIOS_ACCESS_KEY
+    │   ├── RecordingNotFound            [terminal*] 404 on retrieve (*the pipeline reads
+    │   │                                            it as "not ready yet" within the grace)
+    │   └── ApiUnavailable               [transient] 429, 5xx, connect/read errors
+    │       └── TruncatedBody            [transient] fewer bytes than Content-Length
+    ├── StoreError
+    │   ├── StoreUnavailable             [transient] throttling, 5xx, network
+    │   ├── BucketNotUsable              [terminal]  missing / unreachable / no permission
+    │   ├── ArchiveConflict              [terminal]  the key holds other bytes
+    │   └── VerificationFailed           [terminal]  read-back did not match what we sent
+    └── SourceError
+        ├── SourceUnavailable            [transient] SFTP connection dropped, file changed
+        ├── HostKeyError                 [terminal]  unknown or changed SFTP host key
+        └── SourceFileMissing            [terminal]  the file is not (or no longer) there
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class Transient:
+    """Marker: the same operation may succeed if tried again later."""
+
+
+class Terminal:
+    """Marker: retrying will not help; a person has to act."""
+
+
+class TeniosArchiveError(Exception):
+    """Root of every error raised by tenios-archive.
+
+    ``recording_uuid`` and ``s3_key`` are carried as attributes whenever known,
+    so callers can record them without parsing messages.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        recording_uuid: str | None = None,
+        s3_key: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.recording_uuid = recording_uuid
+        self.s3_key = s3_key
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The one retry question: is ``exc`` worth trying again later?"""
+    return isinstance(exc, Transient)
+
+
+# -- configuration --------------------------------------------------------------------------
+
+
+class ConfigError(TeniosArchiveError, Terminal):
+    """A setting is missing or invalid; the message names the variable."""
+
+    def __init__(self, message: str, *, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
+# -- ledger ---------------------------------------------------------------------------------
+
+
+class LedgerError(TeniosArchiveError):
+    """Base for ledger problems."""
+
+
+class UnknownRecording(LedgerError, Terminal):
+    """The recording_uuid is not in the ledger."""
+
+
+class IllegalTransition(LedgerError, Terminal):
+    """The state machine does not allow this move."""
+
+    def __init__(self, recording_uuid: str, from_state: str, to_state: str) -> None:
+        super().__init__(
+            f"recording {recording_uuid}: cannot go from {from_state!r} to {to_state!r}",
+            recording_uuid=recording_uuid,
+        )
+        self.from_state = from_state
+        self.to_state = to_state
+
+
+class StaleLease(LedgerError, Terminal):
+    """The lease token is no longer the current one: another worker owns the row now."""
+
+
+class ImportFileError(LedgerError, Terminal):
+    """An import file has a bad value; nothing from the file was imported."""
+
+    def __init__(self, message: str, *, line: int, column: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+class ChainBroken(LedgerError, Terminal):
+    """The custody hash chain does not verify; ``event_id`` is the first bad event."""
+
+    def __init__(self, message: str, *, event_id: int | None) -> None:
+        super().__init__(message)
+        self.event_id = event_id
+
+
+class SchemaNotCurrent(LedgerError, Terminal):
+    """The database is not migrated to the current schema (run `tenios-archive db upgrade`)."""
+
+
+# -- TENIOS API -----------------------------------------------------------------------------
+
+
+class ApiError(TeniosArchiveError):
+    """Base for TENIOS record-call API problems."""
+
+
+class InvalidRequest(ApiError, Terminal):
+    """400: the API refused a field; ``fields`` names them."""
+
+    def __init__(
+        self, message: str, *, fields: Sequence[str] = (), recording_uuid: str | None = None
+    ) -> None:
+        super().__init__(message, recording_uuid=recording_uuid)
+        self.fields = list(fields)
+
+
+class AccessDenied(ApiError, Terminal):
+    """403: the access key was refused."""
+
+
+class RecordingNotFound(ApiError, Terminal):
+    """404 on retrieve: unknown recording (or, soon after a call, not ready yet)."""
+
+
+class ApiUnavailable(ApiError, Transient):
+    """429, 5xx, or a network error: try again later."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        recording_uuid: str | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, recording_uuid=recording_uuid)
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class TruncatedBody(ApiUnavailable):
+    """The body ended before Content-Length bytes arrived."""
+
+
+# -- S3 store -------------------------------------------------------------------------------
+
+
+class StoreError(TeniosArchiveError):
+    """Base for archive-store problems."""
+
+
+class StoreUnavailable(StoreError, Transient):
+    """S3 throttled, failed with 5xx, or was unreachable."""
+
+
+class BucketNotUsable(StoreError, Terminal):
+    """The bucket is missing, unreachable, or we lack a permission we need."""
+
+
+class ArchiveConflict(StoreError, Terminal):
+    """The key already holds different bytes; it is never overwritten."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        recording_uuid: str | None = None,
+        s3_key: str | None = None,
+        expected_sha256: str | None = None,
+        found_sha256: str | None = None,
+    ) -> None:
+        super().__init__(message, recording_uuid=recording_uuid, s3_key=s3_key)
+        self.expected_sha256 = expected_sha256
+        self.found_sha256 = found_sha256
+
+
+class VerificationFailed(StoreError, Terminal):
+    """The read-back after upload did not match what was sent."""
+
+
+# -- recording sources (SFTP) ---------------------------------------------------------------
+
+
+class SourceError(TeniosArchiveError):
+    """Base for recording-source problems (SFTP drop)."""
+
+
+class SourceUnavailable(SourceError, Transient):
+    """The source could not be read right now (dropped connection, file still changing)."""
+
+
+class HostKeyError(SourceError, Terminal):
+    """The SFTP server's host key is unknown or changed."""
+
+
+class SourceFileMissing(SourceError, Terminal):
+    """The file the ledger points at is not there."""
