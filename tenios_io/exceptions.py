@@ -99,9 +99,12 @@ class UnknownRecording(LedgerError, Terminal):
 class IllegalTransition(LedgerError, Terminal):
     """The state machine does not allow this move."""
 
-    def __init__(self, recording_uuid: str, from_state: str, to_state: str) -> None:
+    def __init__(
+        self, recording_uuid: str, from_state: str, to_state: str, *, hint: str | None = None
+    ) -> None:
+        message = f"recording {recording_uuid}: cannot go from {from_state!r} to {to_state!r}"
         super().__init__(
-            f"recording {recording_uuid}: cannot go from {from_state!r} to {to_state!r}",
+            f"{message} ({hint})" if hint else message,
             recording_uuid=recording_uuid,
         )
         self.from_state = from_state

@@ -16,7 +16,7 @@ import typer
 
 from tenios_io.cli import api, audit, db, demo, ledger, purge, run, simulator
 from tenios_io.cli._common import CliState, err_console
-from tenios_io.exceptions import ConfigError, TeniosArchiveError
+from tenios_io.exceptions import ConfigError, SchemaNotCurrent, TeniosArchiveError
 
 app = typer.Typer(
     name="tenios-archive",
@@ -71,11 +71,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             prog_name="tenios-archive",
             standalone_mode=True,
         )
-    except ConfigError as exc:
-        err_console.print(f"[bold red]configuration error:[/] {exc}", highlight=False)
+    except (ConfigError, SchemaNotCurrent) as exc:
+        err_console.print(f"[bold red]configuration error:[/] {exc}", soft_wrap=True)
         sys.exit(2)
     except TeniosArchiveError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(1)
 
 

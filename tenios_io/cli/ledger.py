@@ -1,7 +1,259 @@
-"""`tenios-archive ledger ...` commands."""
+"""`tenios-archive ledger ...`: register, inspect, export and requeue recordings."""
 
 from __future__ import annotations
 
-import typer
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated, Any
 
-app = typer.Typer(help="ledger commands.", no_args_is_help=True)
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tenios_io.cli._common import console, settings
+from tenios_io.config import UUID_RE
+from tenios_io.exceptions import ImportFileError
+from tenios_io.ledger import NewRecording, Recording, State, open_ledger
+from tenios_io.ledger.importing import parse_uuid, read_import_file
+
+app = typer.Typer(
+    help="The ledger: which recordings exist, their state, and their custody events.",
+    no_args_is_help=True,
+)
+
+EXPORT_COLUMNS = [
+    "recording_uuid",
+    "call_uuid",
+    "state",
+    "attempts",
+    "last_error",
+    "source",
+    "content_type",
+    "sha256",
+    "size_bytes",
+    "s3_bucket",
+    "s3_key",
+    "s3_version_id",
+    "retention_mode",
+    "retain_until",
+    "legal_hold",
+    "recorded_at",
+    "discovered_at",
+    "fetched_at",
+    "archived_at",
+    "last_verified_at",
+]
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+def _uuid_arg(value: str) -> str:
+    try:
+        return parse_uuid(value, line=0, column="")
+    except ImportFileError:
+        raise typer.BadParameter(
+            f"{value!r} is not a UUID (expected e.g. 8101fcb3-3843-4db3-9829-f7ab586625fe)"
+        ) from None
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    recording_uuids: Annotated[
+        list[str], typer.Argument(help="One or more recording_uuids.", metavar="UUID...")
+    ],
+    call_uuid: Annotated[
+        str | None, typer.Option(help="The call the recordings belong to.")
+    ] = None,
+) -> None:
+    """Register recordings to archive. Known ones are left as they are (and reported)."""
+    ids = [_uuid_arg(u) for u in recording_uuids]
+    call = _uuid_arg(call_uuid) if call_uuid else None
+    with open_ledger(settings(ctx), actor="cli:ledger-add") as ledger:
+        result = ledger.register([NewRecording(i, call_uuid=call) for i in ids])
+    for key in result.added:
+        console.print(f"added   {key}")
+    for key in result.known:
+        console.print(f"known   {key} (unchanged)")
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with a header containing recording_uuid (optional call_uuid, "
+            "recorded_at), or one uuid per line.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+) -> None:
+    """Register every recording in FILE, all-or-nothing.
+
+    A malformed uuid or date names its line and column and imports nothing from the
+    file. Re-importing the same file changes nothing.
+    """
+    with _progress() as progress:
+        task = progress.add_task("reading", total=None)
+        items = read_import_file(file, progress=lambda n: progress.advance(task, n))
+        progress.update(task, description=f"registering {len(items):,}", completed=len(items))
+        with open_ledger(settings(ctx), actor=f"cli:ledger-import:{file.name}") as ledger:
+            result = ledger.register(items)
+    console.print(
+        f"{file}: {len(items):,} recordings — {len(result.added):,} added, "
+        f"{len(result.known):,} already known"
+    )
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    state: Annotated[State | None, typer.Option(help="Only recordings in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+) -> None:
+    """List recordings (newest first) with their state and archive key."""
+    with open_ledger(settings(ctx)) as ledger:
+        rows = ledger.find(state=state, limit=limit)
+        counts = ledger.counts()
+    table = Table(title="recordings", show_lines=False)
+    table.add_column("recording_uuid", no_wrap=True)
+    for col in ("state", "attempts", "size", "s3_key / last error"):
+        table.add_column(col, overflow="fold")
+    for rec in rows:
+        detail = rec.s3_key or (rec.last_error or "")[:80]
+        size = f"{rec.size_bytes:,}" if rec.size_bytes is not None else ""
+        table.add_row(rec.recording_uuid, rec.state.value, str(rec.attempts), size, detail)
+    console.print(table)
+    console.print(
+        "  ".join(f"{s.value}: {n:,}" for s, n in counts.items() if n) or "the ledger is empty"
+    )
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    recording_uuid: Annotated[str, typer.Argument(metavar="UUID")],
+) -> None:
+    """Show one recording's row and its custody events."""
+    key = _uuid_arg(recording_uuid)
+    with open_ledger(settings(ctx)) as ledger:
+        rec = ledger.get(key)
+        events = ledger.events(key)
+    table = Table(show_header=False, title=f"recording {key}")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in _row(rec).items():
+        table.add_row(name, "" if value is None else str(value))
+    console.print(table)
+    ev = Table(title="custody events")
+    for col in ("seq", "time", "event", "actor", "details", "hash"):
+        ev.add_column(col, overflow="fold")
+    for e in events:
+        ev.add_row(
+            str(e["seq"]), e["occurred_at"], e["event"], e["actor"], e["details"], e["hash"][:16]
+        )
+    console.print(ev)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    format: Annotated[ExportFormat, typer.Option("--format", help="csv or jsonl.")] = (
+        ExportFormat.csv
+    ),
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write here (atomically) instead of standard output.", dir_okay=False),
+    ] = None,
+    state: Annotated[State | None, typer.Option(help="Only recordings in this state.")] = None,
+) -> None:
+    """Export every recording's row (for spreadsheets, audits, other tools)."""
+    with open_ledger(settings(ctx)) as ledger, _output(output) as out:
+        rows = (_row(rec) for rec in ledger.iter_recordings(state=state))
+        if format is ExportFormat.csv:
+            writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            for row in rows:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+@app.command()
+def requeue(
+    ctx: typer.Context,
+    recording_uuids: Annotated[
+        list[str] | None, typer.Argument(metavar="[UUID...]", help="Recordings to requeue.")
+    ] = None,
+    state: Annotated[
+        State | None,
+        typer.Option(help="Requeue every recording in this state (failed, missing, conflict)."),
+    ] = None,
+) -> None:
+    """Put failed, missing or conflict recordings back to pending (attempts reset)."""
+    if bool(recording_uuids) == (state is not None):
+        raise typer.BadParameter("give either UUIDs or --state, not both and not neither")
+    ids = [_uuid_arg(u) for u in recording_uuids or []]
+    with open_ledger(settings(ctx), actor="cli:ledger-requeue") as ledger:
+        done = ledger.requeue(ids, state=state)
+    console.print(f"requeued {len(done):,} recording(s)")
+
+
+def _row(rec: Recording) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in EXPORT_COLUMNS:
+        value = getattr(rec, name)
+        if isinstance(value, datetime):
+            value = value.isoformat().replace("+00:00", "Z")
+        elif isinstance(value, StrEnum):
+            value = value.value
+        out[name] = value
+    return out
+
+
+@contextmanager
+def _output(path: Path | None) -> Iterator[IO[str]]:
+    """Standard output, or a file written to a temp name and renamed when complete."""
+    if path is None:
+        yield sys.stdout
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} ids"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    with progress:
+        yield progress
+
+
+__all__ = ["UUID_RE", "app"]

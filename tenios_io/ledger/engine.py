@@ -1,0 +1,62 @@
+"""Building the ledger's SQLAlchemy engine for SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+
+from tenios_io.exceptions import ConfigError
+
+
+def create_ledger_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine for the ledger.
+
+    SQLite: WAL, a busy timeout, and every transaction opened with ``BEGIN
+    IMMEDIATE`` (one writer at a time; claims can never interleave).  The driver's
+    own transaction handling is switched off so SQLAlchemy's ``begin`` is ours
+    (the recipe from SQLAlchemy's SQLite dialect documentation).
+    PostgreSQL: psycopg 3, pre-ping, READ COMMITTED; claims use SKIP LOCKED.
+    """
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(
+            f"TENIOS_DATABASE_URL is not a valid SQLAlchemy URL ({exc})",
+            variable="TENIOS_DATABASE_URL",
+        ) from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(parsed, connect_args={"timeout": 60})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            insertmanyvalues_page_size=5000,
+        )
+    raise ConfigError(
+        f"TENIOS_DATABASE_URL: unsupported database {parsed.get_backend_name()!r} "
+        "(use sqlite:///… or postgresql+psycopg://…)",
+        variable="TENIOS_DATABASE_URL",
+    )
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

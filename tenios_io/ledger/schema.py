@@ -1,0 +1,81 @@
+"""Alembic, driven from code: upgrade, downgrade, current revision, and the
+"is this database migrated?" preflight check.
+
+The migration scripts live in the top-level ``migrations/`` folder of a source
+checkout; a wheel carries them as ``tenios_io/migrations`` (see pyproject.toml).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
+
+from tenios_io.exceptions import ConfigError, SchemaNotCurrent
+from tenios_io.ledger.engine import create_ledger_engine
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic scripts are (source checkout or installed wheel)."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[2] / "migrations", here.parents[1] / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise ConfigError("the Alembic migrations folder is missing from this installation")
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic Config for ``database_url`` without needing an alembic.ini."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Migrate the database to ``revision`` (creating the SQLite file if needed)."""
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str = "base") -> None:
+    """Migrate the database down to ``revision``."""
+    command.downgrade(alembic_config(database_url), revision)
+
+
+def head_revision() -> str | None:
+    """The newest revision in the scripts."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(database_url: str) -> str | None:
+    """The revision the database is at (None: never migrated)."""
+    engine = create_ledger_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except sa.exc.OperationalError as exc:
+        shown = make_url(database_url).render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise ConfigError(
+            f"TENIOS_DATABASE_URL: cannot open the ledger database {shown} ({reason})",
+            variable="TENIOS_DATABASE_URL",
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def require_current(database_url: str) -> None:
+    """SchemaNotCurrent unless the database is at the head revision."""
+    current, head = current_revision(database_url), head_revision()
+    if current != head:
+        state = "has never been migrated" if current is None else f"is at revision {current}"
+        raise SchemaNotCurrent(
+            f"the ledger database {state}, this version needs {head}: "
+            "run `tenios-archive db upgrade`"
+        )

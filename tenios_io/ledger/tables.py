@@ -1,0 +1,71 @@
+"""The ledger's tables (SQLAlchemy Core metadata; Alembic's ``target_metadata``).
+
+``recordings`` is the work queue: one row per recording_uuid, its current state.
+``custody_events`` is the audit record: append-only, hash-chained (see custody.py).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = sa.MetaData(naming_convention=NAMING)
+TS = sa.DateTime(timezone=True)
+
+recordings = sa.Table(
+    "recordings",
+    metadata,
+    sa.Column("recording_uuid", sa.String(36), primary_key=True),
+    sa.Column("call_uuid", sa.String(36), nullable=True, index=True),
+    sa.Column("source_hint", sa.String(16), nullable=False, server_default="api"),
+    sa.Column("source_path", sa.Text, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", TS, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("lease_token", sa.String(36), nullable=True),
+    sa.Column("lease_owner", sa.String(200), nullable=True),
+    sa.Column("lease_expires_at", TS, nullable=True),
+    sa.Column("discovered_at", TS, nullable=False),
+    sa.Column("recorded_at", TS, nullable=True),
+    sa.Column("source", sa.Text, nullable=True),
+    sa.Column("content_type", sa.String(100), nullable=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("s3_bucket", sa.String(255), nullable=True),
+    sa.Column("s3_key", sa.Text, nullable=True),
+    sa.Column("s3_version_id", sa.String(1024), nullable=True),
+    sa.Column("retention_mode", sa.String(16), nullable=True),
+    sa.Column("retain_until", TS, nullable=True),
+    sa.Column("legal_hold", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("fetched_at", TS, nullable=True),
+    sa.Column("archived_at", TS, nullable=True),
+    sa.Column("last_verified_at", TS, nullable=True),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_recordings_state_next_attempt_at", "state", "next_attempt_at"),
+)
+
+custody_events = sa.Table(
+    "custody_events",
+    metadata,
+    # seq is assigned under the chain-head lock (prev seq + 1), so it is gap-free and
+    # part of the hashed content: deleting or reordering events breaks the chain.
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("recording_uuid", sa.String(36), nullable=True, index=True),
+    sa.Column("event", sa.String(40), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("occurred_at", sa.String(32), nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+)

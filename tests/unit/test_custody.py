@@ -1,0 +1,69 @@
+"""The custody chain's hashing and verification, without a database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tenios_io.ledger.custody import GENESIS, canonical_json, event_hash, format_time, verify
+
+
+def _chain(n: int) -> list[dict[str, Any]]:
+    rows, prev = [], GENESIS
+    for seq in range(1, n + 1):
+        row = {
+            "seq": seq,
+            "recording_uuid": f"00000000-0000-4000-8000-{seq:012d}",
+            "event": "registered",
+            "actor": "test",
+            "occurred_at": "2026-01-01T00:00:00.000000Z",
+            "details": canonical_json({"n": seq, "name": "Müller"}),
+        }
+        row["prev_hash"] = prev
+        row["hash"] = prev = event_hash(prev, row)
+        rows.append(row)
+    return rows
+
+
+def test_canonical_json_is_order_independent_and_compact() -> None:
+    assert canonical_json({"b": 1, "a": [1, "ü"]}) == '{"a":[1,"ü"],"b":1}'
+
+
+def test_format_time_is_utc_with_microseconds() -> None:
+    assert format_time(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == (
+        "2026-01-02T03:04:05.000006Z"
+    )
+
+
+def test_intact_chain_verifies() -> None:
+    report = verify(_chain(5))
+    assert report.ok and report.events == 5 and report.head_seq == 5
+
+
+def test_edited_details_are_named() -> None:
+    rows = _chain(5)
+    rows[2]["details"] = canonical_json({"n": 99, "name": "Müller"})
+    report = verify(rows)
+    assert not report.ok and report.first_broken_seq == 3 and "altered" in (report.problem or "")
+
+
+def test_deleted_event_is_named() -> None:
+    rows = _chain(5)
+    del rows[1]
+    report = verify(rows)
+    assert not report.ok and report.first_broken_seq == 3
+
+
+def test_reordered_events_are_detected() -> None:
+    rows = _chain(5)
+    rows[1], rows[2] = rows[2], rows[1]
+    report = verify(rows)
+    assert not report.ok and report.first_broken_seq == 3
+
+
+def test_rehashed_edit_still_breaks_the_link_to_the_next_event() -> None:
+    rows = _chain(4)
+    rows[1]["details"] = canonical_json({"n": 42})
+    rows[1]["hash"] = event_hash(rows[1]["prev_hash"], rows[1])
+    report = verify(rows)
+    assert not report.ok and report.first_broken_seq == 3
