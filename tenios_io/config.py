@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tenios_io.exceptions import ConfigError
@@ -59,11 +59,41 @@ class Settings(BaseSettings):
         default="governance",
         description="Object Lock mode for archived objects: compliance, governance or none.",
     )
+    s3_sse: Literal["AES256", "aws:kms"] | None = Field(
+        default=None,
+        description="Server-side encryption requested on every upload: AES256 (S3-managed keys) "
+        "or aws:kms; unset = the bucket's default encryption.",
+    )
+    s3_kms_key_id: str | None = Field(
+        default=None,
+        description="KMS key id or ARN for TENIOS_S3_SSE=aws:kms; unset = the AWS-managed "
+        "aws/s3 key. Only valid together with aws:kms.",
+    )
+    multipart_threshold_mb: int = Field(
+        default=64,
+        ge=5,
+        le=5 * 1024,
+        description="Recordings larger than this many MiB are uploaded in 16 MiB parts "
+        "(multipart upload) instead of one PUT.",
+    )
+    spool_dir: Path | None = Field(
+        default=None,
+        description="Directory for the temporary spool files recordings are hashed into before "
+        "upload (needs room for the largest recordings in flight); unset = the system "
+        "temp directory.",
+    )
     lease_seconds: int = Field(
         default=300, ge=10, description="Claim lease in seconds; renewed while a worker works."
     )
     not_found_grace_hours: float = Field(
         default=48, ge=0, description="How long after registration a 404 means 'not ready yet'."
+    )
+    max_attempts: int = Field(
+        default=10,
+        ge=1,
+        description="Transient failures (5xx, throttling, dropped connections) of one recording "
+        "are retried with backoff until it has been tried this often; then it is failed "
+        "(`ledger requeue` puts it back). Not-ready 404s follow the grace period instead.",
     )
     api_rate_limit: float | None = Field(
         default=None, gt=0, description="TENIOS API requests per second, all workers; unset = none."
@@ -115,6 +145,13 @@ class Settings(BaseSettings):
         value = value.strip("/")
         if not re.fullmatch(r"[A-Za-z0-9._\-/]*", value) or ".." in value.split("/"):
             raise ValueError("may hold only letters, digits, '.', '_', '-' and '/' (no '..')")
+        return value
+
+    @field_validator("s3_kms_key_id")
+    @classmethod
+    def _kms_key(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("s3_sse") != "aws:kms":
+            raise ValueError("is only used with TENIOS_S3_SSE=aws:kms; set that or unset this")
         return value
 
     @field_validator("sftp_url")
@@ -193,9 +230,9 @@ def _format_error(exc: ValidationError) -> str:
     return "invalid settings:\n  " + "\n  ".join(lines)
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Read the settings; raise ConfigError naming the variable on any bad value."""
-    file_values = _read_toml(config_file) if config_file else {}
+    file_values = _read_toml(Path(config_file)) if config_file else {}
 
     class _WithFile(Settings):
         @classmethod

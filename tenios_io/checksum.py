@@ -1,0 +1,253 @@
+"""Streaming SHA-256 into a spool file on disk, with memory bounded whatever the size.
+
+A source writes a recording into a :class:`HashingSpool` (it is a
+:class:`~tenios_io.sources.Sink`); the spool appends the bytes to a temporary
+file while it computes their SHA-256 and size, and remembers the first bytes so
+the audio type can be told from its magic bytes rather than from a name.
+:meth:`HashingSpool.finish` freezes the result as a :class:`Spooled`, which the
+archive store uploads from disk in parts.
+
+The spool is append-only: the one other thing a source may do is start over —
+``seek(0)`` and ``truncate()`` (in either order) — and that resets the digest and
+the size, so a retried download is hashed from its first byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+__all__ = [
+    "CHUNK_SIZE",
+    "HashingSpool",
+    "Spooled",
+    "detect_content_type",
+    "spool_stream",
+]
+
+CHUNK_SIZE = 1024 * 1024
+"""Bytes read per step when copying a stream (1 MiB)."""
+
+_HEAD_BYTES = 12
+"""Enough for every signature :func:`detect_content_type` knows (RIFF....WAVE)."""
+
+_MPEG_BITRATE_BAD = 0x0F
+_MPEG_RATE_RESERVED = 0x03
+
+
+def detect_content_type(head: bytes) -> tuple[str, str]:
+    """``(content type, extension)`` from a file's first bytes.
+
+    WAV is ``RIFF`` <size> ``WAVE``; MP3 is an ``ID3`` tag or an MPEG audio frame
+    header (11-bit frame sync ``0xFFE``, with the version, layer, bitrate and
+    sample-rate fields not holding their reserved/invalid values, which keeps
+    random binary from passing as audio).  Anything else is
+    ``application/octet-stream`` / ``bin``.
+    """
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav", "wav"
+    if head[:3] == b"ID3":
+        return "audio/mpeg", "mp3"
+    if len(head) >= 3 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        version = (head[1] >> 3) & 0x03  # 01 is reserved
+        layer = (head[1] >> 1) & 0x03  # 00 is reserved (and what AAC/ADTS uses)
+        bitrate = head[2] >> 4
+        rate = (head[2] >> 2) & 0x03
+        if (
+            version != 0x01
+            and layer != 0x00
+            and bitrate != _MPEG_BITRATE_BAD
+            and rate != _MPEG_RATE_RESERVED
+        ):
+            return "audio/mpeg", "mp3"
+    return "application/octet-stream", "bin"
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """A finished spool file: what was written, its SHA-256 (hex) and size, its detected type.
+
+    The file belongs to the :class:`HashingSpool` that made it and is deleted when
+    that spool is closed.
+    """
+
+    path: Path
+    sha256: str
+    size: int
+    content_type: str
+    extension: str
+
+
+def _remove(file: BinaryIO, path: Path) -> None:
+    file.close()
+    path.unlink(missing_ok=True)
+
+
+class HashingSpool:
+    """A writable sink that appends to a temporary file while hashing (SHA-256) and counting.
+
+    Use it as a context manager: the temporary file is deleted on exit (and, as a
+    safety net, when the spool is garbage-collected).  ``seek(0)`` + ``truncate()``
+    restarts it; any other seek or truncate that would make the hash disagree
+    with the file raises :class:`io.UnsupportedOperation`.
+    """
+
+    def __init__(self, spool_dir: str | os.PathLike[str] | None = None) -> None:
+        fd, name = tempfile.mkstemp(prefix="tenios-", suffix=".spool", dir=spool_dir)
+        self._path = Path(name)
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._finalizer = weakref.finalize(self, _remove, self._file, self._path)
+        self._hash = hashlib.sha256()
+        self._head = bytearray()
+        self._size = 0
+        self._pos = 0
+        self._spooled: Spooled | None = None
+
+    # -- the Sink protocol --------------------------------------------------------------
+
+    def write(self, data: bytes, /) -> int:
+        """Append ``data``; the position must be at the end (the spool never rewrites)."""
+        self._check_open()
+        if self._pos != self._size:
+            raise io.UnsupportedOperation(
+                "HashingSpool only appends: call seek(0) and truncate() to start over"
+            )
+        view = memoryview(data)
+        written = self._file.write(view)
+        self._hash.update(view)
+        if len(self._head) < _HEAD_BYTES:
+            self._head += view[: _HEAD_BYTES - len(self._head)]
+        self._size += written
+        self._pos += written
+        return written
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        """Move to the start (to restart) or to the end; nowhere else."""
+        self._check_open()
+        if whence == io.SEEK_SET:
+            target = offset
+        elif whence == io.SEEK_CUR:
+            target = self._pos + offset
+        elif whence == io.SEEK_END:
+            target = self._size + offset
+        else:
+            raise ValueError(f"invalid whence ({whence})")
+        if target < 0:
+            raise ValueError(f"negative seek position {target}")
+        if target not in (0, self._size):
+            raise io.UnsupportedOperation(
+                "HashingSpool can seek only to 0 (to restart) or to the end"
+            )
+        self._file.seek(target)
+        self._pos = target
+        return target
+
+    def truncate(self, size: int | None = None, /) -> int:
+        """Truncate to 0 (resetting digest and size), or to the current size (a no-op)."""
+        self._check_open()
+        target = self._pos if size is None else size
+        if target == self._size:
+            return target
+        if target != 0:
+            raise io.UnsupportedOperation(
+                "HashingSpool can truncate only to 0 (to restart): seek(0) then truncate()"
+            )
+        self._file.truncate(0)
+        self._hash = hashlib.sha256()
+        self._head.clear()
+        self._size = 0
+        return 0
+
+    def tell(self) -> int:
+        """The current position (the end of the data, except right after a restart)."""
+        return self._pos
+
+    def writable(self) -> bool:
+        """Always true while open: lets io-aware callers treat the spool as a file."""
+        return not self.closed
+
+    # -- results --------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The spool file on disk."""
+        return self._path
+
+    @property
+    def size(self) -> int:
+        """Bytes written since the last restart."""
+        return self._size
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the bytes written since the last restart."""
+        return self._hash.hexdigest()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the spool (and its file) is gone."""
+        return not self._finalizer.alive
+
+    def finish(self) -> Spooled:
+        """Flush and close the file for writing; return what it holds (idempotent)."""
+        if self._spooled is None:
+            self._check_open()
+            self._file.flush()
+            self._file.close()
+            content_type, extension = detect_content_type(bytes(self._head))
+            self._spooled = Spooled(
+                path=self._path,
+                sha256=self._hash.hexdigest(),
+                size=self._size,
+                content_type=content_type,
+                extension=extension,
+            )
+        return self._spooled
+
+    def close(self) -> None:
+        """Delete the spool file; safe to call more than once."""
+        self._finalizer()
+
+    def __enter__(self) -> HashingSpool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("finished" if self._spooled else "open")
+        return f"<HashingSpool {self._path} {state} size={self._size}>"
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("the spool is closed (its file was deleted)")
+        if self._spooled is not None:
+            raise ValueError("the spool is finished; it cannot be written any more")
+
+
+def spool_stream(stream: BinaryIO, spool_dir: str | os.PathLike[str] | None = None) -> HashingSpool:
+    """Copy a readable binary stream into a new :class:`HashingSpool`, 1 MiB at a time.
+
+    Returns the spool (not yet finished); if the copy fails the spool is deleted and
+    the error propagates.
+    """
+    spool = HashingSpool(spool_dir)
+    try:
+        while chunk := stream.read(CHUNK_SIZE):
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
