@@ -1,7 +1,143 @@
-"""`tenios-archive api ...` commands."""
+"""`tenios-archive api ...`: call the TENIOS record-call API by hand.
+
+Library errors (not found, access denied, invalid field) leave through
+:func:`tenios_io.cli.main` as one line and exit 1; a missing TENIOS_ACCESS_KEY
+or a malformed argument exits 2.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="api commands.", no_args_is_help=True)
+from tenios_io.api import TeniosClient, make_http_client
+from tenios_io.cli._common import console, err_console, settings
+from tenios_io.config import UUID_RE, Settings
+from tenios_io.ledger import NewRecording, open_ledger
+
+app = typer.Typer(
+    help="Call the TENIOS record-call API (start, stop, retrieve a recording).",
+    no_args_is_help=True,
+)
+
+_UUID = re.compile(UUID_RE)
+
+
+def _uuid(value: str) -> str:
+    if not _UUID.fullmatch(value):
+        raise typer.BadParameter(f"{value!r} is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
+    return value.lower()
+
+
+@contextlib.contextmanager
+def _client(config: Settings) -> Iterator[TeniosClient]:
+    access_key = config.require_access_key()  # ConfigError → exit 2
+    with make_http_client(config.api_url, pool_size=1) as http:
+        yield TeniosClient(http, access_key)
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    call_uuid: Annotated[
+        str, typer.Argument(help="The call to record.", callback=_uuid, show_default=False)
+    ],
+    no_caller: Annotated[
+        bool, typer.Option("--no-caller", help="Do not record the caller's voice.")
+    ] = False,
+    no_callee: Annotated[
+        bool, typer.Option("--no-callee", help="Do not record the called party's voice.")
+    ] = False,
+) -> None:
+    """Start recording a call; print the recording_uuid and register it in the ledger."""
+    if no_caller and no_callee:
+        raise typer.BadParameter("--no-caller and --no-callee together would record nothing")
+    config = settings(ctx)
+    with _client(config) as client:
+        recording_uuid = client.start_recording(
+            call_uuid, record_caller=not no_caller, record_callee=not no_callee
+        )
+    # Printed before the ledger is touched: if registering fails, the uuid is not lost.
+    console.print(recording_uuid, soft_wrap=True)
+    with open_ledger(config) as ledger:
+        ledger.register(
+            [NewRecording(recording_uuid=recording_uuid, call_uuid=call_uuid)],
+            actor="cli:api-start",
+        )
+    err_console.print(f"registered {recording_uuid} (call {call_uuid}) in the ledger")
+
+
+@app.command("stop")
+def stop(
+    ctx: typer.Context,
+    recording_uuid: Annotated[
+        str, typer.Argument(help="The recording to stop.", callback=_uuid, show_default=False)
+    ],
+    call_uuid: Annotated[
+        str | None,
+        typer.Option("--call-uuid", help="The recording's call (sent along, as TENIOS's example)."),
+    ] = None,
+) -> None:
+    """Stop a recording."""
+    if call_uuid is not None:
+        call_uuid = _uuid(call_uuid)
+    with _client(settings(ctx)) as client:
+        client.stop_recording(recording_uuid, call_uuid=call_uuid)
+    console.print(f"stopped {recording_uuid}", soft_wrap=True)
+
+
+@app.command("retrieve")
+def retrieve(
+    ctx: typer.Context,
+    recording_uuid: Annotated[
+        str, typer.Argument(help="The recording to download.", callback=_uuid, show_default=False)
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="File to write (atomically).", dir_okay=False, show_default=False
+        ),
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Download a recording into FILE; print its size and SHA-256.
+
+    The bytes go to a temporary file beside FILE, which is renamed only once the
+    download is complete and its length is right.
+    """
+    if output.exists() and not force:
+        err_console.print(f"[bold red]error:[/] {output} exists; pass --force to overwrite it")
+        raise typer.Exit(1)
+    directory = output.parent if str(output.parent) else Path(".")
+    if not directory.is_dir():
+        raise typer.BadParameter(f"directory {directory} does not exist", param_hint="--output")
+
+    with _client(settings(ctx)) as client:
+        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{output.name}.", suffix=".part")
+        temp = Path(temp_name)
+        try:
+            with os.fdopen(fd, "w+b") as sink:
+                result = client.retrieve_recording(recording_uuid, sink)
+                sink.flush()
+                os.fsync(sink.fileno())
+                written = os.fstat(sink.fileno()).st_size
+                if written != result.size:
+                    err_console.print(
+                        f"[bold red]error:[/] wrote {written} bytes but received {result.size}; "
+                        f"{output} left untouched"
+                    )
+                    raise typer.Exit(1)
+                sink.seek(0)
+                digest = hashlib.file_digest(sink, "sha256").hexdigest()
+            os.replace(temp, output)
+        finally:
+            temp.unlink(missing_ok=True)
+    console.print(f"{output}: {result.size} bytes, sha256 {digest}", soft_wrap=True)
