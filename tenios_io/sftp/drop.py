@@ -1,0 +1,530 @@
+"""The customer's SFTP drop folder: find settled recordings, stream them, release them.
+
+:class:`SftpDrop` works on an injected ``paramiko.SFTPClient`` (or an
+:class:`~tenios_io.sftp.connect.SftpConnection`, which adds reconnection) and does three
+things, each safe to repeat:
+
+- :meth:`SftpDrop.sweep` lists the drop recursively and sorts every regular file into
+  *ready* (name matches the pattern, settled), *unsettled* (still being written: a
+  temporary name, a recent mtime, or a size/mtime this instance saw change within the
+  settle time), *unmatched* (counted, never touched) and *duplicates* (a second file
+  naming the same recording; the first by path wins);
+- :meth:`SftpDrop.fetch` streams one file into a sink with read-ahead (paramiko's
+  prefetch, 1 MiB reads), and refuses a file that changed while it was read;
+- :meth:`SftpDrop.release` applies ``TENIOS_SFTP_AFTER`` (keep, move:DIR, delete) once the
+  archive copy is verified; a file that is already gone counts as released.
+
+Errors: SFTP status errors are translated here (missing file → SourceFileMissing, anything
+else → SourceUnavailable); a lost connection is the connection's business (see
+:meth:`SftpConnection.run`), which retries the whole operation or raises SourceUnavailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import posixpath
+import re
+import stat
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, NoReturn
+
+import paramiko
+
+from tenios_io.config import DEFAULT_SFTP_PATTERN, ENV_PREFIX, Settings
+from tenios_io.exceptions import ConfigError, SourceFileMissing, SourceUnavailable
+from tenios_io.sftp.connect import SftpConnection, connection_lost, parse_sftp_url
+from tenios_io.sources import Sink
+
+__all__ = [
+    "CHUNK_SIZE",
+    "TEMPORARY_SUFFIXES",
+    "DropFile",
+    "SftpDrop",
+    "SweepResult",
+    "is_temporary_name",
+]
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1024 * 1024
+"""Bytes handed to the sink per write (1 MiB); paramiko reads ahead in 32 KiB requests."""
+
+_REQUEST_SIZE = paramiko.SFTPFile.MAX_REQUEST_SIZE
+
+TEMPORARY_SUFFIXES = (".part", ".tmp", ".filepart", ".partial")
+"""Name endings uploaders use while a file is still being written (WinSCP, curl, rsync …)."""
+
+_MAX_MOVE_SUFFIX = 1000
+_PATTERN_VAR = f"{ENV_PREFIX}SFTP_PATTERN"
+_AFTER_VAR = f"{ENV_PREFIX}SFTP_AFTER"
+
+AfterMode = Literal["keep", "move", "delete"]
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether a base name looks like a file still being uploaded (hidden or .part & co)."""
+    return name.startswith(".") or name.lower().endswith(TEMPORARY_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class DropFile:
+    """A settled recording file in the drop."""
+
+    path: str
+    """Path on the server, as given to :meth:`SftpDrop.fetch` and :meth:`SftpDrop.release`."""
+    recording_uuid: str
+    """From the file name, in canonical lower-case form."""
+    size: int
+    mtime: float
+    """Modification time on the server, seconds since the epoch."""
+
+    @property
+    def modified_at(self) -> datetime:
+        """``mtime`` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.mtime, tz=UTC)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one :meth:`SftpDrop.sweep` found; every list is in path order."""
+
+    ready: list[DropFile] = field(default_factory=list)
+    """Settled files to archive, at most one per recording_uuid."""
+    unsettled: list[str] = field(default_factory=list)
+    """Matching files still being written (temporary name, recent or changing); next sweep."""
+    unmatched: list[str] = field(default_factory=list)
+    """Files whose name does not match the pattern: counted, never touched."""
+    duplicates: list[DropFile] = field(default_factory=list)
+    """Further files naming a recording_uuid an earlier path already names: never touched."""
+
+
+@dataclass(frozen=True)
+class _Seen:
+    size: int
+    mtime: float
+    changed_at: float | None  # when this sweep-to-sweep observation last changed
+
+
+def _parse_after(after: str) -> tuple[AfterMode, str | None]:
+    if after in ("keep", "delete"):
+        return ("keep" if after == "keep" else "delete"), None
+    if after.startswith("move:") and after[5:].strip():
+        return "move", after[5:].strip()
+    raise ConfigError(
+        f"{_AFTER_VAR} must be keep, delete or move:DIR (got {after!r})", variable=_AFTER_VAR
+    )
+
+
+def _compile_pattern(pattern: str) -> re.Pattern[str]:
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(
+            f"{_PATTERN_VAR} is not a valid regular expression ({exc})", variable=_PATTERN_VAR
+        ) from None
+    if "recording_uuid" not in compiled.groupindex:
+        raise ConfigError(
+            f"{_PATTERN_VAR} needs a named group (?P<recording_uuid>...)", variable=_PATTERN_VAR
+        )
+    return compiled
+
+
+def _normalise(path: str) -> str:
+    path = posixpath.normpath(path) if path else "."
+    return "/" + path.lstrip("/") if path.startswith("//") else path
+
+
+def _join(directory: str, name: str) -> str:
+    return name if directory == "." else posixpath.join(directory, name)
+
+
+def _restart(sink: Sink) -> None:
+    sink.seek(0)
+    sink.truncate()
+
+
+class SftpDrop:
+    """The drop folder below ``root`` on an SFTP server (see the module docstring).
+
+    ``sftp`` is a connected ``paramiko.SFTPClient`` (no reconnection) or an
+    :class:`SftpConnection` (reconnects after a dropped connection).  ``pattern`` is
+    searched for in each base name and must have the named group ``recording_uuid``;
+    ``after`` is ``keep``, ``move:DIR`` (DIR relative to ``root`` unless absolute) or
+    ``delete``.  ``clock`` gives "now" in epoch seconds, for the settle check.
+
+    One instance remembers the size and mtime of each file between sweeps, so keep using
+    the same instance across sweeps; :meth:`sweep` is not meant to run in two threads at
+    once (fetch and release are).
+    """
+
+    def __init__(
+        self,
+        sftp: paramiko.SFTPClient | SftpConnection,
+        root: str,
+        *,
+        pattern: str = DEFAULT_SFTP_PATTERN,
+        settle_seconds: float = 60.0,
+        after: str = "keep",
+        clock: Callable[[], float] = time.time,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self._connection = sftp if isinstance(sftp, SftpConnection) else SftpConnection.attach(sftp)
+        self.root = _normalise(root)
+        self._pattern = _compile_pattern(pattern)
+        self._settle_seconds = settle_seconds
+        self._after, after_dir = _parse_after(after)
+        self._move_dir: str | None = None
+        if after_dir is not None:
+            self._move_dir = _normalise(
+                after_dir if after_dir.startswith("/") else _join(self.root, after_dir)
+            )
+        self._clock = clock
+        self._chunk_size = chunk_size
+        self._seen: dict[str, _Seen] = {}
+
+    @classmethod
+    def from_settings(
+        cls, sftp: paramiko.SFTPClient | SftpConnection, settings: Settings
+    ) -> SftpDrop:
+        """A drop at the path of TENIOS_SFTP_URL with the pattern, settle time and after-action."""
+        if not settings.sftp_url:
+            raise ConfigError(f"{ENV_PREFIX}SFTP_URL is not set", variable=f"{ENV_PREFIX}SFTP_URL")
+        return cls(
+            sftp,
+            parse_sftp_url(settings.sftp_url).path,
+            pattern=settings.sftp_pattern,
+            settle_seconds=settings.sftp_settle_seconds,
+            after=settings.sftp_after,
+        )
+
+    def __repr__(self) -> str:
+        after = f"move:{self._move_dir}" if self._after == "move" else self._after
+        return f"<SftpDrop {self.root!r} via {self._connection!r} after={after}>"
+
+    # -- names ----------------------------------------------------------------------------
+
+    def recording_uuid_of(self, path: str) -> str | None:
+        """The canonical recording_uuid the pattern finds in the base name, or None."""
+        match = self._pattern.search(posixpath.basename(path))
+        if match is None or match.group("recording_uuid") is None:
+            return None
+        try:
+            return str(uuid.UUID(match.group("recording_uuid")))
+        except ValueError:
+            logger.debug("SFTP %s: %r is not a UUID", path, match.group("recording_uuid"))
+            return None
+
+    # -- sweep ----------------------------------------------------------------------------
+
+    def sweep(self) -> SweepResult:
+        """List the drop recursively and sort its files (see :class:`SweepResult`)."""
+        files = self._connection.run(self._list_files, what=f"sweep {self.root}")
+        now = self._clock()
+        ready: list[DropFile] = []
+        unsettled: list[str] = []
+        unmatched: list[str] = []
+        duplicates: list[DropFile] = []
+        claimed: set[str] = set()
+        seen: dict[str, _Seen] = {}
+        for path, attrs in sorted(files, key=lambda item: item[0]):
+            size, mtime = attrs.st_size or 0, float(attrs.st_mtime or 0)
+            changed_at = self._observe(path, size, mtime, now)
+            seen[path] = _Seen(size, mtime, changed_at)
+            recording_uuid = self.recording_uuid_of(path)
+            if recording_uuid is None:
+                unmatched.append(path)
+                continue
+            if is_temporary_name(posixpath.basename(path)):
+                unsettled.append(path)
+                continue
+            found = DropFile(path=path, recording_uuid=recording_uuid, size=size, mtime=mtime)
+            if recording_uuid in claimed:
+                duplicates.append(found)
+            elif self._settled(mtime, changed_at, now):
+                ready.append(found)
+            else:
+                unsettled.append(path)
+            claimed.add(recording_uuid)
+        self._seen = seen  # forget files that went away
+        result = SweepResult(
+            ready=ready, unsettled=unsettled, unmatched=unmatched, duplicates=duplicates
+        )
+        logger.info(
+            "SFTP sweep of %s: %d ready, %d unsettled, %d unmatched, %d duplicates",
+            self.root,
+            len(ready),
+            len(unsettled),
+            len(unmatched),
+            len(duplicates),
+        )
+        return result
+
+    def _observe(self, path: str, size: int, mtime: float, now: float) -> float | None:
+        previous = self._seen.get(path)
+        if previous is None:
+            return None  # first sighting: only the mtime can tell
+        if (previous.size, previous.mtime) != (size, mtime):
+            return now
+        return previous.changed_at
+
+    def _settled(self, mtime: float, changed_at: float | None, now: float) -> bool:
+        # A future mtime (clock skew) counts as recent: better late than half a file.
+        if now - mtime < self._settle_seconds:
+            return False
+        return changed_at is None or now - changed_at >= self._settle_seconds
+
+    def _list_files(self, sftp: paramiko.SFTPClient) -> list[tuple[str, paramiko.SFTPAttributes]]:
+        files: list[tuple[str, paramiko.SFTPAttributes]] = []
+        pending = [self.root]
+        while pending:
+            directory = pending.pop()
+            try:
+                entries = sftp.listdir_attr(directory)
+            except OSError as exc:
+                if connection_lost(exc, sftp):
+                    raise
+                if directory == self.root:
+                    raise ConfigError(
+                        f"cannot list the SFTP drop {self.root!r} ({exc}): check the path in "
+                        f"{ENV_PREFIX}SFTP_URL and the login's permissions",
+                        variable=f"{ENV_PREFIX}SFTP_URL",
+                    ) from exc
+                logger.warning("SFTP sweep: skipping %s (%s)", directory, exc)
+                continue
+            for entry in entries:
+                path = _join(directory, entry.filename)
+                mode = entry.st_mode or 0
+                if stat.S_ISDIR(mode):
+                    # Hidden directories are not uploads; the move target holds released files.
+                    if not entry.filename.startswith(".") and _normalise(path) != self._move_dir:
+                        pending.append(path)
+                elif stat.S_ISREG(mode):
+                    files.append((path, entry))
+                # symlinks, sockets, devices: not recordings; never followed (no loops)
+        return files
+
+    # -- fetch ----------------------------------------------------------------------------
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` is a regular file on the server now."""
+
+        def check(sftp: paramiko.SFTPClient) -> bool:
+            try:
+                return stat.S_ISREG(sftp.stat(path).st_mode or 0)
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                self._translate(exc, sftp, f"cannot stat {path}")
+
+        return self._connection.run(check, what=f"stat {path}")
+
+    def fetch(self, path: str, sink: Sink) -> int:
+        """Stream ``path`` into ``sink``; return the byte count.
+
+        The sink is restarted (``seek(0)``, ``truncate()``) before the first byte and again
+        if anything fails, so it never holds half a file.  The file is stat-ed before and
+        after reading: if its size or mtime moved, or fewer bytes came than its size said,
+        it is still being written → SourceUnavailable ("changed while being read").  A
+        missing file → SourceFileMissing.
+        """
+        try:
+            return self._connection.run(
+                lambda sftp: self._fetch_once(sftp, path, sink), what=f"fetch {path}"
+            )
+        except BaseException:
+            with contextlib.suppress(OSError, ValueError):
+                _restart(sink)
+            raise
+
+    def _fetch_once(self, sftp: paramiko.SFTPClient, path: str, sink: Sink) -> int:
+        before = self._stat_file(sftp, path)
+        _restart(sink)
+        received = 0
+        started = time.monotonic()
+        try:
+            handle = sftp.open(path, "rb")
+        except FileNotFoundError as exc:
+            raise SourceFileMissing(f"SFTP file {path} is not there (any more)") from exc
+        except OSError as exc:
+            self._translate(exc, sftp, f"cannot open {path}")
+        with handle:
+            # Read-ahead: paramiko queues 32 KiB read requests for the whole file at once
+            # and collects the answers as we read.  SSH flow control (the channel window)
+            # keeps what is buffered but not yet read to a few MiB, whatever the file size.
+            handle.prefetch(before.st_size)
+            pieces: list[bytes] = []
+            pending = 0
+            while True:
+                try:
+                    # One read request's worth at a time: SFTPFile.read(n) for larger n
+                    # joins the pieces by repeated bytes concatenation (quadratic).
+                    piece = handle.read(_REQUEST_SIZE)
+                except EOFError as exc:  # a read-ahead request found EOF: the file shrank
+                    if connection_lost(exc, sftp):
+                        raise
+                    raise self._changed(path, "it shrank") from exc
+                except OSError as exc:
+                    self._translate(exc, sftp, f"cannot read {path}")
+                if piece:
+                    pieces.append(piece)
+                    pending += len(piece)
+                if pending and (pending >= self._chunk_size or not piece):
+                    sink.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+                    received += pending
+                    pieces.clear()
+                    pending = 0
+                if not piece:
+                    break
+        try:
+            after = self._stat_file(sftp, path)
+        except SourceFileMissing as exc:
+            raise self._changed(path, "it disappeared") from exc
+        size_before = before.st_size or 0
+        if (after.st_size, after.st_mtime) != (
+            before.st_size,
+            before.st_mtime,
+        ) or received != size_before:
+            raise self._changed(
+                path,
+                f"size {size_before} → {after.st_size}, mtime {before.st_mtime} → "
+                f"{after.st_mtime}, {received} bytes read",
+            )
+        elapsed = time.monotonic() - started
+        logger.debug(
+            "SFTP fetched %s: %d bytes in %.2f s (%.1f MiB/s)",
+            path,
+            received,
+            elapsed,
+            received / 2**20 / elapsed if elapsed > 0 else 0.0,
+        )
+        return received
+
+    @staticmethod
+    def _changed(path: str, detail: str) -> SourceUnavailable:
+        return SourceUnavailable(
+            f"SFTP file {path} changed while being read ({detail}): it is probably still "
+            "being written; try again later"
+        )
+
+    def _stat_file(self, sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes:
+        try:
+            attrs = sftp.stat(path)
+        except FileNotFoundError as exc:
+            raise SourceFileMissing(f"SFTP file {path} is not there (any more)") from exc
+        except OSError as exc:
+            self._translate(exc, sftp, f"cannot stat {path}")
+        if not stat.S_ISREG(attrs.st_mode or 0):
+            raise SourceFileMissing(f"SFTP path {path} is not a regular file")
+        return attrs
+
+    @staticmethod
+    def _translate(exc: OSError, sftp: paramiko.SFTPClient, what: str) -> NoReturn:
+        """A lost connection goes up as is (the connection retries); else SourceUnavailable."""
+        if connection_lost(exc, sftp):
+            raise exc
+        raise SourceUnavailable(f"SFTP: {what} ({exc}); try again later") from exc
+
+    # -- release --------------------------------------------------------------------------
+
+    def release(self, path: str, *, expected_size: int | None = None) -> str:
+        """Apply the after-action to an archived file; return what was done.
+
+        ``"kept"``; ``"moved to <path>"`` (creating directories; an existing target is
+        never overwritten, a ``.1``, ``.2`` … suffix is added before the extension);
+        ``"deleted"``; or ``"already gone"`` when the file is not there — an earlier run
+        released it and crashed before recording that, which is fine.  With
+        ``expected_size`` (the archived size), a file whose size differs now is a new
+        upload under the same name and is left alone (``"kept: …"``).  Failures raise
+        SourceUnavailable: the file stays and the next run tries again.
+        """
+        if self._after == "keep":
+            return "kept"
+        description = self._connection.run(
+            lambda sftp: self._release_once(sftp, path, expected_size), what=f"release {path}"
+        )
+        logger.info("SFTP %s: %s", path, description)
+        return description
+
+    def _release_once(self, sftp: paramiko.SFTPClient, path: str, expected_size: int | None) -> str:
+        try:
+            size = sftp.stat(path).st_size
+            if expected_size is not None and size != expected_size:
+                return (
+                    f"kept: the file changed since it was archived ({size} bytes now, "
+                    f"{expected_size} archived)"
+                )
+            if self._after == "delete":
+                sftp.remove(path)
+                return "deleted"
+            return f"moved to {self._move(sftp, path)}"
+        except FileNotFoundError:
+            return "already gone"
+        except OSError as exc:
+            verb = "delete" if self._after == "delete" else "move"
+            self._translate(exc, sftp, f"cannot {verb} {path}; the file stays in the drop")
+
+    def move_target(self, path: str) -> str:
+        """Where ``move:DIR`` puts ``path``: DIR plus the path below the drop root."""
+        if self._move_dir is None:
+            raise ValueError("the after-action is not move:DIR")
+        path = _normalise(path)
+        if self.root == "." and not path.startswith(("/", "../")):
+            relative = path
+        elif path.startswith(self.root.rstrip("/") + "/"):
+            relative = path[len(self.root.rstrip("/")) + 1 :]
+        else:
+            relative = posixpath.basename(path)
+        return _join(self._move_dir, relative)
+
+    def _move(self, sftp: paramiko.SFTPClient, path: str) -> str:
+        target = self.move_target(path)
+        self._makedirs(sftp, posixpath.dirname(target), for_path=path)
+        stem, extension = posixpath.splitext(target)
+        for n in range(_MAX_MOVE_SUFFIX):
+            candidate = target if n == 0 else f"{stem}.{n}{extension}"
+            if self._lexists(sftp, candidate):
+                continue
+            try:
+                # Plain SFTP rename never replaces an existing target (unlike posix-rename).
+                sftp.rename(path, candidate)
+            except FileNotFoundError:
+                raise
+            except OSError:
+                if self._lexists(sftp, candidate):
+                    continue  # someone took the name between our stat and the rename
+                raise
+            return candidate
+        raise SourceUnavailable(f"SFTP: no free name for {target} after {_MAX_MOVE_SUFFIX} tries")
+
+    @staticmethod
+    def _lexists(sftp: paramiko.SFTPClient, path: str) -> bool:
+        try:
+            sftp.lstat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _makedirs(self, sftp: paramiko.SFTPClient, directory: str, *, for_path: str) -> None:
+        missing: list[str] = []
+        while directory not in ("", ".", "/"):
+            try:
+                sftp.stat(directory)
+                break
+            except FileNotFoundError:
+                missing.append(directory)
+                directory = posixpath.dirname(directory)
+        for each in reversed(missing):
+            try:
+                sftp.mkdir(each)
+            except OSError as exc:
+                if not self._lexists(sftp, each):  # created meanwhile by someone else is fine
+                    self._translate(
+                        exc,
+                        sftp,
+                        f"cannot create {each} for {for_path}; the file stays in the drop",
+                    )

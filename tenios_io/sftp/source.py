@@ -1,0 +1,100 @@
+"""The SFTP drop as a :class:`~tenios_io.sources.RecordingSource` for the archiving pipeline."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from tenios_io.config import Settings
+from tenios_io.exceptions import SourceFileMissing, TeniosArchiveError
+from tenios_io.sftp.connect import SftpConnection, connect_sftp
+from tenios_io.sftp.drop import SftpDrop
+from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
+
+__all__ = ["SftpSource"]
+
+
+class SftpSource:
+    """Recordings from the customer's SFTP drop, by the path the ledger recorded for them.
+
+    ``can_fetch`` is true when the request has a ``source_path`` and that file is there;
+    ``fetch`` streams it (``Fetched.source`` is ``"sftp:<path>"``); ``after_archived``
+    applies TENIOS_SFTP_AFTER and returns what it did.  Errors carry the request's
+    ``recording_uuid``.  A connection problem raises SourceUnavailable from every method,
+    ``can_fetch`` included: "the server is down" is not "the file is not there".
+    """
+
+    name: str = "sftp"
+
+    def __init__(self, drop: SftpDrop, *, connection: SftpConnection | None = None) -> None:
+        self.drop = drop
+        self._connection = connection  # closed by close() when given
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **connect_options: Any) -> SftpSource:
+        """Connect to TENIOS_SFTP_URL (see :func:`connect_sftp`) and wrap the drop there."""
+        connection = connect_sftp(settings, **connect_options)
+        return cls(SftpDrop.from_settings(connection, settings), connection=connection)
+
+    def can_fetch(self, request: FetchRequest) -> bool:
+        """Whether the ledger knows a drop path for the recording and the file is there."""
+        if not request.source_path:
+            return False
+        try:
+            return self.drop.exists(request.source_path)
+        except TeniosArchiveError as exc:
+            _tag(exc, request)
+            raise
+
+    def fetch(self, request: FetchRequest, sink: Sink) -> Fetched:
+        """Stream the recording's drop file into ``sink``."""
+        path = request.source_path
+        try:
+            if not path:
+                raise SourceFileMissing("the ledger has no SFTP path for this recording")
+            named = self.drop.recording_uuid_of(path)
+            if named is not None and named != request.recording_uuid.lower():
+                # Never archive one recording's bytes under another's uuid.
+                raise SourceFileMissing(f"SFTP file {path} names recording {named}, not this one")
+            size = self.drop.fetch(path, sink)
+        except TeniosArchiveError as exc:
+            _tag(exc, request)
+            raise
+        return Fetched(source=f"sftp:{path}", size=size, content_type=None)
+
+    def after_archived(self, request: FetchRequest, fetched: Fetched) -> str | None:
+        """Release the drop file (keep / move / delete) now that the archive copy is verified."""
+        if not request.source_path:
+            return None
+        try:
+            return self.drop.release(request.source_path, expected_size=fetched.size)
+        except TeniosArchiveError as exc:
+            _tag(exc, request)
+            raise
+
+    def close(self) -> None:
+        """Close the connection this source opened (if any)."""
+        if self._connection is not None:
+            self._connection.close()
+
+    def __enter__(self) -> SftpSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _tag(exc: TeniosArchiveError, request: FetchRequest) -> None:
+    if exc.recording_uuid is None:
+        exc.recording_uuid = request.recording_uuid
+
+
+if TYPE_CHECKING:  # mypy checks that SftpSource satisfies the protocol
+
+    def _is_a_recording_source(source: SftpSource) -> RecordingSource:
+        return source
