@@ -122,6 +122,12 @@ class Settings(BaseSettings):
         description="What to do with a drop file once archived and verified: keep, "
         "move:DIR or delete.",
     )
+    verify_cycle_days: int = Field(
+        default=30,
+        ge=1,
+        description="`audit verify --rolling` re-verifies the whole archive within this many "
+        "days: each run checks ceil(archived / days) recordings, least recently verified first.",
+    )
 
     @field_validator("api_url")
     @classmethod

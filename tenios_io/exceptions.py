@@ -14,7 +14,8 @@ translated once, at the boundary that meets them, with ``raise ... from exc``.
     │   ├── StaleLease                   [terminal]  lease token no longer current (fenced)
     │   ├── ImportFileError              [terminal]  bad line/column in an import file
     │   ├── ChainBroken                  [terminal]  custody hash chain does not verify
-    │   └── SchemaNotCurrent             [terminal]  database not migrated to head
+    │   ├── SchemaNotCurrent             [terminal]  database not migrated to head
+    │   └── LedgerUnavailable            [transient] database connection lost / busy
     ├── ApiError
     │   ├── InvalidRequest               [terminal]  400, carries ``fields``
     │   ├── AccessDenied                 [terminal]  403, check TENIOS_ACCESS_KEY
@@ -130,6 +131,10 @@ class ChainBroken(LedgerError, Terminal):
     def __init__(self, message: str, *, event_id: int | None) -> None:
         super().__init__(message)
         self.event_id = event_id
+
+
+class LedgerUnavailable(LedgerError, Transient):
+    """The database could not be reached or was busy; try again."""
 
 
 class SchemaNotCurrent(LedgerError, Terminal):

@@ -69,7 +69,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from tenios_io import __version__
+from tenios_io import __version__, crashpoints
 from tenios_io.checksum import CHUNK_SIZE, Spooled
 from tenios_io.exceptions import (
     ArchiveConflict,
@@ -764,6 +764,7 @@ class ArchiveStore:
         retention: _Retention,
         recording_uuid: str,
     ) -> _Put | None:
+        self._abort_stale_uploads(key, recording_uuid)
         args = self._put_args(key, spooled.content_type, metadata, retention)
         upload_id = self._client.create_multipart_upload(ChecksumAlgorithm="SHA256", **args)[
             "UploadId"
@@ -825,6 +826,7 @@ class ArchiveStore:
                     {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
                 )
                 digests += part.digest()
+                crashpoints.reached("multipart_part_uploaded")
             total += len(file.read(1))  # a spool that grew since it was hashed
         if whole.hexdigest() != spooled.sha256 or total != spooled.size:
             raise VerificationFailed(
@@ -834,6 +836,19 @@ class ArchiveStore:
                 s3_key=key,
             )
         return parts, _b64(hashlib.sha256(bytes(digests)).digest())
+
+    def _abort_stale_uploads(self, key: str, recording_uuid: str) -> None:
+        """Abort unfinished multipart uploads of exactly ``key``: a worker that was killed
+        mid-upload leaves them.  Safe, because only the lease holder of the recording
+        writes its (fixed) key, and that is us now."""
+        pages = self._client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self._bucket, Prefix=key
+        )
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload.get("Key") == key and "UploadId" in upload:
+                    self._log.info("aborting a stale multipart upload of %s", key)
+                    self._abort(key, upload["UploadId"], recording_uuid)
 
     def _abort(self, key: str, upload_id: str, recording_uuid: str) -> None:
         try:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
-from tenios_io.exceptions import ConfigError
+from tenios_io.exceptions import ConfigError, LedgerUnavailable
 
 
 def create_ledger_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -33,20 +33,32 @@ def create_ledger_engine(url: str, *, pool_size: int = 10) -> Engine:
         engine = sa.create_engine(parsed, connect_args={"timeout": 60})
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(
+    elif parsed.get_backend_name() == "postgresql":
+        engine = sa.create_engine(
             parsed,
             pool_pre_ping=True,
             pool_size=pool_size,
             max_overflow=pool_size,
             insertmanyvalues_page_size=5000,
         )
-    raise ConfigError(
-        f"TENIOS_DATABASE_URL: unsupported database {parsed.get_backend_name()!r} "
-        "(use sqlite:///… or postgresql+psycopg://…)",
-        variable="TENIOS_DATABASE_URL",
-    )
+    else:
+        raise ConfigError(
+            f"TENIOS_DATABASE_URL: unsupported database {parsed.get_backend_name()!r} "
+            "(use sqlite:///… or postgresql+psycopg://…)",
+            variable="TENIOS_DATABASE_URL",
+        )
+    event.listen(engine, "handle_error", _translate_error)
+    return engine
+
+
+def _translate_error(context: sa.engine.ExceptionContext) -> None:
+    """Lost connections and lock time-outs become LedgerUnavailable (transient): the one
+    place database errors are translated.  Everything else stays as SQLAlchemy raised it."""
+    if context.is_disconnect or isinstance(context.sqlalchemy_exception, sa.exc.OperationalError):
+        first = str(context.original_exception).strip().splitlines()
+        raise LedgerUnavailable(
+            f"ledger database unavailable: {first[0] if first else 'connection lost'}"
+        ) from context.original_exception
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

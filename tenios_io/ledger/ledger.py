@@ -599,6 +599,36 @@ class Ledger:
         found = {State(state): int(n) for state, n in rows}
         return {state: found.get(state, 0) for state in State}
 
+    def next_due_at(self) -> datetime | None:
+        """When the next recording becomes claimable: the earliest pending retry or
+        expiring lease (None when nothing is pending or in progress)."""
+        r = recordings.c
+        with self.engine.connect() as conn:
+            pending = conn.execute(
+                sa.select(sa.func.min(r.next_attempt_at)).where(r.state == State.PENDING.value)
+            ).scalar()
+            leased = conn.execute(
+                sa.select(sa.func.min(r.lease_expires_at)).where(r.state == State.IN_PROGRESS.value)
+            ).scalar()
+        moments = [as_utc(m) for m in (pending, leased) if m is not None]
+        return min((m for m in moments if m is not None), default=None)
+
+    def count_due(self) -> int:
+        """How many recordings could be claimed right now."""
+        now = self.now()
+        r = recordings.c
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(
+                        sa.or_(
+                            sa.and_(r.state == State.PENDING.value, r.next_attempt_at <= now),
+                            sa.and_(r.state == State.IN_PROGRESS.value, r.lease_expires_at < now),
+                        )
+                    )
+                ).scalar_one()
+            )
+
     def chain_head(self) -> custody.ChainHead:
         """The newest custody event's seq and hash."""
         with self.engine.connect() as conn:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
-from tenios_io.exceptions import ConfigError, SchemaNotCurrent
+from tenios_io.exceptions import ConfigError, LedgerUnavailable, SchemaNotCurrent
 from tenios_io.ledger.engine import create_ledger_engine
 
 
@@ -59,9 +58,9 @@ def current_revision(database_url: str) -> str | None:
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
-    except sa.exc.OperationalError as exc:
+    except LedgerUnavailable as exc:
         shown = make_url(database_url).render_as_string(hide_password=True)
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        reason = str(exc).removeprefix("ledger database unavailable: ")
         raise ConfigError(
             f"TENIOS_DATABASE_URL: cannot open the ledger database {shown} ({reason})",
             variable="TENIOS_DATABASE_URL",

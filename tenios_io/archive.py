@@ -1,0 +1,341 @@
+"""Archiving one claimed recording: fetch → spool + SHA-256 → verified upload → ledger.
+
+Every step is safe to repeat.  The S3 key is fixed by the ledger row, uploads
+never overwrite (``If-None-Match: *``), and an object already holding the same
+bytes counts as archived — so a crash anywhere, followed by a re-run, ends with
+exactly one object per recording and a ledger that says so.  Nothing upstream (the
+SFTP drop) is touched until the object has been verified by read-back.
+
+Custody events per recording: ``claimed`` (at claim) → ``fetched``, ``uploaded``
+(or ``found_archived`` after a crash), ``verified`` (one transaction, after the
+read-back) → ``sidecar_written`` + ``archived`` (one transaction) →
+``released_from_source`` (SFTP, optional).  Failures end in ``retry_scheduled``,
+``missing``, ``failed`` or ``conflict`` with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from tenios_io import __version__, crashpoints, progress
+from tenios_io.checksum import HashingSpool, Spooled
+from tenios_io.exceptions import (
+    SourceFileMissing,
+    SourceUnavailable,
+    StaleLease,
+    TeniosArchiveError,
+)
+from tenios_io.lease import LeaseKeeper
+from tenios_io.ledger import Claim, Ledger, State
+from tenios_io.ledger.custody import format_time
+from tenios_io.retry import Decision, RetryPolicy
+from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
+from tenios_io.store import ArchivedObject, ArchiveStore
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    """How one recording's attempt ended in this run."""
+
+    ARCHIVED = "archived"
+    ALREADY_ARCHIVED = "already_archived"
+    RETRY = "retry"
+    MISSING = "missing"
+    FAILED = "failed"
+    CONFLICT = "conflict"
+    LOST_LEASE = "lost_lease"
+    RELEASED = "released"
+
+
+#: Outcomes that make a run exit 1 (DESIGN.md: failed or conflict in this run).
+PROBLEMS = frozenset({Outcome.FAILED, Outcome.CONFLICT})
+
+
+@dataclass(frozen=True)
+class RecordingResult:
+    """One recording's outcome in this run."""
+
+    recording_uuid: str
+    outcome: Outcome
+    size: int = 0
+    source: str | None = None
+    s3_key: str | None = None
+    reason: str | None = None
+    seconds: float = 0.0
+
+
+class _CountingSink:
+    """Passes writes to the spool and reports fetched bytes to the progress bar."""
+
+    def __init__(self, inner: HashingSpool) -> None:
+        self._inner = inner
+        self._reported = 0
+
+    def write(self, data: bytes, /) -> int:
+        n = self._inner.write(data)
+        self._reported += n
+        progress.bytes_fetched(n)
+        return n
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        return self._inner.seek(offset, whence)
+
+    def truncate(self, size: int | None = None, /) -> int:
+        if (size or 0) == 0 and self._reported:
+            progress.bytes_fetched(-self._reported)
+            self._reported = 0
+        return self._inner.truncate(size)
+
+
+class Archiver:
+    """Everything ``archive_one`` needs, wired once per run."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        store: ArchiveStore,
+        sources: Sequence[RecordingSource],
+        policy: RetryPolicy,
+        lease_seconds: float,
+        spool_dir: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not sources:
+            raise ValueError("at least one recording source is needed")
+        self.ledger = ledger
+        self.store = store
+        self.sources = list(sources)
+        self.policy = policy
+        self.lease_seconds = lease_seconds
+        self.spool_dir = spool_dir
+        self._clock = clock
+
+    def archive_batch(
+        self, claims: Sequence[Claim], *, deadline: float | None = None
+    ) -> list[RecordingResult]:
+        """Archive claimed recordings one after another, keeping their leases alive.
+
+        Past ``deadline`` (this clock's seconds) the remaining claims are released
+        unworked: pending again, due now, the attempt not counted.
+        """
+        results: list[RecordingResult] = []
+        with LeaseKeeper(self.ledger, claims, self.lease_seconds) as keeper:
+            for claim in claims:
+                key = claim.recording_uuid
+                if key in keeper.lost:
+                    results.append(RecordingResult(key, Outcome.LOST_LEASE))
+                elif deadline is not None and self._clock() >= deadline:
+                    results.append(self._release(claim, "time budget spent"))
+                else:
+                    results.append(self.archive_one(claim))
+                keeper.done(key)
+        return results
+
+    def _release(self, claim: Claim, reason: str) -> RecordingResult:
+        try:
+            self.ledger.release(claim.recording_uuid, claim.lease_token, reason)
+        except StaleLease:
+            return RecordingResult(claim.recording_uuid, Outcome.LOST_LEASE, reason=reason)
+        return RecordingResult(claim.recording_uuid, Outcome.RELEASED, reason=reason)
+
+    def archive_one(self, claim: Claim) -> RecordingResult:
+        """Fetch, hash, upload, verify and record one claimed recording.
+
+        Never raises for a recording's own failure: the ledger gets the verdict
+        (retry later, missing, failed, conflict) and the result says which.
+        """
+        started = self._clock()
+        rec = claim.recording
+        request = FetchRequest(rec.recording_uuid, rec.call_uuid, rec.source_path)
+        try:
+            result = self._archive(claim, request)
+        except Exception as exc:  # noqa: BLE001 - every error becomes a ledger verdict
+            result = self._record_failure(claim, exc)
+        result = RecordingResult(**{**result.__dict__, "seconds": self._clock() - started})
+        progress.recording_done(result.outcome.value, result.size)
+        return result
+
+    # -- the happy path --------------------------------------------------------------------
+
+    def _archive(self, claim: Claim, request: FetchRequest) -> RecordingResult:
+        rec = claim.recording
+        token = claim.lease_token
+        with HashingSpool(self.spool_dir) as spool:
+            source, fetched = self._fetch(request, _CountingSink(spool))
+            spooled = spool.finish()
+            fetched_at = self.ledger.now()
+            crashpoints.reached("after_fetch")
+            obj = self.store.archive(
+                spooled,
+                recording_uuid=rec.recording_uuid,
+                call_uuid=rec.call_uuid,
+                source=fetched.source,
+                key_date=rec.key_date.date(),
+                legal_hold=rec.legal_hold,
+            )
+        crashpoints.reached("after_upload")
+        hashes = self.ledger.record(
+            rec.recording_uuid,
+            token,
+            [
+                ("fetched", _fetched_details(fetched, spooled, fetched_at)),
+                (
+                    "found_archived" if obj.already_archived else "uploaded",
+                    _object_details(obj),
+                ),
+                ("verified", {"method": "read-back", "sha256": obj.sha256, "size": obj.size}),
+            ],
+        )
+        crashpoints.reached("after_record")
+        archived_at = self.ledger.now()
+        sidecar = self.store.put_sidecar(
+            obj,
+            {
+                "recording_uuid": rec.recording_uuid,
+                "call_uuid": rec.call_uuid,
+                "source": fetched.source,
+                "fetched_at": format_time(fetched_at),
+                "archived_at": format_time(archived_at),
+                "tool_version": __version__,
+                "custody_event_hash": hashes[1],
+            },
+        )
+        self.ledger.complete(
+            rec.recording_uuid,
+            token,
+            {
+                "source": fetched.source,
+                "content_type": obj.content_type,
+                "size_bytes": obj.size,
+                "sha256": obj.sha256,
+                "s3_bucket": obj.bucket,
+                "s3_key": obj.key,
+                "s3_version_id": obj.version_id,
+                "retention_mode": obj.retention_mode,
+                "retain_until": obj.retain_until,
+                "fetched_at": fetched_at,
+                "archived_at": archived_at,
+                "last_verified_at": archived_at,
+            },
+            events=[("sidecar_written", {"key": sidecar})],
+        )
+        crashpoints.reached("after_complete")
+        self._after_archived(source, request, fetched)
+        outcome = Outcome.ALREADY_ARCHIVED if obj.already_archived else Outcome.ARCHIVED
+        return RecordingResult(
+            rec.recording_uuid, outcome, size=obj.size, source=fetched.source, s3_key=obj.key
+        )
+
+    def _fetch(self, request: FetchRequest, sink: Sink) -> tuple[RecordingSource, Fetched]:
+        """The first source that has the recording, in the configured order."""
+        candidates = [s for s in self.sources if s.can_fetch(request)]
+        if not candidates:
+            raise SourceUnavailable(
+                f"recording {request.recording_uuid}: no configured source can fetch it now",
+                recording_uuid=request.recording_uuid,
+            )
+        for index, source in enumerate(candidates):
+            try:
+                return source, source.fetch(request, sink)
+            except SourceFileMissing:
+                if index == len(candidates) - 1:
+                    raise
+                sink.seek(0)
+                sink.truncate()
+                log.info(
+                    "recording %s: not at %s, trying the next source",
+                    request.recording_uuid,
+                    source.name,
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _after_archived(
+        self, source: RecordingSource, request: FetchRequest, fetched: Fetched
+    ) -> None:
+        """Release the source copy (SFTP); a failure never un-archives, it is retried later."""
+        try:
+            action = source.after_archived(request, fetched)
+        except SourceUnavailable as exc:
+            self.ledger.annotate(
+                request.recording_uuid,
+                "release_failed",
+                {"source": fetched.source, "error": str(exc)},
+            )
+            return
+        if action:
+            self.ledger.annotate(
+                request.recording_uuid,
+                "released_from_source",
+                {"source": fetched.source, "action": action},
+            )
+
+    # -- failures --------------------------------------------------------------------------
+
+    def _record_failure(self, claim: Claim, exc: Exception) -> RecordingResult:
+        rec = claim.recording
+        verdict = self.policy.judge(
+            exc, attempts=rec.attempts, discovered_at=rec.discovered_at, now=self.ledger.now()
+        )
+        if not isinstance(exc, StaleLease) and not _is_ours(exc):
+            log.warning("recording %s: unexpected error", rec.recording_uuid, exc_info=exc)
+        key = rec.recording_uuid
+        details = _error_details(exc)
+        try:
+            if verdict.decision is Decision.RETRY:
+                self.ledger.retry_later(
+                    key, claim.lease_token, verdict.reason, delay_seconds=verdict.delay_seconds
+                )
+            elif verdict.decision is not Decision.LOST_LEASE:
+                state = State(verdict.decision.value)
+                self.ledger.fail(
+                    key, claim.lease_token, verdict.reason, state=state, details=details
+                )
+        except StaleLease:
+            return RecordingResult(key, Outcome.LOST_LEASE, reason=verdict.reason)
+        return RecordingResult(key, Outcome(verdict.decision.value), reason=verdict.reason)
+
+
+def _is_ours(exc: BaseException) -> bool:
+    return isinstance(exc, TeniosArchiveError)
+
+
+def _error_details(exc: BaseException) -> dict[str, Any]:
+    details: dict[str, Any] = {"error_type": type(exc).__name__}
+    for attr in ("s3_key", "expected_sha256", "found_sha256", "status_code", "fields"):
+        value = getattr(exc, attr, None)
+        if value is not None:
+            details[attr] = value
+    return details
+
+
+def _fetched_details(fetched: Fetched, spooled: Spooled, fetched_at: Any) -> dict[str, Any]:
+    return {
+        "source": fetched.source,
+        "size": spooled.size,
+        "sha256": spooled.sha256,
+        "content_type": spooled.content_type,
+        "declared_content_type": fetched.content_type,
+        "fetched_at": format_time(fetched_at),
+    }
+
+
+def _object_details(obj: ArchivedObject) -> dict[str, Any]:
+    return {
+        "bucket": obj.bucket,
+        "key": obj.key,
+        "version_id": obj.version_id,
+        "sha256": obj.sha256,
+        "size": obj.size,
+        "retention_mode": obj.retention_mode,
+        "retain_until": format_time(obj.retain_until) if obj.retain_until else None,
+        "retention_enforced": obj.retention_enforced,
+        "legal_hold": obj.legal_hold,
+    }

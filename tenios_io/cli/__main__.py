@@ -1,0 +1,5 @@
+"""`python -m tenios_io.cli` = `tenios-archive`."""
+
+from tenios_io.cli import main
+
+main()

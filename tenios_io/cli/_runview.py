@@ -1,0 +1,117 @@
+"""What the operator sees of a run: a live progress bar and the final summary table."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from tenios_io import progress
+
+#: Outcomes after which a recording is done for this run (retries are not).
+FINAL = frozenset({"archived", "already_archived", "missing", "failed", "conflict"})
+
+
+class RunProgress:
+    """A progress listener drawing recordings (with ETA) and bytes (with rate)."""
+
+    def __init__(self, console: Console, total: int | None) -> None:
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("•"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self._bytes = Progress(
+            TextColumn("{task.description:<10}"),
+            DownloadColumn(),
+            TextColumn("•"),
+            TransferSpeedColumn(),
+            console=console,
+        )
+        self._recordings = self._progress.add_task("recordings", total=total)
+        self._data = self._bytes.add_task("fetched", total=None)
+        self._lock = threading.Lock()
+
+    def bytes_fetched(self, n: int) -> None:
+        with self._lock:
+            self._bytes.advance(self._data, n)
+
+    def recording_done(self, outcome: str, size: int) -> None:
+        if outcome in FINAL:
+            with self._lock:
+                self._progress.advance(self._recordings, 1)
+
+    @contextmanager
+    def shown(self) -> Iterator[None]:
+        from rich.console import Group
+        from rich.live import Live
+
+        with (
+            Live(
+                Group(self._progress, self._bytes),
+                console=self._progress.console,
+                refresh_per_second=8,
+                transient=False,
+            ),
+            progress.listening(self),
+        ):
+            yield
+
+
+def summary_table(result: Mapping[str, Any], title: str) -> Table:
+    """The run's summary: recordings per outcome, bytes, throughput, per source."""
+    table = Table(title=title)
+    table.add_column("outcome")
+    table.add_column("recordings", justify="right")
+    counts: Mapping[str, int] = result["counts"]
+    for outcome, n in sorted(counts.items()):
+        table.add_row(outcome, f"{n:,}")
+    table.add_row("[bold]total[/]", f"{sum(counts.values()):,}")
+    secs = max(float(result["seconds"]), 1e-9)
+    mb = result["bytes_archived"] / 1e6
+    table.add_section()
+    table.add_row("bytes archived", f"{mb:,.1f} MB")
+    table.add_row("time", f"{secs:,.1f} s")
+    table.add_row("throughput", f"{sum(counts.values()) / secs:,.1f} rec/s, {mb / secs:,.1f} MB/s")
+    for source, n in sorted(result.get("per_source", {}).items()):
+        table.add_row(f"from {source}", f"{n:,}")
+    return table
+
+
+def problems_table(result: Mapping[str, Any], limit: int = 20) -> Table | None:
+    """The recordings that need attention, with reasons (None when there are none)."""
+    problems = result.get("problems") or []
+    if not problems:
+        return None
+    table = Table(title=f"{len(problems)} recording(s) need attention")
+    table.add_column("recording_uuid", no_wrap=True)
+    table.add_column("outcome")
+    table.add_column("reason", overflow="fold")
+    for p in problems[:limit]:
+        table.add_row(p["recording_uuid"], p["outcome"], p["reason"] or "")
+    if len(problems) > limit:
+        table.caption = (
+            f"… and {len(problems) - limit} more: tenios-archive ledger list --state failed"
+        )
+    return table

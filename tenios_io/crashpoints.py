@@ -1,0 +1,14 @@
+"""Named points between the pipeline's steps, where a crash is most instructive.
+
+``reached(name)`` does nothing.  The crash tests run a real `tenios-archive run
+nightly` in a child process that replaces it, so the child stops exactly at
+``after_fetch``, ``after_upload``, ``multipart_part_uploaded`` ... and is then
+killed with SIGKILL; the re-run must end with one object per recording and a
+consistent ledger.
+"""
+
+from __future__ import annotations
+
+
+def reached(name: str) -> None:
+    """A step boundary was reached (no-op outside the crash tests)."""

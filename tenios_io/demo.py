@@ -1,0 +1,126 @@
+"""The demo's local stand-ins, all on 127.0.0.1: the TENIOS simulator, a moto S3
+server with an Object Lock bucket, and a SQLite ledger under one folder.
+
+``make demo`` / ``tenios-archive demo`` run the real pipeline against these; the
+tests use the same peers through their fixtures.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from tenios_io.simulator import Simulator, running_simulator
+
+DEMO_ACCESS_KEY = "demo-access-key-not-a-secret"
+DEMO_BUCKET = "tenios-demo-archive"
+#: The demo's S3 credentials are moto's fakes: nothing real is ever used.
+DEMO_AWS = {
+    "AWS_ACCESS_KEY_ID": "demo",
+    "AWS_SECRET_ACCESS_KEY": "demo-not-a-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+#: Recordings with their own fault schedules (plus a few not ready at first).
+FAULTY = (("503",), ("500", "503"), ("429",), ("truncate",), ("reset",))
+
+
+@dataclass(frozen=True)
+class DemoEnvironment:
+    """What the demo set up."""
+
+    root: Path
+    config_file: Path
+    ledger_file: Path
+    api_url: str
+    s3_endpoint: str
+    simulator: Simulator
+    recordings: list[tuple[str, str]]
+    """(recording_uuid, call_uuid) of every recording the simulator holds."""
+
+
+@contextmanager
+def demo_environment(root: Path, *, recordings: int = 50) -> Iterator[DemoEnvironment]:
+    """Start the stand-ins (fresh state under ``root``) and stop them on exit.
+
+    Sets the fake AWS variables and the S3 endpoint in this process's environment for
+    the duration (boto3 reads them itself) and restores the previous values after.
+    """
+    root = root.resolve()
+    for stale in ("ledger.db", "ledger.db-wal", "ledger.db-shm", "drop", "spool"):
+        path = root / stale
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    (root / "spool").mkdir(parents=True, exist_ok=True)
+    sim = Simulator(
+        access_key=DEMO_ACCESS_KEY,
+        seed=2026,
+        drop_dir=root / "drop",
+        drop_name_pattern="{date:%Y%m%d}_{call_uuid}_{recording_uuid}.wav",
+        recording_seconds=(5.0, 120.0),
+    )
+    plain = max(0, recordings - len(FAULTY) - 3)
+    sim.seed(plain)
+    for schedule in FAULTY:
+        sim.add_recording(seconds=20.0, faults=schedule)
+    for _ in range(min(3, recordings)):
+        sim.add_recording(seconds=15.0, not_ready=3.0)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with ExitStack() as stack:
+        running = stack.enter_context(running_simulator(sim))
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        moto.start()
+        stack.callback(moto.stop)
+        host, port = moto.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        stack.enter_context(_environment({**DEMO_AWS, "AWS_ENDPOINT_URL_S3": endpoint}))
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=DEMO_BUCKET, ObjectLockEnabledForBucket=True)
+        s3.close()
+        ledger_file = root / "ledger.db"
+        config = root / "tenios-archive.toml"
+        config.write_text(
+            "# Written by `tenios-archive demo`: settings of the local demo.\n"
+            f'database_url = "sqlite:///{ledger_file}"\n'
+            f'api_url = "{running.url}"\n'
+            f'access_key = "{DEMO_ACCESS_KEY}"\n'
+            f's3_bucket = "{DEMO_BUCKET}"\n'
+            'retention_mode = "governance"\n'
+            f'spool_dir = "{root / "spool"}"\n'
+            "lease_seconds = 60\n",
+            encoding="utf-8",
+        )
+        pairs = [(u, sim.recording(u).call_uuid) for u in sim.catalogue.uuids()]
+        yield DemoEnvironment(
+            root=root,
+            config_file=config,
+            ledger_file=ledger_file,
+            api_url=running.url,
+            s3_endpoint=endpoint,
+            simulator=sim,
+            recordings=pairs,
+        )
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old

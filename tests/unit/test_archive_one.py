@@ -1,0 +1,211 @@
+"""archive_one's decisions with in-memory fakes of the source and store (a real SQLite
+ledger underneath: it is fast and the fencing is what matters).  The real peers are
+exercised in tests/acceptance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tenios_io import progress
+from tenios_io.archive import Archiver, Outcome
+from tenios_io.checksum import Spooled
+from tenios_io.exceptions import (
+    AccessDenied,
+    ApiUnavailable,
+    ArchiveConflict,
+    RecordingNotFound,
+    SourceFileMissing,
+    SourceUnavailable,
+)
+from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
+from tenios_io.ledger.schema import upgrade
+from tenios_io.retry import RetryPolicy
+from tenios_io.sources import Fetched, FetchRequest, Sink
+from tenios_io.store import ArchivedObject
+
+WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(100)
+REC = "8101fcb3-3843-4db3-9829-f7ab586625fe"
+
+
+@dataclass
+class FakeSource:
+    name: str = "api"
+    errors: list[Exception] = field(default_factory=list)
+    available: bool = True
+    released: list[str] = field(default_factory=list)
+    release_error: Exception | None = None
+
+    def can_fetch(self, request: FetchRequest) -> bool:
+        return self.available
+
+    def fetch(self, request: FetchRequest, sink: Sink) -> Fetched:
+        sink.write(WAV[:10])
+        if self.errors:
+            raise self.errors.pop(0)
+        sink.seek(0)
+        sink.truncate()
+        sink.write(WAV)
+        return Fetched(source=self.name, size=len(WAV))
+
+    def after_archived(self, request: FetchRequest, fetched: Fetched) -> str | None:
+        if self.release_error:
+            raise self.release_error
+        self.released.append(request.recording_uuid)
+        return "deleted" if self.name == "sftp" else None
+
+
+@dataclass
+class FakeStore:
+    error: Exception | None = None
+    uploads: list[Spooled] = field(default_factory=list)
+    sidecars: list[dict[str, Any]] = field(default_factory=list)
+
+    def archive(self, spooled: Spooled, *, key_date: date, **kw: Any) -> ArchivedObject:
+        if self.error:
+            raise self.error
+        assert spooled.path.read_bytes() == WAV
+        self.uploads.append(spooled)
+        return ArchivedObject(
+            bucket="b",
+            key=f"recordings/{key_date:%Y/%m/%d}/{kw['recording_uuid']}.wav",
+            version_id="v1",
+            sha256=spooled.sha256,
+            size=spooled.size,
+            content_type=spooled.content_type,
+            retention_mode="governance",
+            retain_until=datetime(2033, 1, 1, tzinfo=UTC),
+            retention_enforced=True,
+            already_archived=False,
+        )
+
+    def put_sidecar(self, obj: ArchivedObject, fields: dict[str, Any]) -> str:
+        self.sidecars.append(fields)
+        return obj.key + ".json"
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    upgrade(url)
+    engine = create_ledger_engine(url)
+    led = Ledger(engine, actor="unit")
+    led.register([NewRecording(REC, recorded_at=datetime(2026, 2, 3, tzinfo=UTC))])
+    yield led
+    engine.dispose()
+
+
+def archiver(ledger: Ledger, store: FakeStore, *sources: FakeSource, tmp: Path) -> Archiver:
+    return Archiver(
+        ledger=ledger,
+        store=store,
+        sources=list(sources) or [FakeSource()],  # type: ignore[arg-type]
+        policy=RetryPolicy(max_attempts=2),
+        lease_seconds=60,
+        spool_dir=tmp,
+    )
+
+
+def claim(ledger: Ledger) -> Any:
+    (c,) = ledger.claim_batch(1, lease_seconds=60)
+    return c
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.done: list[str] = []
+
+    def bytes_fetched(self, n: int) -> None:
+        self.bytes += n
+
+    def recording_done(self, outcome: str, size: int) -> None:
+        self.done.append(outcome)
+
+
+def test_archives_records_events_and_removes_the_spool(ledger: Ledger, tmp_path: Path) -> None:
+    store = FakeStore()
+    recorder = Recorder()
+    with progress.listening(recorder):
+        result = archiver(ledger, store, tmp=tmp_path).archive_one(claim(ledger))
+    assert result.outcome is Outcome.ARCHIVED and result.size == len(WAV)
+    rec = ledger.get(REC)
+    assert rec.state is State.ARCHIVED and rec.s3_key == f"recordings/2026/02/03/{REC}.wav"
+    assert rec.content_type == "audio/wav" and rec.retention_mode == "governance"
+    events = ledger.events(REC)
+    assert [e["event"] for e in events][2:] == [
+        "fetched",
+        "uploaded",
+        "verified",
+        "sidecar_written",
+        "archived",
+    ]
+    assert store.sidecars[0]["custody_event_hash"] == events[3]["hash"]
+    assert list(tmp_path.glob("tenios-*.spool")) == []
+    assert recorder.bytes == len(WAV) and recorder.done == ["archived"]
+
+
+@pytest.mark.parametrize(
+    ("error", "state", "outcome"),
+    [
+        (ApiUnavailable("503"), State.PENDING, Outcome.RETRY),
+        (AccessDenied("403"), State.FAILED, Outcome.FAILED),
+        (RecordingNotFound("404"), State.PENDING, Outcome.RETRY),
+    ],
+)
+def test_source_errors_become_ledger_verdicts(
+    ledger: Ledger, tmp_path: Path, error: Exception, state: State, outcome: Outcome
+) -> None:
+    store = FakeStore()
+    result = archiver(ledger, store, FakeSource(errors=[error]), tmp=tmp_path).archive_one(
+        claim(ledger)
+    )
+    assert result.outcome is outcome and ledger.get(REC).state is state
+    assert store.uploads == [] and list(tmp_path.glob("tenios-*.spool")) == []
+    assert str(error) in (ledger.get(REC).last_error or "")
+
+
+def test_conflict_is_never_overwritten(ledger: Ledger, tmp_path: Path) -> None:
+    store = FakeStore(error=ArchiveConflict("other bytes", expected_sha256="a", found_sha256="b"))
+    result = archiver(ledger, store, tmp=tmp_path).archive_one(claim(ledger))
+    assert result.outcome is Outcome.CONFLICT and ledger.get(REC).state is State.CONFLICT
+    assert '"found_sha256":"b"' in ledger.events(REC)[-1]["details"]
+
+
+def test_attempts_exhausted_fail(ledger: Ledger, tmp_path: Path) -> None:
+    source = FakeSource(errors=[ApiUnavailable("503"), ApiUnavailable("503")])
+    arch = archiver(ledger, FakeStore(), source, tmp=tmp_path)
+    assert arch.archive_one(claim(ledger)).outcome is Outcome.RETRY
+    ledger._clock = lambda: datetime.now(UTC) + timedelta(hours=2)  # type: ignore[method-assign]
+    result = arch.archive_one(claim(ledger))
+    assert result.outcome is Outcome.FAILED and "gave up after 2 attempts" in (result.reason or "")
+
+
+def test_sftp_first_then_api_when_the_file_is_gone_and_release_after_archive(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    sftp = FakeSource(name="sftp", errors=[SourceFileMissing("gone")])
+    api = FakeSource(name="api")
+    result = archiver(ledger, FakeStore(), sftp, api, tmp=tmp_path).archive_one(claim(ledger))
+    assert result.outcome is Outcome.ARCHIVED and result.source == "api"
+    assert api.released == [REC] and sftp.released == []
+
+
+def test_a_failed_release_never_unarchives(ledger: Ledger, tmp_path: Path) -> None:
+    sftp = FakeSource(name="sftp", release_error=SourceUnavailable("connection dropped"))
+    result = archiver(ledger, FakeStore(), sftp, tmp=tmp_path).archive_one(claim(ledger))
+    assert result.outcome is Outcome.ARCHIVED and ledger.get(REC).state is State.ARCHIVED
+    assert ledger.events(REC)[-1]["event"] == "release_failed"
+
+
+def test_budget_spent_releases_unworked_claims(ledger: Ledger, tmp_path: Path) -> None:
+    arch = archiver(ledger, FakeStore(), tmp=tmp_path)
+    (result,) = arch.archive_batch([claim(ledger)], deadline=0.0)
+    assert result.outcome is Outcome.RELEASED
+    rec = ledger.get(REC)
+    assert rec.state is State.PENDING and rec.attempts == 0

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tenios_io.archive import Outcome, RecordingResult
+from tenios_io.runs import RunSummary
+
+
+def summary() -> RunSummary:
+    s = RunSummary(started_at=datetime(2026, 1, 1, tzinfo=UTC), started=0.0)
+    s.add(
+        [
+            RecordingResult("a", Outcome.ARCHIVED, size=1000, source="api"),
+            RecordingResult("b", Outcome.ARCHIVED, size=500, source="sftp:/drop/b.wav"),
+            RecordingResult("c", Outcome.ALREADY_ARCHIVED, size=70, source="api"),
+            RecordingResult("d", Outcome.RETRY, reason="503"),
+        ]
+    )
+    s.finished = 2.0
+    return s
+
+
+def test_counts_bytes_sources_and_exit_code() -> None:
+    s = summary()
+    assert s.counts == {"archived": 2, "already_archived": 1, "retry": 1}
+    assert s.bytes_archived == 1500 and s.per_source == {"api": 2, "sftp": 1}
+    assert s.exit_code == 0 and s.processed == 4
+    rows = {r["outcome"]: r for r in s.table()}
+    assert rows["total"]["recordings"] == 4 and rows["throughput"]["recordings"] == "2.0/s"
+
+
+def test_failed_or_conflict_make_exit_1_and_are_listed_with_reasons() -> None:
+    s = summary()
+    assert "No recording" in s.failures_markdown()
+    s.add([RecordingResult("e", Outcome.CONFLICT, reason="other | bytes")])
+    assert s.exit_code == 1
+    md = s.failures_markdown()
+    assert "`e`" in md and "other \\| bytes" in md
+    s2 = summary()
+    s2.add([RecordingResult("f", Outcome.MISSING, reason="404")])
+    assert s2.exit_code == 0 and s2.to_dict()["problems"][0]["outcome"] == "missing"
