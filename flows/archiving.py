@@ -46,6 +46,20 @@ def archive_batch(
     return archiver.archive_batch(claims, deadline=deadline)
 
 
+@task(
+    name="sftp-sweep",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=_only_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def sweep_sftp(pipeline: Pipeline, actor: str) -> dict[str, Any] | None:
+    """Register what the SFTP drop holds and finish pending releases (None: no drop)."""
+    report = pipeline.sweep(actor=actor)
+    return None if report is None else report.to_dict()
+
+
 def run_actor(flow_name: str) -> str:
     """Who the custody events name: the flow run and the host."""
     try:

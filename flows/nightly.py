@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.archiving import archive_until_done, publish_summary, run_actor
+from flows.archiving import archive_until_done, publish_summary, run_actor, sweep_sftp
 from flows.limits import api_rate_limiter
 from tenios_io.config import load_settings
 from tenios_io.pipeline import open_pipeline
@@ -30,7 +30,7 @@ def nightly_archive(
     max_wait_seconds: float = 120.0,
     config_file: str | None = None,
 ) -> dict[str, Any]:
-    """Archive every due recording in the ledger.
+    """Sweep the SFTP drop (when configured), then archive every due recording.
 
     Claims ``concurrency`` batches of ``batch_size`` at a time and archives them in
     parallel, until nothing is claimable (waiting up to ``max_wait_seconds`` for
@@ -47,6 +47,7 @@ def nightly_archive(
         before_request=api_rate_limiter(settings.api_rate_limit),
     ) as pipeline:
         pipeline.preflight()
+        sweep = sweep_sftp(pipeline, actor)
         summary = archive_until_done(
             pipeline,
             owner=actor,
@@ -57,4 +58,6 @@ def nightly_archive(
             max_wait_seconds=max_wait_seconds,
         )
     publish_summary(summary, key="nightly-archive")
-    return summary.to_dict()
+    result = summary.to_dict()
+    result["sweep"] = sweep
+    return result

@@ -236,9 +236,19 @@ class Archiver:
 
     def _fetch(self, request: FetchRequest, sink: Sink) -> tuple[RecordingSource, Fetched]:
         """The first source that has the recording, in the configured order."""
-        candidates = [s for s in self.sources if s.can_fetch(request)]
+        candidates: list[RecordingSource] = []
+        unavailable: SourceUnavailable | None = None
+        for source in self.sources:
+            try:
+                if source.can_fetch(request):
+                    candidates.append(source)
+            except SourceUnavailable as exc:  # e.g. the SFTP server is down: try the next
+                log.info(
+                    "recording %s: %s unavailable (%s)", request.recording_uuid, source.name, exc
+                )
+                unavailable = exc
         if not candidates:
-            raise SourceUnavailable(
+            raise unavailable or SourceUnavailable(
                 f"recording {request.recording_uuid}: no configured source can fetch it now",
                 recording_uuid=request.recording_uuid,
             )

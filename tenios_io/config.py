@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     api_rate_limit: float | None = Field(
         default=None, gt=0, description="TENIOS API requests per second, all workers; unset = none."
     )
+    source_order: str = Field(
+        default="sftp,api",
+        description="Where to fetch a recording from, in order of preference: sftp (when the "
+        "ledger knows its drop path and the file is there), api. Comma-separated.",
+    )
     sftp_url: str | None = Field(
         default=None, description="SFTP drop as sftp://user@host:port/drop/dir; unset = no SFTP."
     )
@@ -177,6 +182,14 @@ class Settings(BaseSettings):
         if "recording_uuid" not in compiled.groupindex:
             raise ValueError("needs a named group (?P<recording_uuid>...)")
         return value
+
+    @field_validator("source_order")
+    @classmethod
+    def _order(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        if not names or set(names) - {"sftp", "api"} or len(set(names)) != len(names):
+            raise ValueError("must list sftp and/or api once each, e.g. sftp,api")
+        return ",".join(names)
 
     @field_validator("sftp_after")
     @classmethod

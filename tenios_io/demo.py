@@ -1,5 +1,6 @@
-"""The demo's local stand-ins, all on 127.0.0.1: the TENIOS simulator, a moto S3
-server with an Object Lock bucket, and a SQLite ledger under one folder.
+"""The demo's local stand-ins, all on 127.0.0.1: the TENIOS simulator, its drop folder
+served over SFTP, a moto S3 server with an Object Lock bucket, and a SQLite ledger
+under one folder.
 
 ``make demo`` / ``tenios-archive demo`` run the real pipeline against these; the
 tests use the same peers through their fixtures.
@@ -19,6 +20,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from tenios_io.simulator import Simulator, running_simulator
+from tenios_io.simulator.sftpd import serving_drop
 
 DEMO_ACCESS_KEY = "demo-access-key-not-a-secret"
 DEMO_BUCKET = "tenios-demo-archive"
@@ -45,6 +47,10 @@ class DemoEnvironment:
     simulator: Simulator
     recordings: list[tuple[str, str]]
     """(recording_uuid, call_uuid) of every recording the simulator holds."""
+    api_recordings: list[tuple[str, str]]
+    """The ones only the API has (their drop delivery is still outstanding): register
+    these; the SFTP sweep discovers the rest."""
+    sftp_url: str
 
 
 @contextmanager
@@ -71,13 +77,16 @@ def demo_environment(root: Path, *, recordings: int = 50) -> Iterator[DemoEnviro
     )
     plain = max(0, recordings - len(FAULTY) - 3)
     sim.seed(plain)
-    for schedule in FAULTY:
-        sim.add_recording(seconds=20.0, faults=schedule)
-    for _ in range(min(3, recordings)):
-        sim.add_recording(seconds=15.0, not_ready=3.0)
+    api_only = [sim.add_recording(seconds=20.0, faults=schedule) for schedule in FAULTY]
+    api_only += [sim.add_recording(seconds=15.0, not_ready=3.0) for _ in range(min(3, recordings))]
+    for uuid in api_only:  # not delivered to the drop yet: only the API has them
+        delivered = sim.delivered_path(uuid)
+        if delivered is not None:
+            delivered.unlink()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with ExitStack() as stack:
         running = stack.enter_context(running_simulator(sim))
+        sftp = stack.enter_context(serving_drop(root / "drop", root / "sftp-keys"))
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         moto.start()
         stack.callback(moto.stop)
@@ -97,7 +106,12 @@ def demo_environment(root: Path, *, recordings: int = 50) -> Iterator[DemoEnviro
             f's3_bucket = "{DEMO_BUCKET}"\n'
             'retention_mode = "governance"\n'
             f'spool_dir = "{root / "spool"}"\n'
-            "lease_seconds = 60\n",
+            "lease_seconds = 60\n"
+            f'sftp_url = "{sftp.url}"\n'
+            f'sftp_key_file = "{sftp.key_file}"\n'
+            f'sftp_known_hosts = "{sftp.known_hosts}"\n'
+            "sftp_settle_seconds = 0\n"
+            'sftp_after = "move:archived"\n',
             encoding="utf-8",
         )
         pairs = [(u, sim.recording(u).call_uuid) for u in sim.catalogue.uuids()]
@@ -109,6 +123,8 @@ def demo_environment(root: Path, *, recordings: int = 50) -> Iterator[DemoEnviro
             s3_endpoint=endpoint,
             simulator=sim,
             recordings=pairs,
+            api_recordings=[(u, sim.recording(u).call_uuid) for u in api_only],
+            sftp_url=sftp.url,
         )
 
 

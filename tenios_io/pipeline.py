@@ -8,6 +8,7 @@ error (exit 2) instead of a night of failures.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -16,12 +17,56 @@ from datetime import timedelta
 from tenios_io.api import ApiSource, TeniosClient, make_http_client
 from tenios_io.archive import Archiver
 from tenios_io.config import Settings
-from tenios_io.exceptions import BucketNotUsable, ConfigError, StoreUnavailable
+from tenios_io.exceptions import BucketNotUsable, ConfigError, SourceError, StoreUnavailable
 from tenios_io.ledger import Ledger, create_ledger_engine
 from tenios_io.ledger.schema import require_current
 from tenios_io.retry import RetryPolicy
-from tenios_io.sources import RecordingSource
+from tenios_io.sftp import SftpSource
+from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.store import ArchiveStore, BucketStatus, make_s3_client
+from tenios_io.sweep import SweepReport, sweep_drop
+
+
+class PerThreadSftp:
+    """The SFTP drop as a RecordingSource, one SSH connection per worker thread.
+
+    Batches run in parallel threads; rather than share one paramiko session (and its
+    reconnect logic) between them, each thread gets its own, opened on first use and
+    all closed with the pipeline.
+    """
+
+    name = "sftp"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._local = threading.local()
+        self._opened: list[SftpSource] = []
+        self._lock = threading.Lock()
+
+    def source(self) -> SftpSource:
+        """This thread's SftpSource (connecting now if needed)."""
+        existing: SftpSource | None = getattr(self._local, "source", None)
+        if existing is None:
+            existing = SftpSource.from_settings(self._settings)
+            self._local.source = existing
+            with self._lock:
+                self._opened.append(existing)
+        return existing
+
+    def can_fetch(self, request: FetchRequest) -> bool:
+        return self.source().can_fetch(request)
+
+    def fetch(self, request: FetchRequest, sink: Sink) -> Fetched:
+        return self.source().fetch(request, sink)
+
+    def after_archived(self, request: FetchRequest, fetched: Fetched) -> str | None:
+        return self.source().after_archived(request, fetched)
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for source in opened:
+            source.close()
 
 
 @dataclass
@@ -33,14 +78,33 @@ class Pipeline:
     store: ArchiveStore
     sources: list[RecordingSource]
     archiver: Archiver
+    sftp: PerThreadSftp | None = None
 
     def preflight(self) -> BucketStatus:
-        """Bucket reachable and writable (the database and access key were checked when
-        the pipeline was opened); ConfigError with the reason otherwise."""
+        """Bucket reachable and writable, the SFTP drop (when configured) reachable with
+        a trusted host key (the database and access key were checked when the pipeline
+        was opened); ConfigError with the reason otherwise."""
         try:
-            return self.store.check()
+            status = self.store.check()
         except (BucketNotUsable, StoreUnavailable) as exc:
             raise ConfigError(f"preflight: archive bucket not usable: {exc}") from None
+        if self.sftp is not None:
+            try:
+                self.sftp.source().drop.check()
+            except (SourceError, ConfigError) as exc:
+                raise ConfigError(f"preflight: SFTP drop not usable: {exc}") from None
+        return status
+
+    def sweep(self, *, actor: str) -> SweepReport | None:
+        """Sweep the SFTP drop (None when no drop is configured)."""
+        if self.sftp is None:
+            return None
+        return sweep_drop(
+            self.sftp.source().drop,
+            self.ledger,
+            release=self.settings.sftp_after != "keep",
+            actor=actor,
+        )
 
 
 @contextmanager
@@ -64,7 +128,14 @@ def open_pipeline(
         s3 = make_s3_client()
         stack.callback(s3.close)
         store = ArchiveStore.from_settings(settings, s3)
-        sources: list[RecordingSource] = [ApiSource(client)]
+        sftp = None
+        if settings.sftp_url:
+            sftp = PerThreadSftp(settings)
+            stack.callback(sftp.close)
+        available: dict[str, RecordingSource] = {"api": ApiSource(client)}
+        if sftp is not None:
+            available["sftp"] = sftp
+        sources = [available[n] for n in settings.source_order.split(",") if n in available]
         archiver = Archiver(
             ledger=ledger,
             store=store,
@@ -76,4 +147,4 @@ def open_pipeline(
             lease_seconds=settings.lease_seconds,
             spool_dir=settings.spool_dir,
         )
-        yield Pipeline(settings, ledger, store, sources, archiver)
+        yield Pipeline(settings, ledger, store, sources, archiver, sftp)

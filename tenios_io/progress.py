@@ -18,6 +18,8 @@ class ProgressListener(Protocol):
 
     def recording_done(self, outcome: str, size: int) -> None: ...
 
+    def discovered(self, n: int) -> None: ...
+
 
 _listeners: list[ProgressListener] = []
 _lock = threading.Lock()
@@ -43,3 +45,9 @@ def bytes_fetched(n: int) -> None:
 def recording_done(outcome: str, size: int) -> None:
     for listener in list(_listeners):
         listener.recording_done(outcome, size)
+
+
+def discovered(n: int) -> None:
+    """``n`` more recordings became due during the run (e.g. found on the SFTP drop)."""
+    for listener in list(_listeners):
+        listener.discovered(n)

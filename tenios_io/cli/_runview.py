@@ -57,6 +57,12 @@ class RunProgress:
         with self._lock:
             self._bytes.advance(self._data, n)
 
+    def discovered(self, n: int) -> None:
+        with self._lock:
+            task = self._progress.tasks[0]
+            if task.total is not None and n:
+                self._progress.update(self._recordings, total=task.total + n)
+
     def recording_done(self, outcome: str, size: int) -> None:
         if outcome in FINAL:
             with self._lock:
@@ -96,6 +102,14 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
     table.add_row("throughput", f"{sum(counts.values()) / secs:,.1f} rec/s, {mb / secs:,.1f} MB/s")
     for source, n in sorted(result.get("per_source", {}).items()):
         table.add_row(f"from {source}", f"{n:,}")
+    sweep = result.get("sweep")
+    if sweep:
+        table.add_section()
+        table.add_row("SFTP drop: ready files", f"{sweep['ready']:,}")
+        table.add_row("  newly registered", f"{sweep['registered']:,}")
+        table.add_row("  still being written", f"{sweep['unsettled']:,}")
+        table.add_row("  names not matching", f"{sweep['unmatched']:,}")
+        table.add_row("  released (pending)", f"{sweep['released']:,}")
     return table
 
 

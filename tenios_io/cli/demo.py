@@ -39,6 +39,7 @@ def demo(
             Panel.fit(
                 f"TENIOS simulator  {env.api_url}  ({len(env.recordings)} recordings, "
                 "some with injected 500/503/429, truncated bodies, resets, not-ready 404s)\n"
+                f"SFTP drop         {env.sftp_url}  (host key checked)\n"
                 f"S3 (moto)         {env.s3_endpoint}  bucket with Object Lock\n"
                 f"ledger            {env.ledger_file}\n"
                 f"settings          {env.config_file}",
@@ -47,7 +48,11 @@ def demo(
         )
         cfg = load_settings(env.config_file)
         upgrade(cfg.database_url)
-        items = [NewRecording(r, call_uuid=c) for r, c in env.recordings]
+        console.print(
+            f"Registering the {len(env.api_recordings)} recordings known only through the API; "
+            "the SFTP sweep will discover the others on the drop."
+        )
+        items = [NewRecording(r, call_uuid=c) for r, c in env.api_recordings]
         due = preflight(cfg, 8, register=items)
         from flows.nightly import nightly_archive
 

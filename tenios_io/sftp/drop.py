@@ -310,6 +310,28 @@ class SftpDrop:
 
     # -- fetch ----------------------------------------------------------------------------
 
+    def check(self) -> None:
+        """ConfigError unless the drop directory is there and is a directory (preflight)."""
+
+        def probe(sftp: paramiko.SFTPClient) -> None:
+            try:
+                mode = sftp.stat(self.root).st_mode or 0
+            except OSError as exc:
+                if connection_lost(exc, sftp):
+                    raise
+                raise ConfigError(
+                    f"cannot open the SFTP drop {self.root!r} ({exc}): check the path in "
+                    f"{ENV_PREFIX}SFTP_URL and the login's permissions",
+                    variable=f"{ENV_PREFIX}SFTP_URL",
+                ) from exc
+            if not stat.S_ISDIR(mode):
+                raise ConfigError(
+                    f"the SFTP drop {self.root!r} is not a directory ({ENV_PREFIX}SFTP_URL)",
+                    variable=f"{ENV_PREFIX}SFTP_URL",
+                )
+
+        self._connection.run(probe, what=f"stat {self.root}")
+
     def exists(self, path: str) -> bool:
         """Whether ``path`` is a regular file on the server now."""
 

@@ -119,6 +119,7 @@ def claim(ledger: Ledger) -> Any:
 class Recorder:
     def __init__(self) -> None:
         self.bytes = 0
+        self.found = 0
         self.done: list[str] = []
 
     def bytes_fetched(self, n: int) -> None:
@@ -126,6 +127,9 @@ class Recorder:
 
     def recording_done(self, outcome: str, size: int) -> None:
         self.done.append(outcome)
+
+    def discovered(self, n: int) -> None:
+        self.found += n
 
 
 def test_archives_records_events_and_removes_the_spool(ledger: Ledger, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
@@ -12,19 +13,21 @@ from tenios_io.simulator import Simulator
 from tenios_io.simulator.app import _BrokenOnPurpose
 
 
-async def call(sim: Simulator, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run one request through ``sim.app``; return what it sent."""
+async def call(sim: Simulator, path: str, body: dict[str, Any], sent: list[dict[str, Any]]) -> None:
+    """Run one request through ``sim.app``, appending what it sends to ``sent``."""
     messages = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
-    sent: list[dict[str, Any]] = []
+    complete = anyio.Event()
 
     async def receive() -> dict[str, Any]:
         if messages:
             return messages.pop(0)
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
+        await complete.wait()  # as servers do: "disconnect" once the response is complete
+        return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            complete.set()
 
     scope = {
         "type": "http",
@@ -40,11 +43,7 @@ async def call(sim: Simulator, path: str, body: dict[str, Any]) -> list[dict[str
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8765),
     }
-    try:
-        await sim.app(scope, receive, send)
-    finally:
-        call.sent = sent  # type: ignore[attr-defined]
-    return sent
+    await sim.app(scope, receive, send)
 
 
 def body_bytes(sent: list[dict[str, Any]]) -> bytes:
@@ -55,7 +54,8 @@ def test_answers_without_a_server() -> None:
     sim = Simulator(access_key="k")
     rec = sim.add_recording(seconds=1)
 
-    sent = anyio.run(call, sim, "/record-call/retrieve", {"access_key": "k", "recording_uuid": rec})
+    sent: list[dict[str, Any]] = []
+    anyio.run(call, sim, "/record-call/retrieve", {"access_key": "k", "recording_uuid": rec}, sent)
 
     assert sent[0]["status"] == 200
     assert body_bytes(sent) == sim.expected_bytes(rec)
@@ -71,10 +71,12 @@ def test_without_a_tracked_connection_a_broken_answer_raises_so_the_server_drops
     sim = Simulator(access_key="k")
     rec = sim.add_recording(seconds=1, faults=[fault])
 
+    sent: list[dict[str, Any]] = []
     with pytest.raises(_BrokenOnPurpose):
-        anyio.run(call, sim, "/record-call/retrieve", {"access_key": "k", "recording_uuid": rec})
+        anyio.run(
+            call, sim, "/record-call/retrieve", {"access_key": "k", "recording_uuid": rec}, sent
+        )
 
-    sent = call.sent  # type: ignore[attr-defined]
     assert sent[0]["status"] == 200
     assert len(body_bytes(sent)) == sim.expected_size(rec) // share
     assert all(m.get("more_body", True) for m in sent[1:])  # never claimed to be complete

@@ -1,0 +1,87 @@
+"""The SFTP sweep of a run: register what the drop holds, finish pending releases.
+
+Runs before archiving.  New drop files are registered with their path as source
+(a recording also known through the API stays one row and learns its path).  A
+drop file whose recording is already archived but was never released (the
+release failed, or the run died right after the archive) is released now — only
+if its size still matches what was archived; the release is a custody event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tenios_io import progress
+from tenios_io.exceptions import SourceUnavailable
+from tenios_io.ledger import Ledger, NewRecording, State
+from tenios_io.sftp import SftpDrop
+
+
+@dataclass
+class SweepReport:
+    """What a sweep found and did."""
+
+    ready: int = 0
+    registered: int = 0
+    source_found: int = 0
+    unsettled: int = 0
+    unmatched: int = 0
+    duplicates: int = 0
+    released: int = 0
+    release_failed: int = 0
+    unmatched_names: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "unmatched_names"}
+
+
+def sweep_drop(drop: SftpDrop, ledger: Ledger, *, release: bool, actor: str) -> SweepReport:
+    """Sweep ``drop``; register new recordings; release archived ones still there."""
+    found = drop.sweep()
+    report = SweepReport(
+        ready=len(found.ready),
+        unsettled=len(found.unsettled),
+        unmatched=len(found.unmatched),
+        duplicates=len(found.duplicates),
+        unmatched_names=list(found.unmatched[:50]),
+    )
+    result = ledger.register(
+        [
+            NewRecording(
+                f.recording_uuid,
+                recorded_at=datetime.fromtimestamp(f.mtime, UTC),
+                source_path=f.path,
+            )
+            for f in found.ready
+        ],
+        actor=f"{actor}:sftp-sweep",
+    )
+    report.registered = len(result.added)
+    progress.discovered(len(result.added))
+    report.source_found = len(result.source_found)
+    if not release:
+        return report
+    newly = set(result.added)
+    for drop_file in found.ready:
+        if drop_file.recording_uuid in newly:
+            continue
+        rec = ledger.get(drop_file.recording_uuid)
+        if rec.state is not State.ARCHIVED or rec.source_path != drop_file.path:
+            continue
+        try:
+            action = drop.release(drop_file.path, expected_size=rec.size_bytes)
+        except SourceUnavailable as exc:
+            report.release_failed += 1
+            ledger.annotate(
+                rec.recording_uuid, "release_failed", {"path": drop_file.path, "error": str(exc)}
+            )
+            continue
+        report.released += 1
+        ledger.annotate(
+            rec.recording_uuid,
+            "released_from_source",
+            {"source": f"sftp:{drop_file.path}", "action": action, "by": "sweep"},
+            actor=actor,
+        )
+    return report
