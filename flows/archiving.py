@@ -16,13 +16,14 @@ from prefect.context import get_run_context
 from prefect.utilities.annotations import unmapped
 
 from tenios_io.archive import Archiver, Outcome, RecordingResult
+from tenios_io.audit import write_checkpoint
 from tenios_io.exceptions import is_transient
 from tenios_io.ledger import Claim, utc_now
 from tenios_io.pipeline import Pipeline
 from tenios_io.runs import RunSummary, claim_round, wait_for_due
 
 
-def _only_transient(_task: Any, _run: TaskRun, state: State) -> bool:
+def only_transient(_task: Any, _run: TaskRun, state: State) -> bool:
     """Prefect retries a crashed batch only when its error is Transient."""
     try:
         state.result()
@@ -35,7 +36,7 @@ def _only_transient(_task: Any, _run: TaskRun, state: State) -> bool:
     name="archive-batch",
     retries=2,
     retry_delay_seconds=[5, 30],
-    retry_condition_fn=_only_transient,
+    retry_condition_fn=only_transient,
     cache_policy=NO_CACHE,
     persist_result=False,
 )
@@ -50,7 +51,7 @@ def archive_batch(
     name="sftp-sweep",
     retries=2,
     retry_delay_seconds=[5, 30],
-    retry_condition_fn=_only_transient,
+    retry_condition_fn=only_transient,
     cache_policy=NO_CACHE,
     persist_result=False,
 )
@@ -58,6 +59,20 @@ def sweep_sftp(pipeline: Pipeline, actor: str) -> dict[str, Any] | None:
     """Register what the SFTP drop holds and finish pending releases (None: no drop)."""
     report = pipeline.sweep(actor=actor)
     return None if report is None else report.to_dict()
+
+
+@task(
+    name="custody-checkpoint",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=only_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def checkpoint_chain(pipeline: Pipeline, actor: str) -> dict[str, Any]:
+    """Verify the chain since the last checkpoint and pin its head in the bucket."""
+    written = write_checkpoint(pipeline.ledger, pipeline.store, actor=actor)
+    return {"key": written.key, "last_seq": written.last_seq, "last_hash": written.last_hash}
 
 
 def run_actor(flow_name: str) -> str:

@@ -12,7 +12,12 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.archiving import archive_until_done, publish_summary, run_actor
+from flows.archiving import (
+    archive_until_done,
+    checkpoint_chain,
+    publish_summary,
+    run_actor,
+)
 from flows.limits import api_rate_limiter
 from flows.nightly import MAX_CONCURRENCY
 from tenios_io.config import load_settings
@@ -67,7 +72,9 @@ def backfill(
             time_budget_minutes=time_budget_minutes,
             max_wait_seconds=max_wait_seconds,
         )
+        checkpoint = checkpoint_chain(pipeline, actor)
     publish_summary(summary, key="backfill")
     result = summary.to_dict()
     result["imported"] = {"added": len(registered.added), "known": len(registered.known)}
+    result["checkpoint"] = checkpoint
     return result

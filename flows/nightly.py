@@ -7,7 +7,13 @@ from typing import Any
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.archiving import archive_until_done, publish_summary, run_actor, sweep_sftp
+from flows.archiving import (
+    archive_until_done,
+    checkpoint_chain,
+    publish_summary,
+    run_actor,
+    sweep_sftp,
+)
 from flows.limits import api_rate_limiter
 from tenios_io.config import load_settings
 from tenios_io.pipeline import open_pipeline
@@ -57,7 +63,9 @@ def nightly_archive(
             time_budget_minutes=time_budget_minutes,
             max_wait_seconds=max_wait_seconds,
         )
+        checkpoint = checkpoint_chain(pipeline, actor)
     publish_summary(summary, key="nightly-archive")
     result = summary.to_dict()
     result["sweep"] = sweep
+    result["checkpoint"] = checkpoint
     return result

@@ -18,9 +18,11 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tenios_io.audit import open_audit, set_legal_hold
 from tenios_io.cli._common import console, settings
+from tenios_io.cli.audit import cli_actor
 from tenios_io.config import UUID_RE
-from tenios_io.exceptions import ImportFileError
+from tenios_io.exceptions import ImportFileError, UnknownRecording
 from tenios_io.ledger import NewRecording, Recording, State, open_ledger
 from tenios_io.ledger.importing import parse_uuid, read_import_file
 
@@ -211,6 +213,56 @@ def requeue(
     with open_ledger(settings(ctx), actor="cli:ledger-requeue") as ledger:
         done = ledger.requeue(ids, state=state)
     console.print(f"requeued {len(done):,} recording(s)")
+
+
+HoldUuids = Annotated[
+    list[str], typer.Argument(help="One or more recording_uuids.", metavar="UUID...")
+]
+HoldReason = Annotated[
+    str,
+    typer.Option(help="Why (e.g. the matter or ticket); recorded in the custody chain."),
+]
+
+
+@app.command()
+def hold(ctx: typer.Context, recording_uuids: HoldUuids, reason: HoldReason) -> None:
+    """Place a legal hold: S3 legal hold on the archived version and its sidecar, the
+    ledger's legal_hold flag, and a custody event with the reason.
+
+    A recording not archived yet is held in the ledger and archived with the hold.
+    A held recording is never purged.  Exit 1 if any recording could not be held.
+    """
+    _set_holds(ctx, recording_uuids, reason, on=True)
+
+
+@app.command("release-hold")
+def release_hold(ctx: typer.Context, recording_uuids: HoldUuids, reason: HoldReason) -> None:
+    """Release a legal hold (S3 and ledger), recording the reason in the custody chain."""
+    _set_holds(ctx, recording_uuids, reason, on=False)
+
+
+def _set_holds(ctx: typer.Context, recording_uuids: list[str], reason: str, *, on: bool) -> None:
+    if not reason.strip():
+        raise typer.BadParameter("--reason may not be empty")
+    ids = [_uuid_arg(u) for u in recording_uuids]
+    failed = 0
+    command = "ledger-hold" if on else "ledger-release-hold"
+    with open_audit(settings(ctx), actor=cli_actor(command)) as audit:
+        store = audit.require_store()
+        for key in ids:
+            try:
+                result = set_legal_hold(audit.ledger, store, key, on=on, reason=reason)
+            except UnknownRecording as exc:
+                console.print(f"[red]failed[/]  {key}: {exc}", soft_wrap=True)
+                failed += 1
+                continue
+            if result.ok:
+                console.print(f"ok      {key}: {result.message}", soft_wrap=True)
+            else:
+                console.print(f"[red]failed[/]  {key}: {result.message}", soft_wrap=True)
+                failed += 1
+    if failed:
+        raise typer.Exit(1)
 
 
 def _row(rec: Recording) -> dict[str, Any]:

@@ -49,11 +49,13 @@ class ArchiveWorld:
         ledger.engine.dispose()
 
     def versions(self) -> dict[str, int]:
-        """Object versions per key in the bucket (sidecars and probe included)."""
+        """Object versions per recording and sidecar key (not the probe or checkpoints)."""
         out: dict[str, int] = {}
         pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket)  # type: ignore[attr-defined]
         for page in pages:
             for v in page.get("Versions", []):
+                if "/_custody/" in v["Key"] or v["Key"].endswith(".tenios-archive-probe"):
+                    continue
                 out[v["Key"]] = out.get(v["Key"], 0) + 1
         return out
 

@@ -11,12 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from flows.nightly import nightly_archive
 from tenios_io.ledger import State
+from tenios_io.ledger.tables import recordings
 from tenios_io.store import sidecar_key
 from tests.acceptance.conftest import ArchiveWorld
 
@@ -112,6 +114,14 @@ def test_two_concurrent_runs_on_postgresql_never_process_a_recording_twice(
 ) -> None:
     uuids = pg_world.sim.seed(30)
     pg_world.register(uuids)
+    # Due only in 30 s: both runs start, find nothing due yet, and wait for the same
+    # moment — so they really race for the claims, however slowly each one starts.
+    ledger = pg_world.ledger()
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            recordings.update().values(next_attempt_at=datetime.now(UTC) + timedelta(seconds=30))
+        )
+    ledger.engine.dispose()
     procs = [
         subprocess.Popen(
             [

@@ -1,0 +1,320 @@
+"""The compliance report: one pass over the ledger, written as HTML, CSV, JSONL and JSON.
+
+:func:`build_report` reads the recordings in the period once, streaming them into
+the CSV and JSONL exports while it counts states, bytes and archivals per day,
+then gathers the custody events of the period (discrepancies, purges, refusals),
+retention due, legal holds, verification coverage, and the chain and checkpoint
+status.  The files, written atomically into the output directory:
+
+``report.html``
+    self-contained (inline CSS and SVG, no script, no external asset);
+``recordings.csv`` / ``recordings.jsonl``
+    the recordings in the period, columns as ``ledger export``;
+``summary.json``
+    the report's figures, for other tools.
+
+A recording is in the period when it was registered or archived in it.  Dates are
+UTC days; ``end`` is inclusive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from tenios_io import __version__
+from tenios_io.audit import queries
+from tenios_io.audit.checkpoint import CheckpointReport, check_checkpoints
+from tenios_io.audit.export import RowWriter, export_row
+from tenios_io.audit.report_html import MAX_ROWS, render_html
+from tenios_io.audit.retention import RetentionOverview, retention_overview
+from tenios_io.ledger import ChainReport, Ledger, Recording, State
+from tenios_io.ledger.custody import format_time
+from tenios_io.store import ArchiveStore
+
+#: States whose recordings the report lists as failures, with their last error.
+FAILURE_STATES = (State.FAILED, State.MISSING, State.CONFLICT)
+
+
+@dataclass(frozen=True)
+class Period:
+    """UTC days from ``start`` to ``end`` inclusive; None on either side = unbounded."""
+
+    start: date | None = None
+    end: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"the period ends ({self.end}) before it starts ({self.start})")
+
+    @property
+    def start_at(self) -> datetime | None:
+        return datetime.combine(self.start, time(0), tzinfo=UTC) if self.start else None
+
+    @property
+    def end_before(self) -> datetime | None:
+        """The first moment after the period."""
+        if self.end is None:
+            return None
+        return datetime.combine(self.end + timedelta(days=1), time(0), tzinfo=UTC)
+
+    def contains(self, moment: datetime | None) -> bool:
+        if moment is None:
+            return False
+        start, end = self.start_at, self.end_before
+        return (start is None or moment >= start) and (end is None or moment < end)
+
+    def __str__(self) -> str:
+        if self.start is None and self.end is None:
+            return "all time"
+        return f"{self.start or 'the beginning'} to {self.end or 'today'} (UTC, inclusive)"
+
+
+@dataclass(frozen=True)
+class EventEntry:
+    """A custody event shown in the report (a discrepancy, a purge, a refusal)."""
+
+    seq: int
+    occurred_at: str
+    recording_uuid: str | None
+    event: str
+    actor: str
+    details: dict[str, Any]
+    resolved: bool = False
+    """For a discrepancy: a later verification of the recording succeeded."""
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How recently the archived recordings were verified against the bucket."""
+
+    cycle_days: int
+    archived: int
+    verified_within_cycle: int
+    never_verified: int
+    oldest_verification: datetime | None
+
+
+@dataclass
+class AuditReport:
+    """Everything the report shows (see the module docstring)."""
+
+    generated_at: datetime
+    period: Period
+    tool_version: str
+    database: str
+    bucket: str | None
+    recordings: int = 0
+    states: Counter[str] = field(default_factory=Counter)
+    ledger_states: dict[str, int] = field(default_factory=dict)
+    archived_bytes: int = 0
+    archived_per_day: Counter[date] = field(default_factory=Counter)
+    failures: list[Recording] = field(default_factory=list)
+    failure_count: int = 0
+    discrepancies: list[EventEntry] = field(default_factory=list)
+    purges: list[EventEntry] = field(default_factory=list)
+    refusals: list[EventEntry] = field(default_factory=list)
+    holds: list[Recording] = field(default_factory=list)
+    retention: RetentionOverview | None = None
+    coverage: Coverage | None = None
+    chain: ChainReport | None = None
+    checkpoints: CheckpointReport | None = None
+    """None when no bucket was given (checkpoints not checked)."""
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def open_discrepancies(self) -> list[EventEntry]:
+        return [d for d in self.discrepancies if not d.resolved]
+
+    @property
+    def findings(self) -> list[str]:
+        """One line per thing an auditor must look at (empty: all clear)."""
+        out = []
+        if self.chain is not None and not self.chain.ok:
+            out.append(f"custody chain broken at event {self.chain.first_broken_seq}")
+        if self.checkpoints is not None and not self.checkpoints.ok:
+            out.append(f"{len(self.checkpoints.problems)} checkpoint(s) contradict the ledger")
+        if self.open_discrepancies:
+            n = len(self.open_discrepancies)
+            out.append(f"{n} unresolved verification discrepanc{'y' if n == 1 else 'ies'}")
+        if self.failure_count:
+            n = self.failure_count
+            out.append(f"{n} recording{'' if n == 1 else 's'} failed, missing or in conflict")
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The report's figures as JSON-ready data (``summary.json``)."""
+        retention = self.retention
+        coverage = self.coverage
+        return {
+            "generated_at": format_time(self.generated_at),
+            "period": {
+                "from": self.period.start.isoformat() if self.period.start else None,
+                "to": self.period.end.isoformat() if self.period.end else None,
+            },
+            "tool_version": self.tool_version,
+            "database": self.database,
+            "bucket": self.bucket,
+            "recordings_in_period": self.recordings,
+            "states_in_period": {s.value: self.states.get(s.value, 0) for s in State},
+            "states_in_ledger": self.ledger_states,
+            "archived_bytes": self.archived_bytes,
+            "archived_per_day": {
+                d.isoformat(): n for d, n in sorted(self.archived_per_day.items())
+            },
+            "failures": self.failure_count,
+            "discrepancies": len(self.discrepancies),
+            "open_discrepancies": len(self.open_discrepancies),
+            "purged_in_period": len(self.purges),
+            "purge_refusals_in_period": len(self.refusals),
+            "legal_holds": len(self.holds),
+            "retention_expired": len(retention.expired) if retention else None,
+            "retention_due": len(retention.due) if retention else None,
+            "retention_due_within_days": retention.within_days if retention else None,
+            "verification": None
+            if coverage is None
+            else {
+                "cycle_days": coverage.cycle_days,
+                "archived": coverage.archived,
+                "verified_within_cycle": coverage.verified_within_cycle,
+                "never_verified": coverage.never_verified,
+                "oldest_verification": format_time(coverage.oldest_verification)
+                if coverage.oldest_verification
+                else None,
+            },
+            "chain": None
+            if self.chain is None
+            else {
+                "ok": self.chain.ok,
+                "events": self.chain.events,
+                "head_seq": self.chain.head_seq,
+                "head_hash": self.chain.head_hash,
+                "first_broken_seq": self.chain.first_broken_seq,
+                "problem": self.chain.problem,
+            },
+            "checkpoints": None
+            if self.checkpoints is None
+            else {
+                "ok": self.checkpoints.ok,
+                "checked": self.checkpoints.checked,
+                "newest_key": self.checkpoints.newest.key if self.checkpoints.newest else None,
+                "newest_seq": self.checkpoints.newest.last_seq if self.checkpoints.newest else None,
+                "problems": [p.message for p in self.checkpoints.problems],
+            },
+            "findings": self.findings,
+        }
+
+
+def build_report(
+    ledger: Ledger,
+    out_dir: Path,
+    *,
+    period: Period | None = None,
+    store: ArchiveStore | None = None,
+    due_within_days: int = 30,
+    cycle_days: int = 30,
+) -> AuditReport:
+    """Gather the report for ``period`` and write its files into ``out_dir``."""
+    period = period or Period()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = AuditReport(
+        generated_at=ledger.now(),
+        period=period,
+        tool_version=__version__,
+        database=ledger.engine.dialect.name,
+        bucket=store.bucket if store is not None else None,
+    )
+    with (
+        _atomic(out_dir / "recordings.csv") as csv_file,
+        _atomic(out_dir / "recordings.jsonl") as jsonl_file,
+    ):
+        writer = RowWriter(csv_file, jsonl_file)
+        for rec in queries.iter_in_period(ledger, period.start_at, period.end_before):
+            writer.write(export_row(rec))
+            _count(report, rec)
+    report.ledger_states = {s.value: n for s, n in ledger.counts().items()}
+    report.discrepancies = _discrepancies(ledger, period)
+    report.purges = _events(ledger, ["purged"], period)
+    report.refusals = _events(ledger, ["purge_refused"], period)
+    report.holds = queries.on_legal_hold(ledger)
+    report.retention = retention_overview(ledger, within_days=due_within_days)
+    recent, never, oldest = queries.verification_coverage(
+        ledger, report.generated_at - timedelta(days=cycle_days)
+    )
+    report.coverage = Coverage(cycle_days, queries.count_archived(ledger), recent, never, oldest)
+    report.chain = ledger.verify_chain()
+    if store is not None:
+        report.checkpoints = check_checkpoints(ledger, store)
+    report.files = {
+        "html": out_dir / "report.html",
+        "csv": out_dir / "recordings.csv",
+        "jsonl": out_dir / "recordings.jsonl",
+        "summary": out_dir / "summary.json",
+    }
+    with _atomic(report.files["summary"]) as handle:
+        json.dump(report.summary(), handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+    with _atomic(report.files["html"]) as handle:
+        handle.write(render_html(report))
+    return report
+
+
+def _count(report: AuditReport, rec: Recording) -> None:
+    report.recordings += 1
+    report.states[rec.state.value] += 1
+    if rec.state is State.ARCHIVED and rec.size_bytes:
+        report.archived_bytes += rec.size_bytes
+    if rec.archived_at is not None and report.period.contains(rec.archived_at):
+        report.archived_per_day[rec.archived_at.astimezone(UTC).date()] += 1
+    if rec.state in FAILURE_STATES:
+        report.failure_count += 1
+        if len(report.failures) < MAX_ROWS:
+            report.failures.append(rec)
+
+
+def _events(ledger: Ledger, names: list[str], period: Period) -> list[EventEntry]:
+    return [
+        EventEntry(
+            seq=int(row["seq"]),
+            occurred_at=str(row["occurred_at"]),
+            recording_uuid=row["recording_uuid"],
+            event=str(row["event"]),
+            actor=str(row["actor"]),
+            details=json.loads(row["details"]),
+        )
+        for row in queries.events_named(ledger, names, period.start_at, period.end_before)
+    ]
+
+
+def _discrepancies(ledger: Ledger, period: Period) -> list[EventEntry]:
+    """Discrepancy events of the period, each marked resolved if a later check verified it."""
+    entries = _events(ledger, ["discrepancy"], period)
+    last_verified: dict[str, int] = {}
+    for uuid in {e.recording_uuid for e in entries if e.recording_uuid}:
+        seqs = [int(ev["seq"]) for ev in ledger.events(uuid) if ev["event"] == "verified"]
+        last_verified[uuid] = max(seqs, default=-1)
+    return [
+        replace(entry, resolved=last_verified.get(entry.recording_uuid or "", -1) > entry.seq)
+        for entry in entries
+    ]
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[IO[str]]:
+    """A text file written under a temporary name and renamed into place when complete."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

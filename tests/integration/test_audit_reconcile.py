@@ -1,0 +1,113 @@
+"""Three-way reconciliation against moto server, both ledger backends and a real SFTP server."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tenios_io.audit import Category, drop_entries, reconcile, write_checkpoint
+from tenios_io.ledger import NewRecording
+from tenios_io.store import sidecar_key
+from tests.fixtures.sshd import SftpServer
+from tests.integration.test_audit_support import AuditWorld, make_world
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@pytest.fixture
+def world(database_url: str, s3_client: S3Client, plain_bucket: str) -> Iterator[AuditWorld]:
+    w = make_world(database_url, s3_client, plain_bucket)
+    yield w
+    w.ledger.engine.dispose()
+
+
+def locations(report: object, category: Category) -> list[str]:
+    return sorted(f.location for f in report.findings[category])  # type: ignore[attr-defined]
+
+
+def test_a_consistent_archive_reconciles(world: AuditWorld) -> None:
+    world.archive(3)
+    world.store.check()  # the probe object
+    write_checkpoint(world.ledger, world.store)  # a checkpoint object
+    report = reconcile(world.ledger, world.store, drop=[])
+    assert report.ok, report.findings
+    assert (report.listed_keys, report.archived_rows, report.drop_files) == (3 * 2 + 2, 3, 0)
+
+
+def test_every_category_is_found_and_counted(world: AuditWorld) -> None:
+    gone_object, gone_sidecar, kept = world.archive(3)
+    obj_key = world.get(gone_object).s3_key
+    side_of = world.get(gone_sidecar).s3_key
+    assert obj_key and side_of
+    world.s3.delete_object(Bucket=world.bucket, Key=obj_key)
+    world.s3.delete_object(Bucket=world.bucket, Key=sidecar_key(side_of))
+    stranger = str(uuid.uuid4())
+    stray = f"recordings/2026/01/02/{stranger}.wav"
+    world.s3.put_object(Bucket=world.bucket, Key=stray, Body=b"RIFF")
+    world.s3.put_object(Bucket=world.bucket, Key=stray + ".json", Body=b"{}")
+    world.s3.put_object(Bucket=world.bucket, Key="recordings/notes.txt", Body=b"hi")
+    # A known recording that failed, with an object anyway (uploaded by someone else).
+    failed = str(uuid.uuid4())
+    world.ledger.register([NewRecording(failed)])
+    (claim,) = world.ledger.claim_batch(1, lease_seconds=60)
+    world.ledger.fail(failed, claim.lease_token, "403 access denied")
+    world.s3.put_object(Bucket=world.bucket, Key=f"recordings/2026/01/03/{failed}.wav", Body=b"x")
+    unregistered = str(uuid.uuid4())
+    drop = [(f"/drop/{unregistered}.wav", unregistered), (f"/drop/{kept}.wav", kept)]
+
+    report = reconcile(world.ledger, world.store, drop)
+
+    assert not report.ok
+    assert report.counts() == {
+        Category.OBJECTS_NOT_IN_LEDGER: 2,
+        Category.OBJECTS_NOT_ARCHIVED: 1,
+        Category.ARCHIVED_WITHOUT_OBJECT: 1,
+        Category.ARCHIVED_WITHOUT_SIDECAR: 1,
+        Category.UNRECOGNISED_KEYS: 1,
+        Category.DROP_FILES_NOT_REGISTERED: 1,
+    }
+    assert locations(report, Category.OBJECTS_NOT_IN_LEDGER) == [stray, stray + ".json"]
+    assert locations(report, Category.ARCHIVED_WITHOUT_OBJECT) == [obj_key]
+    assert locations(report, Category.ARCHIVED_WITHOUT_SIDECAR) == [sidecar_key(side_of)]
+    assert locations(report, Category.UNRECOGNISED_KEYS) == ["recordings/notes.txt"]
+    assert locations(report, Category.DROP_FILES_NOT_REGISTERED) == [f"/drop/{unregistered}.wav"]
+    (not_archived,) = report.findings[Category.OBJECTS_NOT_ARCHIVED]
+    assert not_archived.recording_uuid == failed and "failed" in not_archived.detail
+
+
+def test_recordings_being_archived_are_in_flight_not_problems(world: AuditWorld) -> None:
+    pending = str(uuid.uuid4())
+    world.ledger.register([NewRecording(pending)])
+    world.s3.put_object(Bucket=world.bucket, Key=f"recordings/2026/01/03/{pending}.wav", Body=b"x")
+    report = reconcile(world.ledger, world.store)
+    assert report.ok and report.in_flight == 1 and report.drop_files is None
+
+
+def test_the_real_sftp_drop_is_listed(sftp_server: SftpServer, world: AuditWorld) -> None:
+    (known,) = world.archive(1)
+    stranger = str(uuid.uuid4())
+    for name in (f"{known}.wav", f"call-{stranger}.wav", "readme.txt", f".{uuid.uuid4()}.part"):
+        path = sftp_server.drop_dir / name
+        path.write_bytes(b"RIFF0000WAVE")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    listed = drop_entries(sftp_server.settings())
+    assert listed is not None
+    entries, unsettled = listed
+    assert sorted(u for _, u in entries) == sorted([known, stranger]) and unsettled == 1
+    report = reconcile(world.ledger, world.store, entries)
+    assert report.drop_files == 2
+    assert locations(report, Category.DROP_FILES_NOT_REGISTERED) == [
+        str(sftp_server.drop_dir / f"call-{stranger}.wav")
+    ]
+
+
+def test_no_drop_configured_means_no_listing() -> None:
+    from tenios_io.config import Settings
+
+    assert drop_entries(Settings()) is None
