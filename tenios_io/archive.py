@@ -173,13 +173,16 @@ class Archiver:
             spooled = spool.finish()
             fetched_at = self.ledger.now()
             crashpoints.reached("after_fetch")
+            # Re-read: a legal hold placed while this recording was claimed must still
+            # reach its upload (the claim's snapshot predates it).
+            legal_hold = self.ledger.get(rec.recording_uuid).legal_hold
             obj = self.store.archive(
                 spooled,
                 recording_uuid=rec.recording_uuid,
                 call_uuid=rec.call_uuid,
                 source=fetched.source,
                 key_date=rec.key_date.date(),
-                legal_hold=rec.legal_hold,
+                legal_hold=legal_hold,
             )
         crashpoints.reached("after_upload")
         hashes = self.ledger.record(

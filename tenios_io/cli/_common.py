@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import typer
 from rich.console import Console
 
 from tenios_io.config import Settings, load_settings
+from tenios_io.ledger.ledger import default_actor
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -35,6 +42,28 @@ def state(ctx: typer.Context) -> CliState:
     if not isinstance(root.obj, CliState):
         root.obj = CliState()
     return root.obj
+
+
+@contextmanager
+def output_file(path: Path | None) -> Iterator[IO[str]]:
+    """Standard output, or a file written under a temporary name and renamed when complete
+    (a reader never sees half a file; a failed export leaves nothing behind)."""
+    if path is None:
+        yield sys.stdout
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def cli_actor(command: str) -> str:
+    """Who the custody events name for a command run by a person: the command, user and host."""
+    return f"cli:{command}:{default_actor()}"
 
 
 def settings(ctx: typer.Context) -> Settings:

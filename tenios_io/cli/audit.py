@@ -7,14 +7,11 @@ Exit codes: 0 nothing found; 1 a check found problems (each named) or failed;
 from __future__ import annotations
 
 import json
-import os
-import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import IO, Annotated
+from typing import Annotated
 
 import typer
 from rich.progress import (
@@ -45,9 +42,8 @@ from tenios_io.audit import (
 )
 from tenios_io.audit.export import event_record
 from tenios_io.audit.verify import SelectionMode
-from tenios_io.cli._common import console, err_console, settings
+from tenios_io.cli._common import cli_actor, console, err_console, output_file, settings
 from tenios_io.ledger import Recording, custody
-from tenios_io.ledger.ledger import default_actor
 
 app = typer.Typer(
     help="Audit: verify the archive and the custody chain, reconcile, retention, reports.",
@@ -58,11 +54,6 @@ Day = Annotated[
     str | None,
     typer.Option(metavar="YYYY-MM-DD", help="A UTC day."),
 ]
-
-
-def cli_actor(command: str) -> str:
-    """Who the custody events name for a command run by a person: the command, user and host."""
-    return f"cli:{command}:{default_actor()}"
 
 
 def parse_day(value: str | None, option: str) -> date | None:
@@ -246,7 +237,7 @@ def export_events(
     With this file alone the hash chain can be recomputed independently of this tool
     (see the README's section for compliance teams).
     """
-    with open_audit(settings(ctx), need_store=False) as audit, _output(output) as out:
+    with open_audit(settings(ctx), need_store=False) as audit, output_file(output) as out:
         with audit.ledger.engine.connect() as conn:
             for row in custody.iter_events(conn):
                 out.write(json.dumps(event_record(row), ensure_ascii=False) + "\n")
@@ -433,22 +424,6 @@ def report(
         console.print(f"  {kind:8} {path}", soft_wrap=True)
     for finding in result.findings:
         err_console.print(f"[yellow]finding:[/] {finding}", soft_wrap=True)
-
-
-@contextmanager
-def _output(path: Path | None) -> Iterator[IO[str]]:
-    """Standard output, or a file written under a temporary name and renamed when complete."""
-    if path is None:
-        yield sys.stdout
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 @contextmanager

@@ -4,55 +4,27 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tenios_io.audit import open_audit, set_legal_hold
-from tenios_io.cli._common import console, settings
-from tenios_io.cli.audit import cli_actor
-from tenios_io.config import UUID_RE
+from tenios_io.audit.export import EXPORT_COLUMNS, export_row
+from tenios_io.cli._common import cli_actor, console, output_file, settings
 from tenios_io.exceptions import ImportFileError, UnknownRecording
-from tenios_io.ledger import NewRecording, Recording, State, open_ledger
+from tenios_io.ledger import NewRecording, State, open_ledger
 from tenios_io.ledger.importing import parse_uuid, read_import_file
 
 app = typer.Typer(
     help="The ledger: which recordings exist, their state, and their custody events.",
     no_args_is_help=True,
 )
-
-EXPORT_COLUMNS = [
-    "recording_uuid",
-    "call_uuid",
-    "state",
-    "attempts",
-    "last_error",
-    "source",
-    "content_type",
-    "sha256",
-    "size_bytes",
-    "s3_bucket",
-    "s3_key",
-    "s3_version_id",
-    "retention_mode",
-    "retain_until",
-    "legal_hold",
-    "recorded_at",
-    "discovered_at",
-    "fetched_at",
-    "archived_at",
-    "last_verified_at",
-]
 
 
 class ExportFormat(StrEnum):
@@ -82,7 +54,7 @@ def add(
     """Register recordings to archive. Known ones are left as they are (and reported)."""
     ids = [_uuid_arg(u) for u in recording_uuids]
     call = _uuid_arg(call_uuid) if call_uuid else None
-    with open_ledger(settings(ctx), actor="cli:ledger-add") as ledger:
+    with open_ledger(settings(ctx), actor=cli_actor("ledger-add")) as ledger:
         result = ledger.register([NewRecording(i, call_uuid=call) for i in ids])
     for key in result.added:
         console.print(f"added   {key}")
@@ -113,7 +85,7 @@ def import_(
         task = progress.add_task("reading", total=None)
         items = read_import_file(file, progress=lambda n: progress.advance(task, n))
         progress.update(task, description=f"registering {len(items):,}", completed=len(items))
-        with open_ledger(settings(ctx), actor=f"cli:ledger-import:{file.name}") as ledger:
+        with open_ledger(settings(ctx), actor=cli_actor(f"ledger-import:{file.name}")) as ledger:
             result = ledger.register(items)
     console.print(
         f"{file}: {len(items):,} recordings — {len(result.added):,} added, "
@@ -158,7 +130,7 @@ def show(
     table = Table(show_header=False, title=f"recording {key}")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    for name, value in _row(rec).items():
+    for name, value in export_row(rec).items():
         table.add_row(name, "" if value is None else str(value))
     console.print(table)
     ev = Table(title="custody events")
@@ -184,8 +156,8 @@ def export(
     state: Annotated[State | None, typer.Option(help="Only recordings in this state.")] = None,
 ) -> None:
     """Export every recording's row (for spreadsheets, audits, other tools)."""
-    with open_ledger(settings(ctx)) as ledger, _output(output) as out:
-        rows = (_row(rec) for rec in ledger.iter_recordings(state=state))
+    with open_ledger(settings(ctx)) as ledger, output_file(output) as out:
+        rows = (export_row(rec) for rec in ledger.iter_recordings(state=state))
         if format is ExportFormat.csv:
             writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
             writer.writeheader()
@@ -210,7 +182,7 @@ def requeue(
     if bool(recording_uuids) == (state is not None):
         raise typer.BadParameter("give either UUIDs or --state, not both and not neither")
     ids = [_uuid_arg(u) for u in recording_uuids or []]
-    with open_ledger(settings(ctx), actor="cli:ledger-requeue") as ledger:
+    with open_ledger(settings(ctx), actor=cli_actor("ledger-requeue")) as ledger:
         done = ledger.requeue(ids, state=state)
     console.print(f"requeued {len(done):,} recording(s)")
 
@@ -265,34 +237,6 @@ def _set_holds(ctx: typer.Context, recording_uuids: list[str], reason: str, *, o
         raise typer.Exit(1)
 
 
-def _row(rec: Recording) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in EXPORT_COLUMNS:
-        value = getattr(rec, name)
-        if isinstance(value, datetime):
-            value = value.isoformat().replace("+00:00", "Z")
-        elif isinstance(value, StrEnum):
-            value = value.value
-        out[name] = value
-    return out
-
-
-@contextmanager
-def _output(path: Path | None) -> Iterator[IO[str]]:
-    """Standard output, or a file written to a temp name and renamed when complete."""
-    if path is None:
-        yield sys.stdout
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 @contextmanager
 def _progress() -> Iterator[Progress]:
     progress = Progress(
@@ -308,4 +252,4 @@ def _progress() -> Iterator[Progress]:
         yield progress
 
 
-__all__ = ["UUID_RE", "app"]
+__all__ = ["app"]

@@ -9,8 +9,7 @@ from rich.table import Table
 
 from tenios_io.audit import PurgeAction, PurgeResult, open_audit, purge_expired
 from tenios_io.audit.retention import DEFAULT_PURGE_REASON
-from tenios_io.cli._common import console, err_console, settings
-from tenios_io.cli.audit import cli_actor
+from tenios_io.cli._common import cli_actor, console, err_console, settings
 
 
 def register(app: typer.Typer) -> None:

@@ -65,8 +65,10 @@ class FakeStore:
     error: Exception | None = None
     uploads: list[Spooled] = field(default_factory=list)
     sidecars: list[dict[str, Any]] = field(default_factory=list)
+    holds: list[bool] = field(default_factory=list)
 
     def archive(self, spooled: Spooled, *, key_date: date, **kw: Any) -> ArchivedObject:
+        self.holds.append(kw["legal_hold"])
         if self.error:
             raise self.error
         assert spooled.path.read_bytes() == WAV
@@ -213,3 +215,12 @@ def test_budget_spent_releases_unworked_claims(ledger: Ledger, tmp_path: Path) -
     assert result.outcome is Outcome.RELEASED
     rec = ledger.get(REC)
     assert rec.state is State.PENDING and rec.attempts == 0
+
+
+def test_a_hold_placed_while_claimed_reaches_the_upload(ledger: Ledger, tmp_path: Path) -> None:
+    store = FakeStore()
+    c = claim(ledger)
+    assert c.recording.legal_hold is False
+    ledger.annotate(REC, "legal_hold", {"on": True}, updates={"legal_hold": True})
+    archiver(ledger, store, tmp=tmp_path).archive_one(c)
+    assert store.holds == [True]

@@ -1,0 +1,198 @@
+"""Benchmark: the ledger's registration and claim throughput (SQLite and PostgreSQL).
+
+    .venv/bin/python bench/bench_ledger.py [--ids N] [--recordings M] [--pg URL]
+
+1. Registering N ids in one import (rows + hash-chained `registered` events), against
+   the peer: a bare executemany of the same rows into the same table (no idempotency
+   check, no events).  Ratio ours/peer must stay above FLOOR_REGISTER.
+2. The single custody chain under several workers on PostgreSQL: M recordings
+   claimed in batches of 25 and completed (claim, 3 events, complete — the pipeline's
+   ledger traffic without the I/O) by 1 and 4 processes, against the peer: the same
+   claims (SKIP LOCKED) and row updates with no custody events at all.  Ratio
+   ours/peer at 4 workers must stay above FLOOR_CHAIN: that is the price of the
+   chain (its head lock, one per transaction, and the event rows).
+
+Exits 1 when a ratio falls under its floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tenios_io.ledger import Ledger, NewRecording, create_ledger_engine
+from tenios_io.ledger.schema import downgrade, upgrade
+from tenios_io.ledger.tables import recordings
+
+FLOOR_REGISTER = 0.15
+FLOOR_CHAIN = 0.3
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _fresh(url: str) -> None:
+    downgrade(url)
+    upgrade(url)
+
+
+def bench_register(url: str, n: int) -> float:
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    _fresh(url)
+    engine = create_ledger_engine(url)
+    start = time.perf_counter()
+    Ledger(engine).register([NewRecording(i) for i in ids])
+    ours = time.perf_counter() - start
+    again = time.perf_counter()
+    Ledger(engine).register([NewRecording(i) for i in ids])
+    rerun = time.perf_counter() - again
+    engine.dispose()
+    _fresh(url)
+    engine = create_ledger_engine(url)
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "recording_uuid": i,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "discovered_at": now,
+            "legal_hold": False,
+            "updated_at": now,
+            "source_hint": "api",
+        }
+        for i in ids
+    ]
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        for k in range(0, n, 5000):
+            conn.execute(recordings.insert(), rows[k : k + 5000])
+    peer = time.perf_counter() - start
+    engine.dispose()
+    ratio = peer / ours
+    print(
+        f"  register {n:,} ids: ours {ours:.2f} s ({n / ours:,.0f}/s), re-import {rerun:.2f} s;"
+        f" peer (bare insert) {peer:.2f} s"
+    )
+    print(f"  ratio ours/peer {ratio:.2f} (floor {FLOOR_REGISTER})")
+    return ratio
+
+
+def _worker(url: str, name: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    engine = create_ledger_engine(url)
+    ledger = Ledger(engine, actor=name)
+    done = 0
+    while batch := ledger.claim_batch(25, lease_seconds=600, owner=name):
+        for claim in batch:
+            key = claim.recording_uuid
+            ledger.record(
+                key, claim.lease_token, [("fetched", {"n": 1}), ("uploaded", {}), ("verified", {})]
+            )
+            ledger.complete(key, claim.lease_token, {"sha256": "0" * 64, "size_bytes": 1})
+            done += 1
+    engine.dispose()
+    out.put(done)
+
+
+def _peer_worker(url: str, name: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """The same ledger traffic without custody events (no chain, no head lock)."""
+    engine = create_ledger_engine(url)
+    r = recordings.c
+    done = 0
+    while True:
+        with engine.begin() as conn:
+            keys = list(
+                conn.execute(
+                    sa.select(r.recording_uuid)
+                    .where(r.state == "pending")
+                    .order_by(r.next_attempt_at)
+                    .limit(25)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            for key in keys:
+                conn.execute(
+                    recordings.update()
+                    .where(r.recording_uuid == key)
+                    .values(state="in_progress", lease_token=str(uuid.uuid4()), lease_owner=name)
+                )
+        if not keys:
+            break
+        for key in keys:
+            with engine.begin() as conn:
+                conn.execute(recordings.update().where(r.recording_uuid == key).values(attempts=1))
+            with engine.begin() as conn:
+                conn.execute(
+                    recordings.update()
+                    .where(r.recording_uuid == key)
+                    .values(state="archived", sha256="0" * 64, lease_token=None)
+                )
+            done += 1
+    engine.dispose()
+    out.put(done)
+
+
+def bench_workers(url: str, m: int, workers: int, *, peer: bool = False) -> float:
+    _fresh(url)
+    engine = create_ledger_engine(url)
+    Ledger(engine).register([NewRecording(str(uuid.uuid4())) for _ in range(m)])
+    engine.dispose()
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    target = _peer_worker if peer else _worker
+    procs = [ctx.Process(target=target, args=(url, f"w{k}", queue)) for k in range(workers)]
+    start = time.perf_counter()
+    for p in procs:
+        p.start()
+    done = sum(queue.get(timeout=600) for _ in procs)
+    for p in procs:
+        p.join()
+    seconds = time.perf_counter() - start
+    assert done == m, (done, m)
+    engine = create_ledger_engine(url)
+    assert Ledger(engine).verify_chain().ok
+    engine.dispose()
+    rate = m / seconds
+    label = "peer (no chain)" if peer else "ours"
+    print(f"  {label:<16} {workers} worker(s): {m:,} recordings in {seconds:.1f} s = {rate:,.0f}/s")
+    return rate
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ids", type=int, default=100_000)
+    parser.add_argument("--recordings", type=int, default=2_000)
+    parser.add_argument("--pg", default=os.environ.get("TENIOS_TEST_DATABASE_URL", DEFAULT_PG))
+    args = parser.parse_args()
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        print("SQLite:")
+        ok &= bench_register(sqlite, args.ids) >= FLOOR_REGISTER
+    print("PostgreSQL:")
+    ok &= bench_register(args.pg, args.ids) >= FLOOR_REGISTER
+    print(f"PostgreSQL, one custody chain, {args.recordings:,} recordings:")
+    rates = {}
+    for workers in (1, 4):
+        rates[workers] = bench_workers(args.pg, args.recordings, workers)
+        rates[-workers] = bench_workers(args.pg, args.recordings, workers, peer=True)
+    print(
+        f"  scaling 1 → 4 workers: ours {rates[4] / rates[1]:.2f}x, "
+        f"peer {rates[-4] / rates[-1]:.2f}x"
+    )
+    ratio = rates[4] / rates[-4]
+    print(f"  ratio ours/peer at 4 workers {ratio:.2f} (floor {FLOOR_CHAIN})")
+    ok &= ratio >= FLOOR_CHAIN
+    downgrade(args.pg)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""No secret — the TENIOS access key, AWS keys — reaches anything a person or another
+system can read: console, logs (at --verbose), Prefect artifacts and parameters, the
+ledger and its custody events, S3 metadata and sidecars, the audit report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+
+from tenios_io.ledger import NewRecording
+from tests.acceptance.conftest import ArchiveWorld
+from tests.fixtures.cli import CliResult
+from tests.fixtures.moto import FAKE_CREDENTIALS
+from tests.fixtures.simulator import SIM_ACCESS_KEY
+
+WRONG_KEY = "wrong-key-7f3a9c1e5b"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(
+    world: ArchiveWorld, *args: str, access_key: str = SIM_ACCESS_KEY
+) -> subprocess.CompletedProcess[str]:
+    """`tenios-archive ARGS` in a child process: everything it prints, logs included."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TENIOS_", "AWS_"))}
+    env.update(world.env, TENIOS_ACCESS_KEY=access_key, PYTHONPATH=str(ROOT))
+    env.pop("PREFECT_LOGGING_LEVEL", None)  # let --verbose decide, as for an operator
+    return subprocess.run(
+        [sys.executable, "-m", "tenios_io.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_no_secret_reaches_any_output(
+    world: ArchiveWorld, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    secrets = [
+        SIM_ACCESS_KEY,
+        WRONG_KEY,
+        FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+    ]
+    uuids = world.sim.seed(3)
+    world.register(uuids)
+    good = run_cli(world, "--verbose", "run", "nightly")
+    assert good.returncode == 0, good.stdout
+
+    (late,) = world.sim.seed(1)
+    ledger = world.ledger()
+    ledger.register([NewRecording(late)])
+    denied = run_cli(world, "--verbose", "run", "nightly", access_key=WRONG_KEY)
+    assert denied.returncode == 1  # access denied is terminal: the recording failed
+    assert "TENIOS_ACCESS_KEY" in (ledger.get(late).last_error or "")
+
+    exported = cli("ledger", "export", "--format", "jsonl")
+    events = cli("audit", "export-events")
+    report_dir = tmp_path / "report"
+    report = cli("audit", "report", "--output", str(report_dir))
+    assert exported.exit_code == events.exit_code == 0 and report.exit_code in (0, 1)
+
+    s3 = world.s3
+    bucket_text = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=world.bucket):  # type: ignore[attr-defined]
+        for obj in page.get("Contents", []):
+            head = s3.head_object(Bucket=world.bucket, Key=obj["Key"])  # type: ignore[attr-defined]
+            bucket_text.append(json.dumps(head.get("Metadata", {})))
+            if obj["Key"].endswith(".json"):
+                body = s3.get_object(Bucket=world.bucket, Key=obj["Key"])["Body"].read()  # type: ignore[attr-defined]
+                bucket_text.append(body.decode())
+    with get_client(sync_client=True) as client:
+        artifacts = [json.dumps(a.data, default=str) for a in client.read_artifacts()]
+        runs = [json.dumps(r.parameters, default=str) for r in client.read_flow_runs()]
+    assert artifacts and runs
+
+    outputs = {
+        "console and logs (--verbose)": good.stdout + denied.stdout + report.output,
+        "ledger export": exported.stdout,
+        "custody events": events.stdout,
+        "report": "".join(p.read_text() for p in report_dir.iterdir() if p.is_file()),
+        "bucket": "\n".join(bucket_text),
+        "prefect artifacts": "\n".join(artifacts),
+        "prefect parameters": "\n".join(runs),
+    }
+    assert "Beginning flow run" in good.stdout and "archive-batch" in good.stdout  # logs seen
+    leaks = [(where, s) for where, text in outputs.items() for s in secrets if s in text]
+    assert leaks == []
+    ledger.engine.dispose()
