@@ -1,0 +1,68 @@
+"""prefect.yaml for real: `prefect deploy --all` against a Prefect server, then the
+nightly deployment run by a process worker (`prefect worker start --run-once`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectAlreadyExists
+
+from tenios_io.ledger import State
+from tests.acceptance.conftest import ArchiveWorld
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+def _env(world: ArchiveWorld) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TENIOS_", "AWS_"))}
+    env.update(world.env, PYTHONPATH=str(ROOT))
+    return env
+
+
+def _prefect(world: ArchiveWorld, *args: str, timeout: float = 300) -> str:
+    done = subprocess.run(
+        [PREFECT, *args],
+        env=_env(world),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_deploy_all_then_a_worker_runs_the_nightly_deployment(world: ArchiveWorld) -> None:
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name="tenios-archive", type="process"))
+        except ObjectAlreadyExists:
+            pass
+    _prefect(world, "--no-prompt", "deploy", "--all")
+    with get_client(sync_client=True) as client:
+        deployments = {d.name: d for d in client.read_deployments()}
+        assert {"nightly-archive", "backfill", "audit"} <= set(deployments)
+        nightly = deployments["nightly-archive"]
+        assert [(s.schedule.cron, s.schedule.timezone) for s in nightly.schedules] == [  # type: ignore[union-attr]
+            ("0 2 * * *", "Europe/Berlin")
+        ]
+        assert deployments["backfill"].schedules == []
+        uuids = world.sim.seed(3)
+        world.register(uuids)
+        run = client.create_flow_run_from_deployment(nightly.id)
+    _prefect(world, "worker", "start", "--pool", "tenios-archive", "--run-once", timeout=600)
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run.id).state
+    assert state is not None and state.is_completed(), state
+    ledger = world.ledger()
+    assert all(ledger.get(u).state is State.ARCHIVED for u in uuids)
+    ledger.engine.dispose()
