@@ -1,0 +1,74 @@
+"""`run nightly` / `run backfill` refuse to start, with exit 2 and the reason, when the
+preflight fails: nothing is claimed and nothing is written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.cli import CliResult
+from tests.fixtures.moto import FAKE_CREDENTIALS
+
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def configured(
+    sqlite_url: str, moto_server: str, plain_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    for key, value in {
+        **FAKE_CREDENTIALS,
+        "AWS_ENDPOINT_URL_S3": moto_server,
+        "TENIOS_DATABASE_URL": sqlite_url,
+        "TENIOS_ACCESS_KEY": "k-123",
+        "TENIOS_S3_BUCKET": plain_bucket,
+        "TENIOS_API_URL": "http://127.0.0.1:9",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return sqlite_url
+
+
+@pytest.mark.parametrize(
+    ("unset", "needle"),
+    [("TENIOS_ACCESS_KEY", "TENIOS_ACCESS_KEY"), ("TENIOS_S3_BUCKET", "TENIOS_S3_BUCKET")],
+)
+def test_missing_setting(
+    configured: str, cli: Cli, monkeypatch: pytest.MonkeyPatch, unset: str, needle: str
+) -> None:
+    assert cli("db", "upgrade").exit_code == 0
+    monkeypatch.delenv(unset)
+    result = cli("run", "nightly")
+    assert result.exit_code == 2 and needle in result.stderr
+
+
+def test_database_not_migrated(configured: str, cli: Cli) -> None:
+    result = cli("run", "nightly")
+    assert result.exit_code == 2 and "db upgrade" in result.stderr
+
+
+def test_bucket_missing(configured: str, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("db", "upgrade").exit_code == 0
+    monkeypatch.setenv("TENIOS_S3_BUCKET", "no-such-bucket-tenios")
+    result = cli("run", "nightly")
+    assert result.exit_code == 2
+    assert "preflight" in result.stderr and "no-such-bucket-tenios" in result.stderr
+
+
+def test_backfill_with_a_bad_file_imports_nothing(
+    configured: str, cli: Cli, tmp_path: Path
+) -> None:
+    assert cli("db", "upgrade").exit_code == 0
+    bad = tmp_path / "ids.txt"
+    bad.write_text("8101fcb3-3843-4db3-9829-f7ab586625fe\nnot-a-uuid\n")
+    result = cli("run", "backfill", str(bad))
+    assert result.exit_code == 1 and "line 2" in result.stderr
+    assert "the ledger is empty" in cli("ledger", "list").stdout
+
+
+def test_usage_errors(cli: Cli) -> None:
+    assert cli("run", "nightly", "--concurrency", "0").exit_code == 2
+    assert cli("run", "backfill", "/no/such/file").exit_code == 2
+    help_text = cli("run", "nightly", "--help").stdout
+    assert "Exit 0" in help_text and "preflight" in help_text
