@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -15,11 +16,13 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import get_run_context
 from prefect.utilities.annotations import unmapped
 
+from flows.limits import api_rate_limiter
 from tenios_io.archive import Archiver, Outcome, RecordingResult
 from tenios_io.audit import write_checkpoint
+from tenios_io.config import load_settings
 from tenios_io.exceptions import is_transient
 from tenios_io.ledger import Claim, utc_now
-from tenios_io.pipeline import Pipeline
+from tenios_io.pipeline import Pipeline, open_pipeline
 from tenios_io.runs import RunSummary, claim_round, wait_for_due
 
 
@@ -32,14 +35,20 @@ def only_transient(_task: Any, _run: TaskRun, state: State) -> bool:
     return False
 
 
-@task(
-    name="archive-batch",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=only_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+#: Options of every task that Prefect may retry: only Transient errors, no caching (the
+#: ledger, not Prefect's result cache, is the idempotency record).
+RETRIED_TASK: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [5, 30],
+    "retry_condition_fn": only_transient,
+    "cache_policy": NO_CACHE,
+    "persist_result": False,
+}
+#: Upper bound of parallel batches in one process; `concurrency` picks up to this many.
+MAX_CONCURRENCY = 32
+
+
+@task(name="archive-batch", **RETRIED_TASK)
 def archive_batch(
     archiver: Archiver, claims: list[Claim], deadline: float | None
 ) -> list[RecordingResult]:
@@ -47,28 +56,14 @@ def archive_batch(
     return archiver.archive_batch(claims, deadline=deadline)
 
 
-@task(
-    name="sftp-sweep",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=only_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@task(name="sftp-sweep", **RETRIED_TASK)
 def sweep_sftp(pipeline: Pipeline, actor: str) -> dict[str, Any] | None:
     """Register what the SFTP drop holds and finish pending releases (None: no drop)."""
     report = pipeline.sweep(actor=actor)
     return None if report is None else report.to_dict()
 
 
-@task(
-    name="custody-checkpoint",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=only_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@task(name="custody-checkpoint", **RETRIED_TASK)
 def checkpoint_chain(pipeline: Pipeline, actor: str) -> dict[str, Any]:
     """Verify the chain since the last checkpoint and pin its head in the bucket."""
     written = write_checkpoint(pipeline.ledger, pipeline.store, actor=actor)
@@ -150,3 +145,41 @@ def publish_summary(summary: RunSummary, *, key: str) -> None:
         summary.bytes_archived,
         summary.seconds,
     )
+
+
+def run_archive(
+    flow_name: str,
+    *,
+    config_file: str | None,
+    rate_limit: float | None,
+    concurrency: int,
+    limit: int | None,
+    batch_size: int,
+    time_budget_minutes: float | None,
+    max_wait_seconds: float,
+    before: Callable[[Pipeline, str], dict[str, Any]],
+) -> dict[str, Any]:
+    """The body of an archiving flow: wire the pipeline, preflight, ``before`` (what the
+    flow does first: sweep, import), archive until done, checkpoint the custody chain,
+    publish the summary.  Returns the summary plus what ``before`` returned."""
+    settings = load_settings(config_file)
+    concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
+    actor = run_actor(flow_name)
+    rate = rate_limit if rate_limit is not None else settings.api_rate_limit
+    with open_pipeline(
+        settings, actor=actor, concurrency=concurrency, before_request=api_rate_limiter(rate)
+    ) as pipeline:
+        pipeline.preflight()
+        extra = before(pipeline, actor)
+        summary = archive_until_done(
+            pipeline,
+            owner=actor,
+            limit=limit,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            time_budget_minutes=time_budget_minutes,
+            max_wait_seconds=max_wait_seconds,
+        )
+        extra["checkpoint"] = checkpoint_chain(pipeline, actor)
+    publish_summary(summary, key=flow_name)
+    return {**summary.to_dict(), **extra}

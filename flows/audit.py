@@ -15,10 +15,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
-from flows.archiving import only_transient, run_actor
+from flows.archiving import RETRIED_TASK, run_actor
 from tenios_io.audit import (
     AuditReport,
     AuditSummary,
@@ -40,22 +39,14 @@ from tenios_io.config import Settings, load_settings
 from tenios_io.ledger import ChainReport, Ledger
 from tenios_io.store import ArchiveStore
 
-_TASK = {
-    "retries": 2,
-    "retry_delay_seconds": [10, 60],
-    "retry_condition_fn": only_transient,
-    "cache_policy": NO_CACHE,
-    "persist_result": False,
-}
 
-
-@task(name="audit-verify-chain", **_TASK)
+@task(name="audit-verify-chain", **RETRIED_TASK)
 def verify_chain(ledger: Ledger, store: ArchiveStore) -> tuple[ChainReport, CheckpointReport]:
     """Recompute the custody chain and check it against every checkpoint in the bucket."""
     return ledger.verify_chain(), check_checkpoints(ledger, store)
 
 
-@task(name="audit-verify-rolling", **_TASK)
+@task(name="audit-verify-rolling", **RETRIED_TASK)
 def verify_rolling(
     ledger: Ledger,
     store: ArchiveStore,
@@ -71,7 +62,7 @@ def verify_rolling(
     return Selection(selection.mode, selection.archived, selection.count, []), report
 
 
-@task(name="audit-reconcile", **_TASK)
+@task(name="audit-reconcile", **RETRIED_TASK)
 def reconcile_all(
     ledger: Ledger, store: ArchiveStore, settings: Settings, include_drop: bool
 ) -> ReconcileReport:
@@ -80,7 +71,7 @@ def reconcile_all(
     return reconcile(ledger, store, drop[0] if drop else None)
 
 
-@task(name="audit-report", **_TASK)
+@task(name="audit-report", **RETRIED_TASK)
 def write_report(
     ledger: Ledger, store: ArchiveStore, out_dir: str, days: int, cycle_days: int
 ) -> AuditReport:

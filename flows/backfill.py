@@ -12,17 +12,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.archiving import (
-    archive_until_done,
-    checkpoint_chain,
-    publish_summary,
-    run_actor,
-)
-from flows.limits import api_rate_limiter
-from flows.nightly import MAX_CONCURRENCY
-from tenios_io.config import load_settings
+from flows.archiving import MAX_CONCURRENCY, run_archive
 from tenios_io.ledger.importing import read_import_file
-from tenios_io.pipeline import open_pipeline
+from tenios_io.pipeline import Pipeline
 
 
 @flow(
@@ -46,15 +38,9 @@ def backfill(
     The archiving part works on every due recording of the ledger, the imported
     ones included.
     """
-    settings = load_settings(config_file)
-    concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
-    actor = run_actor("backfill")
-    items = read_import_file(Path(source_file))
-    rate = rate_limit if rate_limit is not None else settings.api_rate_limit
-    with open_pipeline(
-        settings, actor=actor, concurrency=concurrency, before_request=api_rate_limiter(rate)
-    ) as pipeline:
-        pipeline.preflight()
+    items = read_import_file(Path(source_file))  # all-or-nothing, before any work
+
+    def import_first(pipeline: Pipeline, actor: str) -> dict[str, Any]:
         registered = pipeline.ledger.register(items, actor=f"{actor}:import")
         get_run_logger().info(
             "%s: %d ids, %d new, %d already known",
@@ -63,18 +49,16 @@ def backfill(
             len(registered.added),
             len(registered.known),
         )
-        summary = archive_until_done(
-            pipeline,
-            owner=actor,
-            limit=limit,
-            concurrency=concurrency,
-            batch_size=batch_size,
-            time_budget_minutes=time_budget_minutes,
-            max_wait_seconds=max_wait_seconds,
-        )
-        checkpoint = checkpoint_chain(pipeline, actor)
-    publish_summary(summary, key="backfill")
-    result = summary.to_dict()
-    result["imported"] = {"added": len(registered.added), "known": len(registered.known)}
-    result["checkpoint"] = checkpoint
-    return result
+        return {"imported": {"added": len(registered.added), "known": len(registered.known)}}
+
+    return run_archive(
+        "backfill",
+        config_file=config_file,
+        rate_limit=rate_limit,
+        concurrency=concurrency,
+        limit=limit,
+        batch_size=batch_size,
+        time_budget_minutes=time_budget_minutes,
+        max_wait_seconds=max_wait_seconds,
+        before=import_first,
+    )

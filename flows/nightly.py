@@ -7,19 +7,8 @@ from typing import Any
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.archiving import (
-    archive_until_done,
-    checkpoint_chain,
-    publish_summary,
-    run_actor,
-    sweep_sftp,
-)
-from flows.limits import api_rate_limiter
-from tenios_io.config import load_settings
-from tenios_io.pipeline import open_pipeline
-
-#: Upper bound of parallel batches in one process; `concurrency` picks up to this many.
-MAX_CONCURRENCY = 32
+from flows.archiving import MAX_CONCURRENCY, run_archive, sweep_sftp
+from tenios_io.pipeline import Pipeline
 
 
 @flow(
@@ -41,31 +30,21 @@ def nightly_archive(
     Claims ``concurrency`` batches of ``batch_size`` at a time and archives them in
     parallel, until nothing is claimable (waiting up to ``max_wait_seconds`` for
     retries that are about to become due), ``limit`` recordings were processed, or
-    ``time_budget_minutes`` is spent.  Returns the run's summary.
+    ``time_budget_minutes`` is spent; then writes a custody checkpoint into the
+    bucket.  Returns the run's summary.
     """
-    settings = load_settings(config_file)
-    concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
-    actor = run_actor("nightly-archive")
-    with open_pipeline(
-        settings,
-        actor=actor,
+
+    def sweep_first(pipeline: Pipeline, actor: str) -> dict[str, Any]:
+        return {"sweep": sweep_sftp(pipeline, actor)}
+
+    return run_archive(
+        "nightly-archive",
+        config_file=config_file,
+        rate_limit=None,
         concurrency=concurrency,
-        before_request=api_rate_limiter(settings.api_rate_limit),
-    ) as pipeline:
-        pipeline.preflight()
-        sweep = sweep_sftp(pipeline, actor)
-        summary = archive_until_done(
-            pipeline,
-            owner=actor,
-            limit=limit,
-            concurrency=concurrency,
-            batch_size=batch_size,
-            time_budget_minutes=time_budget_minutes,
-            max_wait_seconds=max_wait_seconds,
-        )
-        checkpoint = checkpoint_chain(pipeline, actor)
-    publish_summary(summary, key="nightly-archive")
-    result = summary.to_dict()
-    result["sweep"] = sweep
-    result["checkpoint"] = checkpoint
-    return result
+        limit=limit,
+        batch_size=batch_size,
+        time_budget_minutes=time_budget_minutes,
+        max_wait_seconds=max_wait_seconds,
+        before=sweep_first,
+    )

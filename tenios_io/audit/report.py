@@ -20,15 +20,11 @@ UTC days; ``end`` is inclusive.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from tenios_io import __version__
 from tenios_io.audit import queries
@@ -36,6 +32,7 @@ from tenios_io.audit.checkpoint import CheckpointReport, check_checkpoints
 from tenios_io.audit.export import RowWriter, export_row
 from tenios_io.audit.report_html import MAX_ROWS, render_html
 from tenios_io.audit.retention import RetentionOverview, retention_overview
+from tenios_io.files import atomic_text_file
 from tenios_io.ledger import ChainReport, Ledger, Recording, State
 from tenios_io.ledger.custody import format_time
 from tenios_io.store import ArchiveStore
@@ -233,8 +230,8 @@ def build_report(
         bucket=store.bucket if store is not None else None,
     )
     with (
-        _atomic(out_dir / "recordings.csv") as csv_file,
-        _atomic(out_dir / "recordings.jsonl") as jsonl_file,
+        atomic_text_file(out_dir / "recordings.csv") as csv_file,
+        atomic_text_file(out_dir / "recordings.jsonl") as jsonl_file,
     ):
         writer = RowWriter(csv_file, jsonl_file)
         for rec in queries.iter_in_period(ledger, period.start_at, period.end_before):
@@ -259,10 +256,10 @@ def build_report(
         "jsonl": out_dir / "recordings.jsonl",
         "summary": out_dir / "summary.json",
     }
-    with _atomic(report.files["summary"]) as handle:
+    with atomic_text_file(report.files["summary"]) as handle:
         json.dump(report.summary(), handle, indent=2, ensure_ascii=False)
         handle.write("\n")
-    with _atomic(report.files["html"]) as handle:
+    with atomic_text_file(report.files["html"]) as handle:
         handle.write(render_html(report))
     return report
 
@@ -305,16 +302,3 @@ def _discrepancies(ledger: Ledger, period: Period) -> list[EventEntry]:
         replace(entry, resolved=last_verified.get(entry.recording_uuid or "", -1) > entry.seq)
         for entry in entries
     ]
-
-
-@contextmanager
-def _atomic(path: Path) -> Iterator[IO[str]]:
-    """A text file written under a temporary name and renamed into place when complete."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

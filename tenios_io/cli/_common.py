@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +13,7 @@ import typer
 from rich.console import Console
 
 from tenios_io.config import Settings, load_settings
+from tenios_io.files import atomic_text_file
 from tenios_io.ledger.ledger import default_actor
 
 console = Console(highlight=False)
@@ -51,14 +50,8 @@ def output_file(path: Path | None) -> Iterator[IO[str]]:
     if path is None:
         yield sys.stdout
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_text_file(path) as handle:
+        yield handle
 
 
 def cli_actor(command: str) -> str:
