@@ -33,7 +33,6 @@ one at its end).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -42,12 +41,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from tenios_io import __version__
 from tenios_io.audit import queries
 from tenios_io.audit.times import iso
-from tenios_io.exceptions import ChainBroken, VerificationFailed
+from tenios_io.exceptions import ArchiveConflict, ChainBroken, VerificationFailed
 from tenios_io.ledger import Ledger
 from tenios_io.ledger.custody import GENESIS, NewEvent, event_hash, format_time
 from tenios_io.store import ArchiveStore
@@ -232,61 +229,32 @@ def _require_event(ledger: Ledger, checkpoint: Checkpoint) -> None:
 def _put_once(
     store: ArchiveStore, key: str, body: bytes, now: datetime
 ) -> tuple[str | None, str | None, datetime | None] | None:
-    """PUT ``body`` at ``key`` unless it exists (None then); returns (version, lock, until).
+    """PUT ``body`` at ``key`` unless another checkpoint is there (None then).
 
-    ArchiveStore has no public "put a document" call, so this reaches into its client,
-    encryption settings and error translation; it belongs in ArchiveStore.
+    Returns (version id, lock mode, retain-until) as the bucket reports them.
     """
-    lock_mode, retain_until = _checkpoint_retention(store, now)
-    args: dict[str, Any] = {
-        "Bucket": store.bucket,
-        "Key": key,
-        "Body": body,
-        "ContentType": "application/json",
-        "ChecksumAlgorithm": "SHA256",
-        "ChecksumSHA256": _b64_sha256(body),
-        "IfNoneMatch": "*",
-        "Metadata": {"sha256": hashlib.sha256(body).hexdigest(), "tool-version": __version__},
-        **store._sse_args(),
-    }
-    if lock_mode is not None:
-        args["ObjectLockMode"] = lock_mode.upper()
-        args["ObjectLockRetainUntilDate"] = retain_until
-    needs = "s3:PutObject (and s3:PutObjectRetention with Object Lock)"
-    with store._translated("PutObject", key, needs=needs):
-        try:
-            response = store._client.put_object(**args)
-        except ClientError as exc:
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = exc.response.get("Error", {}).get("Code")
-            if status == 412 or code == "PreconditionFailed":
-                return None
-            raise
-    version = response.get("VersionId")
-    version_id = None if version in (None, "", "null") else str(version)
+    try:
+        version_id = store.put_document(
+            key, body, retain_until=_checkpoint_retain_until(store, now)
+        )
+    except ArchiveConflict:
+        return None  # the caller reads that checkpoint and compares the chain heads
     info = store.head(key, version_id)
-    sha256 = hashlib.sha256(body).hexdigest()
-    if info is None or info.size != len(body) or info.sha256 != sha256:
-        raise VerificationFailed(f"read-back of checkpoint {key} does not match what was written")
-    if lock_mode is not None and (info.lock_mode != lock_mode or info.retain_until is None):
+    if info is None:
         raise VerificationFailed(
-            f"checkpoint {key} was written without its Object Lock ({lock_mode}); the writer "
-            "may lack s3:PutObjectRetention / s3:GetObjectRetention",
-            s3_key=key,
+            f"checkpoint {key} vanished right after it was written", s3_key=key
         )
     return version_id, info.lock_mode, info.retain_until
 
 
-def _checkpoint_retention(store: ArchiveStore, now: datetime) -> tuple[str | None, datetime | None]:
-    """The store's lock mode and now + its retention period, where the bucket has Object Lock."""
-    mode, days = store._retention_mode, store._retention_days
-    if mode == "none" or days <= 0 or not store._lock_enabled():
-        return None, None
-    return mode, now.astimezone(UTC) + timedelta(days=days)
+def _checkpoint_retain_until(store: ArchiveStore, now: datetime) -> datetime | None:
+    """Now + the store's retention period, unless the store applies no retention.
 
-
-def _b64_sha256(body: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
+    The store locks the checkpoint until then where its bucket has Object Lock.
+    """
+    if store.retention_mode == "none" or store.retention_days <= 0:
+        return None
+    return now.astimezone(UTC) + timedelta(days=store.retention_days)
 
 
 # -- reading ---------------------------------------------------------------------------------
