@@ -8,10 +8,17 @@ from typing import Annotated
 import typer
 from rich.panel import Panel
 
-from tenios_io.cli._common import console
+from tenios_io.audit import (
+    build_report,
+    check_checkpoints,
+    open_audit,
+    select_recordings,
+    verify_archive,
+)
+from tenios_io.cli._common import cli_actor, console
 from tenios_io.cli._prefect import prepare_prefect
 from tenios_io.cli.run import preflight, run_flow
-from tenios_io.config import load_settings
+from tenios_io.config import Settings, load_settings
 from tenios_io.demo import demo_environment
 from tenios_io.ledger import NewRecording
 from tenios_io.ledger.schema import upgrade
@@ -62,6 +69,9 @@ def demo(
         second = run_flow(
             "second nightly run", preflight(cfg, 8), lambda: nightly_archive(config_file=config)
         )
+        console.print("\n[bold]Auditing[/] the archive against the ledger:")
+        audit_line, report_file = _audit(cfg, env.root / "report")
+        console.print(audit_line)
         s3 = make_s3_client()
         keys = [
             o["Key"]
@@ -75,7 +85,8 @@ def demo(
     console.print(
         Panel.fit(
             f"S3 holds {len(objects)} recordings and {len(sidecars)} sidecars; "
-            f"{archived} uploads in two runs — nothing twice.\n\n"
+            f"{archived} uploads in two runs — nothing twice.\n"
+            f"Audit report: {report_file}\n\n"
             "Look next:\n"
             f"  tenios-archive --config {env.config_file} ledger list\n"
             f"  tenios-archive --config {env.config_file} ledger show "
@@ -86,3 +97,21 @@ def demo(
         )
     )
     raise typer.Exit(max(int(first["exit_code"]), int(second["exit_code"])))
+
+
+def _audit(cfg: Settings, out_dir: Path) -> tuple[str, Path]:
+    """Chain and checkpoints, every archived object against the ledger, the report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open_audit(cfg, actor=cli_actor("demo")) as audit:
+        store = audit.require_store()
+        chain = audit.ledger.verify_chain()
+        checkpoints = check_checkpoints(audit.ledger, store)
+        selection = select_recordings(audit.ledger, "all")
+        verified = verify_archive(audit.ledger, store, selection.recordings)
+        report = build_report(audit.ledger, out_dir, store=store)
+    line = (
+        f"custody chain {'OK' if chain.ok else 'BROKEN'} ({chain.events:,} events), "
+        f"{checkpoints.checked} checkpoint(s) {'agree' if checkpoints.ok else 'DISAGREE'}; "
+        f"{verified.verified}/{verified.checked} archived objects match the ledger"
+    )
+    return line, report.files["html"]
