@@ -24,30 +24,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from sinks import HashingSink
 
 from tenios_io.api import TeniosClient, make_http_client
 from tenios_io.simulator import Simulator, running_simulator
 
 KEY = "bench-key"
 FLOORS = {"small": 0.7, "small-concurrent": 0.7, "large": 0.8}
-
-
-class HashingSink:
-    """Hashes what it gets; truncate() starts over (what the pipeline's spool does)."""
-
-    def __init__(self) -> None:
-        self.digest = hashlib.sha256()
-
-    def write(self, data: bytes, /) -> int:
-        self.digest.update(data)
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0, /) -> int:
-        return 0
-
-    def truncate(self, size: int | None = None, /) -> int:
-        self.digest = hashlib.sha256()
-        return 0
 
 
 def ours(client: TeniosClient) -> Callable[[str], str]:

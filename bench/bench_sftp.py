@@ -31,28 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtures.sshd
 
+from sinks import HashingSink
+
 from tenios_io.sftp import SftpDrop, connect_sftp
 from tests.fixtures.sshd import SftpServer, make_keys, running_server
 
 FLOORS = {"ours/peer": 0.8, "ours/plain": 3.0}
-
-
-class HashingSink:
-    """Hashes what it gets; truncate() starts over (what the pipeline's spool does)."""
-
-    def __init__(self) -> None:
-        self.digest = hashlib.sha256()
-
-    def write(self, data: bytes, /) -> int:
-        self.digest.update(data)
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0, /) -> int:
-        return 0
-
-    def truncate(self, size: int | None = None, /) -> int:
-        self.digest = hashlib.sha256()
-        return 0
 
 
 def openssh_get(server: SftpServer, path: Path) -> Callable[[], None]:

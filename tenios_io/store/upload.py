@@ -137,23 +137,9 @@ def put_single(
     bucket: Bucket, key: str, spooled: Spooled, metadata: dict[str, str], retention: Retention
 ) -> Put | None:
     """One PUT of the spool file, streamed from disk; None if the key exists (412)."""
-    checksum = b64(bytes.fromhex(spooled.sha256))
     args = put_args(bucket, key, spooled.content_type, metadata, retention)
     with spooled.path.open("rb") as body:  # botocore streams it from disk
-        try:
-            response = bucket.client.put_object(
-                Body=body,
-                ContentLength=spooled.size,
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=checksum,
-                IfNoneMatch="*",
-                **args,
-            )
-        except ClientError as exc:
-            if is_precondition_failed(exc):
-                return None
-            raise
-    return Put(version_of(response), checksum, parts=0)
+        return _put_if_absent(bucket, body, spooled.sha256, ContentLength=spooled.size, **args)
 
 
 def put_bytes(
@@ -167,15 +153,16 @@ def put_bytes(
 ) -> Put | None:
     """One PUT of a small in-memory ``body`` whose SHA-256 is ``sha256``; None if the key
     exists (412)."""
-    checksum = b64(bytes.fromhex(sha256))
     args = put_args(bucket, key, content_type, metadata, retention)
+    return _put_if_absent(bucket, body, sha256, **args)
+
+
+def _put_if_absent(bucket: Bucket, body: Any, sha256: str, **args: Any) -> Put | None:
+    """PUT with If-None-Match: * and the SHA-256 checksum; None when the key exists."""
+    checksum = b64(bytes.fromhex(sha256))
     try:
         response = bucket.client.put_object(
-            Body=body,
-            ChecksumAlgorithm="SHA256",
-            ChecksumSHA256=checksum,
-            IfNoneMatch="*",
-            **args,
+            Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum, IfNoneMatch="*", **args
         )
     except ClientError as exc:
         if is_precondition_failed(exc):
