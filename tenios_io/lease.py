@@ -58,6 +58,9 @@ class LeaseKeeper:
                 log.warning("lease renewal failed; retrying in %.0f s", interval, exc_info=True)
 
     def __enter__(self) -> LeaseKeeper:
+        # Renew once up front: when Prefect re-runs a batch that crashed halfway, the
+        # recordings it already finished show up as lost here and are not fetched again.
+        self.renew_now()
         self._thread.start()
         return self
 

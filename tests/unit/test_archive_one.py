@@ -224,3 +224,13 @@ def test_a_hold_placed_while_claimed_reaches_the_upload(ledger: Ledger, tmp_path
     ledger.annotate(REC, "legal_hold", {"on": True}, updates={"legal_hold": True})
     archiver(ledger, store, tmp=tmp_path).archive_one(c)
     assert store.holds == [True]
+
+
+def test_a_rerun_batch_skips_what_it_already_finished(ledger: Ledger, tmp_path: Path) -> None:
+    store = FakeStore()
+    arch = archiver(ledger, store, tmp=tmp_path)
+    batch = [claim(ledger)]
+    assert [r.outcome for r in arch.archive_batch(batch)] == [Outcome.ARCHIVED]
+    again = arch.archive_batch(batch)  # as when Prefect retries a crashed batch
+    assert [r.outcome for r in again] == [Outcome.LOST_LEASE]
+    assert len(store.uploads) == 1
