@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prefect.client.orchestration import get_client
+
 from flows.backfill import backfill
+from flows.limits import LIMIT_NAME
 from tenios_io.ledger import State
 from tests.acceptance.conftest import ArchiveWorld
 
@@ -25,6 +28,11 @@ def test_backfill_imports_archives_and_resumes(world: ArchiveWorld, tmp_path: Pa
     second = backfill(str(source), concurrency=2, rate_limit=50.0, max_wait_seconds=30)
     assert second["imported"] == {"added": 0, "known": 9}
     assert second["counts"] == {"archived": 4}
+    # With a Prefect server the API rate limit is the server's global limit (shared by
+    # every worker process): `rate_limit` slots decaying per second.
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(LIMIT_NAME)
+    assert limit.slot_decay_per_second == 50.0 and limit.limit == 50 and limit.active
     ledger = world.ledger()
     assert ledger.counts()[State.ARCHIVED] == 9
     rec = ledger.get(uuids[2])
