@@ -29,6 +29,8 @@ from tenios_io.ledger.tables import custody_events, recordings
 
 Clock = Callable[[], datetime]
 _CHUNK = 1000
+#: Ids per step of a registration (bounds memory; still one transaction).
+_REGISTER_CHUNK = 20_000
 
 
 def utc_now() -> datetime:
@@ -151,70 +153,64 @@ class Ledger:
     ) -> RegisterResult:
         """Add unknown recordings as ``pending``; a known uuid changes nothing and says so.
 
-        One transaction for the whole call (an import is all-or-nothing); rows and
-        their ``registered`` events are inserted in batches.  A known recording that
-        is found on the SFTP drop for the first time gets its path (one row per
+        One transaction for the whole call (an import is all-or-nothing), worked
+        through in chunks of ``_REGISTER_CHUNK`` ids — look-up, rows, ``registered``
+        events — so memory stays bounded for imports of millions.  A known recording
+        that is found on the SFTP drop for the first time gets its path (one row per
         recording, whichever way it was found).
         """
         wanted: dict[str, NewRecording] = {}
         for item in items:
             wanted.setdefault(item.recording_uuid.lower(), item)
         now = self.now()
-        rows = [
-            {
-                "recording_uuid": key,
-                "call_uuid": item.call_uuid.lower() if item.call_uuid else None,
-                "source_hint": "sftp" if item.source_path else "api",
-                "source_path": item.source_path,
-                "state": State.PENDING.value,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "discovered_at": now,
-                "recorded_at": item.recorded_at,
-                "legal_hold": False,
-                "updated_at": now,
-            }
-            for key, item in wanted.items()
-        ]
+        keys = list(wanted)
+        added: list[str] = []
+        known: list[str] = []
+        found: list[str] = []
         with self.engine.begin() as conn:
             head = custody.lock_head(conn)
-            existing = _existing(conn, list(wanted))
-            new_rows = [row for row in rows if row["recording_uuid"] not in existing]
-            for start in range(0, len(new_rows), 5000):
-                conn.execute(recordings.insert(), new_rows[start : start + 5000])
-            added = [key for key in wanted if key not in existing]
-            known = [key for key in wanted if key in existing]
-            found: list[str] = []
-            for key in known:
-                path = wanted[key].source_path
-                if (
-                    path
-                    and conn.execute(
-                        recordings.update()
-                        .where(
-                            recordings.c.recording_uuid == key, recordings.c.source_path.is_(None)
-                        )
-                        .values(source_path=path, updated_at=now)
-                    ).rowcount
-                ):
-                    found.append(key)
-            events = [
-                NewEvent(
-                    key,
-                    "registered",
-                    {
-                        "call_uuid": wanted[key].call_uuid,
-                        "recorded_at": _iso(wanted[key].recorded_at),
-                        "source_path": wanted[key].source_path,
-                    },
-                )
-                for key in added
-            ]
-            events += [
-                NewEvent(key, "source_found", {"source_path": wanted[key].source_path})
-                for key in found
-            ]
-            custody.append(conn, events, actor=actor or self.actor, now=now, head=head)
+            for start in range(0, len(keys), _REGISTER_CHUNK):
+                chunk = keys[start : start + _REGISTER_CHUNK]
+                existing = _existing(conn, chunk)
+                new = [key for key in chunk if key not in existing]
+                rows = [_new_row(key, wanted[key], now) for key in new]
+                for first in range(0, len(rows), 5000):
+                    conn.execute(recordings.insert(), rows[first : first + 5000])
+                del rows
+                events = [
+                    NewEvent(
+                        key,
+                        "registered",
+                        {
+                            "call_uuid": _lower(wanted[key].call_uuid),
+                            "recorded_at": _iso(wanted[key].recorded_at),
+                            "source_path": wanted[key].source_path,
+                        },
+                    )
+                    for key in new
+                ]
+                for key in chunk:
+                    if key not in existing:
+                        continue
+                    known.append(key)
+                    path = wanted[key].source_path
+                    if (
+                        path
+                        and conn.execute(
+                            recordings.update()
+                            .where(
+                                recordings.c.recording_uuid == key,
+                                recordings.c.source_path.is_(None),
+                            )
+                            .values(source_path=path, updated_at=now)
+                        ).rowcount
+                    ):
+                        found.append(key)
+                        events.append(NewEvent(key, "source_found", {"source_path": path}))
+                added += new
+                hashes = custody.append(conn, events, actor=actor or self.actor, now=now, head=head)
+                if hashes:
+                    head = custody.ChainHead(head.seq + len(hashes), hashes[-1])
         return RegisterResult(added, known, found)
 
     # -- claims ---------------------------------------------------------------------------
@@ -638,6 +634,27 @@ class Ledger:
         """Recompute the whole custody chain; the report names the first broken event."""
         with self.engine.connect() as conn:
             return custody.verify(custody.iter_events(conn))
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
+def _new_row(key: str, item: NewRecording, now: datetime) -> dict[str, Any]:
+    """The ``recordings`` row of a newly registered recording."""
+    return {
+        "recording_uuid": key,
+        "call_uuid": _lower(item.call_uuid),
+        "source_hint": "sftp" if item.source_path else "api",
+        "source_path": item.source_path,
+        "state": State.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "discovered_at": now,
+        "recorded_at": item.recorded_at,
+        "legal_hold": False,
+        "updated_at": now,
+    }
 
 
 def _existing(conn: Connection, keys: Sequence[str]) -> set[str]:

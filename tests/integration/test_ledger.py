@@ -267,3 +267,23 @@ def test_postgresql_trigger_refuses_tampering(postgres_url: str, statement: str)
         conn.exec_driver_sql(statement)
     assert ledger.verify_chain().events == 3
     engine.dispose()
+
+
+def test_register_across_chunks_is_one_consistent_import(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tenios_io.ledger import ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "_REGISTER_CHUNK", 7)
+    first = ids(10)
+    ledger.register([NewRecording(i) for i in first])
+    more = ids(20)
+    items = [NewRecording(i) for i in more] + [
+        NewRecording(i, source_path=f"/drop/{i}.wav") for i in first
+    ]
+    result = ledger.register(items)
+    assert result.added == more and result.known == first
+    assert sorted(result.source_found) == sorted(first)
+    report = ledger.verify_chain()
+    assert report.ok and report.events == 10 + 20 + 10
+    assert ledger.counts()[State.PENDING] == 30
