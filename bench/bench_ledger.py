@@ -12,6 +12,12 @@
    ours/peer at 4 workers must stay above FLOOR_CHAIN: that is the price of the
    chain (its head lock, one per transaction, and the event rows).
 
+3. Claim latency: the median of ``claim_batch(50)`` with 10,000 and with --backlog
+   (default 1,000,000) pending rows, on SQLite and PostgreSQL, printed as a ratio
+   (flat claims: the target is <= 1.5x).
+4. ``import_recordings`` of --import-ids ids streamed from a file (the ``ledger
+   import`` path) with its peak RSS growth, and the re-import.
+
 Exits 1 when a ratio falls under its floor.
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -86,17 +93,23 @@ def bench_register(url: str, n: int) -> float:
 
 
 def _worker(url: str, name: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """Claim a batch, then per recording its fetched/uploaded/verified events and
+    ``archived``, written in one transaction per recording (nothing is lost on a crash:
+    the recording is simply archived again, found already in the bucket)."""
     engine = create_ledger_engine(url)
     ledger = Ledger(engine, actor=name)
     done = 0
     while batch := ledger.claim_batch(25, lease_seconds=600, owner=name):
         for claim in batch:
             key = claim.recording_uuid
-            ledger.record(
-                key, claim.lease_token, [("fetched", {"n": 1}), ("uploaded", {}), ("verified", {})]
+            ledger.complete(
+                key,
+                claim.lease_token,
+                {"sha256": "0" * 64, "size_bytes": 1},
+                events=[("fetched", {"n": 1}), ("uploaded", {}), ("verified", {})],
             )
-            ledger.complete(key, claim.lease_token, {"sha256": "0" * 64, "size_bytes": 1})
             done += 1
+    ledger.integrate_all()
     engine.dispose()
     out.put(done)
 
@@ -165,22 +178,142 @@ def bench_workers(url: str, m: int, workers: int, *, peer: bool = False) -> floa
     return rate
 
 
+def _bulk_pending(url: str, n: int) -> None:
+    """``n`` pending rows inserted directly (the backlog for the claim benchmark)."""
+    _fresh(url)
+    engine = create_ledger_engine(url)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for k in range(0, n, 20_000):
+            conn.execute(
+                recordings.insert(),
+                [
+                    {
+                        "recording_uuid": str(uuid.uuid4()),
+                        "state": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "discovered_at": now,
+                        "legal_hold": False,
+                        "updated_at": now,
+                        "source_hint": "api",
+                    }
+                    for _ in range(min(20_000, n - k))
+                ],
+            )
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("ANALYZE recordings")
+    engine.dispose()
+
+
+def bench_claim_latency(url: str, backlog: int, rounds: int = 30) -> float:
+    medians = {}
+    for n in (10_000, backlog):
+        _bulk_pending(url, n)
+        engine = create_ledger_engine(url)
+        ledger = Ledger(engine, actor="bench")
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            ledger.claim_batch(50, lease_seconds=600, integrate=False)
+            times.append(time.perf_counter() - start)
+        engine.dispose()
+        medians[n] = statistics.median(times)
+        print(f"  claim_batch(50) at {n:>10,} pending: median {medians[n] * 1000:.1f} ms")
+    ratio = medians[backlog] / medians[10_000]
+    print(f"  latency ratio {backlog:,} / 10,000 pending: {ratio:.2f} (target <= 1.5)")
+    return ratio
+
+
+def _peak_rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _import_child(url: str, path: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    from tenios_io.ledger.importing import iter_import_file
+
+    engine = create_ledger_engine(url)
+    ledger = Ledger(engine, actor="bench-import")
+    base = _rss_kb()
+    start = time.perf_counter()
+    result = ledger.import_recordings(iter_import_file(Path(path)))
+    first = time.perf_counter() - start
+    grown = (_peak_rss_kb() - base) / 1024
+    start = time.perf_counter()
+    again = ledger.import_recordings(iter_import_file(Path(path)))
+    second = time.perf_counter() - start
+    engine.dispose()
+    out.put((result.added, first, grown, again.known, second))
+
+
+def bench_import(url: str, n: int) -> None:
+    _fresh(url)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ids.txt"
+        with path.open("w") as out:
+            for _ in range(n):
+                out.write(f"{uuid.uuid4()}\n")
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_import_child, args=(url, str(path), queue))
+        proc.start()
+        added, first, grown, known, second = queue.get(timeout=1800)
+        proc.join()
+    print(
+        f"  import {n:,} ids from a file: {first:.1f} s ({added:,} added, events integrated), "
+        f"peak RSS growth {grown:.0f} MiB; re-import {second:.1f} s ({known:,} known)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ids", type=int, default=100_000)
     parser.add_argument("--recordings", type=int, default=2_000)
     parser.add_argument("--pg", default=os.environ.get("TENIOS_TEST_DATABASE_URL", DEFAULT_PG))
+    parser.add_argument("--backlog", type=int, default=1_000_000)
+    parser.add_argument("--import-ids", type=int, default=1_000_000)
+    parser.add_argument(
+        "--only", choices=["register", "workers", "claims", "import"], action="append"
+    )
     args = parser.parse_args()
+    only = set(args.only or ["register", "workers", "claims", "import"])
     ok = True
-    with tempfile.TemporaryDirectory() as tmp:
-        sqlite = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        print("SQLite:")
-        ok &= bench_register(sqlite, args.ids) >= FLOOR_REGISTER
-    print("PostgreSQL:")
-    ok &= bench_register(args.pg, args.ids) >= FLOOR_REGISTER
-    print(f"PostgreSQL, one custody chain, {args.recordings:,} recordings:")
+    if "claims" in only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print("SQLite claims:")
+            bench_claim_latency(f"sqlite:///{Path(tmp) / 'claims.db'}", args.backlog)
+        print("PostgreSQL claims:")
+        bench_claim_latency(args.pg, args.backlog)
+    if "import" in only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print("SQLite import:")
+            bench_import(f"sqlite:///{Path(tmp) / 'import.db'}", args.import_ids)
+        print("PostgreSQL import:")
+        bench_import(args.pg, args.import_ids)
+    if "workers" not in only and "register" not in only:
+        return 0
+    if "register" in only:
+        with tempfile.TemporaryDirectory() as tmp:
+            sqlite = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            print("SQLite:")
+            ok &= bench_register(sqlite, args.ids) >= FLOOR_REGISTER
+        print("PostgreSQL:")
+        ok &= bench_register(args.pg, args.ids) >= FLOOR_REGISTER
+    if "workers" not in only:
+        return 0 if ok else 1
+    print(f"PostgreSQL, custody queue + sequencer, {args.recordings:,} recordings:")
     rates = {}
-    for workers in (1, 4):
+    for workers in (1, 2, 4, 8):
         rates[workers] = bench_workers(args.pg, args.recordings, workers)
         rates[-workers] = bench_workers(args.pg, args.recordings, workers, peer=True)
     print(

@@ -102,6 +102,7 @@ def archive_until_done(
             remaining=remaining,
             lease_seconds=lease,
             owner=owner,
+            max_attempts=pipeline.settings.max_attempts,
         )
         if not batches:
             if remaining == 0 or not wait_for_due(

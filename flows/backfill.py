@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.archiving import MAX_CONCURRENCY, run_archive
-from tenios_io.ledger.importing import read_import_file
+from tenios_io.ledger.importing import iter_import_file
 from tenios_io.pipeline import Pipeline
 
 
@@ -38,18 +38,24 @@ def backfill(
     The archiving part works on every due recording of the ledger, the imported
     ones included.
     """
-    items = read_import_file(Path(source_file))  # all-or-nothing, before any work
+    path = Path(source_file)
+    # Fail before any work when the file is bad: a streamed validation pass (bounded
+    # memory), then the import itself, all-or-nothing in the ledger.
+    for _ in iter_import_file(path):
+        pass
 
     def import_first(pipeline: Pipeline, actor: str) -> dict[str, Any]:
-        registered = pipeline.ledger.register(items, actor=f"{actor}:import")
+        registered = pipeline.ledger.import_recordings(
+            iter_import_file(path), actor=f"{actor}:import"
+        )
         get_run_logger().info(
             "%s: %d ids, %d new, %d already known",
             source_file,
-            len(items),
-            len(registered.added),
-            len(registered.known),
+            registered.read,
+            registered.added,
+            registered.known,
         )
-        return {"imported": {"added": len(registered.added), "known": len(registered.known)}}
+        return {"imported": {"added": registered.added, "known": registered.known}}
 
     return run_archive(
         "backfill",

@@ -27,6 +27,7 @@ def claim_round(
     remaining: int | None,
     lease_seconds: float,
     owner: str | None = None,
+    max_attempts: int | None = None,
 ) -> list[list[Claim]]:
     """Up to ``batches`` batches of up to ``batch_size`` claims (fewer near ``remaining``)."""
     out: list[list[Claim]] = []
@@ -34,7 +35,9 @@ def claim_round(
         size = batch_size if remaining is None else min(batch_size, remaining)
         if size <= 0:
             break
-        batch = ledger.claim_batch(size, lease_seconds=lease_seconds, owner=owner)
+        batch = ledger.claim_batch(
+            size, lease_seconds=lease_seconds, owner=owner, max_attempts=max_attempts
+        )
         if not batch:
             break
         out.append(batch)
@@ -56,7 +59,7 @@ def wait_for_due(
     due = ledger.next_due_at()
     if due is None:
         return False
-    wait = max(0.0, (due - ledger.now()).total_seconds()) + 0.05
+    wait = max(0.0, (due - ledger.clock_now()).total_seconds()) + 0.05
     if wait > horizon_seconds or (deadline is not None and clock() + wait >= deadline):
         return False
     (stop or threading.Event()).wait(wait)

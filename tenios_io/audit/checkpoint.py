@@ -42,7 +42,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tenios_io import __version__
-from tenios_io.audit import queries
 from tenios_io.audit.times import iso
 from tenios_io.exceptions import ArchiveConflict, ChainBroken, VerificationFailed
 from tenios_io.ledger import Ledger
@@ -122,6 +121,7 @@ def write_checkpoint(
     ChainBroken if the chain does not verify or contradicts a checkpoint, and the
     store's errors (BucketNotUsable, StoreUnavailable) if the bucket refuses.
     """
+    ledger.integrate_all()  # the checkpoint covers every event written before it
     head = ledger.chain_head()
     anchor = newest_checkpoint(store)
     verified_from = _verify_segment(ledger, anchor, head.seq, head.hash)
@@ -129,7 +129,7 @@ def write_checkpoint(
     key = checkpoint_key(store.prefix, head.seq)
     document: dict[str, Any] = {
         "format": FORMAT,
-        "event_count": queries.event_count(ledger),
+        "event_count": ledger.event_count(),
         "last_seq": head.seq,
         "last_hash": head.hash,
         "written_at": format_time(now),
@@ -197,7 +197,7 @@ def _verify_segment(
             event_id=head_seq,
         )
     start = prev_seq
-    for row in queries.iter_events_between(ledger, prev_seq, head_seq):
+    for row in ledger.iter_events(prev_seq, head_seq):
         seq = int(row["seq"])
         if seq != prev_seq + 1:
             raise ChainBroken(
@@ -341,7 +341,7 @@ def check_checkpoints(ledger: Ledger, store: ArchiveStore) -> CheckpointReport:
         problem = _ledger_problem(ledger, checkpoint)
         if problem is not None:
             problems.append(problem)
-    for event in queries.events_named(ledger, [CHECKPOINT_EVENT]):
+    for event in ledger.events_named([CHECKPOINT_EVENT]):
         details = json.loads(event["details"])
         key = str(details.get("key"))
         if not key.startswith(checkpoint_prefix(store.prefix)):
@@ -373,7 +373,7 @@ def check_checkpoints(ledger: Ledger, store: ArchiveStore) -> CheckpointReport:
 def _ledger_problem(ledger: Ledger, checkpoint: Checkpoint) -> CheckpointProblem | None:
     if (checkpoint.last_seq, checkpoint.last_hash) == (0, GENESIS):
         return None  # a checkpoint of the empty chain pins nothing
-    event = queries.event_at(ledger, checkpoint.last_seq)
+    event = ledger.event_at(checkpoint.last_seq)
     when = format_time(checkpoint.written_at)
     if event is None:
         return CheckpointProblem(

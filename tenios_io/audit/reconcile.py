@@ -35,7 +35,6 @@ from enum import StrEnum
 from itertools import islice
 from typing import NamedTuple, TypeVar
 
-from tenios_io.audit import queries
 from tenios_io.audit.checkpoint import checkpoint_prefix
 from tenios_io.ledger import Ledger, Recording, State
 from tenios_io.store import PROBE_NAME, SIDECAR_SUFFIX, ArchiveStore, parse_object_key
@@ -126,12 +125,12 @@ def reconcile(
     seen_sidecars: set[str] = set()
 
     for page in _pages(_classify(store, report), _PAGE):
-        rows = queries.rows_for(ledger, (item.recording_uuid for item in page))
+        rows = ledger.rows_for(item.recording_uuid for item in page)
         for item in page:
             _match(report, item, rows.get(item.recording_uuid), seen_objects, seen_sidecars)
         tick("bucket", len(page))
 
-    for rec in queries.iter_archived(ledger):
+    for rec in ledger.iter_archived():
         if rec.s3_bucket and rec.s3_bucket != store.bucket:
             report.other_buckets += 1
             continue
@@ -161,7 +160,7 @@ def reconcile(
         report.drop_files = 0
         for page_ in _pages((DropEntry(*entry) for entry in drop), _PAGE):
             report.drop_files += len(page_)
-            known = queries.rows_for(ledger, (entry.recording_uuid for entry in page_))
+            known = ledger.rows_for(entry.recording_uuid for entry in page_)
             for entry in page_:
                 if entry.recording_uuid.lower() not in known:
                     report.add(

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from tenios_io import __version__
-from tenios_io.audit import queries
 from tenios_io.audit.checkpoint import CheckpointReport, check_checkpoints
 from tenios_io.audit.export import RowWriter, export_row
 from tenios_io.audit.report_html import MAX_ROWS, render_html
@@ -234,19 +233,19 @@ def build_report(
         atomic_text_file(out_dir / "recordings.jsonl") as jsonl_file,
     ):
         writer = RowWriter(csv_file, jsonl_file)
-        for rec in queries.iter_in_period(ledger, period.start_at, period.end_before):
+        for rec in ledger.iter_in_period(period.start_at, period.end_before):
             writer.write(export_row(rec))
             _count(report, rec)
     report.ledger_states = {s.value: n for s, n in ledger.counts().items()}
     report.discrepancies = _discrepancies(ledger, period)
     report.purges = _events(ledger, ["purged"], period)
     report.refusals = _events(ledger, ["purge_refused"], period)
-    report.holds = queries.on_legal_hold(ledger)
+    report.holds = ledger.on_legal_hold()
     report.retention = retention_overview(ledger, within_days=due_within_days)
-    recent, never, oldest = queries.verification_coverage(
-        ledger, report.generated_at - timedelta(days=cycle_days)
+    recent, never, oldest = ledger.verification_coverage(
+        report.generated_at - timedelta(days=cycle_days)
     )
-    report.coverage = Coverage(cycle_days, queries.count_archived(ledger), recent, never, oldest)
+    report.coverage = Coverage(cycle_days, ledger.count_archived(), recent, never, oldest)
     report.chain = ledger.verify_chain()
     if store is not None:
         report.checkpoints = check_checkpoints(ledger, store)
@@ -287,7 +286,7 @@ def _events(ledger: Ledger, names: list[str], period: Period) -> list[EventEntry
             actor=str(row["actor"]),
             details=json.loads(row["details"]),
         )
-        for row in queries.events_named(ledger, names, period.start_at, period.end_before)
+        for row in ledger.events_named(names, period.start_at, period.end_before)
     ]
 
 

@@ -31,7 +31,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from tenios_io.audit import queries
 from tenios_io.audit.times import iso, parse_time
 from tenios_io.exceptions import BucketNotUsable, StoreError, StoreUnavailable
 from tenios_io.ledger import Ledger, Recording, State
@@ -59,7 +58,7 @@ class RetentionOverview:
 def retention_overview(ledger: Ledger, *, within_days: int = 30) -> RetentionOverview:
     """Expired and soon-due archived recordings, soonest first."""
     now = ledger.now()
-    ending = queries.retention_ending(ledger, now + timedelta(days=within_days))
+    ending = ledger.retention_ending(now + timedelta(days=within_days))
     expired = [r for r in ending if r.retain_until is not None and r.retain_until <= now]
     due = [r for r in ending if r.retain_until is not None and r.retain_until > now]
     return RetentionOverview(now, within_days, expired, due)
@@ -183,7 +182,7 @@ class PurgeReport:
 
 def purge_candidates(ledger: Ledger) -> list[Recording]:
     """Archived recordings whose retain_until has passed (by the ledger's clock)."""
-    return queries.retention_ending(ledger, ledger.now())
+    return ledger.retention_ending(ledger.now())
 
 
 def purge_expired(

@@ -35,7 +35,6 @@ from enum import StrEnum
 from itertools import islice
 from typing import Any, Literal
 
-from tenios_io.audit import queries
 from tenios_io.audit.times import iso, parse_time
 from tenios_io.exceptions import StoreUnavailable, VerificationFailed
 from tenios_io.ledger import Ledger, Recording
@@ -137,21 +136,19 @@ def select_recordings(
     weekly), so each run takes ``ceil(archived * every_days / cycle_days)``.
     ``since`` keeps recordings archived on or after that moment.
     """
-    archived = queries.count_archived(ledger, since=since)
+    archived = ledger.count_archived(since=since)
     if mode == "all":
-        return Selection(mode, archived, archived, queries.iter_archived(ledger, since=since))
+        return Selection(mode, archived, archived, ledger.iter_archived(since=since))
     if mode == "sample":
         if percent is None or not 0 < percent <= 100:
             raise ValueError("sample needs a percentage above 0 and at most 100")
         count = min(archived, math.ceil(archived * percent / 100))
-        return Selection(mode, archived, count, queries.random_archived(ledger, count, since=since))
+        return Selection(mode, archived, count, ledger.random_archived(count, since=since))
     if mode == "rolling":
         if cycle_days is None or cycle_days < 1 or every_days < 1:
             raise ValueError("rolling needs cycle_days and every_days of at least 1")
         count = min(archived, math.ceil(archived * every_days / cycle_days))
-        return Selection(
-            mode, archived, count, queries.least_recently_verified(ledger, count, since=since)
-        )
+        return Selection(mode, archived, count, ledger.least_recently_verified(count, since=since))
     raise ValueError(f"unknown selection mode {mode!r}")
 
 
@@ -238,8 +235,8 @@ def _check_sidecar(
         return [Difference("sidecar", "a JSON object", f"unreadable: {exc}")]
     differences = compare_sidecar(rec, document, sidecar_key(key))
     event_hash = document.get("custody_event_hash") if document else None
-    if isinstance(event_hash, str) and not queries.recording_has_event(
-        ledger, rec.recording_uuid, event_hash
+    if isinstance(event_hash, str) and not ledger.recording_has_event(
+        rec.recording_uuid, event_hash
     ):
         differences.append(
             Difference(

@@ -43,7 +43,7 @@ from tenios_io.audit import (
 from tenios_io.audit.export import event_record
 from tenios_io.audit.verify import SelectionMode
 from tenios_io.cli._common import cli_actor, console, err_console, output_file, settings
-from tenios_io.ledger import Recording, custody
+from tenios_io.ledger import Recording
 
 app = typer.Typer(
     help="Audit: verify the archive and the custody chain, reconcile, retention, reports.",
@@ -238,9 +238,9 @@ def export_events(
     (see the README's section for compliance teams).
     """
     with open_audit(settings(ctx), need_store=False) as audit, output_file(output) as out:
-        with audit.ledger.engine.connect() as conn:
-            for row in custody.iter_events(conn):
-                out.write(json.dumps(event_record(row), ensure_ascii=False) + "\n")
+        audit.ledger.integrate_all()
+        for row in audit.ledger.iter_events():
+            out.write(json.dumps(event_record(row), ensure_ascii=False) + "\n")
 
 
 @app.command()

@@ -19,7 +19,7 @@ from tenios_io.audit.export import EXPORT_COLUMNS, export_row
 from tenios_io.cli._common import cli_actor, console, output_file, settings
 from tenios_io.exceptions import ImportFileError, UnknownRecording
 from tenios_io.ledger import NewRecording, State, open_ledger
-from tenios_io.ledger.importing import parse_uuid, read_import_file
+from tenios_io.ledger.importing import iter_import_file, parse_uuid
 
 app = typer.Typer(
     help="The ledger: which recordings exist, their state, and their custody events.",
@@ -82,14 +82,15 @@ def import_(
     file. Re-importing the same file changes nothing.
     """
     with _progress() as progress:
-        task = progress.add_task("reading", total=None)
-        items = read_import_file(file, progress=lambda n: progress.advance(task, n))
-        progress.update(task, description=f"registering {len(items):,}", completed=len(items))
+        task = progress.add_task("importing (lines read)", total=None)
         with open_ledger(settings(ctx), actor=cli_actor(f"ledger-import:{file.name}")) as ledger:
-            result = ledger.register(items)
+            result = ledger.import_recordings(
+                iter_import_file(file, progress=lambda n: progress.advance(task, n))
+            )
+    repeated = f", {result.duplicates:,} repeated in the file" if result.duplicates else ""
     console.print(
-        f"{file}: {len(items):,} recordings — {len(result.added):,} added, "
-        f"{len(result.known):,} already known"
+        f"{file}: {result.read:,} recordings — {result.added:,} added, "
+        f"{result.known:,} already known{repeated}"
     )
 
 

@@ -13,7 +13,7 @@ from tenios_io.cli._prefect import prepare_prefect
 from tenios_io.cli._runview import RunProgress, problems_table, summary_table
 from tenios_io.config import Settings
 from tenios_io.ledger import NewRecording
-from tenios_io.ledger.importing import read_import_file
+from tenios_io.ledger.importing import iter_import_file
 from tenios_io.pipeline import open_pipeline
 
 app = typer.Typer(
@@ -31,22 +31,26 @@ Budget = Annotated[
 ]
 
 
-def preflight(cfg: Settings, concurrency: int, register: Sequence[NewRecording] = ()) -> int:
+def preflight(
+    cfg: Settings, concurrency: int, register: Path | Sequence[NewRecording] | None = None
+) -> int:
     """Database migrated, bucket reachable, access key present — before any work.
 
-    Registers ``register`` (a backfill's ids: the flow's own import then finds them
-    known) and returns how many recordings are due now, for the progress bar.
+    Imports the file ``register`` (a backfill's ids, streamed: the flow's own import
+    then finds them known) and returns how many recordings are due now, for the
+    progress bar.
     Errors are ConfigError / SchemaNotCurrent: exit 2 with the reason.
     """
     with open_pipeline(cfg, actor="cli:preflight", concurrency=concurrency) as pipeline:
         status = pipeline.preflight()
         for warning in status.warnings:
             err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
-        if register:
-            result = pipeline.ledger.register(register, actor="cli:run-backfill")
+        if register is not None:
+            items = iter_import_file(register) if isinstance(register, Path) else register
+            result = pipeline.ledger.import_recordings(items, actor="cli:run-backfill")
             console.print(
-                f"{len(register):,} ids: {len(result.added):,} new, "
-                f"{len(result.known):,} already known"
+                f"{result.read:,} ids: {result.added:,} new, {result.known:,} already known"
+                + (f", {result.duplicates:,} repeated in the file" if result.duplicates else "")
             )
         return pipeline.ledger.count_due()
 
@@ -122,7 +126,7 @@ def backfill(
     """Import FILE (all-or-nothing), then archive. Resumable: run it again to continue."""
     cli = state(ctx)
     cfg = settings(ctx)
-    due = preflight(cfg, concurrency, register=read_import_file(file))
+    due = preflight(cfg, concurrency, register=file)
     prepare_prefect(cli.verbose)
     from flows.backfill import backfill as backfill_flow
 

@@ -10,6 +10,7 @@ from tenios_io.ledger.custody import ChainHead, ChainReport, NewEvent
 from tenios_io.ledger.engine import create_ledger_engine
 from tenios_io.ledger.ledger import (
     Claim,
+    ImportResult,
     Ledger,
     NewRecording,
     Recording,
@@ -43,6 +44,7 @@ __all__ = [
     "ChainHead",
     "ChainReport",
     "Claim",
+    "ImportResult",
     "Ledger",
     "NewEvent",
     "NewRecording",

@@ -6,27 +6,47 @@
 deleted, inserted or reordered event breaks the chain at that point; a cut-off
 tail is caught by comparing with the checkpoints written into the bucket.
 
-Design choice (DESIGN.md asks to choose and measure): ONE chain, appended a
-batch at a time.  Every transaction that appends takes the chain-head lock once
-(``pg_advisory_xact_lock`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already
-makes it the only writer), reads the head, and inserts all of its events with one
-executemany.  Workers append per batch of recordings (claim: one transaction for
-the whole batch; outcomes: one transaction per recording, a few milliseconds
-under the lock), so the lock is held for short, bounded times and a single chain
-keeps verification and checkpoints trivial.
+How events get there — the shape transparency logs use (Trillian, Tessera):
 
-Measured with ``bench/bench_ledger.py`` on PostgreSQL 15 (2 cores, shared with the
-workers): claim + 3 events + complete for 2,000 recordings ran at 80/s with one
-worker and 55/s with four; the peer (the same claims and row updates, no chain)
-ran at 363/s and 133/s — it slows down with more workers too, so the machine, not
-the head lock, is what saturates.  The chain costs about 2.4x on pure ledger
-traffic, and still leaves the ledger an order of magnitude faster than the fetch
-and upload of a recording (the demo archives ~6-7 recordings/s with 8 workers), so
-per-recording chains folded into checkpoints were not worth their complexity.
+1. **Writers enqueue.**  Every state change inserts its events into
+   ``custody_queue`` in the same transaction (:func:`enqueue`), so a crash loses
+   neither or both.  No lock is shared between writers: workers never wait on each
+   other to write custody events.
+2. **A sequencer integrates** (:func:`integrate`): under one lock
+   (``pg_try_advisory_xact_lock`` on PostgreSQL — whoever gets it integrates, the
+   others carry on; SQLite's ``BEGIN IMMEDIATE`` already makes it the only writer)
+   it reads the head once, takes up to a few thousand queued events in queue
+   order, hashes them onto the chain, inserts them into ``custody_events`` and
+   deletes them from the queue — one transaction, so a sequencer killed half-way
+   integrates nothing and the next one starts from the same head.  Any process
+   can be the sequencer: claims integrate opportunistically, and a run integrates
+   everything it wrote before it writes its checkpoint (``integrate_all``).
+
+What is guaranteed about order:
+
+- **Per recording, events keep the order in which they were written.**  A
+  recording's events are written by transactions that follow one another (each
+  holds the recording's row lock, and a worker writes its next event only after
+  the previous transaction committed), so a later event is queued — gets a larger
+  queue id — only after the earlier one is committed and visible; the sequencer
+  integrates what it sees in queue-id order.
+- **Across recordings**, the chain's order is integration order: an event of one
+  recording may be sequenced before an event of another that was committed
+  slightly earlier.  ``occurred_at`` keeps the writer's time.
+- ``seq`` stays gap-free and every queued event is integrated exactly once (the
+  queue row is deleted in the transaction that inserts its chain entry).
+- ``verify-chain``, ``export-events``, checkpoints and the report cover integrated
+  events; the number still queued is reported beside them.
+
+Measured with ``bench/bench_ledger.py`` (PostgreSQL 15, this 2-core machine): see
+the README's "Ledger at scale" figures; before this design every claim and write
+took one global advisory lock and the chain path ran at 80 recordings/s with one
+worker and 55/s with four.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,13 +55,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from tenios_io.ledger.tables import custody_events
+from tenios_io.ledger.engine import write_transaction
+from tenios_io.ledger.tables import custody_events, custody_queue
 
 GENESIS = "0" * 64
-#: Arbitrary constant naming the chain-head advisory lock on PostgreSQL.
+#: Arbitrary constant naming the sequencer's advisory lock on PostgreSQL.
 CHAIN_LOCK_KEY = 0x7E1105
+#: Events integrated per sequencer transaction (bounds its time under the lock).
+INTEGRATE_CHUNK = 5000
+_COLUMNS = (
+    "seq",
+    "recording_uuid",
+    "event",
+    "actor",
+    "occurred_at",
+    "details",
+    "prev_hash",
+    "hash",
+)
 
 
 def canonical_json(value: Any) -> str:
@@ -86,15 +119,8 @@ class ChainHead:
     hash: str
 
 
-def lock_head(conn: Connection) -> ChainHead:
-    """Take the chain-head lock for this transaction and return the head."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
-    return read_head(conn)
-
-
 def read_head(conn: Connection) -> ChainHead:
-    """The current head, without locking."""
+    """The newest integrated event (seq 0 and GENESIS when the chain is empty)."""
     row = conn.execute(
         sa.select(custody_events.c.seq, custody_events.c.hash)
         .order_by(custody_events.c.seq.desc())
@@ -103,43 +129,124 @@ def read_head(conn: Connection) -> ChainHead:
     return ChainHead(0, GENESIS) if row is None else ChainHead(int(row.seq), str(row.hash))
 
 
-def append(
-    conn: Connection,
-    events: Sequence[NewEvent],
-    *,
-    actor: str,
-    now: datetime,
-    head: ChainHead | None = None,
-) -> list[str]:
-    """Append events in order, under the head lock (taken here unless ``head`` is given).
+def entry_digest(
+    recording_uuid: str | None, event: str, actor: str, occurred_at: str, details: str
+) -> str:
+    """The SHA-256 of an event's own content, without its place in the chain.
 
-    Returns the hash of each appended event.
+    Known when the event is written (before it is sequenced), so a document written
+    beside the event (a sidecar) can name it; :func:`row_digest` recomputes it from a
+    stored event.
+    """
+    body = {
+        "recording_uuid": recording_uuid,
+        "event": event,
+        "actor": actor,
+        "occurred_at": occurred_at,
+        "details": json.loads(details),
+    }
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def row_digest(row: Mapping[Any, Any]) -> str:
+    """:func:`entry_digest` of a stored (queued or integrated) event row."""
+    return entry_digest(
+        row["recording_uuid"], row["event"], row["actor"], row["occurred_at"], row["details"]
+    )
+
+
+def enqueue(
+    conn: Connection, events: Sequence[NewEvent], *, actor: str, now: datetime
+) -> list[str]:
+    """Queue events for the sequencer, in this transaction; returns their entry digests.
+
+    Takes no lock: concurrent writers queue side by side.
     """
     if not events:
         return []
-    if head is None:
-        head = lock_head(conn)
     occurred = format_time(now)
-    rows: list[dict[str, Any]] = []
-    hashes: list[str] = []
-    prev, seq = head.hash, head.seq
-    for ev in events:
-        seq += 1
-        row = {
-            "seq": seq,
+    rows = [
+        {
             "recording_uuid": ev.recording_uuid,
             "event": ev.event,
             "actor": actor,
             "occurred_at": occurred,
             "details": canonical_json(dict(ev.details)),
         }
-        row["prev_hash"] = prev
-        row["hash"] = prev = event_hash(prev, row)
-        rows.append(row)
-        hashes.append(prev)
+        for ev in events
+    ]
     for start in range(0, len(rows), 5000):
-        conn.execute(custody_events.insert(), rows[start : start + 5000])
-    return hashes
+        conn.execute(custody_queue.insert(), rows[start : start + 5000])
+    return [row_digest(row) for row in rows]
+
+
+def queued_count(conn: Connection) -> int:
+    """How many events wait in the queue (written, not yet integrated)."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(custody_queue)).scalar_one())
+
+
+def integrate(engine: Engine, *, wait: bool = False, limit: int = INTEGRATE_CHUNK) -> int:
+    """Sequence up to ``limit`` queued events onto the chain; returns how many.
+
+    ``wait=False``: if another process is integrating right now (PostgreSQL), return
+    0 at once — it will integrate these too.  ``wait=True``: wait for the lock.
+    """
+    with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            if wait:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
+            elif not conn.execute(
+                sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY}
+            ).scalar_one():
+                return 0
+        queued = (
+            conn.execute(sa.select(custody_queue).order_by(custody_queue.c.id).limit(limit))
+            .mappings()
+            .all()
+        )
+        if not queued:
+            return 0
+        head = read_head(conn)
+        prev, seq = head.hash, head.seq
+        rows: list[dict[str, Any]] = []
+        for item in queued:
+            seq += 1
+            row = {
+                "seq": seq,
+                "recording_uuid": item["recording_uuid"],
+                "event": item["event"],
+                "actor": item["actor"],
+                "occurred_at": item["occurred_at"],
+                # Re-canonicalised: the hash is defined over canonical JSON, whoever queued it.
+                "details": canonical_json(json.loads(item["details"])),
+            }
+            row["prev_hash"] = prev
+            row["hash"] = prev = event_hash(prev, row)
+            rows.append(row)
+        _insert_events(conn, rows)
+        ids = [int(item["id"]) for item in queued]
+        if conn.dialect.name == "postgresql":
+            # Exactly the ids read: a row with a smaller id committed after the read is
+            # still queued and must stay so.
+            conn.execute(sa.text("DELETE FROM custody_queue WHERE id = ANY(:ids)"), {"ids": ids})
+        else:
+            # SQLite: this transaction is the only writer, so the ids read are exactly
+            # every queued id up to the largest one.
+            conn.execute(custody_queue.delete().where(custody_queue.c.id <= ids[-1]))
+        return len(rows)
+
+
+def _insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert chain entries: PostgreSQL's COPY (the sequencer's hot path), else executemany."""
+    if conn.dialect.name == "postgresql":
+        driver = conn.connection.driver_connection
+        statement = f"COPY custody_events ({', '.join(_COLUMNS)}) FROM STDIN"
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row([row[name] for name in _COLUMNS])
+        return
+    for start in range(0, len(rows), 5000):
+        conn.execute(custody_events.insert(), list(rows[start : start + 5000]))
 
 
 @dataclass(frozen=True)
@@ -152,22 +259,33 @@ class ChainReport:
     head_hash: str
     first_broken_seq: int | None = None
     problem: str | None = None
+    queued: int = 0
+    """Events written but not yet integrated (not covered by this report)."""
 
 
-def iter_events(conn: Connection, batch: int = 10_000) -> Iterator[Mapping[Any, Any]]:
-    """All events in chain order, fetched in pages (bounded memory)."""
-    last = -1
+def with_queued(report: ChainReport, queued: int) -> ChainReport:
+    """``report`` that also says how many events wait in the queue."""
+    return dataclasses.replace(report, queued=queued)
+
+
+def iter_events(
+    engine: Engine, *, after_seq: int = 0, upto_seq: int | None = None, page: int = 10_000
+) -> Iterator[Mapping[Any, Any]]:
+    """Integrated events with ``after_seq < seq [<= upto_seq]`` in chain order.
+
+    Read in pages, each in its own short transaction: a long export or verification
+    holds no snapshot open (on SQLite it never stands in a writer's way).
+    """
+    last = after_seq
     while True:
-        rows = (
-            conn.execute(
-                sa.select(custody_events)
-                .where(custody_events.c.seq > last)
-                .order_by(custody_events.c.seq)
-                .limit(batch)
-            )
-            .mappings()
-            .all()
-        )
+        query = sa.select(custody_events).where(custody_events.c.seq > last)
+        if upto_seq is not None:
+            query = query.where(custody_events.c.seq <= upto_seq)
+        with engine.connect() as conn:
+            rows = [
+                dict(row)
+                for row in conn.execute(query.order_by(custody_events.c.seq).limit(page)).mappings()
+            ]
         if not rows:
             return
         yield from rows

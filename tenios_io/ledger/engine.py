@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,14 +12,20 @@ from sqlalchemy.engine import Engine, make_url
 
 from tenios_io.exceptions import ConfigError, LedgerUnavailable
 
+#: Execution option marking a connection whose transactions write (see write_transaction).
+WRITE_OPTION = "ledger_write"
+
 
 def create_ledger_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine for the ledger.
 
-    SQLite: WAL, a busy timeout, and every transaction opened with ``BEGIN
-    IMMEDIATE`` (one writer at a time; claims can never interleave).  The driver's
-    own transaction handling is switched off so SQLAlchemy's ``begin`` is ours
-    (the recipe from SQLAlchemy's SQLite dialect documentation).
+    SQLite: WAL and a busy timeout.  A transaction that writes is opened with
+    ``BEGIN IMMEDIATE`` (one writer at a time, taken up front so it never fails
+    half-way on an upgrade); it says so with the execution option
+    ``ledger_write=True`` (see :func:`write_transaction`).  Every other transaction is
+    a plain deferred ``BEGIN``: under WAL a reader never blocks a writer, nor a writer
+    a reader.  The driver's own transaction handling is switched off so SQLAlchemy's
+    ``begin`` is ours (the recipe from SQLAlchemy's SQLite dialect documentation).
     PostgreSQL: psycopg 3, pre-ping, READ COMMITTED; claims use SKIP LOCKED.
     """
     try:
@@ -71,4 +79,14 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    write = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, plain on PostgreSQL."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn

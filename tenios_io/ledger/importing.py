@@ -9,15 +9,15 @@ naming its line and column, so nothing from a bad file is imported.
 from __future__ import annotations
 
 import csv
-import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from tenios_io.config import UUID_RE
 from tenios_io.exceptions import ImportFileError
-from tenios_io.ledger.ledger import NewRecording
+from tenios_io.ledger.records import NewRecording
 
 _UUID = re.compile(rf"^{UUID_RE}$")
 ProgressFn = Callable[[int], None]
@@ -53,34 +53,52 @@ def parse_datetime(value: str, *, line: int, column: str) -> datetime:
 
 
 def read_import_file(path: Path, progress: ProgressFn | None = None) -> list[NewRecording]:
-    """Every recording named in ``path``; raises before returning anything on a bad line."""
+    """Every recording named in ``path`` as a list (small files; see iter_import_file)."""
+    return list(iter_import_file(path, progress))
+
+
+def iter_import_file(path: Path, progress: ProgressFn | None = None) -> Iterator[NewRecording]:
+    """The recordings named in ``path``, read as a stream (bounded memory).
+
+    Raises ImportFileError at the first bad line; the caller's transaction (the
+    ledger's import) then rolls back, so nothing from the file lands.
+    """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        handle = path.open(encoding="utf-8-sig", newline="")
     except FileNotFoundError:
         raise ImportFileError(f"{path}: no such file", line=0, column="-") from None
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(
-            f"{path}: not UTF-8 text (byte {exc.start})", line=0, column="-"
-        ) from None
-    first = next((ln for ln in text.splitlines() if ln.strip()), "")
-    if "recording_uuid" in first:
-        return _read_csv(text, progress)
-    return _read_lines(text, progress)
+    with handle:
+        try:
+            first = ""
+            for raw in handle:
+                if raw.strip():
+                    first = raw
+                    break
+            handle.seek(0)
+            if "recording_uuid" in first:
+                yield from _read_csv(handle, progress)
+            else:
+                yield from _read_lines(handle, progress)
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                f"{path}: not UTF-8 text (byte {exc.start} of a block)", line=0, column="-"
+            ) from None
 
 
-def _read_lines(text: str, progress: ProgressFn | None) -> list[NewRecording]:
-    out: list[NewRecording] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+def _read_lines(handle: IO[str], progress: ProgressFn | None) -> Iterator[NewRecording]:
+    number = 0
+    for number, raw in enumerate(handle, start=1):
         value = raw.strip()
         if value and not value.startswith("#"):
-            out.append(NewRecording(parse_uuid(value, line=number, column="recording_uuid")))
+            yield NewRecording(parse_uuid(value, line=number, column="recording_uuid"))
         if progress and number % 10_000 == 0:
             progress(10_000)
-    return out
+    if progress and number % 10_000:
+        progress(number % 10_000)
 
 
-def _read_csv(text: str, progress: ProgressFn | None) -> list[NewRecording]:
-    reader = csv.DictReader(io.StringIO(text))
+def _read_csv(handle: IO[str], progress: ProgressFn | None) -> Iterator[NewRecording]:
+    reader = csv.DictReader(handle)
     header = [h.strip() for h in reader.fieldnames or []]
     reader.fieldnames = header
     unknown = set(header) - {"recording_uuid", "call_uuid", "recorded_at"}
@@ -91,7 +109,7 @@ def _read_csv(text: str, progress: ProgressFn | None) -> list[NewRecording]:
             line=1,
             column=sorted(unknown)[0],
         )
-    out: list[NewRecording] = []
+    count = 0
     for row in reader:
         number = reader.line_num
         if None in row:
@@ -107,15 +125,13 @@ def _read_csv(text: str, progress: ProgressFn | None) -> list[NewRecording]:
             )
         call = (row.get("call_uuid") or "").strip()
         when = (row.get("recorded_at") or "").strip()
-        out.append(
-            NewRecording(
-                recording_uuid=parse_uuid(rec, line=number, column="recording_uuid"),
-                call_uuid=parse_uuid(call, line=number, column="call_uuid") if call else None,
-                recorded_at=parse_datetime(when, line=number, column="recorded_at")
-                if when
-                else None,
-            )
+        yield NewRecording(
+            recording_uuid=parse_uuid(rec, line=number, column="recording_uuid"),
+            call_uuid=parse_uuid(call, line=number, column="call_uuid") if call else None,
+            recorded_at=parse_datetime(when, line=number, column="recorded_at") if when else None,
         )
-        if progress and len(out) % 10_000 == 0:
+        count += 1
+        if progress and count % 10_000 == 0:
             progress(10_000)
-    return out
+    if progress and count % 10_000:
+        progress(count % 10_000)

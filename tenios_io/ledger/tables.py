@@ -1,7 +1,10 @@
 """The ledger's tables (SQLAlchemy Core metadata; Alembic's ``target_metadata``).
 
 ``recordings`` is the work queue: one row per recording_uuid, its current state.
-``custody_events`` is the audit record: append-only, hash-chained (see custody.py).
+``custody_queue`` holds custody events written but not yet sequenced: writers insert
+there in the same transaction as their state change, and the sequencer moves them
+into ``custody_events`` (see custody.py).
+``custody_events`` is the audit record: append-only, hash-chained.
 """
 
 from __future__ import annotations
@@ -47,7 +50,30 @@ recordings = sa.Table(
     sa.Column("archived_at", TS, nullable=True),
     sa.Column("last_verified_at", TS, nullable=True),
     sa.Column("updated_at", TS, nullable=False),
+    # How many times a lease on this recording expired before its worker finished
+    # (the worker died); counted when the lease is rescued.
+    sa.Column("lease_expiries", sa.Integer, nullable=False, server_default="0"),
+    # Claims read the due-pending and the expired-lease rows through these two
+    # indexes, in index order, so a claim costs the same at any backlog size.
     sa.Index("ix_recordings_state_next_attempt_at", "state", "next_attempt_at"),
+    sa.Index("ix_recordings_state_lease_expires_at", "state", "lease_expires_at"),
+)
+
+custody_queue = sa.Table(
+    "custody_queue",
+    metadata,
+    # Insertion order; the sequencer integrates in this order what is committed.
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("recording_uuid", sa.String(36), nullable=True),
+    sa.Column("event", sa.String(40), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("occurred_at", sa.String(32), nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
 )
 
 custody_events = sa.Table(

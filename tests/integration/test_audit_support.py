@@ -106,6 +106,7 @@ class AuditWorld:
         assert sorted(c.recording_uuid for c in claims) == sorted(ids)
         results = archiver.archive_batch(claims)
         assert {r.outcome for r in results} == {Outcome.ARCHIVED}, results
+        self.ledger.integrate_all()  # as a run does before its checkpoint
         return ids
 
     def get(self, recording_uuid: str) -> Recording:
@@ -124,6 +125,7 @@ class AuditWorld:
             conn.execute(sa.text(statement), params)
 
     def event_rows(self) -> list[dict[str, Any]]:
+        self.ledger.integrate_all()  # what the sequencer has not integrated yet, too
         with self.ledger.engine.connect() as conn:
             return [
                 dict(r)
@@ -144,7 +146,9 @@ def make_world(
 ) -> AuditWorld:
     """An AuditWorld on a migrated database and a bucket (engine disposed by the caller)."""
     clock = clock or Clock()
-    ledger = Ledger(create_ledger_engine(database_url), actor="test", clock=clock)
+    ledger = Ledger(
+        create_ledger_engine(database_url), actor="test", clock=clock, lease_clock="worker"
+    )
     store = ArchiveStore(
         s3,
         bucket,

@@ -6,6 +6,7 @@ import multiprocessing
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -34,7 +35,8 @@ def clock() -> Clock:
 @pytest.fixture
 def ledger(database_url: str, clock: Clock) -> Iterator[Ledger]:
     engine = create_ledger_engine(database_url)
-    yield Ledger(engine, actor="test", clock=clock)
+    # These tests move time by hand, leases included.
+    yield Ledger(engine, actor="test", clock=clock, lease_clock="worker")
     engine.dispose()
 
 
@@ -211,10 +213,11 @@ def test_sqlite_edited_event_is_named_by_verify_chain(sqlite_url: str, clock: Cl
     assert not report.ok and report.first_broken_seq == 2
 
 
-def _claim_all(url: str, worker: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _claim_all(url: str, worker: str, out: multiprocessing.Queue, start: Any) -> None:  # type: ignore[type-arg]
     engine = create_ledger_engine(url)
     ledger = Ledger(engine, actor=worker)
-    got: list[str] = []
+    got = [c.recording_uuid for c in ledger.claim_batch(25, lease_seconds=600, owner=worker)]
+    start.wait(60)  # both have a first batch: then race for the rest
     while batch := ledger.claim_batch(25, lease_seconds=600, owner=worker):
         got.extend(c.recording_uuid for c in batch)
     engine.dispose()
@@ -229,7 +232,10 @@ def test_postgresql_two_processes_never_claim_the_same_recording(postgres_url: s
     Ledger(engine).register([NewRecording(i) for i in ids(1000)])
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_claim_all, args=(postgres_url, f"w{n}", queue)) for n in (1, 2)]
+    start = ctx.Barrier(2)
+    procs = [
+        ctx.Process(target=_claim_all, args=(postgres_url, f"w{n}", queue, start)) for n in (1, 2)
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=120) for _ in procs]
@@ -272,9 +278,9 @@ def test_postgresql_trigger_refuses_tampering(postgres_url: str, statement: str)
 def test_register_across_chunks_is_one_consistent_import(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tenios_io.ledger import ledger as ledger_module
+    from tenios_io.ledger import registration
 
-    monkeypatch.setattr(ledger_module, "_REGISTER_CHUNK", 7)
+    monkeypatch.setattr(registration, "_CHUNK", 7)  # staged in chunks of 7
     first = ids(10)
     ledger.register([NewRecording(i) for i in first])
     more = ids(20)
