@@ -19,6 +19,7 @@ from pathlib import Path
 import boto3
 from moto.server import ThreadedMotoServer
 
+from tenios_io.config import UUID_RE
 from tenios_io.simulator import Simulator, running_simulator
 from tenios_io.simulator.sftpd import serving_drop
 
@@ -33,6 +34,12 @@ DEMO_AWS = {
 
 #: Recordings with their own fault schedules (plus a few not ready at first).
 FAULTY = (("503",), ("500", "503"), ("429",), ("truncate",), ("reset",))
+
+#: How the demo's simulator names drop files: the call's UUID comes first, so the
+#: default "first UUID in the name" would take the call for the recording.
+DEMO_DROP_NAMING = "{date:%Y%m%d}_{call_uuid}_{recording_uuid}.wav"
+#: The TENIOS_SFTP_PATTERN that reads DEMO_DROP_NAMING back (the two must agree).
+DEMO_SFTP_PATTERN = rf"^\d{{8}}_(?P<call_uuid>{UUID_RE})_(?P<recording_uuid>{UUID_RE})\.wav$"
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ def demo_environment(root: Path, *, recordings: int = 50) -> Iterator[DemoEnviro
         access_key=DEMO_ACCESS_KEY,
         seed=2026,
         drop_dir=root / "drop",
-        drop_name_pattern="{date:%Y%m%d}_{call_uuid}_{recording_uuid}.wav",
+        drop_name_pattern=DEMO_DROP_NAMING,
         recording_seconds=(5.0, 120.0),
     )
     plain = max(0, recordings - len(FAULTY) - 3)
@@ -110,6 +117,7 @@ def demo_environment(root: Path, *, recordings: int = 50) -> Iterator[DemoEnviro
             f'sftp_url = "{sftp.url}"\n'
             f'sftp_key_file = "{sftp.key_file}"\n'
             f'sftp_known_hosts = "{sftp.known_hosts}"\n'
+            f"sftp_pattern = '{DEMO_SFTP_PATTERN}'\n"
             "sftp_settle_seconds = 0\n"
             'sftp_after = "move:archived"\n',
             encoding="utf-8",
