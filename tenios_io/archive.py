@@ -54,7 +54,7 @@ class Outcome(StrEnum):
     RELEASED = "released"
 
 
-#: Outcomes that make a run exit 1 (DESIGN.md: failed or conflict in this run).
+#: Outcomes that make a run exit 1 (README "Exit codes": failed or conflict in this run).
 PROBLEMS = frozenset({Outcome.FAILED, Outcome.CONFLICT})
 
 

