@@ -217,6 +217,7 @@ def bench_claim_latency(url: str, backlog: int, rounds: int = 30) -> float:
             start = time.perf_counter()
             ledger.claim_batch(50, lease_seconds=600, integrate=False)
             times.append(time.perf_counter() - start)
+        ledger.integrate_all()
         engine.dispose()
         medians[n] = statistics.median(times)
         print(f"  claim_batch(50) at {n:>10,} pending: median {medians[n] * 1000:.1f} ms")
