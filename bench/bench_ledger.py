@@ -50,6 +50,20 @@ def _fresh(url: str) -> None:
     upgrade(url)
 
 
+def _pending_row(key: str, now: datetime) -> dict[str, object]:
+    """A bare pending ``recordings`` row (the peers and the claim backlog)."""
+    return {
+        "recording_uuid": key,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "discovered_at": now,
+        "legal_hold": False,
+        "updated_at": now,
+        "source_hint": "api",
+    }
+
+
 def bench_register(url: str, n: int) -> float:
     ids = [str(uuid.uuid4()) for _ in range(n)]
     _fresh(url)
@@ -64,19 +78,7 @@ def bench_register(url: str, n: int) -> float:
     _fresh(url)
     engine = create_ledger_engine(url)
     now = datetime.now(UTC)
-    rows = [
-        {
-            "recording_uuid": i,
-            "state": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "discovered_at": now,
-            "legal_hold": False,
-            "updated_at": now,
-            "source_hint": "api",
-        }
-        for i in ids
-    ]
+    rows = [_pending_row(i, now) for i in ids]
     start = time.perf_counter()
     with engine.begin() as conn:
         for k in range(0, n, 5000):
@@ -187,19 +189,7 @@ def _bulk_pending(url: str, n: int) -> None:
         for k in range(0, n, 20_000):
             conn.execute(
                 recordings.insert(),
-                [
-                    {
-                        "recording_uuid": str(uuid.uuid4()),
-                        "state": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "discovered_at": now,
-                        "legal_hold": False,
-                        "updated_at": now,
-                        "source_hint": "api",
-                    }
-                    for _ in range(min(20_000, n - k))
-                ],
+                [_pending_row(str(uuid.uuid4()), now) for _ in range(min(20_000, n - k))],
             )
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("ANALYZE recordings")
@@ -226,16 +216,10 @@ def bench_claim_latency(url: str, backlog: int, rounds: int = 30) -> float:
     return ratio
 
 
-def _peak_rss_kb() -> int:
+def _status_kb(field: str) -> int:
+    """A kB figure of this process from /proc (VmRSS now, VmHWM the peak)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _rss_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
 
@@ -245,11 +229,11 @@ def _import_child(url: str, path: str, out: multiprocessing.Queue) -> None:  # t
 
     engine = create_ledger_engine(url)
     ledger = Ledger(engine, actor="bench-import")
-    base = _rss_kb()
+    base = _status_kb("VmRSS")
     start = time.perf_counter()
     result = ledger.import_recordings(iter_import_file(Path(path)))
     first = time.perf_counter() - start
-    grown = (_peak_rss_kb() - base) / 1024
+    grown = (_status_kb("VmHWM") - base) / 1024
     start = time.perf_counter()
     again = ledger.import_recordings(iter_import_file(Path(path)))
     second = time.perf_counter() - start

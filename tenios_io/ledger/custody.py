@@ -65,16 +65,8 @@ GENESIS = "0" * 64
 CHAIN_LOCK_KEY = 0x7E1105
 #: Events integrated per sequencer transaction (bounds its time under the lock).
 INTEGRATE_CHUNK = 5000
-_COLUMNS = (
-    "seq",
-    "recording_uuid",
-    "event",
-    "actor",
-    "occurred_at",
-    "details",
-    "prev_hash",
-    "hash",
-)
+#: Column order of a chain entry, as COPY writes it.
+_COLUMNS = tuple(column.name for column in custody_events.columns)
 
 
 def canonical_json(value: Any) -> str:

@@ -17,7 +17,7 @@ not to the chain's head.  On SQLite the merge itself is one write transaction
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -27,10 +27,10 @@ from sqlalchemy.engine import Connection
 
 from tenios_io.ledger.core import LedgerCore
 from tenios_io.ledger.custody import format_time
+from tenios_io.ledger.importing import ProgressFn
 from tenios_io.ledger.records import ImportResult, NewRecording, RegisterResult
 from tenios_io.ledger.tables import TS
 
-ProgressFn = Callable[[int], None]
 _STAGE = "ledger_staging"
 _CHUNK = 10_000
 
@@ -106,7 +106,9 @@ class Registration(LedgerCore):
                 )
                 read = _copy_postgres(conn, items, progress)
                 listing = _listing(conn, f"{_STAGE}") if collect else None
-                counts = _merge_postgres(conn, read, actor=actor, now=now, due=self._lease_now())
+                counts = _merge_postgres(
+                    conn, read, actor=actor, now=now, db_clock=self.lease_clock == "database"
+                )
                 return _finish(counts, listing)
         with self._sqlite_stage() as conn:
             read = _stage_sqlite(conn, items, progress)
@@ -165,7 +167,7 @@ def _copy_postgres(
 
 
 def _merge_postgres(
-    conn: Connection, read: int, *, actor: str, now: datetime, due: Any
+    conn: Connection, read: int, *, actor: str, now: datetime, db_clock: bool
 ) -> ImportResult:
     params = {"actor": actor, "occurred": format_time(now), "now": now}
     distinct = int(
@@ -192,7 +194,7 @@ def _merge_postgres(
         ),
         params,
     ).scalar_one()
-    due_sql = "clock_timestamp()" if _is_db_clock(due) else ":now"
+    due_sql = "clock_timestamp()" if db_clock else ":now"
     added = conn.execute(
         sa.text(
             f"""
@@ -225,10 +227,6 @@ def _merge_postgres(
         params,
     ).scalar_one()
     return ImportResult(read, added, distinct - added, read - distinct, found)
-
-
-def _is_db_clock(expr: Any) -> bool:
-    return isinstance(expr, sa.sql.functions.Function) and expr.name == "clock_timestamp"
 
 
 def _stage_sqlite(

@@ -181,11 +181,10 @@ class WorkQueue(LedgerCore):
     ) -> tuple[list[Mapping[Any, Any]], list[tuple[Mapping[Any, Any], bool]]]:
         # One writer at a time (BEGIN IMMEDIATE): read the candidates through the two
         # indexes, then update them by primary key.
-        clock = now
         expires = now + timedelta(seconds=lease_seconds)
         expired = (
             sa.select(recordings)
-            .where(_R.state == State.IN_PROGRESS.value, _R.lease_expires_at < clock)
+            .where(_R.state == State.IN_PROGRESS.value, _R.lease_expires_at < now)
             .order_by(_R.lease_expires_at)
             .limit(limit)
         )
@@ -198,7 +197,7 @@ class WorkQueue(LedgerCore):
             fresh = list(
                 conn.execute(
                     sa.select(recordings)
-                    .where(_R.state == State.PENDING.value, _R.next_attempt_at <= clock)
+                    .where(_R.state == State.PENDING.value, _R.next_attempt_at <= now)
                     .order_by(_R.next_attempt_at)
                     .limit(limit - len(rescued))
                 ).mappings()
