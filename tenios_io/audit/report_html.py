@@ -458,6 +458,10 @@ def _chain(report: AuditReport) -> str:
             ("Chain", _badge(chain.ok, "verifies end to end", "BROKEN")),
             ("Events verified", f"{chain.events:,}"),
             ("Head", f"event {chain.head_seq:,}, hash <code>{_e(chain.head_hash)}</code>"),
+            (
+                "Events still queued",
+                f"{chain.queued:,} written but not yet integrated (not covered by this report)",
+            ),
         ]
         if not chain.ok:
             facts.append(("First broken event", f"{chain.first_broken_seq}: {_e(chain.problem)}"))

@@ -65,7 +65,8 @@ class AuditSummary:
                 "check": "custody chain",
                 "result": "ok" if self.chain.ok else "BROKEN",
                 "detail": f"{self.chain.events:,} events, head {self.chain.head_seq}"
-                + ("" if self.chain.ok else f"; first broken event {self.chain.first_broken_seq}"),
+                + ("" if self.chain.ok else f"; first broken event {self.chain.first_broken_seq}")
+                + (f"; {self.chain.queued:,} still queued" if self.chain.queued else ""),
             }
         ]
         if self.checkpoints is not None:

@@ -54,6 +54,14 @@ Day = Annotated[
     str | None,
     typer.Option(metavar="YYYY-MM-DD", help="A UTC day."),
 ]
+Integrate = Annotated[
+    bool,
+    typer.Option(
+        "--integrate/--no-integrate",
+        help="Integrate the queued custody events into the chain first (the default), or "
+        "cover only what is integrated and write nothing (read-only database credentials).",
+    ),
+]
 
 
 def parse_day(value: str | None, option: str) -> date | None:
@@ -169,7 +177,7 @@ def verify(
 
 
 @app.command("verify-chain")
-def verify_chain(ctx: typer.Context) -> None:
+def verify_chain(ctx: typer.Context, integrate: Integrate = True) -> None:
     """Recompute the custody hash chain end to end and check it against every checkpoint.
 
     Exit 1 naming the first broken event, or each checkpoint the ledger contradicts
@@ -177,7 +185,7 @@ def verify_chain(ctx: typer.Context) -> None:
     configured only the chain is checked (and a note says so).
     """
     with open_audit(settings(ctx), need_store=False) as audit:
-        report = audit.ledger.verify_chain()
+        report = audit.ledger.verify_chain(integrate=integrate)
         checkpoints = (
             check_checkpoints(audit.ledger, audit.store) if audit.store is not None else None
         )
@@ -200,6 +208,8 @@ def verify_chain(ctx: typer.Context) -> None:
             f"{report.problem} ({report.events:,} events verified before it)",
             soft_wrap=True,
         )
+    if report.queued:
+        console.print(f"{_still_queued(report.queued)}: not covered by this check", soft_wrap=True)
     if checkpoints is None:
         err_console.print(
             "[yellow]checkpoints not checked:[/] TENIOS_S3_BUCKET is not set", soft_wrap=True
@@ -231,16 +241,27 @@ def export_events(
         Path | None,
         typer.Option(help="Write here (atomically) instead of standard output.", dir_okay=False),
     ] = None,
+    integrate: Integrate = True,
 ) -> None:
     """Export every custody event as JSON lines, exactly as stored, in chain order.
 
     With this file alone the hash chain can be recomputed independently of this tool
-    (see the README's section for compliance teams).
+    (see the README's section for compliance teams).  Events still queued (written,
+    not yet integrated) have no place in the chain yet: they are counted, not exported.
     """
     with open_audit(settings(ctx), need_store=False) as audit, output_file(output) as out:
-        audit.ledger.integrate_all()
+        if integrate:
+            audit.ledger.integrate_all()
         for row in audit.ledger.iter_events():
             out.write(json.dumps(event_record(row), ensure_ascii=False) + "\n")
+        queued = audit.ledger.queued_events()
+    if queued:
+        # Standard error: standard output may be the export itself.
+        err_console.print(f"{_still_queued(queued)}: not in the export", soft_wrap=True)
+
+
+def _still_queued(count: int) -> str:
+    return f"{count:,} custody event(s) still queued (written, not yet integrated)"
 
 
 @app.command()
@@ -399,6 +420,7 @@ def report(
     due_within: Annotated[
         int, typer.Option(min=0, metavar="DAYS", help="Retention ending this soon is listed.")
     ] = 30,
+    integrate: Integrate = True,
 ) -> None:
     """Write the compliance report: a self-contained HTML page plus CSV / JSONL / JSON.
 
@@ -418,6 +440,7 @@ def report(
             store=audit.store,
             due_within_days=due_within,
             cycle_days=cfg.verify_cycle_days,
+            integrate=integrate,
         )
     console.print(f"report for {period}: {result.recordings:,} recording(s)", soft_wrap=True)
     for kind, path in result.files.items():
