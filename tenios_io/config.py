@@ -23,7 +23,7 @@ from tenios_io.exceptions import ConfigError
 ENV_PREFIX = "TENIOS_"
 UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 DEFAULT_SFTP_PATTERN = rf"(?P<recording_uuid>{UUID_RE})"
-SECRET_FIELDS = frozenset({"access_key", "sftp_password"})
+SECRET_FIELDS = frozenset({"access_key", "sftp_password", "custody_key_file"})
 
 
 class Settings(BaseSettings):
@@ -126,6 +126,12 @@ class Settings(BaseSettings):
         default="keep",
         description="What to do with a drop file once archived and verified: keep, "
         "move:DIR or delete.",
+    )
+    custody_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 signer key (from `tenios-archive audit keygen`) that signs the "
+        "custody log's checkpoints. Secret: the file's content is never printed. Unset = "
+        "checkpoints are written unsigned, with a warning.",
     )
     verify_cycle_days: int = Field(
         default=30,

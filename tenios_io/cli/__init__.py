@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from tenios_io.cli import api, audit, db, demo, ledger, purge, run, simulator
+from tenios_io.cli import api, audit, custodylog, db, demo, ledger, purge, run, simulator
 from tenios_io.cli._common import CliState, err_console
 from tenios_io.exceptions import ConfigError, SchemaNotCurrent, TeniosArchiveError
 
@@ -52,6 +52,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(api.app, name="api")
 app.add_typer(run.app, name="run")
+custodylog.register(audit.app)
 app.add_typer(audit.app, name="audit")
 app.add_typer(simulator.app, name="simulator")
 purge.register(app)
