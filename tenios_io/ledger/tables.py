@@ -5,6 +5,8 @@
 there in the same transaction as their state change, and the sequencer moves them
 into ``custody_events`` (see custody.py).
 ``custody_events`` is the audit record: append-only, hash-chained.
+``recording_intake`` is the producers' door: other systems INSERT recording ids there
+with plain SQL, and every run drains it through the normal registration (intake.py).
 """
 
 from __future__ import annotations
@@ -94,4 +96,30 @@ custody_events = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False, unique=True),
+)
+
+recording_intake = sa.Table(
+    "recording_intake",
+    metadata,
+    # An identity column: a producer role with INSERT on this table alone can insert
+    # (PostgreSQL checks no sequence privilege for identity columns), and drains take
+    # rows in arrival order.
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        sa.Identity(),
+        primary_key=True,
+    ),
+    # Text, not typed columns, and no unique constraint: whatever a producer sends is
+    # accepted (a duplicate insert must never fail), then validated by the drain, which
+    # keeps a malformed row as ``rejected`` with its reason.
+    sa.Column("recording_uuid", sa.Text, nullable=False),
+    sa.Column("call_uuid", sa.Text, nullable=True),
+    sa.Column("recorded_at", sa.Text, nullable=True),
+    sa.Column("source_hint", sa.Text, nullable=True),
+    sa.Column("producer", sa.Text, nullable=True),
+    sa.Column("received_at", TS, nullable=False, server_default=sa.func.current_timestamp()),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Index("ix_recording_intake_state_id", "state", "id"),
 )
