@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from tenios_io.config import Settings
 from tenios_io.ledger.custody import ChainHead, ChainReport, NewEvent
 from tenios_io.ledger.engine import create_ledger_engine
+from tenios_io.ledger.intake import DrainResult, IntakeRow
 from tenios_io.ledger.ledger import (
     Claim,
     ImportResult,
@@ -44,7 +45,9 @@ __all__ = [
     "ChainHead",
     "ChainReport",
     "Claim",
+    "DrainResult",
     "ImportResult",
+    "IntakeRow",
     "Ledger",
     "NewEvent",
     "NewRecording",

@@ -7,6 +7,7 @@ disagree.  The Ledger is assembled from one part per job:
 
 - :mod:`~tenios_io.ledger.workqueue` — claims, leases, outcomes (the hot path);
 - :mod:`~tenios_io.ledger.registration` — adding ids, one or a streamed million;
+- :mod:`~tenios_io.ledger.intake` — the producers' intake table, drained through registration;
 - :mod:`~tenios_io.ledger.actions` — requeue, annotations, free-standing events;
 - :mod:`~tenios_io.ledger.reads` — everything that only reads, the audit's questions too;
 - :mod:`~tenios_io.ledger.core` — the engine, clocks, write transactions, the sequencer.
@@ -15,6 +16,7 @@ disagree.  The Ledger is assembled from one part per job:
 from __future__ import annotations
 
 from tenios_io.ledger.actions import OperatorActions
+from tenios_io.ledger.intake import Intake
 from tenios_io.ledger.reads import Reads
 from tenios_io.ledger.records import (
     Claim,
@@ -31,7 +33,7 @@ from tenios_io.ledger.registration import Registration
 from tenios_io.ledger.workqueue import WorkQueue
 
 
-class Ledger(WorkQueue, Registration, OperatorActions, Reads):
+class Ledger(WorkQueue, Intake, Registration, OperatorActions, Reads):
     """Register, claim, transition and audit recordings (SQLite or PostgreSQL)."""
 
 

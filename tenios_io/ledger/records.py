@@ -45,6 +45,8 @@ class NewRecording:
     recorded_at: datetime | None = None
     source_path: str | None = None
     """Where the SFTP drop holds it, when it was found there."""
+    producer: str | None = None
+    """Who handed it over through the intake (named in the ``registered`` event)."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,10 @@ from tenios_io.ledger.records import ImportResult, NewRecording, RegisterResult
 from tenios_io.ledger.tables import TS
 
 _STAGE = "ledger_staging"
+# Which date the S3 key and the retention period start at (records.Recording.key_date),
+# said in the ``registered`` event: a producer's or an import's recorded_at, else the
+# discovery date.
+_DATE_FROM = "CASE WHEN {col} IS NULL THEN 'discovered_at' ELSE 'recorded_at' END"
 _CHUNK = 10_000
 
 # PostgreSQL: canonical UTC text of a timestamptz, as custody.format_time writes it.
@@ -45,6 +49,7 @@ _staging_sqlite = sa.Table(
     sa.Column("call_uuid", sa.String(36)),
     sa.Column("recorded_at", TS),
     sa.Column("source_path", sa.Text),
+    sa.Column("producer", sa.Text),
     prefixes=["TEMPORARY"],
 )
 
@@ -100,10 +105,7 @@ class Registration(LedgerCore):
         now = self.now()
         if self.engine.dialect.name == "postgresql":
             with self._write() as conn:
-                conn.exec_driver_sql(
-                    f"CREATE TEMP TABLE {_STAGE} (line bigint, recording_uuid text, "
-                    "call_uuid text, recorded_at timestamptz, source_path text) ON COMMIT DROP"
-                )
+                _create_stage_postgres(conn)
                 read = _copy_postgres(conn, items, progress)
                 listing = _listing(conn, f"{_STAGE}") if collect else None
                 counts = _merge_postgres(
@@ -118,6 +120,29 @@ class Registration(LedgerCore):
                 listing = _listing(conn, f"temp.{_STAGE}") if collect else None
                 counts = _merge_sqlite(conn, read, actor=actor, now=now)
                 return _finish(counts, listing)
+
+    def _register_in(
+        self, conn: Connection, items: Iterable[NewRecording], *, actor: str
+    ) -> ImportResult:
+        """The same staging merge inside the caller's write transaction ``conn``, so the
+        caller commits the registration together with its own writes (the intake drain
+        deletes its rows in it).  For bounded inputs: on SQLite the staging happens under
+        the caller's write lock."""
+        now = self.now()
+        if conn.dialect.name == "postgresql":
+            _create_stage_postgres(conn)
+            read = _copy_postgres(conn, items, None)
+            counts = _merge_postgres(
+                conn, read, actor=actor, now=now, db_clock=self.lease_clock == "database"
+            )
+            conn.exec_driver_sql(f"DROP TABLE {_STAGE}")
+            return counts
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_STAGE}")
+        _staging_sqlite.create(conn)
+        read = _stage_sqlite(conn, items, None)
+        counts = _merge_sqlite(conn, read, actor=actor, now=now)
+        conn.exec_driver_sql(f"DROP TABLE temp.{_STAGE}")
+        return counts
 
     @contextmanager
     def _sqlite_stage(self) -> Iterator[Connection]:
@@ -139,13 +164,21 @@ def _lower(value: str | None) -> str | None:
     return value.lower() if value else None
 
 
+def _create_stage_postgres(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE {_STAGE} (line bigint, recording_uuid text, call_uuid text, "
+        "recorded_at timestamptz, source_path text, producer text) ON COMMIT DROP"
+    )
+
+
 def _copy_postgres(
     conn: Connection, items: Iterable[NewRecording], progress: ProgressFn | None
 ) -> int:
     driver = conn.connection.driver_connection
     count = 0
     statement = (
-        f"COPY {_STAGE} (line, recording_uuid, call_uuid, recorded_at, source_path) FROM STDIN"
+        f"COPY {_STAGE} (line, recording_uuid, call_uuid, recorded_at, source_path, producer) "
+        "FROM STDIN"
     )
     with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
         for item in items:
@@ -157,6 +190,7 @@ def _copy_postgres(
                     _lower(item.call_uuid),
                     item.recorded_at,
                     item.source_path,
+                    item.producer,
                 )
             )
             if progress and count % _CHUNK == 0:
@@ -215,11 +249,13 @@ def _merge_postgres(
               RETURNING recording_uuid, call_uuid, recorded_at, source_path
             ), q AS (
               INSERT INTO custody_queue (recording_uuid, event, actor, occurred_at, details)
-              SELECT recording_uuid, 'registered', :actor, :occurred,
-                     json_build_object('call_uuid', call_uuid,
-                                       'recorded_at', {_PG_ISO.format(col="recorded_at")},
-                                       'source_path', source_path)::text
-              FROM ins
+              SELECT ins.recording_uuid, 'registered', :actor, :occurred,
+                     json_build_object('call_uuid', ins.call_uuid,
+                                       'recorded_at', {_PG_ISO.format(col="ins.recorded_at")},
+                                       'date_from', {_DATE_FROM.format(col="ins.recorded_at")},
+                                       'source_path', ins.source_path,
+                                       'producer', s.producer)::text
+              FROM ins JOIN s ON s.recording_uuid = ins.recording_uuid
             )
             SELECT count(*) FROM ins
             """
@@ -244,6 +280,7 @@ def _stage_sqlite(
                 "call_uuid": _lower(item.call_uuid),
                 "recorded_at": item.recorded_at,
                 "source_path": item.source_path,
+                "producer": item.producer,
             }
         )
         if len(chunk) >= _CHUNK:
@@ -300,7 +337,9 @@ def _merge_sqlite(conn: Connection, read: int, *, actor: str, now: datetime) -> 
             "SELECT s.recording_uuid, 'registered', :actor, :occurred, "
             "json_object('call_uuid', s.call_uuid, 'recorded_at', "
             "CASE WHEN s.recorded_at IS NULL THEN NULL "
-            "ELSE replace(s.recorded_at, ' ', 'T') || 'Z' END, 'source_path', s.source_path) "
+            "ELSE replace(s.recorded_at, ' ', 'T') || 'Z' END, "
+            f"'date_from', {_DATE_FROM.format(col='s.recorded_at')}, 'source_path', s.source_path, "
+            "'producer', s.producer) "
             f"{_SQLITE_NEW} ORDER BY s.line"
         ),
         params,
