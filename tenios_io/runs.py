@@ -29,7 +29,12 @@ def claim_round(
     owner: str | None = None,
     max_attempts: int | None = None,
 ) -> list[list[Claim]]:
-    """Up to ``batches`` batches of up to ``batch_size`` claims (fewer near ``remaining``)."""
+    """Up to ``batches`` batches of up to ``batch_size`` claims (fewer near ``remaining``).
+
+    The producers' intake is drained first (every run, every round): what other systems
+    inserted is registered and claimable in this very round.
+    """
+    ledger.drain_intake(actor=owner)
     out: list[list[Claim]] = []
     for _ in range(batches):
         size = batch_size if remaining is None else min(batch_size, remaining)

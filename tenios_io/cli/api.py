@@ -21,7 +21,7 @@ import typer
 from tenios_io.api import TeniosClient, make_http_client
 from tenios_io.cli._common import console, err_console, settings
 from tenios_io.config import UUID_RE, Settings
-from tenios_io.ledger import NewRecording, open_ledger
+from tenios_io.ledger import open_ledger
 
 app = typer.Typer(
     help="Call the TENIOS record-call API (start, stop, retrieve a recording).",
@@ -57,7 +57,11 @@ def start(
         bool, typer.Option("--no-callee", help="Do not record the called party's voice.")
     ] = False,
 ) -> None:
-    """Start recording a call; print the recording_uuid and register it in the ledger."""
+    """Start recording a call; print the recording_uuid and register it in the ledger.
+
+    The recording goes through the intake, as any producer's would (one INSERT into
+    ``recording_intake``), and the intake is drained at once.
+    """
     if no_caller and no_callee:
         raise typer.BadParameter("--no-caller and --no-callee together would record nothing")
     config = settings(ctx)
@@ -68,10 +72,8 @@ def start(
     # Printed before the ledger is touched: if registering fails, the uuid is not lost.
     console.print(recording_uuid, soft_wrap=True)
     with open_ledger(config) as ledger:
-        ledger.register(
-            [NewRecording(recording_uuid=recording_uuid, call_uuid=call_uuid)],
-            actor="cli:api-start",
-        )
+        ledger.submit_intake(recording_uuid, call_uuid=call_uuid, producer="cli:api-start")
+        ledger.drain_intake(actor="cli:api-start")
     err_console.print(f"registered {recording_uuid} (call {call_uuid}) in the ledger")
 
 

@@ -20,6 +20,7 @@ from tenios_io.cli._common import cli_actor, console, output_file, settings
 from tenios_io.exceptions import ImportFileError, UnknownRecording
 from tenios_io.ledger import NewRecording, State, open_ledger
 from tenios_io.ledger.importing import iter_import_file, parse_uuid
+from tenios_io.ledger.intake import IntakeState
 
 app = typer.Typer(
     help="The ledger: which recordings exist, their state, and their custody events.",
@@ -116,6 +117,39 @@ def list_(
     console.print(
         "  ".join(f"{s.value}: {n:,}" for s, n in counts.items() if n) or "the ledger is empty"
     )
+
+
+@app.command()
+def intake(
+    ctx: typer.Context,
+    rejected: Annotated[
+        bool, typer.Option("--rejected", help="Rejected rows (with the reason), not pending ones.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+) -> None:
+    """Rows producers inserted into recording_intake: pending (the next run registers
+    them) or rejected (malformed; kept with the reason, delete them by SQL once fixed)."""
+    wanted: IntakeState = "rejected" if rejected else "pending"
+    with open_ledger(settings(ctx)) as ledger:
+        rows = ledger.intake_rows(wanted, limit=limit)
+        counts = ledger.intake_counts()
+    table = Table(title=f"recording_intake: {wanted}")
+    for col in ("id", "recording_uuid", "call_uuid", "recorded_at", "producer", "received_at"):
+        table.add_column(col, overflow="fold")
+    if rejected:
+        table.add_column("reason", overflow="fold")
+    for row in rows:
+        cells = [
+            str(row.id),
+            row.recording_uuid[:80],
+            (row.call_uuid or "")[:80],
+            (row.recorded_at or "")[:40],
+            (row.producer or "")[:80],
+            f"{row.received_at:%Y-%m-%d %H:%M:%S}",
+        ]
+        table.add_row(*cells, *([row.reason or ""] if rejected else []))
+    console.print(table)
+    console.print(f"pending: {counts['pending']:,}  rejected: {counts['rejected']:,}")
 
 
 @app.command()

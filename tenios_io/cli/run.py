@@ -37,8 +37,8 @@ def preflight(
     """Database migrated, bucket reachable, access key present — before any work.
 
     Imports the file ``register`` (a backfill's ids, streamed: the flow's own import
-    then finds them known) and returns how many recordings are due now, for the
-    progress bar.
+    then finds them known), drains the producers' intake, and returns how many
+    recordings are due now, for the progress bar.
     Errors are ConfigError / SchemaNotCurrent: exit 2 with the reason.
     """
     with open_pipeline(cfg, actor="cli:preflight", concurrency=concurrency) as pipeline:
@@ -52,6 +52,7 @@ def preflight(
                 f"{result.read:,} ids: {result.added:,} new, {result.known:,} already known"
                 + (f", {result.duplicates:,} repeated in the file" if result.duplicates else "")
             )
+        pipeline.ledger.drain_intake(actor="cli:preflight")
         return pipeline.ledger.count_due()
 
 

@@ -135,10 +135,12 @@ def validate(row: IntakeRow, now: datetime) -> NewRecording | str:
 class Intake(Registration):
     """Drain, submit to and read ``recording_intake``."""
 
-    def drain_intake(self, *, actor: str | None = None, chunk: int = INTAKE_CHUNK) -> DrainResult:
+    def drain_intake(self, *, actor: str | None = None, chunk: int | None = None) -> DrainResult:
         """Register every intake row that was pending when called, ``chunk`` rows per
-        transaction (see the module docstring); rows inserted meanwhile wait for the
-        next drain, so a busy producer cannot keep a run from claiming."""
+        transaction (default INTAKE_CHUNK; see the module docstring); rows inserted
+        meanwhile wait for the next drain, so a busy producer cannot keep a run from
+        claiming."""
+        chunk = chunk or INTAKE_CHUNK
         upto = self._newest_pending()
         total = DrainResult()
         if upto is None:

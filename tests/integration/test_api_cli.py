@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ def test_start_prints_the_recording_uuid_and_registers_it(
         events = ledger.events(recording_uuid)
     assert (row.call_uuid, row.state) == (CALL, State.PENDING)
     assert events[0]["actor"] == "cli:api-start"
+    # Through the intake, as any producer's recording: the event names the producer.
+    assert json.loads(events[0]["details"])["producer"] == "cli:api-start"
     assert "registered" in result.stderr
     assert_secret_kept(result)
 

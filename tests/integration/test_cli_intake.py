@@ -1,0 +1,57 @@
+"""`tenios-archive ledger intake` and the runs' preflight draining it, through the real
+entry point, with rows a producer inserted with the sqlite3 client."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from tenios_io.config import load_settings
+from tenios_io.ledger import State, open_ledger
+from tests.fixtures.cli import CliResult
+from tests.fixtures.producer import insert_values, run_sql
+
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def db(sqlite_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> str:
+    monkeypatch.setenv("TENIOS_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("COLUMNS", "250")
+    assert cli("db", "upgrade").exit_code == 0
+    return sqlite_url
+
+
+def test_intake_shows_pending_then_rejected_rows(db: str, cli: Cli) -> None:
+    good = str(uuid.uuid4())
+    done = run_sql(
+        db,
+        [insert_values([(good, None, None, "pbx-7")]), insert_values([("abc", None, None, "crm")])],
+    )
+    assert done.returncode == 0, done.stderr
+
+    pending = cli("ledger", "intake")
+    assert pending.exit_code == 0, pending.output
+    assert good in pending.stdout and "pbx-7" in pending.stdout and "abc" in pending.stdout
+    assert "pending: 2  rejected: 0" in pending.stdout
+
+    with open_ledger(load_settings()) as ledger:
+        assert ledger.drain_intake().to_dict() == {"registered": 1, "known": 0, "rejected": 1}
+        assert ledger.get(good).state is State.PENDING
+
+    after = cli("ledger", "intake")
+    assert good not in after.stdout and "pending: 0  rejected: 1" in after.stdout
+    rejected = cli("ledger", "intake", "--rejected")
+    assert rejected.exit_code == 0
+    assert "'abc' is not a UUID" in rejected.stdout and "crm" in rejected.stdout
+    assert good not in rejected.stdout
+
+
+def test_intake_on_an_unmigrated_database_is_a_configuration_error(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    monkeypatch.setenv("TENIOS_DATABASE_URL", sqlite_url)
+    result = cli("ledger", "intake")
+    assert result.exit_code == 2 and "db upgrade" in result.stderr
