@@ -109,6 +109,9 @@ class AuditReport:
     database: str
     bucket: str | None
     recordings: int = 0
+    without_recorded_at: int = 0
+    """Recordings of the period registered without a recorded_at: their key date and
+    retention start at the discovery date instead."""
     states: Counter[str] = field(default_factory=Counter)
     ledger_states: dict[str, int] = field(default_factory=dict)
     archived_bytes: int = 0
@@ -160,6 +163,7 @@ class AuditReport:
             "database": self.database,
             "bucket": self.bucket,
             "recordings_in_period": self.recordings,
+            "recordings_in_period_without_recorded_at": self.without_recorded_at,
             "states_in_period": {s.value: self.states.get(s.value, 0) for s in State},
             "states_in_ledger": self.ledger_states,
             "archived_bytes": self.archived_bytes,
@@ -270,6 +274,8 @@ def build_report(
 
 def _count(report: AuditReport, rec: Recording) -> None:
     report.recordings += 1
+    if rec.recorded_at is None:
+        report.without_recorded_at += 1
     report.states[rec.state.value] += 1
     if rec.state is State.ARCHIVED and rec.size_bytes:
         report.archived_bytes += rec.size_bytes

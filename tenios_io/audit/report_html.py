@@ -192,6 +192,10 @@ def _states(report: AuditReport) -> str:
         "<p>Where every recording is now: those registered or archived in the period, and the "
         "whole ledger.</p>"
         + _table(["State", "In period", "Whole ledger", "Meaning"], rows, numeric={1, 2})
+        + f"<p>{_num(report.without_recorded_at)} of {_num(report.recordings)} recordings in "
+        "the period had no <code>recorded_at</code>: their S3 key date and retention period "
+        "start at the date they were registered (each <code>registered</code> event says "
+        "which date was used).</p>"
     )
 
 

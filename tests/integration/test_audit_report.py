@@ -204,6 +204,7 @@ def test_report_reads_well_in_chromium_with_one_bar_per_day(
     assert summary["archived_per_day"] == {d.isoformat(): n for d, n in days.items()}
     assert summary["states_in_period"]["purged"] == 1 and summary["open_discrepancies"] == 1
     assert summary["chain"]["ok"] and summary["checkpoints"]["ok"]
+    assert summary["recordings_in_period_without_recorded_at"] == 1  # the failed one
     with report.files["csv"].open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == list(EXPORT_COLUMNS) and len(rows) == 7

@@ -239,3 +239,27 @@ def test_a_producer_role_can_insert_but_not_read_or_change_the_ledger(
         with server.begin() as conn:
             conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
         server.dispose()
+
+
+def test_the_report_counts_recordings_without_recorded_at(
+    database_url: str, ledger: Ledger, tmp_path: Path
+) -> None:
+    from tenios_io.audit.report import build_report
+
+    done = run_sql(
+        database_url,
+        [
+            insert_values([(k, None, None, "pbx-7") for k in ids(2)]),
+            insert_values([(ids(1)[0], None, "2019-05-01 10:00:00+00", "pbx-7")]),
+        ],
+    )
+    assert done.returncode == 0, done.stderr
+    ledger.drain_intake()
+
+    report = build_report(ledger, tmp_path / "report")
+
+    summary = json.loads(report.files["summary"].read_text())
+    assert summary["recordings_in_period"] == 3
+    assert summary["recordings_in_period_without_recorded_at"] == 2
+    html = report.files["html"].read_text()
+    assert "2 of 3 recordings in the period had no <code>recorded_at</code>" in html
