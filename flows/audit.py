@@ -67,7 +67,7 @@ def reconcile_all(
     ledger: Ledger, store: ArchiveStore, settings: Settings, include_drop: bool
 ) -> ReconcileReport:
     """Ledger vs bucket listing (vs the SFTP drop's settled files, when one is configured)."""
-    drop = drop_entries(settings) if include_drop else None
+    drop = drop_entries(settings, ledger) if include_drop else None
     return reconcile(ledger, store, drop[0] if drop else None)
 
 

@@ -1,7 +1,12 @@
 """The SFTP sweep of a run: register what the drop holds, finish pending releases.
 
-Runs before archiving.  New drop files are registered with their path as source
-(a recording also known through the API stays one row and learns its path).  A
+Runs before archiving.  Each file name is matched to the ledger's rows first
+(:mod:`tenios_io.sftp.naming`): a name holding a known recording_uuid belongs to that
+row, a known call_uuid is never taken for a recording, and a name with several
+unknown UUIDs is left alone and reported as ambiguous — recorded once per sweep as a
+``drop_files_ambiguous`` custody event, which the report lists.  New drop files are
+registered with their path as source (a recording also known through the API stays
+one row and learns its path).  A
 drop file whose recording is already archived but was never released (the
 release failed, or the run died right after the archive) is released now — only
 if its size still matches what was archived; the release is a custody event.
@@ -9,13 +14,17 @@ if its size still matches what was archived; the release is a custody event.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from tenios_io import progress
 from tenios_io.exceptions import SourceUnavailable
-from tenios_io.ledger import Ledger, NewRecording, State
+from tenios_io.ledger import Ledger, NewEvent, NewRecording, State
 from tenios_io.sftp import SftpDrop
+from tenios_io.sftp.naming import AMBIGUOUS_EVENT, KnownIds
+
+_MAX_LISTED = 200  # paths per event
 
 
 @dataclass
@@ -28,28 +37,64 @@ class SweepReport:
     unsettled: int = 0
     unmatched: int = 0
     duplicates: int = 0
+    ambiguous: int = 0
     released: int = 0
     release_failed: int = 0
     unmatched_names: list[str] = field(default_factory=list)
+    ambiguous_files: list[tuple[str, str]] = field(default_factory=list)
+    """``(path, why)``, the first few."""
 
     def to_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "unmatched_names"}
+        lists = ("unmatched_names", "ambiguous_files")
+        out: dict[str, object] = {k: v for k, v in self.__dict__.items() if k not in lists}
+        out["ambiguous_files"] = [list(item) for item in self.ambiguous_files]
+        return out
+
+
+def known_ids_of(ledger: Ledger) -> Callable[[Collection[str]], KnownIds]:
+    """The sweep's question to the ledger: which UUIDs are known recordings and calls."""
+
+    def known(uuids: Collection[str]) -> KnownIds:
+        recordings, calls = ledger.known_ids(uuids)
+        return KnownIds(recordings, calls)
+
+    return known
 
 
 def sweep_drop(drop: SftpDrop, ledger: Ledger, *, release: bool, actor: str) -> SweepReport:
     """Sweep ``drop``; register new recordings; release archived ones still there."""
-    found = drop.sweep()
+    found = drop.sweep(known_ids_of(ledger))
     report = SweepReport(
         ready=len(found.ready),
         unsettled=len(found.unsettled),
         unmatched=len(found.unmatched),
         duplicates=len(found.duplicates),
+        ambiguous=len(found.ambiguous),
         unmatched_names=list(found.unmatched[:50]),
+        ambiguous_files=list(found.ambiguous[:50]),
     )
+    if found.ambiguous:
+        ledger.append_events(
+            [
+                NewEvent(
+                    None,
+                    AMBIGUOUS_EVENT,
+                    {
+                        "count": len(found.ambiguous),
+                        "files": [
+                            {"path": path, "why": why}
+                            for path, why in found.ambiguous[:_MAX_LISTED]
+                        ],
+                    },
+                )
+            ],
+            actor=f"{actor}:sftp-sweep",
+        )
     result = ledger.register(
         [
             NewRecording(
                 f.recording_uuid,
+                call_uuid=f.call_uuid,
                 recorded_at=datetime.fromtimestamp(f.mtime, UTC),
                 source_path=f.path,
             )

@@ -16,8 +16,11 @@ Like ``rclone check``, it lists what does not line up, per category:
     keys under the prefix that are neither recordings, sidecars, checkpoints nor
     the store's probe object;
 ``drop_files_not_registered``
-    files in the SFTP drop (when one is given) whose recording_uuid the ledger
-    does not know.
+    files in the SFTP drop (when one is given) that matched no ledger row: their
+    recording_uuid is unknown, or their name is ambiguous (several UUIDs, none known);
+``content_under_several_ids``
+    one SHA-256 archived under more than one recording_uuid: the same recording
+    archived twice (e.g. once under its call's id).
 
 Objects of recordings that are being archived right now (pending or in progress,
 or archived after the listing began) are counted as in flight, not as problems.
@@ -53,13 +56,16 @@ class Category(StrEnum):
     ARCHIVED_WITHOUT_SIDECAR = "archived_without_sidecar"
     UNRECOGNISED_KEYS = "unrecognised_keys"
     DROP_FILES_NOT_REGISTERED = "drop_files_not_registered"
+    CONTENT_UNDER_SEVERAL_IDS = "content_under_several_ids"
 
 
 class DropEntry(NamedTuple):
-    """A file in the SFTP drop: its path and the recording_uuid its name carries."""
+    """A file in the SFTP drop: its path, the recording_uuid its name was matched to
+    (None: ambiguous) and why it could not be matched."""
 
     path: str
-    recording_uuid: str
+    recording_uuid: str | None
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,11 +116,11 @@ class _Listed(NamedTuple):
 def reconcile(
     ledger: Ledger,
     store: ArchiveStore,
-    drop: Iterable[tuple[str, str]] | None = None,
+    drop: Iterable[DropEntry] | None = None,
     *,
     on_progress: Callable[[str, int], None] | None = None,
 ) -> ReconcileReport:
-    """Compare the ledger, the bucket listing and (if given) the drop's ``(path, uuid)`` files.
+    """Compare the ledger, the bucket listing and (if given) the drop's files.
 
     ``on_progress(phase, n)`` is called as keys, rows and drop files are counted.
     """
@@ -156,13 +162,29 @@ def reconcile(
         if report.archived_rows % _PAGE == 0:
             tick("ledger", _PAGE)
 
+    for digest, ids in ledger.shared_content():
+        for recording_uuid in ids:
+            report.add(
+                Category.CONTENT_UNDER_SEVERAL_IDS,
+                digest,
+                recording_uuid,
+                f"SHA-256 {digest} is archived under {len(ids)} recording ids: " + ", ".join(ids),
+            )
+
     if drop is not None:
         report.drop_files = 0
         for page_ in _pages((DropEntry(*entry) for entry in drop), _PAGE):
             report.drop_files += len(page_)
-            known = ledger.rows_for(entry.recording_uuid for entry in page_)
+            known = ledger.rows_for(e.recording_uuid for e in page_ if e.recording_uuid)
             for entry in page_:
-                if entry.recording_uuid.lower() not in known:
+                if entry.recording_uuid is None:
+                    report.add(
+                        Category.DROP_FILES_NOT_REGISTERED,
+                        entry.path,
+                        None,
+                        f"in the SFTP drop, matched no ledger row: {entry.why}",
+                    )
+                elif entry.recording_uuid.lower() not in known:
                     report.add(
                         Category.DROP_FILES_NOT_REGISTERED,
                         entry.path,

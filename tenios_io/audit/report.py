@@ -34,6 +34,7 @@ from tenios_io.audit.retention import RetentionOverview, retention_overview
 from tenios_io.files import atomic_text_file
 from tenios_io.ledger import ChainReport, Ledger, Recording, State
 from tenios_io.ledger.custody import format_time
+from tenios_io.sftp.naming import AMBIGUOUS_EVENT
 from tenios_io.store import ArchiveStore
 
 #: States whose recordings the report lists as failures, with their last error.
@@ -127,6 +128,10 @@ class AuditReport:
     chain: ChainReport | None = None
     checkpoints: CheckpointReport | None = None
     """None when no bucket was given (checkpoints not checked)."""
+    shared_content: list[tuple[str, list[str]]] = field(default_factory=list)
+    """SHA-256 digests archived under several recording ids, with the ids."""
+    ambiguous_drop_files: list[dict[str, str]] = field(default_factory=list)
+    """Drop files that matched no ledger row, as the period's last sweep saw them."""
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -147,6 +152,18 @@ class AuditReport:
         if self.failure_count:
             n = self.failure_count
             out.append(f"{n} recording{'' if n == 1 else 's'} failed, missing or in conflict")
+        if self.shared_content:
+            n = len(self.shared_content)
+            out.append(
+                f"{n} SHA-256 digest{'' if n == 1 else 's'} archived under more than one "
+                "recording id"
+            )
+        if self.ambiguous_drop_files:
+            n = len(self.ambiguous_drop_files)
+            out.append(
+                f"{n} SFTP drop file{'' if n == 1 else 's'} matched no ledger row "
+                "(set TENIOS_SFTP_PATTERN)"
+            )
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -210,6 +227,10 @@ class AuditReport:
                 "newest_seq": self.checkpoints.newest.last_seq if self.checkpoints.newest else None,
                 "problems": [p.message for p in self.checkpoints.problems],
             },
+            "content_under_several_ids": [
+                {"sha256": digest, "recording_uuids": ids} for digest, ids in self.shared_content
+            ],
+            "drop_files_matching_no_row": self.ambiguous_drop_files,
             "findings": self.findings,
         }
 
@@ -256,6 +277,8 @@ def build_report(
     )
     report.coverage = Coverage(cycle_days, ledger.count_archived(), recent, never, oldest)
     report.chain = ledger.verify_chain(integrate=integrate)
+    report.shared_content = ledger.shared_content()
+    report.ambiguous_drop_files = _ambiguous_drop_files(ledger, period)
     if store is not None:
         report.checkpoints = check_checkpoints(ledger, store)
     report.files = {
@@ -299,6 +322,15 @@ def _events(ledger: Ledger, names: list[str], period: Period) -> list[EventEntry
         )
         for row in ledger.events_named(names, period.start_at, period.end_before)
     ]
+
+
+def _ambiguous_drop_files(ledger: Ledger, period: Period) -> list[dict[str, str]]:
+    """The files the period's last SFTP sweep left alone (their names matched no row)."""
+    sweeps = _events(ledger, [AMBIGUOUS_EVENT], period)
+    if not sweeps:
+        return []
+    files = sweeps[-1].details.get("files", [])
+    return [{"path": str(f.get("path")), "why": str(f.get("why"))} for f in files]
 
 
 def _discrepancies(ledger: Ledger, period: Period) -> list[EventEntry]:

@@ -109,6 +109,7 @@ def render_html(report: AuditReport) -> str:
         _chart_section(report),
         _verification(report),
         _failures(report),
+        _identities(report),
         _retention(report),
         _deletions(report),
         _chain(report),
@@ -343,6 +344,36 @@ def _failures(report: AuditReport) -> str:
         _table(["Recording", "State", "Attempts", "Registered", "Last error"], rows, numeric={2})
     )
     parts.append(_more(report.failure_count))
+    return "".join(parts)
+
+
+def _identities(report: AuditReport) -> str:
+    """One recording, one id: content under several ids, drop files matching no row."""
+    if not report.shared_content and not report.ambiguous_drop_files:
+        return ""
+    parts = ["<h2>Recording identity</h2>"]
+    if report.shared_content:
+        parts.append(
+            "<p>The same bytes (one SHA-256) are archived under more than one recording id: "
+            "one recording archived twice, e.g. once under its call's id.</p>"
+        )
+        rows = [
+            [f"<code>{_e(digest)}</code>", "<br>".join(f"<code>{_e(u)}</code>" for u in ids)]
+            for digest, ids in report.shared_content[:MAX_ROWS]
+        ]
+        parts.append(_table(["SHA-256", "Recording ids"], rows))
+        parts.append(_more(len(report.shared_content)))
+    if report.ambiguous_drop_files:
+        parts.append(
+            "<p>SFTP drop files whose names matched no ledger row (several UUIDs, none a "
+            "known recording): left alone, not archived. Set TENIOS_SFTP_PATTERN.</p>"
+        )
+        rows = [
+            [f"<code>{_e(f['path'])}</code>", _e(f["why"])]
+            for f in report.ambiguous_drop_files[:MAX_ROWS]
+        ]
+        parts.append(_table(["File", "Why"], rows))
+        parts.append(_more(len(report.ambiguous_drop_files)))
     return "".join(parts)
 
 

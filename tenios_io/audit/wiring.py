@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
+from tenios_io.audit.reconcile import DropEntry
 from tenios_io.config import Settings
 from tenios_io.ledger import Ledger, open_ledger
 from tenios_io.store import ArchiveStore, make_s3_client
@@ -49,14 +50,17 @@ def open_audit(
         yield AuditContext(settings, ledger, store)
 
 
-def drop_entries(settings: Settings) -> tuple[list[tuple[str, str]], int] | None:
-    """The settled files of the SFTP drop as ``(path, recording_uuid)`` and how many are
-    still being written; None when TENIOS_SFTP_URL is not set."""
+def drop_entries(settings: Settings, ledger: Ledger) -> tuple[list[DropEntry], int] | None:
+    """The settled files of the SFTP drop, each matched to a ledger row the way a run's
+    sweep matches them (ambiguous names carry no recording_uuid), and how many are still
+    being written; None when TENIOS_SFTP_URL is not set."""
     if not settings.sftp_url:
         return None
     from tenios_io.sftp import SftpSource  # paramiko only when a drop is configured
+    from tenios_io.sweep import known_ids_of
 
     with SftpSource.from_settings(settings) as source:
-        sweep = source.drop.sweep()
-    files = [*sweep.ready, *sweep.duplicates]
-    return [(f.path, f.recording_uuid) for f in files], len(sweep.unsettled)
+        sweep = source.drop.sweep(known_ids_of(ledger))
+    files = [DropEntry(f.path, f.recording_uuid) for f in [*sweep.ready, *sweep.duplicates]]
+    files += [DropEntry(path, None, why) for path, why in sweep.ambiguous]
+    return sorted(files), len(sweep.unsettled)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -109,7 +110,20 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
         table.add_row("  newly registered", f"{sweep['registered']:,}")
         table.add_row("  still being written", f"{sweep['unsettled']:,}")
         table.add_row("  names not matching", f"{sweep['unmatched']:,}")
+        ambiguous = int(sweep.get("ambiguous", 0))
+        table.add_row(
+            "  ambiguous names (left alone)",
+            f"{ambiguous:,}",
+            style="yellow" if ambiguous else None,
+        )
         table.add_row("  released (pending)", f"{sweep['released']:,}")
+        for path, why in sweep.get("ambiguous_files", [])[:5]:
+            table.add_row(f"  [yellow]{escape(path)}[/]", escape(why))
+        if ambiguous:
+            table.caption = (
+                "Ambiguous drop files are not archived until TENIOS_SFTP_PATTERN says which "
+                "UUID is the recording_uuid (or the recording is registered first)."
+            )
     return table
 
 

@@ -311,7 +311,7 @@ def reconcile_(
     """
     cfg = settings(ctx)
     with open_audit(cfg) as audit:
-        drop = drop_entries(cfg) if sftp else None
+        drop = drop_entries(cfg, audit.ledger) if sftp else None
         with _progress(counting=True) as progress:
             task = progress.add_task("listing", total=None)
 

@@ -94,6 +94,27 @@ class Reads(LedgerCore):
                 found[rec.recording_uuid] = rec
         return found
 
+    def known_ids(self, uuids: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+        """Which of ``uuids`` are a row's recording_uuid, and which a row's call_uuid:
+        what an SFTP sweep matches drop file names against (two index lookups per chunk)."""
+        keys = sorted({key.lower() for key in uuids})
+        as_recording: set[str] = set()
+        as_call: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), _IN_CHUNK):
+                chunk = keys[start : start + _IN_CHUNK]
+                as_recording.update(
+                    conn.execute(
+                        sa.select(_R.recording_uuid).where(_R.recording_uuid.in_(chunk))
+                    ).scalars()
+                )
+                as_call.update(
+                    conn.execute(
+                        sa.select(_R.call_uuid).distinct().where(_R.call_uuid.in_(chunk))
+                    ).scalars()
+                )
+        return frozenset(as_recording), frozenset(as_call)
+
     def counts(self) -> dict[State, int]:
         """How many recordings are in each state (every state listed)."""
         with self.engine.connect() as conn:
@@ -218,6 +239,30 @@ class Reads(LedgerCore):
                 sa.select(sa.func.min(_R.last_verified_at)).where(_archived(None))
             ).scalar()
         return int(recent), int(never), _utc(oldest) if oldest is not None else None
+
+    def shared_content(self, *, limit: int = 1000) -> list[tuple[str, list[str]]]:
+        """SHA-256 digests archived under more than one recording_uuid, with those ids
+        (one recording archived twice under two ids, e.g. its call's id): at most
+        ``limit`` digests, by digest."""
+        shared = (
+            sa.select(_R.sha256)
+            .where(_archived(None), _R.sha256.is_not(None))
+            .group_by(_R.sha256)
+            .having(sa.func.count() > 1)
+            .order_by(_R.sha256)
+            .limit(limit)
+            .subquery()
+        )
+        query = (
+            sa.select(_R.sha256, _R.recording_uuid)
+            .where(_archived(None), _R.sha256.in_(sa.select(shared.c.sha256)))
+            .order_by(_R.sha256, _R.recording_uuid)
+        )
+        groups: dict[str, list[str]] = {}
+        with self.engine.connect() as conn:
+            for digest, recording_uuid in conn.execute(query):
+                groups.setdefault(str(digest), []).append(str(recording_uuid))
+        return list(groups.items())
 
     # -- custody events -------------------------------------------------------------------
 

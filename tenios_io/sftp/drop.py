@@ -7,8 +7,10 @@ things, each safe to repeat:
 - :meth:`SftpDrop.sweep` lists the drop recursively and sorts every regular file into
   *ready* (name matches the pattern, settled), *unsettled* (still being written: a
   temporary name, a recent mtime, or a size/mtime this instance saw change within the
-  settle time), *unmatched* (counted, never touched) and *duplicates* (a second file
-  naming the same recording; the first by path wins);
+  settle time), *unmatched* (counted, never touched), *ambiguous* (several UUIDs and
+  no way to tell which is the recording, see :mod:`~tenios_io.sftp.naming`; never
+  touched) and *duplicates* (a second file naming the same recording; the first by
+  path wins);
 - :meth:`SftpDrop.fetch` streams one file into a sink with read-ahead (paramiko's
   prefetch, 1 MiB reads), and refuses a file that changed while it was read;
 - :meth:`SftpDrop.release` applies ``TENIOS_SFTP_AFTER`` (keep, move:DIR, delete) once the
@@ -27,7 +29,6 @@ import posixpath
 import re
 import stat
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ import paramiko
 from tenios_io.config import DEFAULT_SFTP_PATTERN, ENV_PREFIX, Settings
 from tenios_io.exceptions import ConfigError, SourceFileMissing, SourceUnavailable
 from tenios_io.sftp.connect import SftpConnection, connection_lost, parse_sftp_url
+from tenios_io.sftp.naming import Ambiguous, KnownIds, Lookup, NameReader, resolve, uuids_in
 from tenios_io.sources import Sink
 
 __all__ = [
@@ -82,6 +84,8 @@ class DropFile:
     size: int
     mtime: float
     """Modification time on the server, seconds since the epoch."""
+    call_uuid: str | None = None
+    """The call UUID the name also carries, when it is recognised as one."""
 
     @property
     def modified_at(self) -> datetime:
@@ -101,6 +105,9 @@ class SweepResult:
     """Files whose name does not match the pattern: counted, never touched."""
     duplicates: list[DropFile] = field(default_factory=list)
     """Further files naming a recording_uuid an earlier path already names: never touched."""
+    ambiguous: list[tuple[str, str]] = field(default_factory=list)
+    """``(path, why)`` of names that cannot be given to one recording without a guess:
+    never touched, reported so the operator can set TENIOS_SFTP_PATTERN."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +182,7 @@ class SftpDrop:
     ) -> None:
         self._connection = sftp if isinstance(sftp, SftpConnection) else SftpConnection.attach(sftp)
         self.root = _normalise(root)
-        self._pattern = _compile_pattern(pattern)
+        self._names = NameReader(_compile_pattern(pattern))
         self._settle_seconds = settle_seconds
         self._after, after_dir = _parse_after(after)
         self._move_dir: str | None = None
@@ -209,58 +216,69 @@ class SftpDrop:
     # -- names ----------------------------------------------------------------------------
 
     def recording_uuid_of(self, path: str) -> str | None:
-        """The canonical recording_uuid the pattern finds in the base name, or None."""
-        match = self._pattern.search(posixpath.basename(path))
-        if match is None or match.group("recording_uuid") is None:
+        """The canonical recording_uuid the pattern finds in the base name, or None
+        (the name alone, without the ledger: :meth:`sweep` matches names to rows)."""
+        ids = self._names.read(posixpath.basename(path))
+        if ids is None:
             return None
-        try:
-            return str(uuid.UUID(match.group("recording_uuid")))
-        except ValueError:
-            logger.debug("SFTP %s: %r is not a UUID", path, match.group("recording_uuid"))
-            return None
+        return ids.pattern_recording or ids.uuids[0]
+
+    def uuids_of(self, path: str) -> list[str]:
+        """Every UUID in the base name of ``path`` (canonical, in order)."""
+        return uuids_in(posixpath.basename(path))
 
     # -- sweep ----------------------------------------------------------------------------
 
-    def sweep(self) -> SweepResult:
-        """List the drop recursively and sort its files (see :class:`SweepResult`)."""
+    def sweep(self, known: Lookup | None = None) -> SweepResult:
+        """List the drop recursively and sort its files (see :class:`SweepResult`).
+
+        ``known`` asks the ledger which UUIDs of the names it knows as recordings and
+        as calls (one call per sweep); without it nothing is known, so a name with one
+        UUID is that recording and a name with several is ambiguous (unless an explicit
+        pattern says which).
+        """
         files = self._connection.run(self._list_files, what=f"sweep {self.root}")
         now = self._clock()
-        ready: list[DropFile] = []
-        unsettled: list[str] = []
-        unmatched: list[str] = []
-        duplicates: list[DropFile] = []
-        claimed: set[str] = set()
+        result = SweepResult()
+        named = []
         seen: dict[str, _Seen] = {}
         for path, attrs in sorted(files, key=lambda item: item[0]):
             size, mtime = attrs.st_size or 0, float(attrs.st_mtime or 0)
             changed_at = self._observe(path, size, mtime, now)
             seen[path] = _Seen(size, mtime, changed_at)
-            recording_uuid = self.recording_uuid_of(path)
-            if recording_uuid is None:
-                unmatched.append(path)
-                continue
-            if is_temporary_name(posixpath.basename(path)):
-                unsettled.append(path)
-                continue
-            found = DropFile(path=path, recording_uuid=recording_uuid, size=size, mtime=mtime)
-            if recording_uuid in claimed:
-                duplicates.append(found)
-            elif self._settled(mtime, changed_at, now):
-                ready.append(found)
+            ids = self._names.read(posixpath.basename(path))
+            if ids is None:
+                result.unmatched.append(path)
             else:
-                unsettled.append(path)
-            claimed.add(recording_uuid)
+                named.append((path, size, mtime, changed_at, ids))
         self._seen = seen  # forget files that went away
-        result = SweepResult(
-            ready=ready, unsettled=unsettled, unmatched=unmatched, duplicates=duplicates
-        )
+        every = {u for *_, ids in named for u in ids.uuids}
+        knowing = known(every) if known is not None and every else KnownIds()
+        claimed: set[str] = set()
+        for path, size, mtime, changed_at, ids in named:
+            if is_temporary_name(posixpath.basename(path)):
+                result.unsettled.append(path)
+                continue
+            owner = resolve(ids, knowing)
+            if isinstance(owner, Ambiguous):
+                result.ambiguous.append((path, owner.reason))
+                continue
+            found = DropFile(path, owner.recording_uuid, size, mtime, owner.call_uuid)
+            if owner.recording_uuid in claimed:
+                result.duplicates.append(found)
+            elif self._settled(mtime, changed_at, now):
+                result.ready.append(found)
+            else:
+                result.unsettled.append(path)
+            claimed.add(owner.recording_uuid)
         logger.info(
-            "SFTP sweep of %s: %d ready, %d unsettled, %d unmatched, %d duplicates",
+            "SFTP sweep of %s: %d ready, %d unsettled, %d unmatched, %d ambiguous, %d duplicates",
             self.root,
-            len(ready),
-            len(unsettled),
-            len(unmatched),
-            len(duplicates),
+            len(result.ready),
+            len(result.unsettled),
+            len(result.unmatched),
+            len(result.ambiguous),
+            len(result.duplicates),
         )
         return result
 

@@ -52,10 +52,14 @@ class SftpSource:
         try:
             if not path:
                 raise SourceFileMissing("the ledger has no SFTP path for this recording")
-            named = self.drop.recording_uuid_of(path)
-            if named is not None and named != request.recording_uuid.lower():
+            wanted = request.recording_uuid.lower()
+            named = {*self.drop.uuids_of(path), self.drop.recording_uuid_of(path)} - {None}
+            if named and wanted not in named:
                 # Never archive one recording's bytes under another's uuid.
-                raise SourceFileMissing(f"SFTP file {path} names recording {named}, not this one")
+                raise SourceFileMissing(
+                    f"SFTP file {path} names recording {', '.join(sorted(map(str, named)))}, "
+                    f"not {wanted}"
+                )
             size = self.drop.fetch(path, sink)
         except TeniosArchiveError as exc:
             _tag(exc, request)

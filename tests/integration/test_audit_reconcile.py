@@ -71,6 +71,7 @@ def test_every_category_is_found_and_counted(world: AuditWorld) -> None:
         Category.ARCHIVED_WITHOUT_SIDECAR: 1,
         Category.UNRECOGNISED_KEYS: 1,
         Category.DROP_FILES_NOT_REGISTERED: 1,
+        Category.CONTENT_UNDER_SEVERAL_IDS: 0,
     }
     assert locations(report, Category.OBJECTS_NOT_IN_LEDGER) == [stray, stray + ".json"]
     assert locations(report, Category.ARCHIVED_WITHOUT_OBJECT) == [obj_key]
@@ -91,23 +92,47 @@ def test_recordings_being_archived_are_in_flight_not_problems(world: AuditWorld)
 
 def test_the_real_sftp_drop_is_listed(sftp_server: SftpServer, world: AuditWorld) -> None:
     (known,) = world.archive(1)
-    stranger = str(uuid.uuid4())
-    for name in (f"{known}.wav", f"call-{stranger}.wav", "readme.txt", f".{uuid.uuid4()}.part"):
+    stranger, call_a, call_b = (str(uuid.uuid4()) for _ in range(3))
+    names = (
+        f"{call_a}_{known}.wav",  # a known recording wins whatever else the name holds
+        f"call-{stranger}.wav",
+        f"{call_b}_{uuid.uuid4()}.wav",  # two unknown UUIDs: matches no row
+        "readme.txt",
+        f".{uuid.uuid4()}.part",
+    )
+    for name in names:
         path = sftp_server.drop_dir / name
         path.write_bytes(b"RIFF0000WAVE")
         os.utime(path, (time.time() - 3600, time.time() - 3600))
-    listed = drop_entries(sftp_server.settings())
+    listed = drop_entries(sftp_server.settings(), world.ledger)
     assert listed is not None
     entries, unsettled = listed
-    assert sorted(u for _, u in entries) == sorted([known, stranger]) and unsettled == 1
+    assert sorted(str(e.recording_uuid) for e in entries) == sorted([known, stranger, "None"])
+    assert unsettled == 1
     report = reconcile(world.ledger, world.store, entries)
-    assert report.drop_files == 2
-    assert locations(report, Category.DROP_FILES_NOT_REGISTERED) == [
-        str(sftp_server.drop_dir / f"call-{stranger}.wav")
-    ]
+    assert report.drop_files == 3
+    assert locations(report, Category.DROP_FILES_NOT_REGISTERED) == sorted(
+        str(sftp_server.drop_dir / name) for name in names[1:3]
+    )
+
+
+def test_one_sha256_under_several_recording_ids_is_found(world: AuditWorld) -> None:
+    # The night: a recording archived once under its id and once under its call's.
+    (first,) = world.archive(1)
+    twin = str(uuid.uuid4())
+    world.source.payloads[twin] = world.source.payloads[first]
+    world.ledger.register([NewRecording(twin)])
+    (claim,) = world.ledger.claim_batch(1, lease_seconds=60)
+    world.archiver().archive_batch([claim])
+    assert world.get(twin).sha256 == world.get(first).sha256
+    report = reconcile(world.ledger, world.store)
+    found = report.findings[Category.CONTENT_UNDER_SEVERAL_IDS]
+    assert sorted(f.recording_uuid or "" for f in found) == sorted([first, twin])
+    assert all(f.location == world.get(first).sha256 for f in found)
+    assert not report.ok
 
 
 def test_no_drop_configured_means_no_listing() -> None:
     from tenios_io.config import Settings
 
-    assert drop_entries(Settings()) is None
+    assert drop_entries(Settings(), None) is None  # type: ignore[arg-type]

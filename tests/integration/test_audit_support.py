@@ -95,19 +95,23 @@ class AuditWorld:
                 self.ledger.annotate(
                     key, "legal_hold", {"reason": "test"}, updates={"legal_hold": True}
                 )
-        archiver = Archiver(
-            ledger=self.ledger,
-            store=self.store,
-            sources=[self.source],
-            policy=RetryPolicy(max_attempts=1),
-            lease_seconds=60,
-        )
+        archiver = self.archiver()
         claims = self.ledger.claim_batch(count, lease_seconds=60)
         assert sorted(c.recording_uuid for c in claims) == sorted(ids)
         results = archiver.archive_batch(claims)
         assert {r.outcome for r in results} == {Outcome.ARCHIVED}, results
         self.ledger.integrate_all()  # as a run does before its checkpoint
         return ids
+
+    def archiver(self) -> Archiver:
+        """The pipeline's archiver over this world's ledger, store and bytes."""
+        return Archiver(
+            ledger=self.ledger,
+            store=self.store,
+            sources=[self.source],
+            policy=RetryPolicy(max_attempts=1),
+            lease_seconds=60,
+        )
 
     def get(self, recording_uuid: str) -> Recording:
         return self.ledger.get(recording_uuid)
