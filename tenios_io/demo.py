@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -55,8 +56,9 @@ class DemoEnvironment:
     recordings: list[tuple[str, str]]
     """(recording_uuid, call_uuid) of every recording the simulator holds."""
     api_recordings: list[tuple[str, str]]
-    """The ones only the API has (their drop delivery is still outstanding): register
-    these; the SFTP sweep discovers the rest."""
+    """The ones only the API has (their drop delivery is still outstanding): the demo's
+    "telephony application" hands these over through the intake; the SFTP sweep
+    discovers the rest."""
     sftp_url: str
 
 
@@ -134,6 +136,22 @@ def demo_environment(root: Path, *, recordings: int = 50) -> Iterator[DemoEnviro
             api_recordings=[(u, sim.recording(u).call_uuid) for u in api_only],
             sftp_url=sftp.url,
         )
+
+
+#: What a producer runs: the README's contract, one plain INSERT per recording.
+PRODUCER_INSERT = (
+    "INSERT INTO recording_intake (recording_uuid, call_uuid, producer) "
+    "VALUES (?, ?, 'demo-telephony-app')"
+)
+
+
+def hand_over_by_sql(ledger_file: Path, recordings: list[tuple[str, str]]) -> None:
+    """Insert ``recordings`` into the intake as the customer's telephony application
+    would: Python's own sqlite3 module and plain SQL, no tenios_io code — so the demo
+    shows the producer contract working, and the next run registers them."""
+    with sqlite3.connect(ledger_file, timeout=60) as conn:
+        conn.executemany(PRODUCER_INSERT, recordings)
+    conn.close()
 
 
 @contextmanager

@@ -19,8 +19,7 @@ from tenios_io.cli._common import cli_actor, console
 from tenios_io.cli._prefect import prepare_prefect
 from tenios_io.cli.run import preflight, run_flow
 from tenios_io.config import Settings, load_settings
-from tenios_io.demo import demo_environment
-from tenios_io.ledger import NewRecording
+from tenios_io.demo import PRODUCER_INSERT, demo_environment, hand_over_by_sql
 from tenios_io.ledger.schema import upgrade
 from tenios_io.store import make_s3_client, parse_object_key
 
@@ -56,11 +55,14 @@ def demo(
         cfg = load_settings(env.config_file)
         upgrade(cfg.database_url)
         console.print(
-            f"Registering the {len(env.api_recordings)} recordings known only through the API; "
-            "the SFTP sweep will discover the others on the drop."
+            f"The telephony application hands over the {len(env.api_recordings)} recordings "
+            "known only through the API, with plain SQL into the ledger's intake:\n"
+            f"  {PRODUCER_INSERT}\n"
+            "The run drains the intake first; the SFTP sweep discovers the others on the drop.",
+            soft_wrap=True,
         )
-        items = [NewRecording(r, call_uuid=c) for r, c in env.api_recordings]
-        due = preflight(cfg, 8, register=items)
+        hand_over_by_sql(env.ledger_file, env.api_recordings)
+        due = preflight(cfg, 8)
         from flows.nightly import nightly_archive
 
         config = str(env.config_file)

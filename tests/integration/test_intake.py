@@ -263,3 +263,22 @@ def test_the_report_counts_recordings_without_recorded_at(
     assert summary["recordings_in_period_without_recorded_at"] == 2
     html = report.files["html"].read_text()
     assert "2 of 3 recordings in the period had no <code>recorded_at</code>" in html
+
+
+def test_the_demos_producer_insert_is_drained(sqlite_url: str) -> None:
+    from tenios_io.demo import hand_over_by_sql
+    from tenios_io.ledger.schema import upgrade
+
+    upgrade(sqlite_url)
+    pairs = [(k, c) for k, c in zip(ids(3), ids(3), strict=True)]
+    hand_over_by_sql(Path(make_url(sqlite_url).database or ""), pairs)
+    engine = create_ledger_engine(sqlite_url)
+    ledger = Ledger(engine, actor="demo-run")
+    try:
+        assert ledger.drain_intake().registered == 3
+        for key, call in pairs:
+            assert ledger.get(key).call_uuid == call
+            details = json.loads(ledger.events(key)[0]["details"])
+            assert details["producer"] == "demo-telephony-app"
+    finally:
+        engine.dispose()
