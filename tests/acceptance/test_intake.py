@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from tenios_io.ledger import State
 from tenios_io.ledger.tables import recording_intake, recordings
 from tests.acceptance.conftest import ArchiveWorld
 from tests.acceptance.test_crash import ROOT, RUNNER, _child_env, assert_consistent
-from tests.fixtures.producer import insert_values, run_sql
+from tests.fixtures.producer import insert_values, run_sql, start_sql
 
 
 def test_raw_sql_inserts_are_archived_by_the_next_run(world: ArchiveWorld) -> None:
@@ -118,4 +119,36 @@ def test_sigkill_mid_drain_then_rerun_registers_each_once(
     for u in uuids:
         assert [e["event"] for e in ledger.events(u)].count("registered") == 1
     assert ledger.intake_counts() == {"pending": 0, "rejected": 0}
+    ledger.engine.dispose()
+
+
+@pytest.mark.slow
+def test_ten_thousand_rows_inserted_while_a_run_archives_are_registered_once(
+    world: ArchiveWorld,
+) -> None:
+    archivable = world.sim.seed(5)
+    world.register(archivable)
+    keys = [str(uuid.uuid4()) for _ in range(10_000)]
+    statements = [
+        insert_values([(k, None, None, "load") for k in keys[i : i + 100]])
+        for i in range(0, len(keys), 100)
+    ]
+    producer = start_sql(world.database_url, statements, world.tmp / "producer.sql")
+
+    # The run drains before each claim round while the producer inserts; its limit keeps
+    # it to the five archivable recordings (due first), not 10,000 not-ready 404s.
+    result = nightly_archive(limit=5, max_wait_seconds=0)
+
+    assert producer.wait(timeout=300) == 0, producer.stderr.read() if producer.stderr else ""
+    assert result["counts"] == {"archived": 5}, result
+    ledger = world.ledger()
+    ledger.drain_intake()  # the next run's drain: whatever arrived after the last round
+    assert ledger.intake_counts() == {"pending": 0, "rejected": 0}
+    registered: dict[str, int] = {}
+    for event in ledger.events_named(["registered"]):
+        key = str(event["recording_uuid"])
+        registered[key] = registered.get(key, 0) + 1
+    assert registered == dict.fromkeys([*archivable, *keys], 1)
+    assert all(ledger.get(u).state is State.ARCHIVED for u in archivable)
+    assert ledger.verify_chain().ok
     ledger.engine.dispose()
