@@ -52,7 +52,13 @@ def preflight(
                 f"{result.read:,} ids: {result.added:,} new, {result.known:,} already known"
                 + (f", {result.duplicates:,} repeated in the file" if result.duplicates else "")
             )
-        pipeline.ledger.drain_intake(actor="cli:preflight")
+        drained = pipeline.ledger.drain_intake(actor="cli:preflight")
+        if drained.taken:
+            console.print(
+                f"intake: {drained.registered:,} new, {drained.known:,} already known, "
+                f"{drained.rejected:,} rejected"
+                + (" (`tenios-archive ledger intake --rejected`)" if drained.rejected else "")
+            )
         return pipeline.ledger.count_due()
 
 

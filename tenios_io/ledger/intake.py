@@ -26,6 +26,7 @@ the ledger already knows changes nothing (duplicates within or across chunks too
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ INTAKE_CHUNK = 1000
 _FUTURE_SLACK = timedelta(days=1)
 _UUID = re.compile(rf"^{UUID_RE}$")
 _I = recording_intake.c
+log = logging.getLogger(__name__)
 
 IntakeState = Literal["pending", "rejected"]
 
@@ -153,6 +155,12 @@ class Intake(Registration):
             crashpoints.reached("intake_chunk_committed")
         if total.registered:
             self.integrate()
+        if total.rejected:
+            log.warning(
+                "%d intake row(s) rejected as malformed; see `tenios-archive ledger intake "
+                "--rejected`",
+                total.rejected,
+            )
         return total
 
     def _newest_pending(self) -> int | None:

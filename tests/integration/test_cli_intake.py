@@ -55,3 +55,33 @@ def test_intake_on_an_unmigrated_database_is_a_configuration_error(
     monkeypatch.setenv("TENIOS_DATABASE_URL", sqlite_url)
     result = cli("ledger", "intake")
     assert result.exit_code == 2 and "db upgrade" in result.stderr
+
+
+def test_a_runs_preflight_drains_the_intake_and_says_so(
+    db: str,
+    moto_server: str,
+    plain_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tenios_io.cli.run import preflight
+    from tests.fixtures.moto import FAKE_CREDENTIALS
+
+    for key, value in {
+        **FAKE_CREDENTIALS,
+        "AWS_ENDPOINT_URL_S3": moto_server,
+        "TENIOS_ACCESS_KEY": "k-123",
+        "TENIOS_S3_BUCKET": plain_bucket,
+    }.items():
+        monkeypatch.setenv(key, value)
+    rows = [(str(uuid.uuid4()), None, None, "pbx-7") for _ in range(2)]
+    done = run_sql(db, [insert_values(rows), insert_values([("x", None, None, "pbx-7")])])
+    assert done.returncode == 0, done.stderr
+
+    due = preflight(load_settings(), 1)
+
+    assert due == 2
+    out = capsys.readouterr().out
+    assert "intake: 2 new, 0 already known, 1 rejected" in out and "--rejected" in out
+    with open_ledger(load_settings()) as ledger:
+        assert ledger.intake_counts() == {"pending": 0, "rejected": 1}
