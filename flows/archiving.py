@@ -20,6 +20,7 @@ from flows.limits import api_rate_limiter
 from tenios_io.archive import Archiver, Outcome, RecordingResult
 from tenios_io.audit import write_checkpoint
 from tenios_io.config import load_settings
+from tenios_io.custodylog import load_signer
 from tenios_io.exceptions import is_transient
 from tenios_io.ledger import Claim, utc_now
 from tenios_io.pipeline import Pipeline, open_pipeline
@@ -66,7 +67,8 @@ def sweep_sftp(pipeline: Pipeline, actor: str) -> dict[str, Any] | None:
 @task(name="custody-checkpoint", **RETRIED_TASK)
 def checkpoint_chain(pipeline: Pipeline, actor: str) -> dict[str, Any]:
     """Verify the chain since the last checkpoint and pin its head in the bucket."""
-    written = write_checkpoint(pipeline.ledger, pipeline.store, actor=actor)
+    signer = load_signer(pipeline.settings.custody_key_file)
+    written = write_checkpoint(pipeline.ledger, pipeline.store, actor=actor, signer=signer)
     return {"key": written.key, "last_seq": written.last_seq, "last_hash": written.last_hash}
 
 

@@ -36,6 +36,7 @@ from tenios_io.audit import (
     write_checkpoint,
 )
 from tenios_io.config import Settings, load_settings
+from tenios_io.custodylog import load_signer
 from tenios_io.ledger import ChainReport, Ledger
 from tenios_io.store import ArchiveStore
 
@@ -112,7 +113,8 @@ def audit(
         report = write_report(ledger, store, report_dir, report_days, cycle) if report_dir else None
         summary = AuditSummary(chain, checkpoints, selection, verified, reconciled, report)
         if checkpoint and chain.ok and checkpoints.ok:
-            pinned = write_checkpoint(ledger, store, actor=actor)
+            signer = load_signer(settings.custody_key_file)
+            pinned = write_checkpoint(ledger, store, actor=actor, signer=signer)
             get_run_logger().info("checkpoint %s pins event %d", pinned.key, pinned.last_seq)
     create_table_artifact(
         key="audit-summary", table=summary.table(), description="The audit's checks and verdicts."

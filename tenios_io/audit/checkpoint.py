@@ -43,9 +43,11 @@ from typing import Any
 
 from tenios_io import __version__
 from tenios_io.audit.times import iso
+from tenios_io.custodylog.publish import publish_log
 from tenios_io.exceptions import ArchiveConflict, ChainBroken, VerificationFailed
 from tenios_io.ledger import Ledger
 from tenios_io.ledger.custody import GENESIS, NewEvent, event_hash, format_time
+from tenios_io.signing import Signer
 from tenios_io.store import ArchiveStore
 
 FORMAT = "tenios-archive custody checkpoint v1"
@@ -113,9 +115,17 @@ class CheckpointReport:
 
 
 def write_checkpoint(
-    ledger: Ledger, store: ArchiveStore, *, actor: str | None = None
+    ledger: Ledger,
+    store: ArchiveStore,
+    *,
+    actor: str | None = None,
+    signer: Signer | None = None,
 ) -> Checkpoint:
     """Verify the chain since the newest checkpoint and pin its head in the bucket.
+
+    Once the chain verifies, the custody log (tiles, entry bundles) is extended to the
+    head and a checkpoint of it signed by ``signer`` (unsigned, with a warning, when
+    None) — see :mod:`tenios_io.custodylog`.
 
     Returns the checkpoint written (or the identical one already there).  Raises
     ChainBroken if the chain does not verify or contradicts a checkpoint, and the
@@ -125,6 +135,7 @@ def write_checkpoint(
     head = ledger.chain_head()
     anchor = newest_checkpoint(store)
     verified_from = _verify_segment(ledger, anchor, head.seq, head.hash)
+    logged = publish_log(ledger, store, signer, head_seq=head.seq)
     now = ledger.now()
     key = checkpoint_key(store.prefix, head.seq)
     document: dict[str, Any] = {
@@ -174,6 +185,10 @@ def write_checkpoint(
                     "lock_mode": checkpoint.lock_mode,
                     "retain_until": iso(checkpoint.retain_until),
                     "already_written": checkpoint.already_written,
+                    "log_checkpoint": logged.key,
+                    "log_size": logged.checkpoint.size,
+                    "log_root": logged.checkpoint.root_b64,
+                    "log_signed": logged.checkpoint.signed,
                 },
             )
         ],

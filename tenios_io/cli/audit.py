@@ -43,6 +43,7 @@ from tenios_io.audit import (
 from tenios_io.audit.export import event_record
 from tenios_io.audit.verify import SelectionMode
 from tenios_io.cli._common import cli_actor, console, err_console, output_file, settings
+from tenios_io.custodylog import load_signer
 from tenios_io.ledger import Recording
 
 app = typer.Typer(
@@ -272,7 +273,9 @@ def checkpoint(ctx: typer.Context) -> None:
     verify (nothing is written then).
     """
     with open_audit(settings(ctx), actor=cli_actor("audit-checkpoint")) as audit:
-        written = write_checkpoint(audit.ledger, audit.require_store())
+        written = write_checkpoint(
+            audit.ledger, audit.require_store(), signer=load_signer(audit.settings.custody_key_file)
+        )
         bucket = audit.require_store().bucket
     state = "already there" if written.already_written else "written"
     console.print(

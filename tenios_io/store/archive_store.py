@@ -62,6 +62,7 @@ from tenios_io.store.upload import (
     MIN_PART_SIZE,
     MiB,
     apply_missing_lock,
+    put_args,
     put_bytes,
     put_multipart,
     put_single,
@@ -534,6 +535,22 @@ class ArchiveStore:
             head = read_back(self._s3, key, put, retention)
             verify(self._s3, key, head, sha256, len(body), put, retention, None)
         return version_of(head) or put.version_id
+
+    def replace_document(self, key: str, body: bytes, *, content_type: str) -> None:
+        """Write ``body`` at ``key`` whatever is there (a new version in a versioned bucket).
+
+        Only for pointers to documents that are themselves never overwritten — the
+        custody log's latest checkpoint names one kept under its own key.
+        """
+        sha256 = hashlib.sha256(body).hexdigest()
+        args = put_args(self._s3, key, content_type, self._metadata(sha256=sha256), NO_RETENTION)
+        with self._s3.translated("PutObject", key, needs=_DOCUMENT_NEEDS):
+            self._s3.client.put_object(
+                Body=body,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=b64(bytes.fromhex(sha256)),
+                **args,
+            )
 
     def _document_retention(self, key: str, retain_until: datetime | None) -> Retention:
         if retain_until is None or self._retention_mode == "none":

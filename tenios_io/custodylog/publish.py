@@ -1,0 +1,189 @@
+"""Extend the custody log in the bucket to the ledger's chain head and sign a checkpoint.
+
+Called when a run writes its checkpoint (after it has integrated everything it
+wrote, see ``tenios_io.audit.checkpoint.write_checkpoint``).  Steps:
+
+1. read the latest checkpoint and the tree's right edge from the bucket and check
+   that the edge hashes to the checkpoint's root (never build on tampered tiles);
+2. check that the log's last entry is still the ledger's event of that number (the
+   ledger was not rewritten under the log);
+3. append the ledger's newer events, writing each full entry bundle and tile once
+   (``If-None-Match: *``, Object Lock where the bucket has it), then the partial
+   ones under their ``.p/W`` names;
+4. write the signed checkpoint under ``checkpoints/<size>`` (kept) and replace
+   ``checkpoint`` (the latest).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tenios_io import signing
+from tenios_io.custodylog.checkpoints import (
+    CheckpointError,
+    LogCheckpoint,
+    make_checkpoint,
+    open_checkpoint,
+)
+from tenios_io.custodylog.layout import (
+    LATEST,
+    checkpoint_name,
+    default_origin,
+    event_entry,
+    log_prefix,
+)
+from tenios_io.custodylog.tree import LogFiles, TreeEdge, load_edge
+from tenios_io.exceptions import ArchiveConflict, ChainBroken, ConfigError
+from tenios_io.ledger import Ledger, merkle
+from tenios_io.store import ArchiveStore
+
+log = logging.getLogger("tenios_io.custodylog")
+CONTENT_TYPE = "text/plain; charset=utf-8"
+TILE_TYPE = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Published:
+    """What :func:`publish_log` left in the bucket."""
+
+    checkpoint: LogCheckpoint
+    key: str
+    """The numbered checkpoint's key."""
+    previous_size: int
+    objects_written: int
+
+
+def publish_log(
+    ledger: Ledger, store: ArchiveStore, signer: signing.Signer | None, *, head_seq: int
+) -> Published:
+    """Extend the log to event ``head_seq`` (verified by the caller) and sign its checkpoint.
+
+    ChainBroken when the bucket's log and the ledger disagree; the store's errors when
+    the bucket refuses.
+    """
+    files = LogFiles(store, log_prefix(store.prefix))
+    origin = default_origin(store.bucket, store.prefix)
+    latest = files.read(LATEST)
+    old_size, old_root = 0, merkle.EMPTY_ROOT
+    if latest is not None:
+        try:
+            current = open_checkpoint(latest, None)
+        except CheckpointError as exc:
+            raise ChainBroken(
+                f"{files.key(LATEST)} is not a checkpoint ({exc})", event_id=None
+            ) from None
+        old_size, old_root = current.size, current.root
+    try:
+        edge = load_edge(files, old_size)
+        if edge.root() != old_root:
+            raise merkle.ProofError("its tiles do not hash to the latest checkpoint's root")
+    except merkle.ProofError as exc:
+        raise ChainBroken(
+            f"the custody log under {files.prefix} cannot be extended: {exc} "
+            "(run `tenios-archive audit verify-bucket`)",
+            event_id=None,
+        ) from None
+    if head_seq < old_size:
+        raise ChainBroken(
+            f"the custody log in the bucket holds {old_size} events but the ledger only "
+            f"{head_seq}: events were deleted from the ledger",
+            event_id=head_seq,
+        )
+    _check_last_entry(ledger, edge, files, old_size)
+    retain_until = _retain_until(store)
+    written = 0
+
+    def emit(path: str, body: bytes) -> None:
+        nonlocal written
+        _put_final(store, files.key(path), body, retain_until)
+        written += 1
+
+    for row in ledger.iter_events(old_size, head_seq):
+        edge.append(event_entry(row), emit)
+    if edge.size != head_seq:
+        raise ChainBroken(
+            f"the ledger's events end at {edge.size}, not at {head_seq}", event_id=edge.size
+        )
+    if edge.size != old_size:
+        for path, body in edge.partials():
+            emit(path, body)
+    checkpoint = make_checkpoint(origin, edge.size, edge.root(), signer)
+    if signer is None:
+        log.warning(
+            "custody log checkpoint %d written UNSIGNED: TENIOS_CUSTODY_KEY_FILE is not set "
+            "(create a key with `tenios-archive audit keygen`)",
+            edge.size,
+        )
+    key = files.key(checkpoint_name(edge.size))
+    try:
+        store.put_document(
+            key, checkpoint.note, content_type=CONTENT_TYPE, retain_until=retain_until
+        )
+    except ArchiveConflict:
+        existing = open_checkpoint(files.require(checkpoint_name(edge.size)), None)
+        if (existing.size, existing.root) != (checkpoint.size, checkpoint.root):
+            raise ChainBroken(
+                f"{key} already signs a different root for {edge.size} events: the ledger's "
+                "history was rewritten",
+                event_id=edge.size,
+            ) from None
+        checkpoint = existing  # the same tree, signed before (perhaps by an earlier key)
+    if latest != checkpoint.note:
+        store.replace_document(files.key(LATEST), checkpoint.note, content_type=CONTENT_TYPE)
+    return Published(checkpoint, key, old_size, written)
+
+
+def _check_last_entry(ledger: Ledger, edge: TreeEdge, files: LogFiles, size: int) -> None:
+    if size == 0:
+        return
+    entries = edge.entries or files.bundle((size - 1) // merkle.TILE_WIDTH, merkle.TILE_WIDTH)
+    event = ledger.event_at(size)
+    if event is None or event_entry(event) != entries[-1]:
+        raise ChainBroken(
+            f"the custody log's entry {size - 1} is not the ledger's event {size}: the "
+            "ledger's history was rewritten after it was logged",
+            event_id=size,
+        )
+
+
+def _put_final(store: ArchiveStore, key: str, body: bytes, retain_until: datetime | None) -> None:
+    """Write a tile / bundle once; an identical one already there (a re-run) is fine."""
+    try:
+        store.put_document(key, body, content_type=TILE_TYPE, retain_until=retain_until)
+    except ArchiveConflict as exc:
+        raise ChainBroken(
+            f"{key} already exists with different content: the log in the bucket and the "
+            "ledger disagree (run `tenios-archive audit verify-bucket`)",
+            event_id=None,
+        ) from exc
+
+
+def _retain_until(store: ArchiveStore) -> datetime | None:
+    """Now + the store's retention period: the log outlives every recording it covers."""
+    if store.retention_mode == "none" or store.retention_days <= 0:
+        return None
+    return datetime.now(UTC) + timedelta(days=store.retention_days)
+
+
+def load_signer(key_file: Path | None) -> signing.Signer | None:
+    """The signer of TENIOS_CUSTODY_KEY_FILE (None when unset); ConfigError names the setting."""
+    if key_file is None:
+        return None
+    path = Path(str(key_file)).expanduser()
+    try:
+        return signing.read_signer(path)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"TENIOS_CUSTODY_KEY_FILE: {path} does not exist (create one with "
+            "`tenios-archive audit keygen --name NAME --output FILE`)",
+            variable="TENIOS_CUSTODY_KEY_FILE",
+        ) from None
+    except (OSError, signing.NoteError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise ConfigError(
+            f"TENIOS_CUSTODY_KEY_FILE: cannot use {path} as the custody signing key ({reason})",
+            variable="TENIOS_CUSTODY_KEY_FILE",
+        ) from None
