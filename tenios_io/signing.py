@@ -41,6 +41,18 @@ class NoteError(ValueError):
     """A key string or note is malformed, or a signature does not verify."""
 
 
+def b64decode_strict(text: str) -> bytes:
+    """Standard base64 in its one canonical spelling (binascii.Error otherwise).
+
+    Python's decoder ignores the unused low bits before ``=`` padding, so two
+    spellings would decode to the same bytes; evidence must have exactly one.
+    """
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise binascii.Error("non-canonical base64")
+    return raw
+
+
 def key_hash(name: str, public_key: bytes) -> bytes:
     """The 4-byte key hash of an Ed25519 key named ``name``."""
     return hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public_key).digest()[:4]
@@ -116,7 +128,7 @@ def _parse_key(text: str, *, private: bool) -> tuple[str, bytes, bytes]:
         raise NoteError("not a verifier key (expected name+hash+key, as `audit keygen` prints)")
     name, hash_hex, encoded = parts
     try:
-        raw = base64.b64decode(encoded, validate=True)
+        raw = b64decode_strict(encoded)
         expected = bytes.fromhex(hash_hex)
     except (binascii.Error, ValueError):
         raise NoteError("the key's hash or key part is not hex / base64") from None
@@ -197,7 +209,7 @@ def split_note(note: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
             raise NoteError(f"malformed signature line {line[:40]!r}")
         name, _, encoded = line[len(SIGNATURE_PREFIX) :].partition(" ")
         try:
-            raw = base64.b64decode(encoded, validate=True)
+            raw = b64decode_strict(encoded)
         except binascii.Error:
             raise NoteError(f"signature of {name!r} is not base64") from None
         if len(raw) < 5:

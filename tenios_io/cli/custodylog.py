@@ -8,12 +8,32 @@ the other commands start fast.  Exit codes as everywhere: 0 ok, 1 problems found
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tenios_io.cli._common import console
+from tenios_io.cli._common import console, err_console, settings
+
+if TYPE_CHECKING:
+    from tenios_io import signing
+    from tenios_io.store import ArchiveStore
+
+KeyOption = Annotated[
+    str,
+    typer.Option(
+        "--key",
+        metavar="VERIFIER_KEY",
+        help="The archive's public verifier key NAME+HASH+KEY (as `audit keygen` printed it).",
+    ),
+]
+BucketOption = Annotated[
+    str | None, typer.Option(help="The archive bucket (default TENIOS_S3_BUCKET).")
+]
+PrefixOption = Annotated[
+    str | None, typer.Option(help="The archive's key prefix (default TENIOS_S3_PREFIX).")
+]
 
 
 def keygen(
@@ -59,6 +79,171 @@ def keygen(
     )
 
 
+def _verifier(text: str) -> signing.Verifier:
+    from tenios_io import signing
+
+    try:
+        return signing.parse_verifier(text)
+    except signing.NoteError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--key") from None
+
+
+def _bucket_store(ctx: typer.Context, bucket: str | None, prefix: str | None) -> ArchiveStore:
+    """A read-only view of the bucket: flags first, else TENIOS_S3_BUCKET / TENIOS_S3_PREFIX."""
+    from tenios_io.store import ArchiveStore, make_s3_client
+    from tenios_io.store.keys import validate_prefix
+
+    if bucket is None or prefix is None:
+        cfg = settings(ctx)
+        bucket = bucket or cfg.require_bucket()
+        prefix = cfg.s3_prefix if prefix is None else prefix
+    try:
+        prefix = validate_prefix(prefix.strip("/"))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--prefix") from None
+    return ArchiveStore(make_s3_client(), bucket, prefix=prefix, retention_mode="none")
+
+
+def verify_bucket(
+    ctx: typer.Context,
+    key: KeyOption,
+    deep: Annotated[
+        bool, typer.Option(help="Also download every archived object and re-hash its bytes.")
+    ] = False,
+    bucket: BucketOption = None,
+    prefix: PrefixOption = None,
+) -> None:
+    """Verify the archive from the bucket and the verifier key alone (no database).
+
+    Checks every checkpoint's signature, that each extends the one before, that the
+    tiles and entry bundles hash to the signed roots, that every archived object the
+    log names is there with the logged SHA-256 and size, and lists objects no log
+    entry accounts for.  Exit 0 when all holds, 1 with a table of findings.
+    """
+    from rich.table import Table
+
+    from tenios_io.cli.audit import _progress
+    from tenios_io.custodylog.verify import verify_bucket as run_verify
+
+    verifier = _verifier(key)
+    store = _bucket_store(ctx, bucket, prefix)
+    with _progress() as progress:
+        tasks: dict[str, Any] = {}
+
+        def tick(phase: str, done: int, total: int | None) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=total)
+            progress.update(tasks[phase], completed=done, total=total)
+
+        report = run_verify(store, verifier, deep=deep, progress=tick)
+    where = f"s3://{store.bucket}/{store.prefix}"
+    console.print(
+        f"{where}: {len(report.checkpoints)} checkpoint(s) signed by {verifier.name}, "
+        f"tree of {report.tree_size:,} events, {report.objects_checked:,} archived object(s) "
+        f"checked ({'bytes re-hashed' if deep else 'metadata'}), "
+        f"{report.objects_listed:,} object(s) listed",
+        soft_wrap=True,
+    )
+    if report.ok:
+        console.print("custody log OK: every check passed", soft_wrap=True)
+        return
+    table = Table(title=f"findings ({len(report.findings)})")
+    for column in ("check", "object", "finding"):
+        table.add_column(column, overflow="fold")
+    for finding in report.findings:
+        table.add_row(finding.check, finding.subject, finding.detail)
+    console.print(table)
+    err_console.print("[bold red]custody log verification FAILED[/]", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def prove(
+    ctx: typer.Context,
+    recording_uuid: Annotated[str, typer.Argument(metavar="UUID", help="The recording.")],
+    output: Annotated[
+        Path, typer.Option(help="Where to write the evidence bundle (JSON).", dir_okay=False)
+    ],
+) -> None:
+    """Write the evidence bundle of one recording: anyone can check it offline.
+
+    Holds the recording's custody events with their leaf indexes, their inclusion
+    proofs against the latest signed checkpoint, the checkpoint itself, and the
+    object's key, version, SHA-256 and retention.  Check it with `audit check-proof`.
+    """
+    from tenios_io.audit import open_audit
+    from tenios_io.cli._common import cli_actor
+    from tenios_io.custodylog.prove import build_proof
+    from tenios_io.files import atomic_text_file
+
+    with open_audit(settings(ctx), actor=cli_actor("audit-prove")) as audit:
+        evidence = build_proof(audit.ledger, audit.require_store(), recording_uuid.lower())
+    with atomic_text_file(output) as out:
+        out.write(json.dumps(evidence.document, indent=2, ensure_ascii=False) + "\n")
+    leaves = ", ".join(str(e["leaf_index"]) for e in evidence.document["events"])
+    console.print(
+        f"{output}: {len(evidence.document['events'])} event(s) of {recording_uuid} "
+        f"(leaves {leaves or 'none'}) proven against the checkpoint of "
+        f"{evidence.tree_size:,} events",
+        soft_wrap=True,
+    )
+    if evidence.not_logged_yet:
+        err_console.print(
+            f"[yellow]note:[/] {evidence.not_logged_yet} newer event(s) are not in the log yet "
+            "(the next run's checkpoint, or `tenios-archive audit checkpoint`, adds them)",
+            soft_wrap=True,
+        )
+
+
+def check_proof(
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="An evidence bundle from `audit prove`.")
+    ],
+    key: KeyOption,
+    object_: Annotated[
+        Path | None,
+        typer.Option(
+            "--object",
+            metavar="PATH",
+            help="A downloaded copy of the recording: its bytes must hash to the logged SHA-256.",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Verify an evidence bundle offline, with the verifier key only.
+
+    Exit 0 when the signed checkpoint, every inclusion proof and the object facts
+    (and --object's bytes) verify; 1 naming each problem otherwise.
+    """
+    from tenios_io.custodylog.prove import check_proof as run_check
+
+    verifier = _verifier(key)
+    try:
+        body = file.read_bytes()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc.strerror}", param_hint="FILE") from None
+    if object_ is not None and not object_.is_file():
+        raise typer.BadParameter(f"{object_} is not a file", param_hint="--object")
+    result = run_check(body, verifier, recording=object_)
+    if result.ok:
+        archived = result.archived or {}
+        console.print(
+            f"proof OK: {result.events} event(s) of {result.recording_uuid} are in the custody "
+            f"log of {result.tree_size:,} events signed by {verifier.name}; archived as "
+            f"{archived.get('s3_key')} (version {archived.get('s3_version_id')}), SHA-256 "
+            f"{archived.get('sha256')}, {archived.get('size_bytes')} bytes"
+            + ("; the given file's bytes match" if result.object_checked else ""),
+            soft_wrap=True,
+        )
+        return
+    for problem in result.problems:
+        err_console.print(f"[bold red]proof problem:[/] {problem}", soft_wrap=True)
+    err_console.print("[bold red]proof does NOT verify[/]", soft_wrap=True)
+    raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the custody log's commands to the ``audit`` group."""
     app.command()(keygen)
+    app.command("verify-bucket")(verify_bucket)
+    app.command()(prove)
+    app.command("check-proof")(check_proof)

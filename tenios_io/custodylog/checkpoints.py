@@ -58,7 +58,7 @@ def parse_body(text: str) -> tuple[str, int, bytes]:
     if not origin or not size_text.isdigit() or (size_text != "0" and size_text[0] == "0"):
         raise CheckpointError(f"malformed checkpoint origin or size {size_text!r}")
     try:
-        root = base64.b64decode(root_text, validate=True)
+        root = signing.b64decode_strict(root_text)
     except binascii.Error:
         raise CheckpointError("checkpoint root is not base64") from None
     if len(root) != HASH_SIZE:

@@ -3,15 +3,32 @@ check-proof (exit codes 0 ok, 1 problems found, 2 usage)."""
 
 from __future__ import annotations
 
+import json
 import stat
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tenios_io import signing
+from tenios_io.audit import write_checkpoint
 from tenios_io.config import load_settings
+from tenios_io.custodylog import default_origin, log_prefix
+from tenios_io.custodylog.checkpoints import make_checkpoint
+from tenios_io.custodylog.tree import LogFiles, TreeEdge
+from tenios_io.ledger import merkle
+from tenios_io.ledger.custody import canonical_json
+from tenios_io.ledger.schema import upgrade
 from tests.fixtures.cli import CliResult
+from tests.fixtures.moto import FAKE_CREDENTIALS
+from tests.integration.test_audit_support import AuditWorld, make_world
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 Cli = Callable[..., CliResult]
 
@@ -40,3 +57,266 @@ def test_custody_key_file_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert load_settings().custody_key_file is None
     monkeypatch.setenv("TENIOS_CUSTODY_KEY_FILE", str(tmp_path / "k"))
     assert load_settings().custody_key_file == tmp_path / "k"
+
+
+# -- verify-bucket: the auditor's check, with the database deleted ----------------------------
+
+
+@dataclass
+class Logged:
+    """An archive with two signed log checkpoints and its ledger deleted."""
+
+    world: AuditWorld
+    signer: signing.Signer
+    ids: list[str]
+    database: Path
+
+    @property
+    def key(self) -> str:
+        return str(self.signer.verifier)
+
+    def log_key(self, name: str) -> str:
+        return log_prefix(self.world.store.prefix) + name
+
+    def get(self, key: str) -> bytes:
+        return self.world.s3.get_object(Bucket=self.world.bucket, Key=key)["Body"].read()
+
+    def put(self, key: str, body: bytes, **extra: Any) -> None:
+        self.world.s3.put_object(Bucket=self.world.bucket, Key=key, Body=body, **extra)
+
+    def sizes(self) -> list[int]:
+        listed = self.world.s3.list_objects_v2(
+            Bucket=self.world.bucket, Prefix=self.log_key("checkpoints/")
+        )
+        return sorted(int(o["Key"].rsplit("/", 1)[-1]) for o in listed.get("Contents", []))
+
+
+@pytest.fixture
+def logged(
+    sqlite_url: str,
+    s3_client: S3Client,
+    plain_bucket: str,
+    moto_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[Logged]:
+    upgrade(sqlite_url)
+    world = make_world(sqlite_url, s3_client, plain_bucket)
+    signer = signing.generate("archive.test")
+    ids = world.archive(2)
+    write_checkpoint(world.ledger, world.store, signer=signer)
+    ids += world.archive(2)
+    write_checkpoint(world.ledger, world.store, signer=signer)
+    world.ledger.engine.dispose()
+    database = Path(sqlite_url.removeprefix("sqlite:///"))
+    database.unlink()  # the auditor has no database
+    for name, value in {
+        **FAKE_CREDENTIALS,
+        "AWS_ENDPOINT_URL_S3": moto_server,
+        "TENIOS_DATABASE_URL": sqlite_url,
+        "TENIOS_S3_BUCKET": plain_bucket,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TENIOS_CUSTODY_KEY_FILE", raising=False)
+    yield Logged(world, signer, ids, database)
+    assert not database.exists()  # nothing opened a ledger
+
+
+def _rewrite_history(logged: Logged) -> None:
+    """Re-sign a log whose first entry was changed: valid signatures, history replaced."""
+    files = LogFiles(logged.world.store, log_prefix(logged.world.store.prefix))
+    old, new = logged.sizes()
+    entries = files.bundle(0, new)
+    event = json.loads(entries[0])
+    event["actor"] = "someone else"
+    entries[0] = canonical_json(event).encode()
+    edge = TreeEdge()
+    for entry in entries:
+        edge.append(entry, lambda _path, _body: None)
+    for path, body in edge.partials():
+        logged.put(files.key(path), body)
+    origin = default_origin(logged.world.bucket, logged.world.store.prefix)
+    note = make_checkpoint(origin, new, edge.root(), logged.signer).note
+    logged.put(logged.log_key(f"checkpoints/{new:020d}"), note)
+    logged.put(logged.log_key("checkpoint"), note)
+    assert old < new
+
+
+def _tamper(logged: Logged, case: str) -> None:
+    world, store = logged.world, logged.world.store
+    new = logged.sizes()[-1]
+    if case == "entry bundle edited":
+        key = logged.log_key(merkle.entries_path(0, new))
+        logged.put(key, logged.get(key).replace(b'"actor":"test"', b'"actor":"tesu"', 1))
+    elif case == "tile replaced":
+        logged.put(logged.log_key(merkle.tile_path(0, 0, new)), bytes(32 * new))
+    elif case == "checkpoint re-signed with another key":
+        other = signing.generate("archive.test")
+        note = logged.get(logged.log_key("checkpoint"))
+        body = note[: note.index(b"\n\n") + 1].decode()
+        forged = signing.sign_note(body, other)
+        logged.put(logged.log_key(f"checkpoints/{new:020d}"), forged)
+        logged.put(logged.log_key("checkpoint"), forged)
+    elif case == "history rewritten":
+        _rewrite_history(logged)
+    elif case in ("object bytes changed", "object deleted"):
+        rec = logged.ids[1]
+        key = next(
+            o["Key"]
+            for o in world.s3.list_objects_v2(Bucket=world.bucket, Prefix="recordings/")["Contents"]
+            if rec in o["Key"] and not o["Key"].endswith(".json")
+        )
+        if case == "object deleted":
+            world.s3.delete_object(Bucket=world.bucket, Key=key)
+        else:
+            head = world.s3.head_object(Bucket=world.bucket, Key=key)
+            body = bytearray(logged.get(key))
+            body[-1] ^= 0xFF
+            logged.put(key, bytes(body), Metadata=head["Metadata"])
+    elif case == "object with no log entry":
+        logged.put(store.key_for(str(uuid.uuid4()), date(2026, 1, 2), "wav"), b"RIFF")
+    else:
+        raise AssertionError(case)
+
+
+TAMPERING = {
+    "entry bundle edited": ("tree", False),
+    "tile replaced": ("tree", False),
+    "checkpoint re-signed with another key": ("signature", False),
+    "history rewritten": ("consistency", False),
+    "object bytes changed": ("object", True),
+    "object deleted": ("object", False),
+    "object with no log entry": ("unaccounted", False),
+}
+
+
+def test_verify_bucket_passes_on_an_untouched_archive(logged: Logged, cli: Cli) -> None:
+    shallow = cli("audit", "verify-bucket", "--key", logged.key)
+    assert shallow.exit_code == 0, shallow.output
+    assert "2 checkpoint(s) signed by archive.test" in shallow.stdout
+    assert "4 archived object(s) checked" in shallow.stdout and "custody log OK" in shallow.stdout
+    deep = cli("audit", "verify-bucket", "--key", logged.key, "--deep")
+    assert deep.exit_code == 0, deep.output
+    assert "bytes re-hashed" in deep.stdout
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERING))
+def test_verify_bucket_detects_tampering_without_the_database(
+    logged: Logged, cli: Cli, case: str
+) -> None:
+    check, deep = TAMPERING[case]
+    _tamper(logged, case)
+    args = ["audit", "verify-bucket", "--key", logged.key, *(["--deep"] if deep else [])]
+    result = cli(*args)
+    assert result.exit_code == 1, result.output
+    assert "FAILED" in result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert any(line.split("│")[1].strip() == check for line in rows), result.stdout
+    if deep:  # the metadata still agrees: only re-hashing the bytes finds it
+        assert cli("audit", "verify-bucket", "--key", logged.key).exit_code == 0
+
+
+def test_verify_bucket_usage_errors(logged: Logged, cli: Cli) -> None:
+    bad = cli("audit", "verify-bucket", "--key", "not-a-key")
+    assert bad.exit_code == 2 and "--key" in bad.stderr
+    other = cli("audit", "verify-bucket", "--key", str(signing.generate("x").verifier))
+    assert other.exit_code == 1 and "signature" in other.stdout
+
+
+# -- prove / check-proof -----------------------------------------------------------------------
+
+
+@dataclass
+class Proving:
+    world: AuditWorld
+    signer: signing.Signer
+    ids: list[str]
+    key_file: Path
+
+
+@pytest.fixture
+def proving(
+    sqlite_url: str,
+    s3_client: S3Client,
+    locked_bucket: str,
+    moto_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[Proving]:
+    upgrade(sqlite_url)
+    world = make_world(sqlite_url, s3_client, locked_bucket)
+    key_file = tmp_path / "custody.key"
+    signer = signing.generate("archive.test")
+    signing.write_signer(key_file, signer)
+    for name, value in {
+        **FAKE_CREDENTIALS,
+        "AWS_ENDPOINT_URL_S3": moto_server,
+        "TENIOS_DATABASE_URL": sqlite_url,
+        "TENIOS_S3_BUCKET": locked_bucket,
+        "TENIOS_RETENTION_DAYS": "365",
+        "TENIOS_CUSTODY_KEY_FILE": str(key_file),
+    }.items():
+        monkeypatch.setenv(name, value)
+    ids = world.archive(3)
+    yield Proving(world, signer, ids, key_file)
+    world.ledger.engine.dispose()
+
+
+def test_prove_and_check_proof_round_trip(proving: Proving, cli: Cli, tmp_path: Path) -> None:
+    assert cli("audit", "checkpoint").exit_code == 0  # signs with TENIOS_CUSTODY_KEY_FILE
+    rec = proving.world.get(proving.ids[1])
+    bundle = tmp_path / "proof.json"
+    made = cli("audit", "prove", rec.recording_uuid, "--output", str(bundle))
+    assert made.exit_code == 0, made.output
+    document = json.loads(bundle.read_text())
+    leaves = [e["leaf_index"] for e in document["events"]]
+    seqs = [int(e["seq"]) - 1 for e in proving.world.ledger.events(rec.recording_uuid)]
+    assert leaves == seqs[: len(leaves)] and len(leaves) >= 3
+    assert f"(leaves {', '.join(map(str, leaves))})" in made.stdout
+    assert document["object"]["sha256"] == rec.sha256
+    secret = proving.key_file.read_text().strip().rsplit("+", 1)[-1]
+    assert secret not in bundle.read_text() and secret not in made.output
+
+    key = str(proving.signer.verifier)
+    ok = cli("audit", "check-proof", str(bundle), "--key", key)
+    assert ok.exit_code == 0, ok.output
+    assert f"proof OK: {len(leaves)} event(s) of {rec.recording_uuid}" in ok.stdout
+    copy = tmp_path / "recording.wav"
+    copy.write_bytes(proving.world.source.payloads[rec.recording_uuid])
+    with_object = cli("audit", "check-proof", str(bundle), "--key", key, "--object", str(copy))
+    assert with_object.exit_code == 0 and "bytes match" in with_object.stdout
+
+    changed = bytearray(copy.read_bytes())
+    changed[100] ^= 1
+    copy.write_bytes(bytes(changed))
+    wrong_bytes = cli("audit", "check-proof", str(bundle), "--key", key, "--object", str(copy))
+    assert wrong_bytes.exit_code == 1 and "hashes to" in wrong_bytes.stderr
+    other_key = str(signing.generate("archive.test").verifier)
+    assert cli("audit", "check-proof", str(bundle), "--key", other_key).exit_code == 1
+    assert cli("audit", "check-proof", str(tmp_path / "nope.json"), "--key", key).exit_code == 2
+
+
+def test_no_byte_of_a_proof_bundle_can_change(proving: Proving, tmp_path: Path) -> None:
+    from tenios_io.custodylog.prove import build_proof, check_proof
+
+    write_checkpoint(proving.world.ledger, proving.world.store, signer=proving.signer)
+    evidence = build_proof(proving.world.ledger, proving.world.store, proving.ids[0])
+    body = json.dumps(evidence.document, indent=2).encode()
+    verifier = proving.signer.verifier
+    assert check_proof(body, verifier).ok
+    accepted = []
+    for position in range(len(body)):
+        tampered = bytearray(body)
+        tampered[position] ^= 1
+        if check_proof(bytes(tampered), verifier).ok:
+            accepted.append((position, body[max(0, position - 20) : position + 20]))
+    assert accepted == []
+
+
+def test_prove_before_any_log_and_for_an_unknown_recording(proving: Proving, cli: Cli) -> None:
+    out = str(proving.key_file.parent / "p.json")
+    none_yet = cli("audit", "prove", proving.ids[0], "--output", out)
+    assert none_yet.exit_code == 1 and "no custody log yet" in none_yet.stderr
+    assert cli("audit", "checkpoint").exit_code == 0
+    unknown = cli("audit", "prove", str(uuid.uuid4()), "--output", out)
+    assert unknown.exit_code != 0 and not Path(out).exists()

@@ -1,0 +1,340 @@
+"""Verify the archive from the bucket and a verifier key alone: `audit verify-bucket`.
+
+No database and no operator settings: everything comes from the custody log in the
+bucket.  What is checked, in order:
+
+1. **signatures** — every checkpoint (``checkpoints/<size>`` and the latest) is a
+   note signed by the given key, for this log's origin and its own size;
+2. **the tree** — the entry bundles are re-hashed into the tree, compared tile by
+   tile with the hash tiles in the bucket, and the tree of every checkpoint's size
+   must have exactly that checkpoint's root;
+3. **consistency** — each checkpoint is consistent with the one before (an RFC 6962
+   consistency proof computed from the tiles): history was only ever appended to;
+4. **objects** — every recording the log says is archived (its ``archived`` event,
+   not purged since) exists at that key and version with the logged SHA-256 and size
+   in its metadata (``deep``: the bytes re-hashed);
+5. **unaccounted objects** — objects under the prefix that no log entry accounts for.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenios_io import signing
+from tenios_io.custodylog.checkpoints import CheckpointError, LogCheckpoint, open_checkpoint
+from tenios_io.custodylog.layout import (
+    LATEST,
+    LOG_DIR,
+    checkpoint_name,
+    default_origin,
+    log_prefix,
+    parse_entry,
+)
+from tenios_io.custodylog.tree import LogFiles, TreeEdge, tree_reader
+from tenios_io.exceptions import TeniosArchiveError
+from tenios_io.ledger import merkle
+from tenios_io.store import ArchiveStore
+from tenios_io.store.keys import PROBE_NAME, SIDECAR_SUFFIX
+
+W = merkle.TILE_WIDTH
+#: (phase, done, total) — total None while it is not known yet.
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing that does not hold."""
+
+    check: str
+    """``signature``, ``checkpoint``, ``tree``, ``consistency``, ``entry``, ``object``,
+    ``unaccounted``."""
+    subject: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class LoggedObject:
+    """What the log says about one archived recording."""
+
+    recording_uuid: str
+    key: str
+    version_id: str | None
+    sha256: str
+    size: int
+    leaf: int
+
+
+@dataclass
+class BucketReport:
+    """What :func:`verify_bucket` found."""
+
+    checkpoints: list[LogCheckpoint] = field(default_factory=list)
+    tree_size: int = 0
+    objects_checked: int = 0
+    objects_listed: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings and bool(self.checkpoints)
+
+
+def _nothing(_phase: str, _done: int, _total: int | None) -> None:
+    return None
+
+
+def verify_bucket(
+    store: ArchiveStore,
+    verifier: signing.Verifier,
+    *,
+    deep: bool = False,
+    progress: Progress = _nothing,
+) -> BucketReport:
+    """Run every check; never raises for what it finds (the store's errors propagate)."""
+    report = BucketReport()
+    files = LogFiles(store, log_prefix(store.prefix))
+    origin = default_origin(store.bucket, store.prefix)
+    checkpoints = _signed_checkpoints(files, verifier, origin, report)
+    if not checkpoints:
+        report.findings.append(
+            Finding("checkpoint", files.prefix, "no checkpoint signed by this key was found")
+        )
+        return report
+    report.checkpoints = checkpoints
+    size = checkpoints[-1].size
+    report.tree_size = size
+    objects = _check_tree(files, checkpoints, report, progress)
+    _check_consistency(files, checkpoints, report)
+    if objects is not None:
+        _check_objects(store, objects, deep, report, progress)
+        _check_unaccounted(store, objects, report, progress)
+    return report
+
+
+def _signed_checkpoints(
+    files: LogFiles, verifier: signing.Verifier, origin: str, report: BucketReport
+) -> list[LogCheckpoint]:
+    """Every numbered checkpoint that verifies, by size; findings for the others."""
+    good: dict[int, LogCheckpoint] = {}
+    prefix = files.key("checkpoints/")
+    for obj in files.store.iter_objects(prefix):
+        name = obj.key[len(files.prefix) :]
+        checkpoint = _open(files, name, verifier, origin, report)
+        if checkpoint is None:
+            continue
+        if name != checkpoint_name(checkpoint.size):
+            report.findings.append(
+                Finding("checkpoint", obj.key, f"signs size {checkpoint.size}, not its name's")
+            )
+            continue
+        good[checkpoint.size] = checkpoint
+    latest = _open(files, LATEST, verifier, origin, report)
+    if latest is not None:
+        newest = good.get(max(good)) if good else None
+        if newest is None or (newest.size, newest.root) != (latest.size, latest.root):
+            report.findings.append(
+                Finding(
+                    "checkpoint",
+                    files.key(LATEST),
+                    f"the latest checkpoint (size {latest.size}) is not the newest numbered "
+                    f"one ({newest.size if newest else 'none'})",
+                )
+            )
+    elif files.read(LATEST) is None:
+        report.findings.append(Finding("checkpoint", files.key(LATEST), "missing"))
+    return [good[size] for size in sorted(good)]
+
+
+def _open(
+    files: LogFiles, name: str, verifier: signing.Verifier, origin: str, report: BucketReport
+) -> LogCheckpoint | None:
+    note = files.read(name)
+    if note is None:
+        return None
+    try:
+        checkpoint = open_checkpoint(note, verifier)
+    except CheckpointError as exc:
+        report.findings.append(Finding("signature", files.key(name), str(exc)))
+        return None
+    if checkpoint.origin != origin:
+        report.findings.append(
+            Finding(
+                "signature",
+                files.key(name),
+                f"signed for origin {checkpoint.origin!r}, this log is {origin!r}",
+            )
+        )
+        return None
+    return checkpoint
+
+
+def _check_tree(
+    files: LogFiles,
+    checkpoints: list[LogCheckpoint],
+    report: BucketReport,
+    progress: Progress,
+) -> dict[str, LoggedObject] | None:
+    """Re-hash the entry bundles into the tree; compare tiles and every checkpoint's root.
+
+    Returns the archived objects the entries name (None if the entries are unreadable).
+    """
+    size = checkpoints[-1].size
+    roots = {c.size: c.root for c in checkpoints}
+    edge = TreeEdge()
+    objects: dict[str, LoggedObject] = {}
+    bad_tiles: list[str] = []
+
+    def compare(path: str, body: bytes) -> None:
+        if path.startswith("tile/entries/"):
+            return  # the bundles are what is being hashed
+        found = files.read(path)
+        if found != body:
+            bad_tiles.append(path)
+            what = "missing" if found is None else "does not match the entries' hashes"
+            report.findings.append(Finding("tree", files.key(path), f"hash tile {what}"))
+
+    try:
+        for index in range(0, (size + W - 1) // W):
+            width = min(W, size - index * W)
+            entries = files.bundle(index, width)
+            for offset, entry in enumerate(entries):
+                leaf = index * W + offset
+                _read_entry(entry, leaf, objects, report, files)
+                edge.append(entry, compare)
+                if edge.size in roots and edge.root() != roots[edge.size]:
+                    report.findings.append(
+                        Finding(
+                            "tree",
+                            files.key(checkpoint_name(edge.size)),
+                            f"the entries do not hash to the root signed for size {edge.size} "
+                            "(an entry bundle was edited, or history rewritten after it)",
+                        )
+                    )
+            progress("tree", edge.size, size)
+    except merkle.ProofError as exc:
+        report.findings.append(Finding("tree", files.prefix, str(exc)))
+        return None
+    for path, body in edge.partials():
+        compare(path, body)
+    return objects
+
+
+def _read_entry(
+    entry: bytes,
+    leaf: int,
+    objects: dict[str, LoggedObject],
+    report: BucketReport,
+    files: LogFiles,
+) -> None:
+    try:
+        event = parse_entry(entry)
+    except ValueError as exc:
+        report.findings.append(Finding("entry", f"leaf {leaf}", f"not a custody event ({exc})"))
+        return
+    if event["seq"] != leaf + 1:
+        report.findings.append(
+            Finding("entry", f"leaf {leaf}", f"carries sequence number {event['seq']}")
+        )
+    uuid = event["recording_uuid"]
+    details: dict[str, Any] = event["details"]
+    if event["event"] == "archived" and uuid and details.get("s3_key"):
+        objects[uuid] = LoggedObject(
+            uuid,
+            str(details["s3_key"]),
+            details.get("s3_version_id"),
+            str(details.get("sha256")),
+            int(details.get("size_bytes") or 0),
+            leaf,
+        )
+    elif event["event"] == "purged" and uuid:
+        objects.pop(uuid, None)
+
+
+def _check_consistency(
+    files: LogFiles, checkpoints: list[LogCheckpoint], report: BucketReport
+) -> None:
+    size = checkpoints[-1].size
+    try:
+        reader = tree_reader(files, size)
+        for old, new in itertools.pairwise(checkpoints):
+            proof = merkle.consistency_proof(reader, old.size, new.size)
+            try:
+                merkle.verify_consistency(old.size, new.size, old.root, new.root, proof)
+            except merkle.ProofError as exc:
+                report.findings.append(
+                    Finding(
+                        "consistency",
+                        files.key(checkpoint_name(new.size)),
+                        f"does not extend checkpoint {old.size}: {exc} (history rewritten)",
+                    )
+                )
+    except merkle.ProofError as exc:
+        report.findings.append(Finding("consistency", files.prefix, str(exc)))
+
+
+def _check_objects(
+    store: ArchiveStore,
+    objects: dict[str, LoggedObject],
+    deep: bool,
+    report: BucketReport,
+    progress: Progress,
+) -> None:
+    for done, obj in enumerate(objects.values(), start=1):
+        report.objects_checked += 1
+        for problem in _object_problems(store, obj, deep):
+            report.findings.append(Finding("object", obj.key, f"{obj.recording_uuid}: {problem}"))
+        progress("objects", done, len(objects))
+
+
+def _object_problems(store: ArchiveStore, obj: LoggedObject, deep: bool) -> Iterator[str]:
+    try:
+        info = store.head(obj.key, obj.version_id)
+    except TeniosArchiveError as exc:
+        yield f"cannot be read ({exc})"
+        return
+    if info is None:
+        yield f"deleted (the log's leaf {obj.leaf} says it was archived)"
+        return
+    if info.metadata.get("sha256") != obj.sha256:
+        yield f"metadata SHA-256 {info.metadata.get('sha256')} != logged {obj.sha256}"
+    if info.sha256 is not None and info.sha256 != obj.sha256:
+        yield f"S3 checksum SHA-256 {info.sha256} != logged {obj.sha256}"
+    if info.size != obj.size:
+        yield f"size {info.size} != logged {obj.size}"
+    if deep:
+        try:
+            sha256, size = store.hash_object(obj.key, version_id=obj.version_id)
+        except TeniosArchiveError as exc:
+            yield f"cannot be downloaded ({exc})"
+            return
+        if (sha256, size) != (obj.sha256, obj.size):
+            yield f"bytes hash to {sha256} ({size} bytes), the log says {obj.sha256}"
+
+
+def _check_unaccounted(
+    store: ArchiveStore,
+    objects: dict[str, LoggedObject],
+    report: BucketReport,
+    progress: Progress,
+) -> None:
+    accounted = {obj.key for obj in objects.values()}
+    prefix = f"{store.prefix}/" if store.prefix else ""
+    custody = f"{prefix}_custody/"
+    for obj in store.iter_objects():
+        report.objects_listed += 1
+        if report.objects_listed % 1000 == 0:
+            progress("listing", report.objects_listed, None)
+        key = obj.key
+        if key.startswith(custody) or key == f"{prefix}{PROBE_NAME}" or key in accounted:
+            continue
+        if key.endswith(SIDECAR_SUFFIX) and key[: -len(SIDECAR_SUFFIX)] in accounted:
+            continue
+        report.findings.append(
+            Finding("unaccounted", key, "no custody log entry accounts for this object")
+        )
+
+
+__all__ = ["LOG_DIR", "BucketReport", "Finding", "LoggedObject", "verify_bucket"]
