@@ -241,9 +241,82 @@ def check_proof(
     raise typer.Exit(1)
 
 
+def restore(
+    ctx: typer.Context,
+    from_bucket: Annotated[
+        bool,
+        typer.Option(
+            "--from-bucket", help="Rebuild from the custody log in TENIOS_S3_BUCKET (required)."
+        ),
+    ] = False,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            metavar="VERIFIER_KEY",
+            help="The verifier key the log must be signed with (default: the public half of "
+            "TENIOS_CUSTODY_KEY_FILE).",
+        ),
+    ] = None,
+) -> None:
+    """Rebuild an empty ledger from the custody log in the bucket (after losing the database).
+
+    Restores every event of the signed log — the chain is recomputed byte for byte —
+    and the recordings' rows as their events describe them.  The database must be
+    migrated (`db upgrade`) and empty.  Events written after the log's latest
+    checkpoint were never in the bucket and cannot come back.
+    """
+    from tenios_io.cli.audit import _progress
+    from tenios_io.custodylog import load_signer
+    from tenios_io.custodylog.restore import restore_from_bucket
+    from tenios_io.ledger import open_ledger
+    from tenios_io.store import ArchiveStore, make_s3_client
+
+    if not from_bucket:
+        raise typer.BadParameter(
+            "only --from-bucket is supported; add it", param_hint="--from-bucket"
+        )
+    cfg = settings(ctx)
+    if key is not None:
+        verifier = _verifier(key)
+    else:
+        signer = load_signer(cfg.custody_key_file)
+        if signer is None:
+            raise typer.BadParameter(
+                "give the archive's verifier key, or set TENIOS_CUSTODY_KEY_FILE",
+                param_hint="--key",
+            )
+        verifier = signer.verifier
+    store = ArchiveStore.from_settings(cfg, make_s3_client())
+
+    with open_ledger(cfg) as ledger, _progress() as progress:
+        task = progress.add_task("restoring events", total=None)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        restored = restore_from_bucket(ledger.engine, store, verifier, progress=tick)
+    console.print(
+        f"restored {restored.counts.events:,} custody events and {restored.counts.recordings:,} "
+        f"recordings from the log checkpoint of {restored.checkpoint.size:,} events signed by "
+        f"{verifier.name}; chain head {restored.counts.head_hash}",
+        soft_wrap=True,
+    )
+    console.print(
+        "next: `tenios-archive audit verify-chain` and `tenios-archive audit verify --all`",
+        soft_wrap=True,
+        style="dim",
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the custody log's commands to the ``audit`` group."""
     app.command()(keygen)
     app.command("verify-bucket")(verify_bucket)
     app.command()(prove)
     app.command("check-proof")(check_proof)
+
+
+def register_ledger(app: typer.Typer) -> None:
+    """Add ``ledger restore --from-bucket`` to the ``ledger`` group."""
+    app.command()(restore)
