@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(VENV)/bin
 
-.PHONY: venv test lint typecheck pytest demo bench clean
+.PHONY: venv test lint typecheck pytest demo bench clean go-deps
 
 $(UV):
 	$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv
@@ -26,7 +26,14 @@ typecheck: venv
 pytest: venv
 	$(RUN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The Go interop test builds a verifier with Go's sumdb/tlog and sumdb/note, offline,
+# from Debian's packages.
+go-deps:
+	@command -v go >/dev/null 2>&1 && [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb ] || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends golang-go golang-golang-x-mod-dev >/dev/null; }
+
+test: lint typecheck go-deps pytest
 
 demo: venv
 	$(RUN)/tenios-archive demo
