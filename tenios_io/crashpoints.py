@@ -4,7 +4,9 @@
 nightly` in a child process that replaces it, so the child stops exactly at
 ``after_fetch``, ``after_upload``, ``multipart_part_uploaded`` ... and is then
 killed with SIGKILL; the re-run must end with one object per recording and a
-consistent ledger.
+consistent ledger.  In the ledger, ``integrated_uncommitted`` (the sequencer has
+written its chain entries) and ``leased_write_uncommitted`` (a worker has written
+its state change and events) stop a transaction just before its commit.
 """
 
 from __future__ import annotations

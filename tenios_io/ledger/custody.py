@@ -57,6 +57,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from tenios_io import crashpoints
 from tenios_io.ledger.engine import write_transaction
 from tenios_io.ledger.tables import custody_events, custody_queue
 
@@ -225,6 +226,7 @@ def integrate(engine: Engine, *, wait: bool = False, limit: int = INTEGRATE_CHUN
             # SQLite: this transaction is the only writer, so the ids read are exactly
             # every queued id up to the largest one.
             conn.execute(custody_queue.delete().where(custody_queue.c.id <= ids[-1]))
+        crashpoints.reached("integrated_uncommitted")
         return len(rows)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from tenios_io import crashpoints
 from tenios_io.exceptions import StaleLease
 from tenios_io.ledger.core import LedgerCore
 from tenios_io.ledger.custody import NewEvent, format_time
@@ -389,12 +390,14 @@ class WorkQueue(LedgerCore):
                     "another worker owns it now, nothing was changed",
                     recording_uuid=recording_uuid,
                 )
-            return self._enqueue(
+            digests = self._enqueue(
                 conn,
                 [NewEvent(recording_uuid, name, details) for name, details in events],
                 actor=owner or self.actor,
                 now=now,
             )
+            crashpoints.reached("leased_write_uncommitted")
+            return digests
 
 
 def _jsonable(values: Mapping[Any, Any]) -> dict[str, Any]:
