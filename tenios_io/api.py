@@ -72,6 +72,8 @@ class RetrieveResult:
 
     size: int
     content_type: str | None
+    declared_size: int | None = None
+    """Content-Length, when the answer had one (None: a close-delimited body)."""
 
 
 def make_http_client(
@@ -234,7 +236,7 @@ class TeniosClient:
                 ) from exc
             if declared is not None and received < declared:
                 raise _truncated(recording_uuid, received, declared)
-            return RetrieveResult(size=size, content_type=content_type)
+            return RetrieveResult(size=size, content_type=content_type, declared_size=declared)
 
         result = self._with_retries("retrieve", recording_uuid, attempt)
         logger.debug("retrieve: recording %s, %d bytes", recording_uuid, result.size)
@@ -322,7 +324,12 @@ class ApiSource:
 
     def fetch(self, request: FetchRequest, sink: Sink) -> Fetched:
         result = self._client.retrieve_recording(request.recording_uuid, sink)
-        return Fetched(source="api", size=result.size, content_type=result.content_type)
+        return Fetched(
+            source="api",
+            size=result.size,
+            content_type=result.content_type,
+            declared_size=result.declared_size,
+        )
 
     def after_archived(self, request: FetchRequest, fetched: Fetched) -> str | None:
         return None

@@ -1,6 +1,8 @@
 """Archiving one claimed recording: fetch → spool + SHA-256 → verified upload → ledger.
 
-Every step is safe to repeat.  The S3 key is fixed by the ledger row, uploads
+Before anything is uploaded, the spooled bytes must be the whole recording
+(:mod:`tenios_io.container`): an error page on a 200 or a cut-short body is never
+archived.  Every step is safe to repeat.  The S3 key is fixed by the ledger row, uploads
 never overwrite (``If-None-Match: *``), and an object already holding the same
 bytes counts as archived — so a crash anywhere, followed by a re-run, ends with
 exactly one object per recording and a ledger that says so.  Nothing upstream (the
@@ -25,7 +27,9 @@ from typing import Any
 
 from tenios_io import __version__, crashpoints, progress
 from tenios_io.checksum import HashingSpool, Spooled
+from tenios_io.container import AudioFacts, inspect_recording
 from tenios_io.exceptions import (
+    RecordingInvalid,
     SourceFileMissing,
     SourceUnavailable,
     StaleLease,
@@ -171,6 +175,7 @@ class Archiver:
         with HashingSpool(self.spool_dir) as spool:
             source, fetched = self._fetch(request, _CountingSink(spool))
             spooled = spool.finish()
+            audio = _validate(spooled, fetched, rec.recording_uuid)
             fetched_at = self.ledger.now()
             crashpoints.reached("after_fetch")
             # Re-read: a legal hold placed while this recording was claimed must still
@@ -183,13 +188,17 @@ class Archiver:
                 source=fetched.source,
                 key_date=rec.key_date.date(),
                 legal_hold=legal_hold,
+                audio_metadata=audio.as_metadata(),
             )
         crashpoints.reached("after_upload")
         hashes = self.ledger.record(
             rec.recording_uuid,
             token,
             [
-                ("fetched", _fetched_details(fetched, spooled, fetched_at)),
+                (
+                    "fetched",
+                    {**_fetched_details(fetched, spooled, fetched_at), **audio.as_columns()},
+                ),
                 (
                     "found_archived" if obj.already_archived else "uploaded",
                     _object_details(obj),
@@ -227,6 +236,7 @@ class Archiver:
                 "fetched_at": fetched_at,
                 "archived_at": archived_at,
                 "last_verified_at": archived_at,
+                **audio.as_columns(),
             },
             events=[("sidecar_written", {"key": sidecar})],
         )
@@ -314,6 +324,19 @@ class Archiver:
         except StaleLease:
             return RecordingResult(key, Outcome.LOST_LEASE, reason=verdict.reason)
         return RecordingResult(key, Outcome(verdict.decision.value), reason=verdict.reason)
+
+
+def _validate(spooled: Spooled, fetched: Fetched, recording_uuid: str) -> AudioFacts:
+    """The recording's audio facts, or RecordingInvalid (transient) saying why the bytes
+    are not the whole recording: retried from the API, left in the drop as not stable yet."""
+    try:
+        return inspect_recording(spooled.path, spooled.size, fetched.declared_size)
+    except RecordingInvalid as exc:
+        if fetched.source.startswith("sftp:"):
+            where = f"SFTP file {fetched.source[5:]} is not stable yet (left in the drop)"
+        else:
+            where = f"TENIOS did not deliver the whole recording {recording_uuid}"
+        raise RecordingInvalid(f"{where}: {exc}", recording_uuid=recording_uuid) from None
 
 
 def _is_ours(exc: BaseException) -> bool:

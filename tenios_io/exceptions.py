@@ -28,10 +28,13 @@ translated once, at the boundary that meets them, with ``raise ... from exc``.
     │   ├── BucketNotUsable              [terminal]  missing / unreachable / no permission
     │   ├── ArchiveConflict              [terminal]  the key holds other bytes
     │   └── VerificationFailed           [terminal]  read-back did not match what we sent
-    └── SourceError
-        ├── SourceUnavailable            [transient] SFTP connection dropped, file changed
-        ├── HostKeyError                 [terminal]  unknown or changed SFTP host key
-        └── SourceFileMissing            [terminal]  the file is not (or no longer) there
+    ├── SourceError
+    │   ├── SourceUnavailable            [transient] SFTP connection dropped, file changed
+    │   ├── HostKeyError                 [terminal]  unknown or changed SFTP host key
+    │   └── SourceFileMissing            [terminal]  the file is not (or no longer) there
+    └── RecordingInvalid                 [transient] not the whole recording: short of its
+                                                     Content-Length, an incomplete container,
+                                                     an error document on a 200 (container.py)
 """
 
 from __future__ import annotations
@@ -239,3 +242,14 @@ class HostKeyError(SourceError, Terminal):
 
 class SourceFileMissing(SourceError, Terminal):
     """The file the ledger points at is not there."""
+
+
+# -- what a source delivered --------------------------------------------------------------
+
+
+class RecordingInvalid(TeniosArchiveError, Transient):
+    """The bytes a source delivered are not the whole recording (see container.py).
+
+    Transient: TENIOS may serve the whole recording on the next try, and a drop file
+    still being written will be whole later; attempts bound the retries.
+    """

@@ -42,6 +42,8 @@ class Fetched:
     size: int
     content_type: str | None = None
     """As declared by the source (the archive detects the real type from magic bytes)."""
+    declared_size: int | None = None
+    """The size the source announced (HTTP Content-Length), if it announced one."""
 
 
 class RecordingSource(Protocol):

@@ -116,6 +116,8 @@ class AuditReport:
     states: Counter[str] = field(default_factory=Counter)
     ledger_states: dict[str, int] = field(default_factory=dict)
     archived_bytes: int = 0
+    archived_seconds: float = 0.0
+    """Audio archived in the period, by the containers' own durations."""
     archived_per_day: Counter[date] = field(default_factory=Counter)
     failures: list[Recording] = field(default_factory=list)
     failure_count: int = 0
@@ -184,6 +186,7 @@ class AuditReport:
             "states_in_period": {s.value: self.states.get(s.value, 0) for s in State},
             "states_in_ledger": self.ledger_states,
             "archived_bytes": self.archived_bytes,
+            "archived_seconds": round(self.archived_seconds, 3),
             "archived_per_day": {
                 d.isoformat(): n for d, n in sorted(self.archived_per_day.items())
             },
@@ -302,6 +305,8 @@ def _count(report: AuditReport, rec: Recording) -> None:
     report.states[rec.state.value] += 1
     if rec.state is State.ARCHIVED and rec.size_bytes:
         report.archived_bytes += rec.size_bytes
+    if rec.state is State.ARCHIVED and rec.duration_seconds:
+        report.archived_seconds += rec.duration_seconds
     if rec.archived_at is not None and report.period.contains(rec.archived_at):
         report.archived_per_day[rec.archived_at.astimezone(UTC).date()] += 1
     if rec.state in FAILURE_STATES:

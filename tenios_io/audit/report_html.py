@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from tenios_io.container import describe_duration
 from tenios_io.ledger import Recording, State
 from tenios_io.ledger.custody import format_time
 
@@ -153,6 +154,7 @@ def _cards(report: AuditReport) -> str:
         ("Recordings in period", f"{report.recordings:,}", ""),
         ("Archived in period", f"{archived_in_period:,}", ""),
         ("Archived data", _bytes(report.archived_bytes), ""),
+        ("Archived audio", describe_duration(report.archived_seconds) or "0 s", ""),
         (
             "Failed / missing / conflict",
             f"{report.failure_count:,}",

@@ -17,6 +17,7 @@ from rich.table import Table
 from tenios_io.audit import open_audit, set_legal_hold
 from tenios_io.audit.export import EXPORT_COLUMNS, export_row
 from tenios_io.cli._common import cli_actor, console, output_file, settings
+from tenios_io.container import describe_duration
 from tenios_io.exceptions import ImportFileError, UnknownRecording
 from tenios_io.ledger import NewRecording, State, open_ledger
 from tenios_io.ledger.importing import iter_import_file, parse_uuid
@@ -167,6 +168,8 @@ def show(
     table.add_column("value", overflow="fold")
     for name, value in export_row(rec).items():
         table.add_row(name, "" if value is None else str(value))
+    if rec.duration_seconds is not None:
+        table.add_row("duration", describe_duration(rec.duration_seconds, rec.channels))
     console.print(table)
     ev = Table(title="custody events")
     for col in ("seq", "time", "event", "actor", "details", "hash"):

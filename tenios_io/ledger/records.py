@@ -107,6 +107,11 @@ class Recording:
     updated_at: datetime
     lease_expiries: int = 0
     """How many times a worker died holding this recording's lease."""
+    codec: str | None = None
+    channels: int | None = None
+    sample_rate: int | None = None
+    duration_seconds: float | None = None
+    """Audio facts from the container, checked before upload (tenios_io/container.py)."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Recording:

@@ -55,6 +55,11 @@ recordings = sa.Table(
     # How many times a lease on this recording expired before its worker finished
     # (the worker died); counted when the lease is rescued.
     sa.Column("lease_expiries", sa.Integer, nullable=False, server_default="0"),
+    # What validation learnt from the container before upload (tenios_io/container.py).
+    sa.Column("codec", sa.String(32), nullable=True),
+    sa.Column("channels", sa.SmallInteger, nullable=True),
+    sa.Column("sample_rate", sa.Integer, nullable=True),
+    sa.Column("duration_seconds", sa.Float, nullable=True),
     # Claims read the due-pending and the expired-lease rows through these two
     # indexes, in index order, so a claim costs the same at any backlog size.
     sa.Index("ix_recordings_state_next_attempt_at", "state", "next_attempt_at"),

@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -301,6 +301,8 @@ class Simulator:
             answer = await self._stop(body)
         else:
             answer = self._retrieve(body)
+            if fault.kind == "body" and answer.status == 200:
+                answer = _wrong_body(answer, fault.name, self.recording(str(recording_uuid)))
         self._record(endpoint, recording_uuid, answer.status, fault.name)
         return _AnswerResponse(answer, fault, self.connections)
 
@@ -383,12 +385,51 @@ class _Answer:
     headers: dict[str, str]
     chunks: Iterable[bytes]
     size: int
+    close_delimited: bool = False
+    """Sent raw on the socket without Content-Length, the end marked by closing it
+    (the ASGI server would frame it as chunked for an HTTP/1.1 client)."""
 
     @classmethod
     def json(cls, status: int, payload: dict[str, Any]) -> _Answer:
         data = json.dumps(payload).encode()
         headers = {"content-type": "application/json", "content-length": str(len(data))}
         return cls(status, headers, [data], len(data))
+
+
+_HTML_ERROR = (
+    b"<!DOCTYPE html>\n<html><head><title>Maintenance</title></head>"
+    b"<body><h1>We'll be back soon</h1></body></html>\n"
+)
+
+
+def _wrong_body(answer: _Answer, fault: str, recording: Recording) -> _Answer:
+    """A retrieve's 200 answer made wrong in a way its status does not tell."""
+    if fault == "json200":
+        return _Answer.json(
+            200, {"error_code": "INTERNAL_ERROR", "error_message": "Recording unavailable"}
+        )
+    if fault == "html200":
+        headers = {"content-type": "text/html", "content-length": str(len(_HTML_ERROR))}
+        return _Answer(200, headers, [_HTML_ERROR], len(_HTML_ERROR))
+    audio = recording.audio
+    if fault == "shortwav":
+        half = audio.size // 2
+        headers = {"content-type": RETRIEVE_CONTENT_TYPE, "content-length": str(half)}
+        return _Answer(200, headers, _first_bytes(audio.chunks(), half), half)
+    # close / cut: no Content-Length; the server closes the connection to end the body.
+    headers = {"content-type": RETRIEVE_CONTENT_TYPE, "connection": "close"}
+    size = audio.size if fault == "close" else audio.size // 2
+    return _Answer(200, headers, _first_bytes(audio.chunks(), size), size, close_delimited=True)
+
+
+def _first_bytes(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    sent = 0
+    for chunk in chunks:
+        if sent + len(chunk) >= limit:
+            yield chunk[: limit - sent]
+            return
+        yield chunk
+        sent += len(chunk)
 
 
 class _BrokenOnPurpose(Exception):
@@ -408,8 +449,12 @@ class _AnswerResponse(Response):
         elif fault.kind == "reset":
             self._break_after = answer.size // 4
         self._connections = connections
+        self._close_delimited = answer.close_delimited
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._close_delimited:
+            await self._send_close_delimited(scope, receive)
+            return
         broken = False
         async with anyio.create_task_group() as group:
 
@@ -429,6 +474,25 @@ class _AnswerResponse(Response):
                     group.cancel_scope.cancel()
         if broken:
             raise _BrokenOnPurpose("connection broken on purpose (fault injection)")
+
+    async def _send_close_delimited(self, scope: Scope, receive: Receive) -> None:
+        """Write status line, headers and body straight to the socket, then close it."""
+        transport = self._connections.transport(scope.get("client"))
+        if transport is None:
+            raise _BrokenOnPurpose("close-delimited answers need the tracking server")
+        head = [f"HTTP/1.1 {self.status_code} {HTTPStatus(self.status_code).phrase}"]
+        head += [
+            f"{k.decode()}: {v.decode()}"
+            for k, v in self.raw_headers
+            if k.lower() != b"content-length"  # Starlette adds one for the empty body
+        ]
+        transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        for chunk in self._chunks:
+            transport.write(chunk)
+            await anyio.lowlevel.checkpoint()
+        self._connections.close(scope.get("client"), reset=False)
+        while (await receive())["type"] != "http.disconnect":
+            pass
 
     async def _send(self, send: Send) -> None:
         await send(

@@ -29,6 +29,10 @@ class ConnectionTracker:
         if client is not None:
             self._transports.pop(client, None)
 
+    def transport(self, client: tuple[str, int] | None) -> asyncio.Transport | None:
+        """The connection's transport, to write to it directly (None if not known here)."""
+        return self._transports.get(client) if client is not None else None
+
     def close(self, client: tuple[str, int] | None, *, reset: bool) -> bool:
         """Close (flushing first) or reset the connection; False if it is not known here."""
         transport = self._transports.get(client) if client is not None else None

@@ -15,6 +15,16 @@ Fault tokens (in schedules):
     reset       send part of the body (retrieve) or nothing, then reset the TCP connection
     slow        answer normally after ``latency`` seconds (1 s when latency is 0)
 
+Faults of a retrieve's 200 answer (other requests answer normally), the ways a
+body can be wrong that no status code tells (issue 11):
+
+    close       the whole recording, close-delimited: no Content-Length, then close
+    cut         close-delimited and cut short: no Content-Length, close after half
+    json200     200 with a JSON error document as the body
+    html200     200 with an HTML error page as the body
+    shortwav    the first half of the WAV with a matching Content-Length: only the
+                header's own sizes say it is incomplete
+
 Specification string (``simulator serve --fault SPEC``), comma-separated KEY=VALUE::
 
     500=P, 503=P, 429=P     probability (0..1) that a request gets that status
@@ -36,7 +46,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-SCHEDULE_WORDS = ("ok", "truncate", "reset", "slow")
+BODY_FAULTS = ("close", "cut", "json200", "html200", "shortwav")
+"""Fault tokens that change a retrieve's 200 body (see the module docstring)."""
+SCHEDULE_WORDS = ("ok", "truncate", "reset", "slow", *BODY_FAULTS)
 _PROBABILITY_KEYS = {
     "500": "error_500",
     "503": "error_503",
@@ -55,7 +67,7 @@ def check_token(token: str) -> str:
     if word.isdigit() and 400 <= int(word) <= 599:
         return word
     raise ValueError(
-        f"unknown fault token {token!r}: use ok, truncate, reset, slow or an HTTP status 400-599"
+        f"unknown fault token {token!r}: use {', '.join(SCHEDULE_WORDS)} or an HTTP status 400-599"
     )
 
 
@@ -145,7 +157,8 @@ class FaultPlan:
 class Fault:
     """What to do with one request."""
 
-    kind: Literal["ok", "status", "truncate", "reset"]
+    kind: Literal["ok", "status", "truncate", "reset", "body"]
+    """``body``: one of :data:`BODY_FAULTS`, named by ``name``."""
     status: int = 200
     delay: float = 0.0
     name: str = "ok"
@@ -182,6 +195,8 @@ class FaultInjector:
             return Fault("truncate", delay=delay, name=word)
         if word == "reset":
             return Fault("reset", delay=delay, name=word)
+        if word in BODY_FAULTS:
+            return Fault("body", delay=delay, name=word)
         if word.isdigit():
             return Fault("status", status=int(word), delay=delay, name=word)
         return Fault("ok", delay=delay, name=word)

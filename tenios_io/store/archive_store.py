@@ -286,10 +286,13 @@ class ArchiveStore:
         key_date: date,
         legal_hold: bool = False,
         retention_days: int | None = None,
+        audio_metadata: Mapping[str, str] | None = None,
     ) -> ArchivedObject:
         """Upload ``spooled`` under its key, never overwriting, and verify it by read-back.
 
-        ``retention_days`` overrides the store's policy for this recording.
+        ``retention_days`` overrides the store's policy for this recording;
+        ``audio_metadata`` (codec, channels, sample rate, duration) joins the object's
+        custody metadata.
         Raises ArchiveConflict (other bytes under the key), VerificationFailed
         (read-back differs), BucketNotUsable, or StoreUnavailable (try again).
         """
@@ -297,7 +300,11 @@ class ArchiveStore:
         recording_uuid = recording_uuid.lower()  # canonical, as in the key
         retention = self._plan_retention(key, key_date, retention_days, legal_hold)
         metadata = self._metadata(
-            sha256=spooled.sha256, recording_uuid=recording_uuid, call_uuid=call_uuid, source=source
+            sha256=spooled.sha256,
+            recording_uuid=recording_uuid,
+            call_uuid=call_uuid,
+            source=source,
+            **{name.replace("-", "_"): value for name, value in (audio_metadata or {}).items()},
         )
         with self._s3.translated(
             "archive", key, recording_uuid=recording_uuid, needs=_ARCHIVE_NEEDS

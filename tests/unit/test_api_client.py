@@ -144,7 +144,9 @@ def test_retrieve_streams_the_body_into_the_sink() -> None:
     result = client.retrieve_recording(REC, sink)
 
     assert result == RetrieveResult(
-        size=len(data), content_type="application/octet-stream; charset=UTF-8"
+        size=len(data),
+        content_type="application/octet-stream; charset=UTF-8",
+        declared_size=len(data),
     )
     assert sink.getvalue() == data
     assert script.bodies() == [{"access_key": KEY, "recording_uuid": REC}]
@@ -170,7 +172,10 @@ def test_api_source_fetches_through_the_client() -> None:
     assert source.can_fetch(request) is True
     fetched = source.fetch(request, sink)
     assert fetched == Fetched(
-        source="api", size=12, content_type="application/octet-stream; charset=UTF-8"
+        source="api",
+        size=12,
+        content_type="application/octet-stream; charset=UTF-8",
+        declared_size=12,
     )
     assert sink.getvalue() == b"RIFF....WAVE"
     assert source.after_archived(request, fetched) is None

@@ -28,8 +28,9 @@ from tenios_io.ledger.schema import upgrade
 from tenios_io.retry import RetryPolicy
 from tenios_io.sources import Fetched, FetchRequest, Sink
 from tenios_io.store import ArchivedObject
+from tests.fixtures.moto import sample_wav
 
-WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(100)
+WAV = sample_wav(144)  # a whole WAV: archive_one validates the container before upload
 REC = "8101fcb3-3843-4db3-9829-f7ab586625fe"
 
 

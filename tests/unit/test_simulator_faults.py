@@ -107,3 +107,18 @@ def test_probabilities_are_seeded_and_roughly_right() -> None:
     assert 850 < counts["503"] < 1150
     assert 350 < counts["truncate"] < 650
     assert all(0 <= delay <= 0.5 for _, delay in draws)
+
+
+def test_body_fault_tokens_are_scheduled_as_body_faults() -> None:
+    injector = FaultInjector(
+        FaultPlan(schedule=("cut", "json200", "html200", "shortwav", "close")), 0
+    )
+    faults = [injector.next() for _ in range(5)]
+    assert [(f.kind, f.name) for f in faults] == [
+        ("body", "cut"),
+        ("body", "json200"),
+        ("body", "html200"),
+        ("body", "shortwav"),
+        ("body", "close"),
+    ]
+    assert FaultPlan.parse("schedule=cut:ok").schedule == ("cut", "ok")
