@@ -9,11 +9,13 @@ to do; secret values never appear in them.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -24,6 +26,62 @@ ENV_PREFIX = "TENIOS_"
 UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 DEFAULT_SFTP_PATTERN = rf"(?P<recording_uuid>{UUID_RE})"
 SECRET_FIELDS = frozenset({"access_key", "sftp_password", "custody_key_file"})
+#: How much of a bad value an error quotes: enough to recognise it, never a whole file.
+QUOTE_LIMIT = 80
+_BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+#: TENIOS_* variables read by the test harness, not by tenios-archive.
+_NOT_SETTINGS = ("TENIOS_TEST_", "TENIOS_REQUIRE_POSTGRES")
+
+
+def quote_value(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr`` of a bad value for an error message, cut to about ``limit`` characters
+    (a one-line 50 MB import file must not end up in the message)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    length = len(value) if isinstance(value, str | bytes) else len(text)
+    return f"{text[: limit - 1]}… ({length:,} characters)"
+
+
+def mask_url_password(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe for messages and logs)."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+def normalise_database_url(url: str) -> str:
+    """The ledger URL as the engine wants it: ``postgres://`` and ``postgresql://`` mean
+    psycopg 3; other drivers and in-memory SQLite are refused with what to use instead."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, sep, rest = url.partition(":")  # sqlite: alone
+    dialect, _, driver = scheme.lower().partition("+")
+    if dialect in ("postgres", "postgresql"):
+        if driver not in ("", "psycopg"):
+            raise ValueError(
+                f"the {driver} driver is not supported (the ledger is synchronous): use "
+                "postgresql+psycopg://user@host/db, or postgresql://user@host/db"
+            )
+        normalised = f"postgresql+psycopg://{rest}"
+        try:
+            urlsplit(normalised).port  # noqa: B018 - parsing is the check
+        except ValueError:
+            raise ValueError(
+                "is not a valid URL (host or port): use postgresql+psycopg://user@host:5432/db "
+                "and percent-encode special characters in the password"
+            ) from None
+        return normalised
+    if dialect == "sqlite" and not driver:
+        path = rest.removeprefix("/").split("?", 1)
+        if path[0] in ("", ":memory:") or "mode=memory" in (path[1] if len(path) > 1 else ""):
+            raise ValueError(
+                "an in-memory SQLite ledger is lost when the command ends: name a file, "
+                "e.g. sqlite:///tenios-archive.db"
+            )
+        return url
+    raise ValueError(
+        "must be a SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://user@host/db"
+    )
 
 
 class Settings(BaseSettings):
@@ -150,11 +208,19 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _db_url(cls, value: str) -> str:
-        if not (value.startswith("sqlite:") or value.startswith("postgresql")):
-            raise ValueError(
-                "must be a SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://user@host/db"
-            )
-        return value
+        return normalise_database_url(value)
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket(cls, value: str | None) -> str | None:
+        # botocore's own check (it would raise ParamValidationError on the first call);
+        # access point ARNs pass, as they do for boto3.
+        if value is None or value.startswith("arn:") or _BUCKET.fullmatch(value):
+            return value
+        raise ValueError(
+            "is not a bucket name: use lower-case letters, digits, '.' and '-' "
+            "(3 to 63 characters), e.g. tenios-archive"
+        )
 
     @field_validator("s3_prefix")
     @classmethod
@@ -244,13 +310,38 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return values
 
 
+def _refuse_unknown_variables() -> None:
+    """A mistyped TENIOS_* variable is an error, as an unknown TOML key is: silently
+    running with the default instead (an unset bucket, the wrong ledger) is worse."""
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(
+        key
+        for key in os.environ
+        if key.startswith(ENV_PREFIX) and key not in known and not key.startswith(_NOT_SETTINGS)
+    )
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
+    raise ConfigError(
+        f"unknown setting(s) in the environment: {', '.join(hints)}; unset or rename "
+        "(the README's Settings table lists every variable)",
+        variable=unknown[0],
+    )
+
+
 def _format_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         field = str(err["loc"][0]) if err["loc"] else "?"
         variable = f"{ENV_PREFIX}{field.upper()}"
         msg = err["msg"].removeprefix("Value error, ")
-        shown = "" if field in SECRET_FIELDS else f" (got {err.get('input')!r})"
+        value = err.get("input")
+        if field == "database_url" and isinstance(value, str):
+            value = mask_url_password(value)
+        shown = "" if field in SECRET_FIELDS else f" (got {quote_value(value)})"
         lines.append(f"{variable}: {msg}{shown}")
     return "invalid settings:\n  " + "\n  ".join(lines)
 
@@ -271,6 +362,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             return (init_settings, env_settings)
 
+    _refuse_unknown_variables()
     env_keys = {
         name for name in Settings.model_fields if f"{ENV_PREFIX}{name.upper()}" in os.environ
     }

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from tenios_io.cli import api, audit, custodylog, db, demo, ledger, purge, run, simulator
 from tenios_io.cli._common import CliState, err_console
-from tenios_io.exceptions import ConfigError, SchemaNotCurrent, TeniosArchiveError
+from tenios_io.exceptions import ConfigError, ImportFileError, SchemaNotCurrent, TeniosArchiveError
 
 app = typer.Typer(
     name="tenios-archive",
@@ -60,6 +61,34 @@ purge.register(app)
 demo.register(app)
 
 
+_ROOT_VALUED = ("--config",)
+
+
+def hoist_root_options(args: list[str]) -> list[str]:
+    """Move ``--config FILE`` / ``--config=FILE`` given after the subcommand to the
+    front, where Click's root group reads them: operators type ``tenios-archive ledger
+    list --config prod.toml`` too.  Click has no option for that (a group's options must
+    precede its subcommand), hence this small rewrite.  Everything after ``--`` stays."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest += args[index:]
+            break
+        if rest and arg in _ROOT_VALUED and index + 1 < len(args):
+            front += [arg, args[index + 1]]
+            index += 2
+            continue
+        if rest and arg.startswith(tuple(f"{o}=" for o in _ROOT_VALUED)):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI; map library errors to exit 1, configuration errors to 2.
 
@@ -67,14 +96,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     found problems raises ``typer.Exit(1)``.
     """
     command = typer.main.get_command(app)
+    args = list(argv) if argv is not None else sys.argv[1:]
     try:
         command.main(
-            args=list(argv) if argv is not None else None,
+            args=hoist_root_options(args),
             prog_name="tenios-archive",
             standalone_mode=True,
         )
     except (ConfigError, SchemaNotCurrent) as exc:
         err_console.print(f"[bold red]configuration error:[/] {exc}", soft_wrap=True)
+        sys.exit(2)
+    except ImportFileError as exc:  # bad input: it names the line and column, exit 2
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except TeniosArchiveError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -44,13 +44,22 @@ def state(ctx: typer.Context) -> CliState:
 
 
 @contextmanager
-def output_file(path: Path | None) -> Iterator[IO[str]]:
+def output_file(path: Path | None, *, option: str = "--output") -> Iterator[IO[str]]:
     """Standard output, or a file written under a temporary name and renamed when complete
-    (a reader never sees half a file; a failed export leaves nothing behind)."""
+    (a reader never sees half a file; a failed export leaves nothing behind).  A path
+    that cannot be written is a usage error naming ``option`` (exit 2), found before
+    any work."""
     if path is None:
         yield sys.stdout
         return
-    with atomic_text_file(path) as handle:
+    with ExitStack() as stack:
+        try:
+            handle = stack.enter_context(atomic_text_file(path))
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot write {path}: {exc.strerror or exc} (in {path.parent})",
+                param_hint=option,
+            ) from None
         yield handle
 
 

@@ -89,10 +89,17 @@ def import_(
             result = ledger.import_recordings(
                 iter_import_file(file, progress=lambda n: progress.advance(task, n))
             )
+    if result.read == 0:
+        raise typer.BadParameter(
+            f"{file} names no recordings (it is empty, or only blank lines, comments or a "
+            "header): nothing was imported",
+            param_hint="FILE",
+        )
     repeated = f", {result.duplicates:,} repeated in the file" if result.duplicates else ""
     console.print(
-        f"{file}: {result.read:,} recordings — {result.added:,} added, "
-        f"{result.known:,} already known{repeated}"
+        f"{file}: {result.read:,} lines with a recording — {result.added:,} added, "
+        f"{result.known:,} already known{repeated}",
+        soft_wrap=True,
     )
 
 

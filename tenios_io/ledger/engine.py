@@ -30,9 +30,11 @@ def create_ledger_engine(url: str, *, pool_size: int = 10) -> Engine:
     """
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError as exc:
+    except (sa.exc.ArgumentError, ValueError):
+        # SQLAlchemy's message quotes the whole URL, password included: not shown.
         raise ConfigError(
-            f"TENIOS_DATABASE_URL is not a valid SQLAlchemy URL ({exc})",
+            "TENIOS_DATABASE_URL is not a valid SQLAlchemy URL "
+            "(e.g. sqlite:///path.db or postgresql+psycopg://user@host/db)",
             variable="TENIOS_DATABASE_URL",
         ) from None
     if parsed.drivername == "postgresql":

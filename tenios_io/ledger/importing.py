@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from tenios_io.config import UUID_RE
+from tenios_io.config import UUID_RE, quote_value
 from tenios_io.exceptions import ImportFileError
 from tenios_io.ledger.records import NewRecording
 
@@ -28,12 +28,20 @@ def parse_uuid(value: str, *, line: int, column: str) -> str:
     text = value.strip()
     if not _UUID.match(text):
         raise ImportFileError(
-            f"line {line}, column {column}: {text!r} is not a UUID "
-            "(expected e.g. 8101fcb3-3843-4db3-9829-f7ab586625fe); nothing was imported",
+            f"line {line}, column {column}: {quote_value(text)} is not a UUID "
+            f"(expected e.g. 8101fcb3-3843-4db3-9829-f7ab586625fe){_header_hint(text, line)}; "
+            "nothing was imported",
             line=line,
             column=column,
         )
     return text.lower()
+
+
+def _header_hint(text: str, line: int) -> str:
+    """A first line such as ``uuid`` or ``id,call`` is a header with the wrong name."""
+    if line == 1 and re.search(r"uuid|\bid\b|recording", text, re.IGNORECASE):
+        return "; if line 1 is a CSV header, name the column recording_uuid"
+    return ""
 
 
 def parse_datetime(value: str, *, line: int, column: str) -> datetime:
@@ -43,7 +51,7 @@ def parse_datetime(value: str, *, line: int, column: str) -> datetime:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ImportFileError(
-            f"line {line}, column {column}: {text!r} is not a date "
+            f"line {line}, column {column}: {quote_value(text)} is not a date "
             "(expected ISO 8601 such as 2016-04-11T09:00:00.000Z or 2016-04-11); "
             "nothing was imported",
             line=line,
@@ -83,6 +91,12 @@ def iter_import_file(path: Path, progress: ProgressFn | None = None) -> Iterator
             raise ImportFileError(
                 f"{path}: not UTF-8 text (byte {exc.start} of a block)", line=0, column="-"
             ) from None
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            raise ImportFileError(
+                f"{path}: not a readable CSV file ({quote_value(str(exc))}); nothing was imported",
+                line=0,
+                column="-",
+            ) from None
 
 
 def _read_lines(handle: IO[str], progress: ProgressFn | None) -> Iterator[NewRecording]:
@@ -104,7 +118,7 @@ def _read_csv(handle: IO[str], progress: ProgressFn | None) -> Iterator[NewRecor
     unknown = set(header) - {"recording_uuid", "call_uuid", "recorded_at"}
     if unknown:
         raise ImportFileError(
-            f"line 1: unknown column(s) {', '.join(sorted(unknown))} "
+            f"line 1: unknown column(s) {', '.join(quote_value(u) for u in sorted(unknown))} "
             "(allowed: recording_uuid, call_uuid, recorded_at)",
             line=1,
             column=sorted(unknown)[0],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -52,8 +53,24 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
+def missing_sqlite_file(database_url: str) -> Path | None:
+    """The SQLite ledger file the URL names when it does not exist (else None): a
+    read-only command must say so, not leave an empty ledger file behind."""
+    try:
+        url = make_url(database_url)
+    except (sa.exc.ArgumentError, ValueError):
+        return None
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path
+
+
 def current_revision(database_url: str) -> str | None:
-    """The revision the database is at (None: never migrated)."""
+    """The revision the database is at (None: never migrated, or no such SQLite file —
+    which is not created)."""
+    if missing_sqlite_file(database_url) is not None:
+        return None
     engine = create_ledger_engine(database_url)
     try:
         with engine.connect() as conn:
@@ -71,6 +88,12 @@ def current_revision(database_url: str) -> str | None:
 
 def require_current(database_url: str) -> None:
     """SchemaNotCurrent unless the database is at the head revision."""
+    missing = missing_sqlite_file(database_url)
+    if missing is not None:
+        raise SchemaNotCurrent(
+            f"the ledger database file {missing} does not exist: check TENIOS_DATABASE_URL, "
+            "or create it with `tenios-archive db upgrade`"
+        )
     current, head = current_revision(database_url), head_revision()
     if current != head:
         state = "has never been migrated" if current is None else f"is at revision {current}"

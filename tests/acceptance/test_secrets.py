@@ -97,3 +97,44 @@ def test_no_secret_reaches_any_output(
     leaks = [(where, s) for where, text in outputs.items() for s in secrets if s in text]
     assert leaks == []
     ledger.engine.dispose()
+
+
+DB_PASSWORD = "S3cr3t-db-pw-never-shown"
+
+
+def test_the_database_password_never_appears(
+    cli: Callable[..., CliResult], tmp_path: Path, monkeypatch: object
+) -> None:
+    """Issue 11 item 7 / issue 12 item 5: TENIOS_DATABASE_URL with a password, in every
+    way a URL can be wrong or unreachable, in-process and in a child process."""
+    import pytest
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    urls = [
+        f"postgresql+asyncpg://tenios:{DB_PASSWORD}@127.0.0.1:5432/x",
+        f"postgres://tenios:{DB_PASSWORD}@127.0.0.1:1/x",  # nothing listens on port 1
+        f"postgresql://tenios:{DB_PASSWORD}@127.0.0.1:5432/no_such_db_tenios",
+        f"mysql://tenios:{DB_PASSWORD}@127.0.0.1/x",
+        f"postgresql+psycopg://tenios:{DB_PASSWORD}@[::1/x",
+    ]
+    for url in urls:
+        monkeypatch.setenv("TENIOS_DATABASE_URL", url)
+        for args in (("ledger", "list"), ("db", "upgrade"), ("audit", "verify-chain")):
+            result = cli(*args)
+            assert result.exit_code == 2, (url, args, result.output)
+            assert DB_PASSWORD not in result.output, (url, args)
+            assert "Traceback" not in result.output
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TENIOS_")}
+        env.update(TENIOS_DATABASE_URL=url, PYTHONPATH=str(ROOT))
+        child = subprocess.run(
+            [sys.executable, "-m", "tenios_io.cli", "--verbose", "ledger", "list"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert child.returncode == 2, child.stdout
+        assert DB_PASSWORD not in child.stdout

@@ -112,7 +112,7 @@ def test_import_is_all_or_nothing_and_rerunnable(db: str, cli: Cli, tmp_path: Pa
     bad = tmp_path / "bad.csv"
     bad.write_text(f"recording_uuid,recorded_at\n{A},2024-01-02\n{B},yesterday\n")
     result = cli("ledger", "import", str(bad))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input (was 1 before issue 12)
     assert "line 3, column recorded_at" in result.stderr
     assert "pending" not in cli("ledger", "list").stdout
     good = tmp_path / "good.txt"

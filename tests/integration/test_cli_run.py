@@ -63,7 +63,7 @@ def test_backfill_with_a_bad_file_imports_nothing(
     bad = tmp_path / "ids.txt"
     bad.write_text("8101fcb3-3843-4db3-9829-f7ab586625fe\nnot-a-uuid\n")
     result = cli("run", "backfill", str(bad))
-    assert result.exit_code == 1 and "line 2" in result.stderr
+    assert result.exit_code == 2 and "line 2" in result.stderr  # bad input (was 1)
     assert "the ledger is empty" in cli("ledger", "list").stdout
 
 
