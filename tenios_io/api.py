@@ -5,10 +5,20 @@
 leaves here as one of the API errors of :mod:`tenios_io.exceptions`, translated
 in one place, :func:`_translate`:
 
+    BAD_CREDENTIALS on 400/401/403, any 401/403
+                               → AccessDenied (check TENIOS_ACCESS_KEY)      terminal
     400                        → InvalidRequest (``fields`` from the body)   terminal
-    401, 403                   → AccessDenied (check TENIOS_ACCESS_KEY)      terminal
-    404 on stop / retrieve     → RecordingNotFound                           terminal*
+    301, 302, 303, 307, 308    → WrongApiUrl naming the Location             terminal
+    404 whose body is not JSON (an HTML page, text) or says the endpoint/method is
+    unknown                    → WrongApiUrl (check TENIOS_API_URL)          terminal
+    404 on stop / retrieve     → RecordingNotFound (an empty body too)       terminal*
     404 on start, other 4xx    → InvalidRequest                              terminal
+
+TENIOS's error bodies for a bad key and an unknown endpoint are not documented
+beyond the two examples in TENIOS-RECORDING-API.md, so errors are classified by
+what the body says as well as by status.  An empty 404 stays "not found" (a
+recording not ready yet may well be answered that way); a run that sees nothing
+but 404s is stopped by the run-wide policy instead.
     408, 425, 429, 5xx         → ApiUnavailable (``retry_after``)            transient
     connect/read/protocol error→ ApiUnavailable                              transient
     body shorter than declared → TruncatedBody                               transient
@@ -48,6 +58,7 @@ from tenios_io.exceptions import (
     InvalidRequest,
     RecordingNotFound,
     TruncatedBody,
+    WrongApiUrl,
 )
 from tenios_io.sources import Fetched, FetchRequest, Sink
 
@@ -59,6 +70,8 @@ _ERROR_BODY_LIMIT = 64 * 1024
 """Only this much of an error body is parsed."""
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _NOT_PROCESSED_STATUS = frozenset({429, 503})
+_REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+_BAD_CREDENTIALS = "BAD_CREDENTIALS"
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _RAW_BODY = {"Accept-Encoding": "identity"}
 """A recording is fetched as is: its length is checked against Content-Length."""
@@ -365,17 +378,32 @@ def _translate(
     status = failure.status_code
     code, message, fields = _error_details(failure, secret)
     said = f" ({code}: {message})" if code or message else ""
+    if status in (401, 403) or (status == 400 and code.upper() == _BAD_CREDENTIALS):
+        return AccessDenied(
+            f"TENIOS refused the access key ({status}{' ' + code if code else ''}): check "
+            "TENIOS_ACCESS_KEY (and TENIOS's IP allow-list for this host)",
+            recording_uuid=recording_uuid,
+        )
+    if status in _REDIRECT_STATUS:
+        location = _scrub(failure.headers.get("location", "(no Location)"), secret)
+        return WrongApiUrl(
+            f"TENIOS answered the {operation} request with a redirect ({status}) to "
+            f"{location}: set TENIOS_API_URL to the API's real address (redirects are not "
+            "followed, the access key travels in the request body)",
+            location=location,
+            recording_uuid=recording_uuid,
+        )
+    if status == 404 and _unknown_endpoint(failure, code, message):
+        return WrongApiUrl(
+            f"TENIOS answered 404 for {failure.request.url}{said or ' (not a JSON answer)'}: "
+            "no such endpoint; check TENIOS_API_URL",
+            recording_uuid=recording_uuid,
+        )
     if status == 400:
         named = f"; invalid field(s): {', '.join(fields)}" if fields else ""
         return InvalidRequest(
             f"TENIOS rejected the {operation} request{about} (400){said}{named}",
             fields=fields,
-            recording_uuid=recording_uuid,
-        )
-    if status in (401, 403):
-        return AccessDenied(
-            f"TENIOS refused the access key ({status}{' ' + code if code else ''}): check "
-            "TENIOS_ACCESS_KEY (and TENIOS's IP allow-list for this host)",
             recording_uuid=recording_uuid,
         )
     if status == 404 and recording_uuid is not None:
@@ -432,6 +460,25 @@ def _error_details(response: httpx.Response, secret: str) -> tuple[str, str, lis
         _scrub(str(message), secret) if message else "",
         [_scrub(f, secret) for f in fields],
     )
+
+
+def _unknown_endpoint(response: httpx.Response, code: str, message: str) -> bool:
+    """Whether a 404 says the endpoint (not the recording) is unknown: its body is not
+    JSON at all (a web server's or proxy's page), or its words name an endpoint/method."""
+    try:
+        content = response.content[:_ERROR_BODY_LIMIT]
+    except httpx.ResponseNotRead:
+        return False
+    if not content.strip():
+        return False
+    try:
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return True
+    if not isinstance(body, dict):
+        return True
+    said = f"{code} {message}".lower()
+    return any(word in said for word in ("endpoint", "method", "no route", "unknown path"))
 
 
 def _read_error_body(response: httpx.Response) -> None:

@@ -18,7 +18,9 @@ translated once, at the boundary that meets them, with ``raise ... from exc``.
     │   └── LedgerUnavailable            [transient] database connection lost / busy
     ├── ApiError
     │   ├── InvalidRequest               [terminal]  400, carries ``fields``
-    │   ├── AccessDenied                 [terminal]  403, check TENIOS_ACCESS_KEY
+    │   │   └── WrongApiUrl              [terminal]  a redirect, or 404 "unknown endpoint":
+    │   │                                            fix TENIOS_API_URL
+    │   ├── AccessDenied                 [terminal]  401/403, or BAD_CREDENTIALS on a 400
     │   ├── RecordingNotFound            [terminal*] 404 on retrieve (*the pipeline reads
     │   │                                            it as "not ready yet" within the grace)
     │   └── ApiUnavailable               [transient] 429, 5xx, connect/read errors
@@ -161,8 +163,19 @@ class InvalidRequest(ApiError, Terminal):
         self.fields = list(fields)
 
 
+class WrongApiUrl(InvalidRequest):
+    """TENIOS_API_URL does not point at the API: a redirect (``location`` names where
+    to), or a 404 that says the endpoint is unknown rather than the recording."""
+
+    def __init__(
+        self, message: str, *, location: str | None = None, recording_uuid: str | None = None
+    ) -> None:
+        super().__init__(message, recording_uuid=recording_uuid)
+        self.location = location
+
+
 class AccessDenied(ApiError, Terminal):
-    """403: the access key was refused."""
+    """401/403, or ``BAD_CREDENTIALS`` with any of 400/401/403: the access key was refused."""
 
 
 class RecordingNotFound(ApiError, Terminal):

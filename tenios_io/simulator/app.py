@@ -131,6 +131,8 @@ class Simulator:
         self._lock = threading.Lock()
         self._requests: list[RequestRecord] = []
         self._delivered: dict[str, Path] = {}
+        self._handled = 0
+        self._revoked = False
         self.app: Starlette = _build_app(self)
 
     def __repr__(self) -> str:
@@ -205,6 +207,10 @@ class Simulator:
         if recording is None:
             raise KeyError(recording_uuid)
         return recording
+
+    def revoke_access_key(self) -> None:
+        """From now on every request is refused: 403 ``BAD_CREDENTIALS`` (a revoked key)."""
+        self._revoked = True
 
     def schedule_faults(self, *tokens: str) -> None:
         """Append fault tokens to the run-wide schedule (consumed one per request)."""
@@ -289,8 +295,19 @@ class Simulator:
         if fault.delay:
             await anyio.sleep(fault.delay)
 
+        with self._lock:
+            number = self._handled
+            self._handled += 1
+        revoked = self._revoked or (
+            self.plan.revoked_after is not None and number >= self.plan.revoked_after
+        )
         if fault.kind == "status":
             answer = self._error(fault.status)
+        elif fault.kind == "redirect":
+            location = str(request.url.replace(scheme="https"))
+            answer = _Answer(308, {"location": location, "content-length": "0"}, [], 0)
+        elif revoked:
+            answer = self._error(403)
         elif not isinstance(body, dict):
             answer = self._error(400, fields=[], message="Invalid JSON body")
         elif not _same_key(body.get("access_key"), self.access_key):

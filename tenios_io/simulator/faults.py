@@ -14,6 +14,7 @@ Fault tokens (in schedules):
     truncate    send Content-Length of the full body, then close after half of it
     reset       send part of the body (retrieve) or nothing, then reset the TCP connection
     slow        answer normally after ``latency`` seconds (1 s when latency is 0)
+    redirect    308 to the same path on https:// (an http:// TENIOS_API_URL, say)
 
 Faults of a retrieve's 200 answer (other requests answer normally), the ways a
 body can be wrong that no status code tells (issue 11):
@@ -29,6 +30,9 @@ Specification string (``simulator serve --fault SPEC``), comma-separated KEY=VAL
 
     500=P, 503=P, 429=P     probability (0..1) that a request gets that status
     truncate=P, reset=P     probability of a truncated body / a connection reset
+    redirect=P              probability of a 308 redirect (1: every request, as for http://)
+    revoked-after=N         the access key is refused (403 BAD_CREDENTIALS) from the
+                            N-th request on (0: from the start)
     retry-after=S|none      Retry-After seconds sent with 429 and 503 (default 1)
     latency=S               each answer is delayed by a random 0..S seconds
     not-ready=S             a recording answers 404 for S seconds after it was stopped
@@ -48,15 +52,23 @@ from typing import Literal
 
 BODY_FAULTS = ("close", "cut", "json200", "html200", "shortwav")
 """Fault tokens that change a retrieve's 200 body (see the module docstring)."""
-SCHEDULE_WORDS = ("ok", "truncate", "reset", "slow", *BODY_FAULTS)
+SCHEDULE_WORDS = ("ok", "truncate", "reset", "slow", "redirect", *BODY_FAULTS)
 _PROBABILITY_KEYS = {
     "500": "error_500",
     "503": "error_503",
     "429": "error_429",
     "truncate": "truncate",
     "reset": "reset",
+    "redirect": "redirect",
 }
-SPEC_KEYS = (*_PROBABILITY_KEYS, "retry-after", "latency", "not-ready", "schedule")
+SPEC_KEYS = (
+    *_PROBABILITY_KEYS,
+    "retry-after",
+    "latency",
+    "not-ready",
+    "revoked-after",
+    "schedule",
+)
 
 
 def check_token(token: str) -> str:
@@ -80,6 +92,9 @@ class FaultPlan:
     error_429: float = 0.0
     truncate: float = 0.0
     reset: float = 0.0
+    redirect: float = 0.0
+    revoked_after: int | None = None
+    """From this request on (counted from 0) the access key is refused; None: never."""
     retry_after: int | None = 1
     """Seconds in the Retry-After header of 429 and 503 answers; ``None`` sends none."""
     latency: float = 0.0
@@ -97,6 +112,8 @@ class FaultPlan:
             raise ValueError("fault probabilities add up to more than 1")
         if self.retry_after is not None and self.retry_after < 0:
             raise ValueError("retry-after must be >= 0 seconds")
+        if self.revoked_after is not None and self.revoked_after < 0:
+            raise ValueError("revoked-after must be >= 0 requests")
         if self.latency < 0 or self.not_ready < 0:
             raise ValueError("latency and not-ready must be >= 0 seconds")
         object.__setattr__(self, "schedule", tuple(check_token(t) for t in self.schedule))
@@ -121,6 +138,8 @@ class FaultPlan:
                     values["latency"] = float(raw)
                 elif key == "not-ready":
                     values["not_ready"] = float(raw)
+                elif key == "revoked-after":
+                    values["revoked_after"] = int(raw)
                 elif key == "schedule":
                     values["schedule"] = tuple(t for t in raw.split(":") if t.strip())
                 else:
@@ -144,6 +163,8 @@ class FaultPlan:
             parts.append(f"latency={self.latency:g}")
         if self.not_ready:
             parts.append(f"not-ready={self.not_ready:g}")
+        if self.revoked_after is not None:
+            parts.append(f"revoked-after={self.revoked_after}")
         if self.schedule:
             parts.append(f"schedule={':'.join(self.schedule)}")
         return ",".join(parts)
@@ -157,7 +178,7 @@ class FaultPlan:
 class Fault:
     """What to do with one request."""
 
-    kind: Literal["ok", "status", "truncate", "reset", "body"]
+    kind: Literal["ok", "status", "truncate", "reset", "body", "redirect"]
     """``body``: one of :data:`BODY_FAULTS`, named by ``name``."""
     status: int = 200
     delay: float = 0.0
@@ -195,6 +216,8 @@ class FaultInjector:
             return Fault("truncate", delay=delay, name=word)
         if word == "reset":
             return Fault("reset", delay=delay, name=word)
+        if word == "redirect":
+            return Fault("redirect", status=308, delay=delay, name=word)
         if word in BODY_FAULTS:
             return Fault("body", delay=delay, name=word)
         if word.isdigit():

@@ -529,3 +529,10 @@ def test_client_needs_a_key_and_at_least_one_attempt() -> None:
         TeniosClient(http, "")
     with pytest.raises(ValueError, match="max_attempts"):
         TeniosClient(http, KEY, max_attempts=0)
+
+
+def test_bad_credentials_on_a_400_is_access_denied() -> None:
+    body = {"error_code": "BAD_CREDENTIALS", "error_message": "Bad credentials", "fields": []}
+    client, _ = make_client(Script(error(400, body)))
+    with pytest.raises(AccessDenied, match="TENIOS_ACCESS_KEY"):
+        client.retrieve_recording(REC, io.BytesIO())
