@@ -273,9 +273,8 @@ def checkpoint(ctx: typer.Context) -> None:
     verify (nothing is written then).
     """
     with open_audit(settings(ctx), actor=cli_actor("audit-checkpoint")) as audit:
-        written = write_checkpoint(
-            audit.ledger, audit.require_store(), signer=load_signer(audit.settings.custody_key_file)
-        )
+        signer = load_signer(audit.settings.custody_key_file)
+        written = write_checkpoint(audit.ledger, audit.require_store(), signer=signer)
         bucket = audit.require_store().bucket
     state = "already there" if written.already_written else "written"
     console.print(
@@ -283,6 +282,12 @@ def checkpoint(ctx: typer.Context) -> None:
         f"hash {written.last_hash}, {written.event_count:,} events",
         soft_wrap=True,
     )
+    if signer is None:
+        err_console.print(
+            "[yellow]warning:[/] the custody log's checkpoint was written UNSIGNED: set "
+            "TENIOS_CUSTODY_KEY_FILE (create a key with `tenios-archive audit keygen`)",
+            soft_wrap=True,
+        )
     if written.lock_mode:
         console.print(
             f"Object Lock {written.lock_mode} until {written.retain_until:%Y-%m-%d}", soft_wrap=True

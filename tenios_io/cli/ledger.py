@@ -18,6 +18,7 @@ from tenios_io.audit import open_audit, set_legal_hold
 from tenios_io.audit.export import EXPORT_COLUMNS, export_row
 from tenios_io.cli._common import cli_actor, console, output_file, settings
 from tenios_io.container import describe_duration
+from tenios_io.custodylog.publish import latest_log_checkpoint
 from tenios_io.exceptions import ImportFileError, UnknownRecording
 from tenios_io.ledger import NewRecording, State, open_ledger
 from tenios_io.ledger.importing import iter_import_file, parse_uuid
@@ -170,6 +171,7 @@ def show(
     with open_ledger(settings(ctx)) as ledger:
         rec = ledger.get(key)
         events = ledger.events(key)
+        logged = latest_log_checkpoint(ledger)
     table = Table(show_header=False, title=f"recording {key}")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
@@ -179,13 +181,32 @@ def show(
         table.add_row("duration", describe_duration(rec.duration_seconds, rec.channels))
     console.print(table)
     ev = Table(title="custody events")
-    for col in ("seq", "time", "event", "actor", "details", "hash"):
+    for col in ("seq", "leaf", "time", "event", "actor", "details", "hash"):
         ev.add_column(col, overflow="fold")
+    size = logged[1] if logged else 0
     for e in events:
+        leaf = str(e["seq"] - 1) if e["seq"] <= size else "-"
         ev.add_row(
-            str(e["seq"]), e["occurred_at"], e["event"], e["actor"], e["details"], e["hash"][:16]
+            str(e["seq"]),
+            leaf,
+            e["occurred_at"],
+            e["event"],
+            e["actor"],
+            e["details"],
+            e["hash"][:16],
         )
     console.print(ev)
+    leaves = [str(e["seq"] - 1) for e in events if e["seq"] <= size]
+    where = (
+        f"latest signed checkpoint {logged[0]} ({logged[1]:,} events)"
+        if logged
+        else "no checkpoint written yet"
+    )
+    console.print(
+        f"custody log: {where}; this recording's leaves: {', '.join(leaves) or 'none'}; "
+        f"{len(events) - len(leaves)} event(s) not logged yet",
+        soft_wrap=True,
+    )
 
 
 @app.command()

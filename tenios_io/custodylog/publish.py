@@ -16,6 +16,7 @@ wrote, see ``tenios_io.audit.checkpoint.write_checkpoint``).  Steps:
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -187,3 +188,16 @@ def load_signer(key_file: Path | None) -> signing.Signer | None:
             f"TENIOS_CUSTODY_KEY_FILE: cannot use {path} as the custody signing key ({reason})",
             variable="TENIOS_CUSTODY_KEY_FILE",
         ) from None
+
+
+def latest_log_checkpoint(ledger: Ledger) -> tuple[str, int] | None:
+    """(key, tree size) of the newest log checkpoint the ledger's ``checkpoint`` events name.
+
+    Read from the ledger, not the bucket, so ``ledger show`` works without S3 access;
+    ``audit verify-bucket`` is what checks the bucket.
+    """
+    for event in reversed(ledger.events_named(["checkpoint"])):
+        details = json.loads(event["details"])
+        if details.get("log_checkpoint"):
+            return str(details["log_checkpoint"]), int(details["log_size"])
+    return None

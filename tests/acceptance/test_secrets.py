@@ -1,6 +1,7 @@
-"""No secret — the TENIOS access key, AWS keys — reaches anything a person or another
-system can read: console, logs (at --verbose), Prefect artifacts and parameters, the
-ledger and its custody events, S3 metadata and sidecars, the audit report."""
+"""No secret — the TENIOS access key, AWS keys, the custody signing key — reaches anything
+a person or another system can read: console, logs (at --verbose), Prefect artifacts and
+parameters, the ledger and its custody events, S3 metadata, sidecars and the custody log,
+the audit report, proof bundles."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from prefect.client.orchestration import get_client
 
 from tenios_io.ledger import NewRecording
@@ -44,13 +46,23 @@ def run_cli(
 
 
 def test_no_secret_reaches_any_output(
-    world: ArchiveWorld, cli: Callable[..., CliResult], tmp_path: Path
+    world: ArchiveWorld,
+    cli: Callable[..., CliResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    key_file = tmp_path / "custody.key"
+    keygen = cli("audit", "keygen", "--name", "archive.test", "--output", str(key_file))
+    assert keygen.exit_code == 0, keygen.output
+    world.env["TENIOS_CUSTODY_KEY_FILE"] = str(key_file)
+    monkeypatch.setenv("TENIOS_CUSTODY_KEY_FILE", str(key_file))
+    signing_key = key_file.read_text().strip()
     secrets = [
         SIM_ACCESS_KEY,
         WRONG_KEY,
         FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        signing_key.rsplit("+", 1)[-1],  # the Ed25519 seed; name and hash are public
     ]
     uuids = world.sim.seed(3)
     world.register(uuids)
@@ -68,6 +80,14 @@ def test_no_secret_reaches_any_output(
     events = cli("audit", "export-events")
     report_dir = tmp_path / "report"
     report = cli("audit", "report", "--output", str(report_dir))
+    verifier = keygen.stdout.split()[0]
+    proof = tmp_path / "proof.json"
+    custody = [
+        cli("audit", "prove", uuids[0], "--output", str(proof)),
+        cli("audit", "check-proof", str(proof), "--key", verifier),
+        cli("audit", "verify-bucket", "--key", verifier),
+    ]
+    assert [c.exit_code for c in custody] == [0, 0, 0], [c.output for c in custody]
     assert exported.exit_code == events.exit_code == 0 and report.exit_code in (0, 1)
 
     s3 = world.s3
@@ -76,7 +96,7 @@ def test_no_secret_reaches_any_output(
         for obj in page.get("Contents", []):
             head = s3.head_object(Bucket=world.bucket, Key=obj["Key"])  # type: ignore[attr-defined]
             bucket_text.append(json.dumps(head.get("Metadata", {})))
-            if obj["Key"].endswith(".json"):
+            if obj["Key"].endswith(".json") or "/_custody/log/checkpoint" in obj["Key"]:
                 body = s3.get_object(Bucket=world.bucket, Key=obj["Key"])["Body"].read()  # type: ignore[attr-defined]
                 bucket_text.append(body.decode())
     with get_client(sync_client=True) as client:
@@ -86,6 +106,8 @@ def test_no_secret_reaches_any_output(
 
     outputs = {
         "console and logs (--verbose)": good.stdout + denied.stdout + report.output,
+        "custody log commands": keygen.output + "".join(c.output for c in custody),
+        "proof bundle": proof.read_text(),
         "ledger export": exported.stdout,
         "custody events": events.stdout,
         "report": "".join(p.read_text() for p in report_dir.iterdir() if p.is_file()),

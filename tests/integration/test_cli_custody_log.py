@@ -320,3 +320,46 @@ def test_prove_before_any_log_and_for_an_unknown_recording(proving: Proving, cli
     assert cli("audit", "checkpoint").exit_code == 0
     unknown = cli("audit", "prove", str(uuid.uuid4()), "--output", out)
     assert unknown.exit_code != 0 and not Path(out).exists()
+
+
+def test_ledger_show_names_the_checkpoint_and_leaves(proving: Proving, cli: Cli) -> None:
+    rec = proving.ids[0]
+    before = cli("ledger", "show", rec)
+    assert before.exit_code == 0, before.output
+    events = len(proving.world.ledger.events(rec))
+    assert f"no checkpoint written yet; this recording's leaves: none; {events} event" in (
+        before.stdout
+    )
+    assert cli("audit", "checkpoint").exit_code == 0
+    after = cli("ledger", "show", rec)
+    size = open_checkpoint_size(proving)
+    assert f"latest signed checkpoint recordings/_custody/log/checkpoints/{size:020d}" in (
+        after.stdout.replace("\n", "")
+    )
+    leaves = ", ".join(str(e["seq"] - 1) for e in proving.world.ledger.events(rec)[:events])
+    assert f"({size:,} events); this recording's leaves: {leaves}; 0 event(s)" in after.stdout
+
+
+def open_checkpoint_size(proving: Proving) -> int:
+    from tenios_io.custodylog import open_checkpoint
+
+    key = log_prefix(proving.world.store.prefix) + "checkpoint"
+    note = proving.world.s3.get_object(Bucket=proving.world.bucket, Key=key)["Body"].read()
+    return open_checkpoint(note, proving.signer.verifier).size
+
+
+def test_checkpoint_without_a_key_warns_and_a_bad_key_file_is_a_usage_error(
+    proving: Proving, cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("TENIOS_CUSTODY_KEY_FILE")
+    unsigned = cli("audit", "checkpoint")
+    assert unsigned.exit_code == 0 and "UNSIGNED" in unsigned.stderr
+    assert "TENIOS_CUSTODY_KEY_FILE" in unsigned.stderr
+    monkeypatch.setenv("TENIOS_CUSTODY_KEY_FILE", str(tmp_path / "missing.key"))
+    missing = cli("audit", "checkpoint")
+    assert missing.exit_code == 2 and "TENIOS_CUSTODY_KEY_FILE" in missing.stderr
+    (tmp_path / "bad.key").write_text("PRIVATE+KEY+x+00000000+c2VjcmV0c2VjcmV0\n")
+    monkeypatch.setenv("TENIOS_CUSTODY_KEY_FILE", str(tmp_path / "bad.key"))
+    bad = cli("audit", "checkpoint")
+    assert bad.exit_code == 2 and "TENIOS_CUSTODY_KEY_FILE" in bad.stderr
+    assert "c2VjcmV0c2VjcmV0" not in bad.output
