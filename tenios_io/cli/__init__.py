@@ -15,11 +15,58 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from tenios_io.cli import api, audit, custodylog, db, demo, ledger, purge, run, simulator
 from tenios_io.cli._common import CliState, err_console
+from tenios_io.cli._lazy import LazyCommand, LazyGroup
 from tenios_io.exceptions import ConfigError, ImportFileError, SchemaNotCurrent, TeniosArchiveError
 
+_CUSTODYLOG = "tenios_io.cli.custodylog"
+
+
+class _Commands(LazyGroup):
+    """Every subcommand, imported when used (see _lazy.py)."""
+
+    lazy = {
+        "db": LazyCommand(
+            "tenios_io.cli.db", "app", "The ledger database's schema (Alembic migrations)."
+        ),
+        "ledger": LazyCommand(
+            "tenios_io.cli.ledger",
+            "app",
+            "The ledger: which recordings exist, their state, and their custody events.",
+            extend=(_CUSTODYLOG, "register_ledger"),
+        ),
+        "api": LazyCommand(
+            "tenios_io.cli.api",
+            "app",
+            "Call the TENIOS record-call API (start, stop, retrieve a recording).",
+        ),
+        "run": LazyCommand(
+            "tenios_io.cli.run", "app", "Archival runs: the nightly run and backfills."
+        ),
+        "audit": LazyCommand(
+            "tenios_io.cli.audit",
+            "app",
+            "Audit: verify the archive and the custody chain, reconcile, retention, reports.",
+            extend=(_CUSTODYLOG, "register"),
+        ),
+        "simulator": LazyCommand(
+            "tenios_io.cli.simulator",
+            "app",
+            "The TENIOS record-call API simulator: serve it, or seed recordings into one.",
+        ),
+        "purge": LazyCommand(
+            "tenios_io.cli.purge",
+            "purge",
+            "Delete archived recordings whose retention has ended (with evidence).",
+        ),
+        "demo": LazyCommand(
+            "tenios_io.cli.demo", "demo", "Run the archive end to end on 127.0.0.1."
+        ),
+    }
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="tenios-archive",
     help="Archive TENIOS call recordings into S3 with retention, checksums and a "
     "verifiable custody ledger.",
@@ -47,18 +94,6 @@ def _root(
     ] = False,
 ) -> None:
     ctx.obj = CliState(config_file=config, verbose=verbose)
-
-
-app.add_typer(db.app, name="db")
-app.add_typer(ledger.app, name="ledger")
-app.add_typer(api.app, name="api")
-app.add_typer(run.app, name="run")
-custodylog.register(audit.app)
-custodylog.register_ledger(ledger.app)
-app.add_typer(audit.app, name="audit")
-app.add_typer(simulator.app, name="simulator")
-purge.register(app)
-demo.register(app)
 
 
 _ROOT_VALUED = ("--config",)

@@ -7,14 +7,15 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from tenios_io.config import Settings, load_settings
 from tenios_io.files import atomic_text_file
-from tenios_io.ledger.ledger import default_actor
+
+if TYPE_CHECKING:  # imported when used: `--help` needs neither pydantic nor SQLAlchemy
+    from tenios_io.config import Settings
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -31,6 +32,8 @@ class CliState:
     def settings(self) -> Settings:
         """Settings, loaded once per invocation (ConfigError → exit 2 in main)."""
         if self._settings is None:
+            from tenios_io.config import load_settings
+
             self._settings = load_settings(self.config_file)
         return self._settings
 
@@ -65,6 +68,8 @@ def output_file(path: Path | None, *, option: str = "--output") -> Iterator[IO[s
 
 def cli_actor(command: str) -> str:
     """Who the custody events name for a command run by a person: the command, user and host."""
+    from tenios_io.ledger.records import default_actor
+
     return f"cli:{command}:{default_actor()}"
 
 

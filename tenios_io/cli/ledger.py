@@ -14,11 +14,9 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tenios_io.audit import open_audit, set_legal_hold
-from tenios_io.audit.export import EXPORT_COLUMNS, export_row
+# Module-level imports stay light (`ledger list` starts fast); the audit package (boto3)
+# and mutagen are imported inside the commands that use them.
 from tenios_io.cli._common import cli_actor, console, output_file, settings
-from tenios_io.container import describe_duration
-from tenios_io.custodylog.publish import latest_log_checkpoint
 from tenios_io.exceptions import ImportFileError, UnknownRecording
 from tenios_io.ledger import NewRecording, State, open_ledger
 from tenios_io.ledger.importing import iter_import_file, parse_uuid
@@ -167,6 +165,10 @@ def show(
     recording_uuid: Annotated[str, typer.Argument(metavar="UUID")],
 ) -> None:
     """Show one recording's row and its custody events."""
+    from tenios_io.audit.export import export_row
+    from tenios_io.container import describe_duration
+    from tenios_io.custodylog.publish import latest_log_checkpoint
+
     key = _uuid_arg(recording_uuid)
     with open_ledger(settings(ctx)) as ledger:
         rec = ledger.get(key)
@@ -222,6 +224,8 @@ def export(
     state: Annotated[State | None, typer.Option(help="Only recordings in this state.")] = None,
 ) -> None:
     """Export every recording's row (for spreadsheets, audits, other tools)."""
+    from tenios_io.audit.export import EXPORT_COLUMNS, export_row
+
     with open_ledger(settings(ctx)) as ledger, output_file(output) as out:
         rows = (export_row(rec) for rec in ledger.iter_recordings(state=state))
         if format is ExportFormat.csv:
@@ -280,6 +284,8 @@ def release_hold(ctx: typer.Context, recording_uuids: HoldUuids, reason: HoldRea
 
 
 def _set_holds(ctx: typer.Context, recording_uuids: list[str], reason: str, *, on: bool) -> None:
+    from tenios_io.audit import open_audit, set_legal_hold  # boto3: only for holds
+
     if not reason.strip():
         raise typer.BadParameter("--reason may not be empty")
     ids = [_uuid_arg(u) for u in recording_uuids]

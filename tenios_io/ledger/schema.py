@@ -7,17 +7,22 @@ checkout; a wheel carries them as ``tenios_io/migrations`` (see pyproject.toml).
 
 from __future__ import annotations
 
+import ast
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from tenios_io.exceptions import ConfigError, LedgerUnavailable, SchemaNotCurrent
 from tenios_io.ledger.engine import create_ledger_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic (with Mako and Pygments) costs most of a second to import: it is loaded only
+# to migrate.  The preflight every command runs reads the revision itself.
 
 
 def migrations_dir() -> Path:
@@ -31,6 +36,8 @@ def migrations_dir() -> Path:
 
 def alembic_config(database_url: str) -> Config:
     """An Alembic Config for ``database_url`` without needing an alembic.ini."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
@@ -40,17 +47,38 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrate the database to ``revision`` (creating the SQLite file if needed)."""
+    from alembic import command
+
     command.upgrade(alembic_config(database_url), revision)
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:
     """Migrate the database down to ``revision``."""
+    from alembic import command
+
     command.downgrade(alembic_config(database_url), revision)
 
 
+@cache
 def head_revision() -> str | None:
-    """The newest revision in the scripts."""
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    """The newest revision in the scripts: the one no script names as its
+    ``down_revision``, read from the scripts' ``revision`` / ``down_revision`` lines
+    (tests/migration checks this equals Alembic's own answer)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in sorted((migrations_dir() / "versions").glob("*.py")):
+        for node in ast.parse(script.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                names = {t.id for t in node.targets if isinstance(t, ast.Name)}
+                value = node.value.value
+                if "revision" in names and isinstance(value, str):
+                    revisions.add(value)
+                if "down_revision" in names and isinstance(value, str):
+                    parents.add(value)
+    heads = sorted(revisions - parents)
+    if len(heads) > 1:
+        raise ConfigError(f"the migrations have several heads ({', '.join(heads)})")
+    return heads[0] if heads else None
 
 
 def missing_sqlite_file(database_url: str) -> Path | None:
@@ -74,7 +102,11 @@ def current_revision(database_url: str) -> str | None:
     engine = create_ledger_engine(database_url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            # Alembic's version table (one row; none after a downgrade to base).
+            row = conn.execute(sa.text("SELECT version_num FROM alembic_version")).first()
+            return None if row is None else str(row[0])
     except LedgerUnavailable as exc:
         shown = make_url(database_url).render_as_string(hide_password=True)
         reason = str(exc).removeprefix("ledger database unavailable: ")
