@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(VENV)/bin
 
-.PHONY: venv test lint typecheck pytest demo bench clean go-deps
+.PHONY: venv test lint typecheck pytest demo bench clean go-deps system-deps
 
 $(UV):
 	$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv
@@ -26,14 +26,15 @@ typecheck: venv
 pytest: venv
 	$(RUN)/pytest $(PYTEST_ARGS)
 
-# The Go interop test builds a verifier with Go's sumdb/tlog and sumdb/note, offline,
-# from Debian's packages.
-go-deps:
-	@command -v go >/dev/null 2>&1 && [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb ] || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends golang-go golang-golang-x-mod-dev >/dev/null; }
+# sshd, Chromium and Go (the Go interop test builds a verifier with sumdb/tlog and
+# sumdb/note, offline, from Debian's packages): installed on Debian as root, otherwise
+# the script stops at once with the command to run. CI (.ci/run) calls the same script.
+system-deps:
+	@.ci/install-system-deps
 
-test: lint typecheck go-deps pytest
+go-deps: system-deps
+
+test: lint typecheck system-deps pytest
 
 demo: venv
 	$(RUN)/tenios-archive demo
