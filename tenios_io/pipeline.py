@@ -17,6 +17,7 @@ from datetime import timedelta
 from tenios_io.api import ApiSource, TeniosClient, make_http_client
 from tenios_io.archive import Archiver
 from tenios_io.config import Settings
+from tenios_io.custodylog import load_signer
 from tenios_io.exceptions import BucketNotUsable, ConfigError, SourceError, StoreUnavailable
 from tenios_io.ledger import Ledger, create_ledger_engine
 from tenios_io.ledger.schema import require_current
@@ -83,7 +84,9 @@ class Pipeline:
     def preflight(self) -> BucketStatus:
         """Bucket reachable and writable, the SFTP drop (when configured) reachable with
         a trusted host key (the database and access key were checked when the pipeline
-        was opened); ConfigError with the reason otherwise."""
+        was opened), the custody signing key readable; ConfigError with the reason
+        otherwise."""
+        load_signer(self.settings.custody_key_file)  # not only at the run's end
         try:
             status = self.store.check()
         except (BucketNotUsable, StoreUnavailable) as exc:

@@ -31,6 +31,7 @@ from tenios_io.audit.checkpoint import CheckpointReport, check_checkpoints
 from tenios_io.audit.export import RowWriter, export_row
 from tenios_io.audit.report_html import MAX_ROWS, render_html
 from tenios_io.audit.retention import RetentionOverview, retention_overview
+from tenios_io.custodylog.publish import LoggedCheckpoint, latest_log_checkpoint
 from tenios_io.files import atomic_text_file
 from tenios_io.ledger import ChainReport, Ledger, Recording, State
 from tenios_io.ledger.custody import format_time
@@ -130,6 +131,8 @@ class AuditReport:
     chain: ChainReport | None = None
     checkpoints: CheckpointReport | None = None
     """None when no bucket was given (checkpoints not checked)."""
+    custody_log: LoggedCheckpoint | None = None
+    """The latest custody log checkpoint the ledger records."""
     shared_content: list[tuple[str, list[str]]] = field(default_factory=list)
     """SHA-256 digests archived under several recording ids, with the ids."""
     ambiguous_drop_files: list[dict[str, str]] = field(default_factory=list)
@@ -230,6 +233,13 @@ class AuditReport:
                 "newest_seq": self.checkpoints.newest.last_seq if self.checkpoints.newest else None,
                 "problems": [p.message for p in self.checkpoints.problems],
             },
+            "custody_log": None
+            if self.custody_log is None
+            else {
+                "latest_checkpoint": self.custody_log.key,
+                "tree_size": self.custody_log.size,
+                "signed": self.custody_log.signed,
+            },
             "content_under_several_ids": [
                 {"sha256": digest, "recording_uuids": ids} for digest, ids in self.shared_content
             ],
@@ -284,6 +294,7 @@ def build_report(
     report.ambiguous_drop_files = _ambiguous_drop_files(ledger, period)
     if store is not None:
         report.checkpoints = check_checkpoints(ledger, store)
+    report.custody_log = latest_log_checkpoint(ledger)
     report.files = {
         "html": out_dir / "report.html",
         "csv": out_dir / "recordings.csv",

@@ -523,6 +523,17 @@ def _chain(report: AuditReport) -> str:
                 f"{_e(_time(newest.written_at))}, Object Lock {lock}",
             )
         )
+    log = report.custody_log
+    facts.append(
+        (
+            "Custody log",
+            "no checkpoint yet"
+            if log is None
+            else f"latest {'signed' if log.signed else 'UNSIGNED'} checkpoint "
+            f"<code>{_e(log.key)}</code>, {log.size:,} events (verify from the bucket: "
+            "<code>tenios-archive audit verify-bucket --key …</code>)",
+        )
+    )
     parts.append(_facts(facts))
     if cp.problems:
         rows = [[f"<code>{_e(p.key)}</code>", _e(p.kind), _e(p.message)] for p in cp.problems]

@@ -185,7 +185,7 @@ def show(
     ev = Table(title="custody events")
     for col in ("seq", "leaf", "time", "event", "actor", "details", "hash"):
         ev.add_column(col, overflow="fold")
-    size = logged[1] if logged else 0
+    size = logged.size if logged else 0
     for e in events:
         leaf = str(e["seq"] - 1) if e["seq"] <= size else "-"
         ev.add_row(
@@ -199,11 +199,7 @@ def show(
         )
     console.print(ev)
     leaves = [str(e["seq"] - 1) for e in events if e["seq"] <= size]
-    where = (
-        f"latest signed checkpoint {logged[0]} ({logged[1]:,} events)"
-        if logged
-        else "no checkpoint written yet"
-    )
+    where = logged.described if logged else "no checkpoint written yet"
     console.print(
         f"custody log: {where}; this recording's leaves: {', '.join(leaves) or 'none'}; "
         f"{len(events) - len(leaves)} event(s) not logged yet",

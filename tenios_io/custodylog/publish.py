@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from tenios_io import signing
 from tenios_io.custodylog.checkpoints import (
@@ -190,8 +191,21 @@ def load_signer(key_file: Path | None) -> signing.Signer | None:
         ) from None
 
 
-def latest_log_checkpoint(ledger: Ledger) -> tuple[str, int] | None:
-    """(key, tree size) of the newest log checkpoint the ledger's ``checkpoint`` events name.
+class LoggedCheckpoint(NamedTuple):
+    """A log checkpoint as the ledger's ``checkpoint`` event records it."""
+
+    key: str
+    size: int
+    signed: bool
+
+    @property
+    def described(self) -> str:
+        how = "signed" if self.signed else "UNSIGNED"
+        return f"latest {how} checkpoint {self.key} ({self.size:,} events)"
+
+
+def latest_log_checkpoint(ledger: Ledger) -> LoggedCheckpoint | None:
+    """The newest log checkpoint the ledger's ``checkpoint`` events name.
 
     Read from the ledger, not the bucket, so ``ledger show`` works without S3 access;
     ``audit verify-bucket`` is what checks the bucket.
@@ -199,5 +213,9 @@ def latest_log_checkpoint(ledger: Ledger) -> tuple[str, int] | None:
     for event in reversed(ledger.events_named(["checkpoint"])):
         details = json.loads(event["details"])
         if details.get("log_checkpoint"):
-            return str(details["log_checkpoint"]), int(details["log_size"])
+            return LoggedCheckpoint(
+                str(details["log_checkpoint"]),
+                int(details["log_size"]),
+                bool(details.get("log_signed")),
+            )
     return None

@@ -193,6 +193,7 @@ def test_report_reads_well_in_chromium_with_one_bar_per_day(
         "On legal hold",
         "verifies end to end",
         "all agree with the ledger",
+        "latest UNSIGNED checkpoint",  # written without TENIOS_CUSTODY_KEY_FILE
     ):
         assert phrase in text, phrase
     assert made["failed"][0] in text and made["day1"][0] in text
@@ -204,6 +205,9 @@ def test_report_reads_well_in_chromium_with_one_bar_per_day(
     assert summary["archived_per_day"] == {d.isoformat(): n for d, n in days.items()}
     assert summary["states_in_period"]["purged"] == 1 and summary["open_discrepancies"] == 1
     assert summary["chain"]["ok"] and summary["checkpoints"]["ok"]
+    log = summary["custody_log"]
+    assert log["latest_checkpoint"].endswith(f"/_custody/log/checkpoints/{log['tree_size']:020d}")
+    assert log["signed"] is False and log["tree_size"] > 0
     assert summary["recordings_in_period_without_recorded_at"] == 1  # the failed one
     with report.files["csv"].open() as handle:
         rows = list(csv.DictReader(handle))

@@ -56,6 +56,16 @@ def test_bucket_missing(configured: str, cli: Cli, monkeypatch: pytest.MonkeyPat
     assert "preflight" in result.stderr and "no-such-bucket-tenios" in result.stderr
 
 
+def test_custody_key_file_missing(
+    configured: str, cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert cli("db", "upgrade").exit_code == 0
+    monkeypatch.setenv("TENIOS_CUSTODY_KEY_FILE", str(tmp_path / "no.key"))
+    result = cli("run", "nightly")
+    assert result.exit_code == 2 and "TENIOS_CUSTODY_KEY_FILE" in result.stderr
+    assert "audit keygen" in result.stderr
+
+
 def test_backfill_with_a_bad_file_imports_nothing(
     configured: str, cli: Cli, tmp_path: Path
 ) -> None:
