@@ -199,6 +199,11 @@ class Intake(Registration):
                     .values(state="rejected", reason=sa.bindparam("reason")),
                     rejected,
                 )
+            # In uuid order: two drains whose chunks name the same ids (a producer's
+            # duplicates) then insert them in the same order, so on PostgreSQL one waits
+            # for the other instead of both deadlocking.  Stable: the first row of an id
+            # still wins.
+            valid.sort(key=lambda pair: pair[1].recording_uuid)
             counts = self._register_in(conn, (item for _, item in valid), actor=actor)
             if valid:
                 conn.execute(
