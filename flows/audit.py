@@ -127,7 +127,7 @@ def audit(
     )
     result = summary.to_dict()
     if summary.ok:
-        return Completed(message="audit: all checks passed", data=result)
+        return Completed(message=f"audit: {summary.verdict}", data=result)
     problems = summary.problems()
     return Failed(
         message=f"audit found {len(problems)} problem(s): " + "; ".join(problems[:5]),

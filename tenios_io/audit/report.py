@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tenios_io import __version__
 from tenios_io.audit.checkpoint import CheckpointReport, check_checkpoints
@@ -101,6 +101,19 @@ class Coverage:
     oldest_verification: datetime | None
 
 
+CheckStatus = Literal["passed", "failed", "not checked", "incomplete"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check behind the report's verdict: what it covered and how it came out."""
+
+    name: str
+    status: CheckStatus
+    text: str
+    """What was checked, for the verdict line ("chain verified (12 events)")."""
+
+
 @dataclass
 class AuditReport:
     """Everything the report shows (see the module docstring)."""
@@ -170,6 +183,53 @@ class AuditReport:
                 "(set TENIOS_SFTP_PATTERN)"
             )
         return out
+
+    @property
+    def checks(self) -> list[Check]:
+        """The chain, the bucket's checkpoints and verification coverage, each saying
+        whether it ran and passed: the verdict is built from these."""
+        out: list[Check] = []
+        if self.chain is None:
+            out.append(Check("chain", "not checked", "custody chain not checked"))
+        elif self.chain.ok:
+            out.append(Check("chain", "passed", f"chain verified ({self.chain.events:,} events)"))
+        else:
+            out.append(
+                Check("chain", "failed", f"chain broken at event {self.chain.first_broken_seq}")
+            )
+        if self.checkpoints is None:
+            out.append(Check("bucket", "not checked", "bucket not checked"))
+        elif self.checkpoints.ok:
+            n = self.checkpoints.checked
+            out.append(Check("bucket", "passed", f"{n:,} checkpoint{'' if n == 1 else 's'} agree"))
+        else:
+            n = len(self.checkpoints.problems)
+            out.append(Check("bucket", "failed", f"{n} checkpoint(s) contradict the ledger"))
+        cov = self.coverage
+        if cov is None:
+            out.append(Check("verification", "not checked", "verification coverage not read"))
+        elif cov.archived == 0:
+            out.append(Check("verification", "passed", "no archived recordings to verify"))
+        else:
+            share = cov.verified_within_cycle * 100 // cov.archived  # 99.9 % is not 100 %
+            text = (
+                f"{share} % of archived recordings verified in the last {cov.cycle_days} days"
+                f" ({cov.verified_within_cycle:,} of {cov.archived:,})"
+            )
+            done = cov.verified_within_cycle >= cov.archived
+            out.append(Check("verification", "passed" if done else "incomplete", text))
+        return out
+
+    @property
+    def all_passed(self) -> bool:
+        """Every check ran and passed and nothing needs attention: the only case the
+        report may call "all checks passed"."""
+        return not self.findings and all(c.status == "passed" for c in self.checks)
+
+    @property
+    def verdict(self) -> str:
+        """What was checked and what was not, in one line."""
+        return "; ".join(c.text for c in self.checks)
 
     def summary(self) -> dict[str, Any]:
         """The report's figures as JSON-ready data (``summary.json``)."""
@@ -245,6 +305,9 @@ class AuditReport:
             ],
             "drop_files_matching_no_row": self.ambiguous_drop_files,
             "findings": self.findings,
+            "checks": [{"name": c.name, "status": c.status, "text": c.text} for c in self.checks],
+            "all_checks_passed": self.all_passed,
+            "verdict": self.verdict,
         }
 
 

@@ -50,6 +50,8 @@ p { margin: 6px 0 10px; }
 .verdict { border-radius: 8px; padding: 14px 18px; margin: 18px 0 8px; font-weight: 600; }
 .verdict.ok { background: #e7f5ec; color: var(--ok); border: 1px solid #b7e0c4; }
 .verdict.bad { background: #fdecea; color: var(--bad); border: 1px solid #f5c2bd; }
+.verdict.partial { background: #fff8e1; color: #7a5a00; border: 1px solid #f0d98c; }
+.verdict .checked { margin: 8px 0 0 0; font-weight: 500; }
 .verdict ul { margin: 6px 0 0 0; padding-left: 20px; font-weight: 500; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr));
          gap: 10px; margin: 16px 0; }
@@ -136,14 +138,23 @@ def _meta(report: AuditReport) -> str:
 
 
 def _verdict(report: AuditReport) -> str:
+    """Green only when every check ran and passed; otherwise it says what was not
+    checked, or what needs attention (issue 12: a green banner over checks that never
+    ran misleads the reader)."""
+    checked = _e(report.verdict)
     findings = report.findings
-    if not findings:
+    if findings:
+        items = "".join(f"<li>{_e(f)}</li>" for f in findings)
         return (
-            '<div class="verdict ok">All checks passed: the custody chain verifies, no '
-            "checkpoint is contradicted, no discrepancy is open and nothing failed.</div>"
+            f'<div class="verdict bad">Needs attention:<ul>{items}</ul>'
+            f'<p class="checked">Checked: {checked}.</p></div>'
         )
-    items = "".join(f"<li>{_e(f)}</li>" for f in findings)
-    return f'<div class="verdict bad">Needs attention:<ul>{items}</ul></div>'
+    if report.all_passed:
+        return f'<div class="verdict ok">All checks passed: {checked}.</div>'
+    return (
+        '<div class="verdict partial">Not everything was checked, and no problem was found '
+        f"in what was: {checked}.</div>"
+    )
 
 
 def _cards(report: AuditReport) -> str:

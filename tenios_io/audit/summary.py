@@ -35,6 +35,30 @@ class AuditSummary:
             and (self.reconcile is None or self.reconcile.ok)
         )
 
+    @property
+    def not_run(self) -> list[str]:
+        """The checks this audit did not run (its verdict names them)."""
+        checks = {
+            "checkpoints": self.checkpoints,
+            "verify": self.verify,
+            "reconcile": self.reconcile,
+        }
+        return [name for name, found in checks.items() if found is None]
+
+    @property
+    def all_passed(self) -> bool:
+        """Every check ran and found nothing: only then "All checks passed"."""
+        return self.ok and not self.not_run
+
+    @property
+    def verdict(self) -> str:
+        """One line: all passed, problems, or what was not checked."""
+        if not self.ok:
+            return "Problems found."
+        if self.not_run:
+            return f"No problems in what was checked; not checked: {', '.join(self.not_run)}."
+        return "All checks passed."
+
     def problems(self) -> list[str]:
         """One line per problem found."""
         out: list[str] = []
@@ -121,7 +145,7 @@ class AuditSummary:
         lines = [
             "# Audit",
             "",
-            f"**{'All checks passed.' if self.ok else 'Problems found.'}**",
+            f"**{self.verdict}**",
             "",
             "| check | result | detail |",
             "|---|---|---|",
@@ -170,8 +194,14 @@ class AuditSummary:
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ok, the table and the problems."""
-        return {"ok": self.ok, "checks": self.table(), "problems": self.problems()}
+        """JSON-ready: ok, whether every check ran, the verdict, the table, the problems."""
+        return {
+            "ok": self.ok,
+            "all_checks_passed": self.all_passed,
+            "verdict": self.verdict,
+            "checks": self.table(),
+            "problems": self.problems(),
+        }
 
 
 def _cell(value: Any) -> str:

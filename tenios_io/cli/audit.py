@@ -213,7 +213,9 @@ def verify_chain(ctx: typer.Context, integrate: Integrate = True) -> None:
         console.print(f"{_still_queued(report.queued)}: not covered by this check", soft_wrap=True)
     if checkpoints is None:
         err_console.print(
-            "[yellow]checkpoints not checked:[/] TENIOS_S3_BUCKET is not set", soft_wrap=True
+            "[yellow]checkpoints not checked:[/] TENIOS_S3_BUCKET is not set; set it to check "
+            "the chain against the bucket's checkpoints",
+            soft_wrap=True,
         )
     elif checkpoints.ok:
         newest = checkpoints.newest
@@ -233,6 +235,8 @@ def verify_chain(ctx: typer.Context, integrate: Integrate = True) -> None:
             err_console.print(f"[bold red]checkpoint problem:[/] {problem.message}", soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+    if checkpoints is None:
+        raise typer.Exit(2)  # not everything was checked: never the exit code of "all good"
 
 
 @app.command("export-events")
@@ -455,6 +459,17 @@ def report(
         console.print(f"  {kind:8} {path}", soft_wrap=True)
     for finding in result.findings:
         err_console.print(f"[yellow]finding:[/] {finding}", soft_wrap=True)
+    verdict = "all checks passed" if result.all_passed else "checked"
+    console.print(f"{verdict}: {result.verdict}", soft_wrap=True)
+    # The same verdict as the report's banner: 1 when something needs attention, 2 when
+    # the bucket was not checked (TENIOS_S3_BUCKET unset), 0 otherwise.
+    if result.findings:
+        raise typer.Exit(1)
+    if result.checkpoints is None:
+        err_console.print(
+            "[yellow]bucket not checked:[/] TENIOS_S3_BUCKET is not set", soft_wrap=True
+        )
+        raise typer.Exit(2)
 
 
 @contextmanager

@@ -99,8 +99,11 @@ def test_commands_needing_s3_say_which_setting_is_missing(
     for command in (("audit", "verify"), ("audit", "checkpoint"), ("purge", "--expired")):
         result = cli(*command)
         assert result.exit_code == 2 and "TENIOS_S3_BUCKET" in result.stderr, command
+    # The chain is checked and said so, but without the bucket the command cannot say
+    # "all good": exit 2 naming the setting (issue 12 items 3 and 5; was exit 0).
     chain = cli("audit", "verify-chain")
-    assert chain.exit_code == 0 and "checkpoints not checked" in chain.stderr
+    assert chain.exit_code == 2 and "checkpoints not checked" in chain.stderr
+    assert "custody chain OK" in chain.stdout and "TENIOS_S3_BUCKET" in chain.stderr
 
 
 def test_checkpoint_and_verify_chain(world: AuditWorld, cli: Cli) -> None:

@@ -14,9 +14,11 @@ from tenios_io.audit import (
     CheckpointProblem,
     CheckpointReport,
     Period,
+    ReconcileReport,
     checkpoint_key,
     checkpoint_prefix,
 )
+from tenios_io.audit.report import Coverage
 from tenios_io.audit.report_html import archived_chart, render_html
 from tenios_io.audit.verify import Difference, VerifyReport, VerifyResult, VerifyStatus
 from tenios_io.ledger import ChainReport
@@ -107,7 +109,19 @@ def test_summary_table_markdown_and_verdict() -> None:
     assert summary.problems() == [
         "discrepancy 8101fcb3-3843-4db3-9829-f7ab586625fe: size: expected 3, found 4"
     ]
-    assert AuditSummary(chain).ok and "All checks passed." in AuditSummary(chain).markdown()
+    # Only the chain ran: no problem, but not "All checks passed" (issue 12 item 3; this
+    # asserted the green verdict before).
+    chain_only = AuditSummary(chain)
+    assert chain_only.ok and not chain_only.all_passed
+    assert "All checks passed." not in chain_only.markdown()
+    assert "not checked: checkpoints, verify, reconcile" in chain_only.markdown()
+    everything = AuditSummary(
+        chain,
+        CheckpointReport(1, None),
+        verify=VerifyReport(deep=False),
+        reconcile=ReconcileReport(),
+    )
+    assert everything.all_passed and "All checks passed." in everything.markdown()
 
 
 def test_the_package_exports_what_it_lists() -> None:
@@ -116,3 +130,45 @@ def test_the_package_exports_what_it_lists() -> None:
     assert len(set(audit.__all__)) == len(audit.__all__)
     assert all(hasattr(audit, name) for name in audit.__all__)
     assert callable(audit.write_checkpoint)
+
+
+def _report(**fields: object) -> AuditReport:
+    report = AuditReport(
+        generated_at=datetime(2026, 12, 3, tzinfo=UTC),
+        period=Period(),
+        tool_version="t",
+        database="sqlite",
+        bucket=None,
+    )
+    for name, value in fields.items():
+        setattr(report, name, value)
+    return report
+
+
+def test_the_verdict_is_green_only_when_every_check_ran_and_passed() -> None:
+    """Issue 12 item 3: 0 of 200,000 verified and no bucket is not "All checks passed"."""
+    chain = ChainReport(True, 12, 12, "h" * 64)
+    skipped = _report(chain=chain, coverage=Coverage(30, 200_000, 0, 200_000, None))
+    assert not skipped.all_passed and skipped.findings == []
+    assert skipped.verdict == (
+        "chain verified (12 events); bucket not checked; "
+        "0 % of archived recordings verified in the last 30 days (0 of 200,000)"
+    )
+    html = render_html(skipped)
+    assert "All checks passed" not in html and "Not everything was checked" in html
+    assert 'class="verdict ok"' not in html
+
+    almost = _report(
+        chain=chain,
+        checkpoints=CheckpointReport(3, None),
+        coverage=Coverage(30, 1000, 999, 0, None),
+    )
+    assert not almost.all_passed and "99 % of archived" in almost.verdict
+
+    done = _report(
+        chain=chain,
+        checkpoints=CheckpointReport(3, None),
+        coverage=Coverage(30, 1000, 1000, 0, None),
+    )
+    assert done.all_passed and done.summary()["all_checks_passed"]
+    assert "All checks passed: chain verified (12 events); 3 checkpoints agree" in render_html(done)
