@@ -89,12 +89,14 @@ def demo(
             f"S3 holds {len(objects)} recordings and {len(sidecars)} sidecars; "
             f"{archived} uploads in two runs — nothing twice.\n"
             f"Audit report: {report_file}\n\n"
-            "Look next:\n"
+            "Look next (the demo's servers have stopped; these read only the ledger):\n"
             f"  tenios-archive --config {env.config_file} ledger list\n"
             f"  tenios-archive --config {env.config_file} ledger show "
             f"{env.recordings[0][0]}\n"
-            f"  tenios-archive --config {env.config_file} audit verify-chain\n"
-            f"  the ledger itself: sqlite3 {env.ledger_file}",
+            f"  tenios-archive --config {env.config_file} audit export-events\n"
+            f"  the ledger itself: sqlite3 {env.ledger_file}\n"
+            "Commands that reach S3 or the API (audit verify, audit verify-chain, run) need "
+            "the servers: run the demo again.",
             title="demo finished",
         )
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -107,23 +109,60 @@ def list_(
     ctx: typer.Context,
     state: Annotated[State | None, typer.Option(help="Only recordings in this state.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Only recordings changed since this UTC date or time (2026-12-01, "
+            "2026-12-01T18:00).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per recording (every column).")
+    ] = False,
 ) -> None:
-    """List recordings (newest first) with their state and archive key."""
+    """List recordings (newest first): one line each with state, tries, size (MiB), when
+    it last changed (UTC) and its last error (`ledger show UUID` or --json for all)."""
+    changed_since = _parse_since(since) if since is not None else None
     with open_ledger(settings(ctx)) as ledger:
-        rows = ledger.find(state=state, limit=limit)
+        rows = ledger.find(state=state, limit=limit, changed_since=changed_since)
         counts = ledger.counts()
-    table = Table(title="recordings", show_lines=False)
-    table.add_column("recording_uuid", no_wrap=True)
-    for col in ("state", "attempts", "size", "s3_key / last error"):
-        table.add_column(col, overflow="fold")
+    if as_json:
+        from tenios_io.audit.export import export_row
+
+        for rec in rows:  # JSON lines, never wrapped: for jq and other tools
+            sys.stdout.write(json.dumps(export_row(rec), ensure_ascii=False) + "\n")
+        return
+    # One line per recording at 80 columns: the uuid whole, the error cut to what is left.
+    table = Table(
+        title="recordings", box=None, pad_edge=False, collapse_padding=True, header_style="bold"
+    )
+    table.add_column("recording_uuid", no_wrap=True, min_width=36)
+    table.add_column("state", no_wrap=True, min_width=11)
+    table.add_column("tries", justify="right", no_wrap=True, min_width=5)
+    table.add_column("size", justify="right", no_wrap=True, min_width=8)
+    table.add_column("changed", no_wrap=True, min_width=11)
+    table.add_column("last error", no_wrap=True, overflow="ellipsis", ratio=1)
     for rec in rows:
-        detail = rec.s3_key or (rec.last_error or "")[:80]
-        size = f"{rec.size_bytes:,}" if rec.size_bytes is not None else ""
-        table.add_row(rec.recording_uuid, rec.state.value, str(rec.attempts), size, detail)
+        size = f"{rec.size_bytes / 2**20:,.1f} MiB" if rec.size_bytes is not None else ""
+        changed = rec.updated_at.astimezone(UTC).strftime("%m-%d %H:%M")
+        error = (rec.last_error or "") if rec.state is not State.ARCHIVED else ""
+        table.add_row(rec.recording_uuid, rec.state.value, str(rec.attempts), size, changed, error)
     console.print(table)
     console.print(
         "  ".join(f"{s.value}: {n:,}" for s, n in counts.items() if n) or "the ledger is empty"
     )
+
+
+def _parse_since(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date or time (e.g. 2026-12-01 or 2026-12-01T18:00, UTC)",
+            param_hint="--since",
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 @app.command()
@@ -233,6 +272,14 @@ def export(
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+class RequeueState(StrEnum):
+    """The states requeue accepts (the only ones --state offers)."""
+
+    failed = "failed"
+    missing = "missing"
+    conflict = "conflict"
+
+
 @app.command()
 def requeue(
     ctx: typer.Context,
@@ -240,8 +287,8 @@ def requeue(
         list[str] | None, typer.Argument(metavar="[UUID...]", help="Recordings to requeue.")
     ] = None,
     state: Annotated[
-        State | None,
-        typer.Option(help="Requeue every recording in this state (failed, missing, conflict)."),
+        RequeueState | None,
+        typer.Option(help="Requeue every recording in this state."),
     ] = None,
 ) -> None:
     """Put failed, missing or conflict recordings back to pending (attempts reset)."""
@@ -249,7 +296,7 @@ def requeue(
         raise typer.BadParameter("give either UUIDs or --state, not both and not neither")
     ids = [_uuid_arg(u) for u in recording_uuids or []]
     with open_ledger(settings(ctx), actor=cli_actor("ledger-requeue")) as ledger:
-        done = ledger.requeue(ids, state=state)
+        done = ledger.requeue(ids, state=State(state.value) if state is not None else None)
     console.print(f"requeued {len(done):,} recording(s)")
 
 

@@ -68,11 +68,19 @@ class Reads(LedgerCore):
             )
         return rows[0]
 
-    def find(self, *, state: State | None = None, limit: int | None = None) -> list[Recording]:
-        """Recordings, newest discovered first."""
+    def find(
+        self,
+        *,
+        state: State | None = None,
+        limit: int | None = None,
+        changed_since: datetime | None = None,
+    ) -> list[Recording]:
+        """Recordings, newest discovered first (only those changed since ``changed_since``)."""
         query = sa.select(recordings).order_by(_R.discovered_at.desc(), _R.recording_uuid)
         if state is not None:
             query = query.where(_R.state == state.value)
+        if changed_since is not None:
+            query = query.where(_R.updated_at >= _utc(changed_since))
         if limit is not None:
             query = query.limit(limit)
         return self._recordings(query)

@@ -147,7 +147,12 @@ class FaultPlan:
             except ValueError as exc:
                 if "unknown fault" in str(exc):
                     raise
-                raise ValueError(f"fault {key}: bad value {raw!r}") from None
+                wants = {
+                    "retry-after": "whole seconds (HTTP Retry-After), e.g. retry-after=1, or none",
+                    "revoked-after": "a whole number of requests",
+                }.get(key)
+                hint = f": it wants {wants}" if wants else ""
+                raise ValueError(f"fault {key}: bad value {raw!r}{hint}") from None
         return cls(**values)  # type: ignore[arg-type]
 
     def to_spec(self) -> str:

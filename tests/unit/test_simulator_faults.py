@@ -51,7 +51,7 @@ def test_spec_is_forgiving_about_spaces_and_case() -> None:
         ("500=1.5", "between 0 and 1"),
         ("500=0.6,503=0.6", "more than 1"),
         ("retry-after=-1", "retry-after"),
-        ("retry-after=0.5", "bad value"),
+        ("retry-after=0.5", "bad value '0.5': it wants whole seconds"),
         ("latency=-1", "latency"),
         ("schedule=503:boom", "unknown fault token 'boom'"),
         ("schedule=200", "unknown fault token"),
