@@ -9,14 +9,17 @@ exactly one object per recording and a ledger that says so.  Nothing upstream (t
 SFTP drop) is touched until the object has been verified by read-back.
 
 Custody events per recording: ``claimed`` (at claim) → ``fetched``, ``uploaded``
-(or ``found_archived`` after a crash), ``verified`` (one transaction, after the
-read-back) → ``sidecar_written`` + ``archived`` (one transaction) →
-``released_from_source`` (SFTP, optional).  Failures end in ``retry_scheduled``,
+(or ``found_archived`` after a crash), ``verified``, ``sidecar_written``,
+``archived`` (one write, after the read-back and the sidecar; written together with
+other recordings' outcomes in one transaction) → ``released_from_source`` (SFTP,
+optional, after that write).  Failures end in ``retry_scheduled``,
 ``missing``, ``failed`` or ``conflict`` with the reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -36,11 +39,12 @@ from tenios_io.exceptions import (
     TeniosArchiveError,
 )
 from tenios_io.lease import LeaseKeeper
-from tenios_io.ledger import Claim, Ledger, State
+from tenios_io.ledger import Claim, LeasedWrite, Ledger, State
 from tenios_io.ledger.custody import format_time
 from tenios_io.retry import Decision, RetryPolicy
 from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.store import ArchivedObject, ArchiveStore
+from tenios_io.store.keys import sidecar_key
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,22 @@ class RecordingResult:
     s3_key: str | None = None
     reason: str | None = None
     seconds: float = 0.0
+
+
+#: An outcome waits at most this long for others to be written with it (one ledger
+#: transaction for many recordings; see Archiver.archive_batch).
+FLUSH_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class _Worked:
+    """A recording worked on, its ledger outcome not yet written."""
+
+    result: RecordingResult
+    write: LeasedWrite | None
+    """None: nothing to write (the lease was lost)."""
+    after: Callable[[], None] | None = None
+    """What waits until the outcome is written (releasing the source copy)."""
 
 
 class _CountingSink:
@@ -127,28 +147,38 @@ class Archiver:
     ) -> list[RecordingResult]:
         """Archive claimed recordings one after another, keeping their leases alive.
 
+        Outcomes are written to the ledger in groups (:meth:`Ledger.write_outcomes`,
+        one transaction each): whatever finished within ``FLUSH_SECONDS`` of the
+        oldest unwritten outcome, and the rest at the end.  A crash before a group is
+        written loses nothing: those recordings are still ``in_progress`` under leases
+        that expire, and the next claim finds their objects already in the bucket.
+        The source copy (SFTP) is released only after the ledger says ``archived``.
+
         Past ``deadline`` (this clock's seconds) the remaining claims are released
         unworked: pending again, due now, the attempt not counted.
         """
         results: list[RecordingResult] = []
+        unwritten: list[_Worked] = []
+        first_unwritten = 0.0
         with LeaseKeeper(self.ledger, claims, self.lease_seconds) as keeper:
             for claim in claims:
                 key = claim.recording_uuid
                 if key in keeper.lost:
                     results.append(RecordingResult(key, Outcome.LOST_LEASE))
-                elif deadline is not None and self._clock() >= deadline:
-                    results.append(self._release(claim, "time budget spent"))
+                    keeper.done(key)
+                    continue
+                if deadline is not None and self._clock() >= deadline:
+                    worked = self._released(claim, "time budget spent")
                 else:
-                    results.append(self.archive_one(claim))
-                keeper.done(key)
+                    worked = self._work(claim)
+                if not unwritten:
+                    first_unwritten = self._clock()
+                unwritten.append(worked)
+                if self._clock() - first_unwritten >= FLUSH_SECONDS:
+                    results.extend(self._write(unwritten, keeper))
+                    unwritten = []
+            results.extend(self._write(unwritten, keeper))
         return results
-
-    def _release(self, claim: Claim, reason: str) -> RecordingResult:
-        try:
-            self.ledger.release(claim.recording_uuid, claim.lease_token, reason)
-        except StaleLease:
-            return RecordingResult(claim.recording_uuid, Outcome.LOST_LEASE, reason=reason)
-        return RecordingResult(claim.recording_uuid, Outcome.RELEASED, reason=reason)
 
     def archive_one(self, claim: Claim) -> RecordingResult:
         """Fetch, hash, upload, verify and record one claimed recording.
@@ -156,20 +186,63 @@ class Archiver:
         Never raises for a recording's own failure: the ledger gets the verdict
         (retry later, missing, failed, conflict) and the result says which.
         """
+        (result,) = self._write([self._work(claim)], None)
+        return result
+
+    def _write(
+        self, worked: Sequence[_Worked], keeper: LeaseKeeper | None
+    ) -> list[RecordingResult]:
+        """Write worked recordings' outcomes in one transaction, then do what waits on
+        them (releasing source copies)."""
+        writes = [w.write for w in worked if w.write is not None]
+        written = self.ledger.write_outcomes(writes, apply_hold=self._apply_late_hold)
+        crashpoints.reached("after_record")
+        results: list[RecordingResult] = []
+        for item in worked:
+            key = item.result.recording_uuid
+            if keeper is not None:
+                keeper.done(key)
+            if item.write is not None and key in written.stale:
+                log.warning("recording %s: lease lost before its outcome was written", key)
+                results.append(RecordingResult(key, Outcome.LOST_LEASE, reason=item.result.reason))
+                continue
+            if item.after is not None:
+                item.after()
+            results.append(item.result)
+        return results
+
+    def _apply_late_hold(self, write: LeasedWrite) -> dict[str, Any]:
+        """A legal hold placed while the recording was in flight: put it on the object
+        and its sidecar before the ledger says ``archived`` (called under the row lock)."""
+        key, version = write.updates["s3_key"], write.updates["s3_version_id"]
+        self.store.set_legal_hold(key, version, True)
+        side = self.store.head(sidecar_key(key))
+        if side is not None:
+            self.store.set_legal_hold(side.key, side.version_id, True)
+        return {"key": key, "version_id": version, "applied_in_s3": True}
+
+    def _released(self, claim: Claim, reason: str) -> _Worked:
+        write = self.ledger.released_write(claim.recording_uuid, claim.lease_token, reason)
+        return _Worked(
+            RecordingResult(claim.recording_uuid, Outcome.RELEASED, reason=reason), write
+        )
+
+    def _work(self, claim: Claim) -> _Worked:
+        """Archive one claimed recording up to its (unwritten) ledger outcome."""
         started = self._clock()
         rec = claim.recording
         request = FetchRequest(rec.recording_uuid, rec.call_uuid, rec.source_path)
         try:
-            result = self._archive(claim, request)
+            worked = self._archive(claim, request)
         except Exception as exc:  # noqa: BLE001 - every error becomes a ledger verdict
-            result = self._record_failure(claim, exc)
-        result = RecordingResult(**{**result.__dict__, "seconds": self._clock() - started})
+            worked = self._failure(claim, exc)
+        result = dataclasses.replace(worked.result, seconds=self._clock() - started)
         progress.recording_done(result.outcome.value, result.size)
-        return result
+        return dataclasses.replace(worked, result=result)
 
     # -- the happy path --------------------------------------------------------------------
 
-    def _archive(self, claim: Claim, request: FetchRequest) -> RecordingResult:
+    def _archive(self, claim: Claim, request: FetchRequest) -> _Worked:
         rec = claim.recording
         token = claim.lease_token
         with HashingSpool(self.spool_dir) as spool:
@@ -178,49 +251,20 @@ class Archiver:
             audio = _validate(spooled, fetched, rec.recording_uuid)
             fetched_at = self.ledger.now()
             crashpoints.reached("after_fetch")
-            # Re-read: a legal hold placed while this recording was claimed must still
-            # reach its upload (the claim's snapshot predates it).
-            legal_hold = self.ledger.get(rec.recording_uuid).legal_hold
+            # The hold as claimed; one placed while the recording is in flight is applied
+            # when its outcome is written, under the row lock (_apply_late_hold).
             obj = self.store.archive(
                 spooled,
                 recording_uuid=rec.recording_uuid,
                 call_uuid=rec.call_uuid,
                 source=fetched.source,
                 key_date=rec.key_date.date(),
-                legal_hold=legal_hold,
+                legal_hold=rec.legal_hold,
                 audio_metadata=audio.as_metadata(),
             )
         crashpoints.reached("after_upload")
-        hashes = self.ledger.record(
-            rec.recording_uuid,
-            token,
-            [
-                (
-                    "fetched",
-                    {**_fetched_details(fetched, spooled, fetched_at), **audio.as_columns()},
-                ),
-                (
-                    "found_archived" if obj.already_archived else "uploaded",
-                    _object_details(obj),
-                ),
-                ("verified", {"method": "read-back", "sha256": obj.sha256, "size": obj.size}),
-            ],
-        )
-        crashpoints.reached("after_record")
         archived_at = self.ledger.now()
-        sidecar = self.store.put_sidecar(
-            obj,
-            {
-                "recording_uuid": rec.recording_uuid,
-                "call_uuid": rec.call_uuid,
-                "source": fetched.source,
-                "fetched_at": format_time(fetched_at),
-                "archived_at": format_time(archived_at),
-                "tool_version": __version__,
-                "custody_event_hash": hashes[1],
-            },
-        )
-        self.ledger.complete(
+        write = self.ledger.completed_write(
             rec.recording_uuid,
             token,
             {
@@ -238,13 +282,44 @@ class Archiver:
                 "last_verified_at": archived_at,
                 **audio.as_columns(),
             },
-            events=[("sidecar_written", {"key": sidecar})],
+            [
+                (
+                    "fetched",
+                    {**_fetched_details(fetched, spooled, fetched_at), **audio.as_columns()},
+                ),
+                (
+                    "found_archived" if obj.already_archived else "uploaded",
+                    _object_details(obj),
+                ),
+                ("verified", {"method": "read-back", "sha256": obj.sha256, "size": obj.size}),
+                ("sidecar_written", {"key": sidecar_key(obj.key)}),
+            ],
+            at=archived_at,
+            object_hold=obj.legal_hold,
         )
-        crashpoints.reached("after_complete")
-        self._after_archived(source, request, fetched)
+        # The sidecar names the upload's custody event by its entry digest, which is
+        # fixed before the event is written (who writes it and when are in the write).
+        uploaded_digest = write.digests(rec.lease_owner or self.ledger.actor)[1]
+        self.store.put_sidecar(
+            obj,
+            {
+                "recording_uuid": rec.recording_uuid,
+                "call_uuid": rec.call_uuid,
+                "source": fetched.source,
+                "fetched_at": format_time(fetched_at),
+                "archived_at": format_time(archived_at),
+                "tool_version": __version__,
+                "custody_event_hash": uploaded_digest,
+            },
+        )
+        crashpoints.reached("after_sidecar")
         outcome = Outcome.ALREADY_ARCHIVED if obj.already_archived else Outcome.ARCHIVED
-        return RecordingResult(
-            rec.recording_uuid, outcome, size=obj.size, source=fetched.source, s3_key=obj.key
+        return _Worked(
+            RecordingResult(
+                rec.recording_uuid, outcome, size=obj.size, source=fetched.source, s3_key=obj.key
+            ),
+            write,
+            after=functools.partial(self._after_archived, source, request, fetched),
         )
 
     def _fetch(self, request: FetchRequest, sink: Sink) -> tuple[RecordingSource, Fetched]:
@@ -302,7 +377,7 @@ class Archiver:
 
     # -- failures --------------------------------------------------------------------------
 
-    def _record_failure(self, claim: Claim, exc: Exception) -> RecordingResult:
+    def _failure(self, claim: Claim, exc: Exception) -> _Worked:
         rec = claim.recording
         verdict = self.policy.judge(
             exc, attempts=rec.attempts, discovered_at=rec.discovered_at, now=self.ledger.now()
@@ -310,20 +385,22 @@ class Archiver:
         if not isinstance(exc, StaleLease) and not _is_ours(exc):
             log.warning("recording %s: unexpected error", rec.recording_uuid, exc_info=exc)
         key = rec.recording_uuid
-        details = _error_details(exc)
-        try:
-            if verdict.decision is Decision.RETRY:
-                self.ledger.retry_later(
-                    key, claim.lease_token, verdict.reason, delay_seconds=verdict.delay_seconds
-                )
-            elif verdict.decision is not Decision.LOST_LEASE:
-                state = State(verdict.decision.value)
-                self.ledger.fail(
-                    key, claim.lease_token, verdict.reason, state=state, details=details
-                )
-        except StaleLease:
-            return RecordingResult(key, Outcome.LOST_LEASE, reason=verdict.reason)
-        return RecordingResult(key, Outcome(verdict.decision.value), reason=verdict.reason)
+        result = RecordingResult(key, Outcome(verdict.decision.value), reason=verdict.reason)
+        if verdict.decision is Decision.LOST_LEASE:
+            return _Worked(result, None)
+        if verdict.decision is Decision.RETRY:
+            write = self.ledger.retry_write(
+                key, claim.lease_token, verdict.reason, delay_seconds=verdict.delay_seconds
+            )
+        else:
+            write = self.ledger.failed_write(
+                key,
+                claim.lease_token,
+                verdict.reason,
+                state=State(verdict.decision.value),
+                details=_error_details(exc),
+            )
+        return _Worked(result, write)
 
 
 def _validate(spooled: Spooled, fetched: Fetched, recording_uuid: str) -> AudioFacts:

@@ -7,7 +7,6 @@ import threading
 from collections.abc import Iterable
 from types import TracebackType
 
-from tenios_io.exceptions import StaleLease
 from tenios_io.ledger import Claim, Ledger
 
 log = logging.getLogger(__name__)
@@ -37,17 +36,18 @@ class LeaseKeeper:
             self._held.pop(recording_uuid, None)
 
     def renew_now(self) -> None:
-        """Renew every held lease once."""
+        """Renew every held lease once (one statement for the whole batch)."""
         with self._lock:
             held = list(self._held.items())
-        for key, token in held:
-            try:
-                self._ledger.renew(key, token, self._lease_seconds)
-            except StaleLease:
-                log.warning("recording %s: lease lost to another worker", key)
-                with self._lock:
+        lost = self._ledger.renew_many(held, self._lease_seconds)
+        if lost:
+            log.warning(
+                "%d lease(s) lost to another worker: %s", len(lost), ", ".join(sorted(lost))
+            )
+            with self._lock:
+                for key in lost:
                     self._held.pop(key, None)
-                    self.lost.add(key)
+                self.lost |= lost
 
     def _run(self) -> None:
         interval = max(1.0, self._lease_seconds / 3)

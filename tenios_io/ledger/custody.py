@@ -66,6 +66,8 @@ GENESIS = "0" * 64
 CHAIN_LOCK_KEY = 0x7E1105
 #: Events integrated per sequencer transaction (bounds its time under the lock).
 INTEGRATE_CHUNK = 5000
+#: JSON string literal exactly as ``json.dumps(..., ensure_ascii=False)`` writes it.
+_json_str = json.encoder.encode_basestring
 #: Column order of a chain entry, as COPY writes it.
 _COLUMNS = tuple(column.name for column in custody_events.columns)
 
@@ -84,15 +86,38 @@ def format_time(moment: datetime) -> str:
 
 def event_hash(prev_hash: str, row: Mapping[Any, Any]) -> str:
     """The chain hash of one stored event row."""
-    body = {
-        "seq": int(row["seq"]),
-        "recording_uuid": row["recording_uuid"],
-        "event": row["event"],
-        "actor": row["actor"],
-        "occurred_at": row["occurred_at"],
-        "details": json.loads(row["details"]),
-    }
-    return hashlib.sha256((prev_hash + canonical_json(body)).encode("utf-8")).hexdigest()
+    return chain_hash(
+        prev_hash,
+        int(row["seq"]),
+        row["recording_uuid"],
+        row["event"],
+        row["actor"],
+        row["occurred_at"],
+        canonical_json(json.loads(row["details"])),
+    )
+
+
+def chain_hash(
+    prev_hash: str,
+    seq: int,
+    recording_uuid: str | None,
+    event: str,
+    actor: str,
+    occurred_at: str,
+    canonical_details: str,
+) -> str:
+    """``sha256(prev_hash || canonical_json(event))`` with the event's canonical JSON
+    built directly: the same bytes as ``canonical_json`` of the dict (keys in sorted
+    order, the standard library's own string encoder), without building and sorting a
+    dict per event — the sequencer hashes millions of them in an import.
+    ``canonical_details`` must already be canonical JSON."""
+    body = (
+        f'{{"actor":{_json_str(actor)},"details":{canonical_details},'
+        f'"event":{_json_str(event)},"occurred_at":{_json_str(occurred_at)},'
+        f'"recording_uuid":{"null" if recording_uuid is None else _json_str(recording_uuid)},'
+        f'"seq":{seq}}}'
+    )
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -168,9 +193,15 @@ def enqueue(
         }
         for ev in events
     ]
-    for start in range(0, len(rows), 5000):
-        conn.execute(custody_queue.insert(), rows[start : start + 5000])
+    insert_queue_rows(conn, rows)
     return [row_digest(row) for row in rows]
+
+
+def insert_queue_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ready-made queue rows (recording_uuid, event, actor, occurred_at, details)
+    in this transaction: one multi-row INSERT per 5,000."""
+    for start in range(0, len(rows), 5000):
+        conn.execute(custody_queue.insert(), list(rows[start : start + 5000]))
 
 
 def queued_count(conn: Connection) -> int:
@@ -204,18 +235,30 @@ def integrate(engine: Engine, *, wait: bool = False, limit: int = INTEGRATE_CHUN
         rows: list[dict[str, Any]] = []
         for item in queued:
             seq += 1
-            row = {
-                "seq": seq,
-                "recording_uuid": item["recording_uuid"],
-                "event": item["event"],
-                "actor": item["actor"],
-                "occurred_at": item["occurred_at"],
-                # Re-canonicalised: the hash is defined over canonical JSON, whoever queued it.
-                "details": canonical_json(json.loads(item["details"])),
-            }
-            row["prev_hash"] = prev
-            row["hash"] = prev = event_hash(prev, row)
-            rows.append(row)
+            # Re-canonicalised: the hash is defined over canonical JSON, whoever queued it.
+            details = canonical_json(json.loads(item["details"]))
+            digest = chain_hash(
+                prev,
+                seq,
+                item["recording_uuid"],
+                item["event"],
+                item["actor"],
+                item["occurred_at"],
+                details,
+            )
+            rows.append(
+                {
+                    "seq": seq,
+                    "recording_uuid": item["recording_uuid"],
+                    "event": item["event"],
+                    "actor": item["actor"],
+                    "occurred_at": item["occurred_at"],
+                    "details": details,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+            prev = digest
         _insert_events(conn, rows)
         ids = [int(item["id"]) for item in queued]
         if conn.dialect.name == "postgresql":
@@ -239,8 +282,17 @@ def _insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
             for row in rows:
                 copy.write_row([row[name] for name in _COLUMNS])
         return
-    for start in range(0, len(rows), 5000):
-        conn.execute(custody_events.insert(), list(rows[start : start + 5000]))
+    # SQLite: the driver's own executemany over tuples, in this transaction; SQLAlchemy's
+    # per-row parameter processing costs more than the insert itself here (all values
+    # are already plain text and integers).
+    driver = conn.connection.driver_connection
+    placeholders = ", ".join("?" for _ in _COLUMNS)
+    statement = f"INSERT INTO custody_events ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(statement, [tuple(row[name] for name in _COLUMNS) for row in rows])
+    finally:
+        cursor.close()
 
 
 @dataclass(frozen=True)

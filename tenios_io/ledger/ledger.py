@@ -30,7 +30,7 @@ from tenios_io.ledger.records import (
     utc_now,
 )
 from tenios_io.ledger.registration import Registration
-from tenios_io.ledger.workqueue import WorkQueue
+from tenios_io.ledger.workqueue import LeasedWrite, OutcomesWritten, WorkQueue
 
 
 class Ledger(WorkQueue, Intake, Registration, OperatorActions, Reads):
@@ -41,8 +41,10 @@ __all__ = [
     "Claim",
     "Clock",
     "ImportResult",
+    "LeasedWrite",
     "Ledger",
     "NewRecording",
+    "OutcomesWritten",
     "Recording",
     "RegisterResult",
     "as_utc",

@@ -17,8 +17,10 @@ whose lease expired ``TENIOS_MAX_ATTEMPTS`` times (its worker died each time) en
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,9 +28,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tenios_io import crashpoints
-from tenios_io.exceptions import StaleLease
+from tenios_io.exceptions import StaleLease, UnknownRecording
 from tenios_io.ledger.core import LedgerCore
-from tenios_io.ledger.custody import NewEvent, format_time
+from tenios_io.ledger.custody import (
+    NewEvent,
+    canonical_json,
+    format_time,
+    insert_queue_rows,
+    row_digest,
+)
 from tenios_io.ledger.records import Claim, Recording, as_utc
 from tenios_io.ledger.states import State, check_transition
 from tenios_io.ledger.tables import recordings
@@ -36,6 +44,60 @@ from tenios_io.ledger.tables import recordings
 _R = recordings.c
 #: Without a cap from the caller, never fail a recording at claim time.
 _NO_CAP = 2**31 - 1
+_IN_PROGRESS = State.IN_PROGRESS.value
+#: ``OutcomesWritten.stale`` of a recording that is not in the ledger at all.
+_UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class LeasedWrite:
+    """One claimed recording's outcome: column updates, custody events and, with a
+    ``target``, the state its claim ends in.
+
+    Built by :meth:`WorkQueue.outcome` and written, alone or with the rest of a
+    batch's, by :meth:`WorkQueue.write_outcomes` in one transaction.  ``at`` is when
+    it happened (the events' ``occurred_at``); fixed up front, so the events' entry
+    digests are known before the write (:meth:`digests`).
+    """
+
+    recording_uuid: str
+    lease_token: str
+    target: State | None
+    events: tuple[tuple[str, Mapping[str, Any]], ...]
+    updates: Mapping[str, Any]
+    at: datetime
+    object_hold: bool | None = None
+    """For a completion: whether the archived object carries a legal hold already."""
+
+    def event_rows(self, actor: str) -> list[dict[str, Any]]:
+        """The custody queue rows this write adds, written by ``actor``."""
+        occurred = format_time(self.at)
+        return [
+            {
+                "recording_uuid": self.recording_uuid,
+                "event": name,
+                "actor": actor,
+                "occurred_at": occurred,
+                "details": canonical_json(dict(details)),
+            }
+            for name, details in self.events
+        ]
+
+    def digests(self, actor: str) -> list[str]:
+        """The entry digests (custody.entry_digest) its events will have."""
+        return [row_digest(row) for row in self.event_rows(actor)]
+
+
+@dataclass(frozen=True)
+class OutcomesWritten:
+    """What :meth:`WorkQueue.write_outcomes` did: the entry digests of the events of
+    each recording written, and the recordings whose lease was no longer ours (nothing
+    of theirs was written)."""
+
+    digests: Mapping[str, list[str]]
+    stale: Mapping[str, str]
+    """recording_uuid → the state the row was found in (or "unknown")."""
+
 
 _PG_CLAIM = """
 WITH picked AS (
@@ -260,7 +322,135 @@ class WorkQueue(LedgerCore):
         assert result is not None
         return result
 
+    def renew_many(self, held: Iterable[tuple[str, str]], lease_seconds: float) -> set[str]:
+        """Extend every held lease ``(recording_uuid, lease_token)`` in one statement;
+        returns the recordings whose lease is no longer ours (nothing changed for them).
+
+        Rows are locked in key order (as :meth:`write_outcomes` locks them).
+        """
+        pairs = list(held)
+        if not pairs:
+            return set()
+        keys = {key for key, _ in pairs}
+        mine = (
+            sa.select(_R.recording_uuid)
+            .where(
+                sa.tuple_(_R.recording_uuid, _R.lease_token).in_(pairs),
+                _R.state == _IN_PROGRESS,
+            )
+            .order_by(_R.recording_uuid)
+        )
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                mine = mine.with_for_update()
+            renewed = set(
+                conn.execute(
+                    recordings.update()
+                    .where(_R.recording_uuid.in_(mine.scalar_subquery()))
+                    .values(lease_expires_at=self._lease_after(lease_seconds))
+                    .returning(_R.recording_uuid)
+                ).scalars()
+            )
+        return keys - renewed
+
     # -- work under a lease ---------------------------------------------------------------
+
+    def recorded_write(
+        self,
+        recording_uuid: str,
+        lease_token: str,
+        events: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        updates: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> LeasedWrite:
+        """Custody events (and optional column updates) for a leased recording that
+        stays claimed."""
+        return LeasedWrite(
+            recording_uuid, lease_token, None, tuple(events), dict(updates or {}), at or self.now()
+        )
+
+    def completed_write(
+        self,
+        recording_uuid: str,
+        lease_token: str,
+        updates: Mapping[str, Any],
+        events: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        *,
+        at: datetime | None = None,
+        object_hold: bool | None = None,
+    ) -> LeasedWrite:
+        """The claim ends ``archived`` with its archive columns; ``events`` come before
+        the ``archived`` event.  ``object_hold``: whether the object carries a legal
+        hold (see ``write_outcomes``'s ``apply_hold``)."""
+        at = at or self.now()
+        values = dict(updates)
+        values.setdefault("archived_at", at)
+        return LeasedWrite(
+            recording_uuid,
+            lease_token,
+            State.ARCHIVED,
+            (*events, ("archived", _jsonable(values))),
+            {**values, "last_error": None},
+            at,
+            object_hold,
+        )
+
+    def failed_write(
+        self,
+        recording_uuid: str,
+        lease_token: str,
+        reason: str,
+        *,
+        state: State = State.FAILED,
+        details: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> LeasedWrite:
+        """The claim ends ``failed``, ``missing`` or ``conflict`` with the reason."""
+        if state not in (State.FAILED, State.MISSING, State.CONFLICT):
+            raise ValueError(f"fail() cannot end in {state}")
+        return LeasedWrite(
+            recording_uuid,
+            lease_token,
+            state,
+            ((state.value, {"reason": reason, **(details or {})}),),
+            {"last_error": reason},
+            at or self.now(),
+        )
+
+    def retry_write(
+        self,
+        recording_uuid: str,
+        lease_token: str,
+        error: str,
+        *,
+        delay_seconds: float,
+        at: datetime | None = None,
+    ) -> LeasedWrite:
+        """Back to ``pending``, due again after ``delay_seconds``; the error is kept."""
+        at = at or self.now()
+        due = at + timedelta(seconds=delay_seconds)
+        return LeasedWrite(
+            recording_uuid,
+            lease_token,
+            State.PENDING,
+            (("retry_scheduled", {"error": error, "next_attempt_at": format_time(due)}),),
+            {"last_error": error, "next_attempt_at": self._lease_after(delay_seconds)},
+            at,
+        )
+
+    def released_write(
+        self, recording_uuid: str, lease_token: str, reason: str, *, at: datetime | None = None
+    ) -> LeasedWrite:
+        """The claim is given back unworked: pending, due now, the attempt not counted."""
+        return LeasedWrite(
+            recording_uuid,
+            lease_token,
+            State.PENDING,
+            (("released", {"reason": reason}),),
+            {"next_attempt_at": self._lease_now(), "attempts": _R.attempts - 1},
+            at or self.now(),
+        )
 
     def record(
         self,
@@ -275,7 +465,9 @@ class WorkQueue(LedgerCore):
         Returns the events' entry digests (custody.entry_digest).  StaleLease if the
         lease is no longer ours.
         """
-        return self._leased_write(recording_uuid, lease_token, None, events, updates or {})
+        return self._write_one(
+            self.recorded_write(recording_uuid, lease_token, events, updates=updates)
+        )
 
     def complete(
         self,
@@ -285,15 +477,7 @@ class WorkQueue(LedgerCore):
         events: Sequence[tuple[str, Mapping[Any, Any]]] = (),
     ) -> list[str]:
         """Mark a leased recording ``archived`` with its archive columns."""
-        values = dict(updates)
-        values.setdefault("archived_at", self.now())
-        return self._leased_write(
-            recording_uuid,
-            lease_token,
-            State.ARCHIVED,
-            [*events, ("archived", _jsonable(values))],
-            {**values, "last_error": None},
-        )
+        return self._write_one(self.completed_write(recording_uuid, lease_token, updates, events))
 
     def fail(
         self,
@@ -305,99 +489,134 @@ class WorkQueue(LedgerCore):
         details: Mapping[Any, Any] | None = None,
     ) -> list[str]:
         """End a claim in ``failed``, ``missing`` or ``conflict`` with the reason."""
-        if state not in (State.FAILED, State.MISSING, State.CONFLICT):
-            raise ValueError(f"fail() cannot end in {state}")
-        return self._leased_write(
-            recording_uuid,
-            lease_token,
-            state,
-            [(state.value, {"reason": reason, **(details or {})})],
-            {"last_error": reason},
+        return self._write_one(
+            self.failed_write(recording_uuid, lease_token, reason, state=state, details=details)
         )
 
     def retry_later(
         self, recording_uuid: str, lease_token: str, error: str, *, delay_seconds: float
     ) -> list[str]:
         """Back to ``pending``, due again after ``delay_seconds``; the error is kept."""
-        due = self.now() + timedelta(seconds=delay_seconds)
-        return self._leased_write(
-            recording_uuid,
-            lease_token,
-            State.PENDING,
-            [("retry_scheduled", {"error": error, "next_attempt_at": format_time(due)})],
-            {"last_error": error, "next_attempt_at": self._lease_after(delay_seconds)},
+        return self._write_one(
+            self.retry_write(recording_uuid, lease_token, error, delay_seconds=delay_seconds)
         )
 
     def release(self, recording_uuid: str, lease_token: str, reason: str) -> list[str]:
         """Give a claim back unworked (e.g. the time budget ran out): pending, due now,
         without counting the attempt."""
-        return self._leased_write(
-            recording_uuid,
-            lease_token,
-            State.PENDING,
-            [("released", {"reason": reason})],
-            {"next_attempt_at": self._lease_now(), "attempts": _R.attempts - 1},
-        )
+        return self._write_one(self.released_write(recording_uuid, lease_token, reason))
 
-    def _leased_write(
-        self,
-        recording_uuid: str,
-        lease_token: str,
-        target: State | None,
-        events: Sequence[tuple[str, Mapping[Any, Any]]],
-        updates: Mapping[Any, Any],
-    ) -> list[str]:
-        """One fenced ``UPDATE … RETURNING`` plus the events, in one transaction."""
-        now = self.now()
-        values: dict[str, Any] = {**updates, "updated_at": now}
-        if target is not None:
-            check_transition(recording_uuid, State.IN_PROGRESS.value, target)
-            values.update(lease_token=None, lease_owner=None, lease_expires_at=None)
-            values["state"] = target.value
-        fence = (
-            _R.recording_uuid == recording_uuid,
-            _R.lease_token == lease_token,
-            _R.state == State.IN_PROGRESS.value,
-        )
-        with self._write() as conn:
-            owner: str | None
-            if conn.dialect.name == "postgresql":
-                # RETURNING shows the new row; a subquery in it still reads the row as the
-                # statement found it, which names the owner the events are written by.
-                prior = recordings.alias("prior")
-                before = (
-                    sa.select(prior.c.lease_owner)
-                    .where(prior.c.recording_uuid == recording_uuid)
-                    .scalar_subquery()
-                )
-                owner = conn.execute(
-                    recordings.update()
-                    .where(*fence)
-                    .values(**values)
-                    .returning(sa.func.coalesce(before, ""))
-                ).scalar()
-            else:
-                # SQLite: the only writer right now, so read, then update.
-                owner = conn.execute(
-                    sa.select(sa.func.coalesce(_R.lease_owner, "")).where(*fence)
-                ).scalar()
-                if owner is not None:
-                    conn.execute(recordings.update().where(*fence).values(**values))
-            if owner is None:
-                row = self._locked_row(conn, recording_uuid)  # UnknownRecording if absent
-                raise StaleLease(
-                    f"recording {recording_uuid}: lease token is stale (state {row['state']}); "
-                    "another worker owns it now, nothing was changed",
-                    recording_uuid=recording_uuid,
-                )
-            digests = self._enqueue(
-                conn,
-                [NewEvent(recording_uuid, name, details) for name, details in events],
-                actor=owner or self.actor,
-                now=now,
+    def _write_one(self, write: LeasedWrite) -> list[str]:
+        """Write one outcome; StaleLease (UnknownRecording) when it is not ours."""
+        done = self.write_outcomes([write])
+        key = write.recording_uuid
+        if key in done.stale:
+            if done.stale[key] == _UNKNOWN:
+                raise UnknownRecording(f"recording {key} is not in the ledger", recording_uuid=key)
+            raise StaleLease(
+                f"recording {key}: lease token is stale (state {done.stale[key]}); "
+                "another worker owns it now, nothing was changed",
+                recording_uuid=key,
             )
+        return done.digests[key]
+
+    def write_outcomes(
+        self,
+        writes: Sequence[LeasedWrite],
+        *,
+        apply_hold: Callable[[LeasedWrite], Mapping[str, Any]] | None = None,
+    ) -> OutcomesWritten:
+        """Write several claims' outcomes (a batch's, as the pipeline does) in ONE
+        transaction: one locking read, one ``UPDATE`` per shape of update (executemany),
+        one insert of all their custody events.
+
+        Each row is fenced by its lease token: a write whose lease is no longer ours
+        changes nothing and is reported in ``stale``; the others are written.  All or
+        nothing for the rest: a crash before the commit leaves the recordings
+        ``in_progress`` under leases that expire, and they are archived again (found
+        already in the bucket) — nothing is lost.  The rows are locked in key order, as
+        :meth:`renew_many` locks them, so the two never deadlock.
+
+        Legal holds are settled under those row locks: a completion whose row is on
+        hold but whose object is not (the hold was placed while the recording was in
+        flight) calls ``apply_hold`` before anything is written, and records what it
+        returns as a ``legal_hold_applied`` event.  If it raises, nothing of this
+        transaction is written.
+        """
+        if not writes:
+            return OutcomesWritten({}, {})
+        keys = [w.recording_uuid for w in writes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("write_outcomes: one outcome per recording")
+        for write in writes:
+            if write.target is not None:
+                check_transition(write.recording_uuid, State.IN_PROGRESS.value, write.target)
+        now = self.now()
+        with self._write() as conn:
+            query = (
+                sa.select(
+                    _R.recording_uuid, _R.lease_token, _R.state, _R.lease_owner, _R.legal_hold
+                )
+                .where(_R.recording_uuid.in_(keys))
+                .order_by(_R.recording_uuid)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            found = {row.recording_uuid: row for row in conn.execute(query)}
+            ours: list[tuple[LeasedWrite, str]] = []
+            stale: dict[str, str] = {}
+            for write in writes:
+                row = found.get(write.recording_uuid)
+                if row is None:
+                    stale[write.recording_uuid] = _UNKNOWN
+                elif row.lease_token != write.lease_token or row.state != _IN_PROGRESS:
+                    stale[write.recording_uuid] = str(row.state)
+                else:
+                    if write.object_hold is False and row.legal_hold and apply_hold:
+                        held = ("legal_hold_applied", apply_hold(write))
+                        *before, archived = write.events
+                        write = dataclasses.replace(write, events=(*before, held, archived))
+                    ours.append((write, row.lease_owner or self.actor))
+            _apply_updates(conn, [write for write, _ in ours], now)
+            queue_rows: list[dict[str, Any]] = []
+            digests: dict[str, list[str]] = {}
+            for write, actor in ours:
+                rows = write.event_rows(actor)
+                queue_rows.extend(rows)
+                digests[write.recording_uuid] = [row_digest(row) for row in rows]
+            insert_queue_rows(conn, queue_rows)
             crashpoints.reached("leased_write_uncommitted")
-            return digests
+        return OutcomesWritten(digests, stale)
+
+
+def _apply_updates(conn: Connection, writes: Sequence[LeasedWrite], now: datetime) -> None:
+    """Each write's column updates: rows of the same shape in one executemany (psycopg
+    pipelines it), a row whose values are SQL expressions on its own."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for write in writes:
+        values: dict[str, Any] = {**write.updates, "updated_at": now}
+        if write.target is not None:
+            values.update(
+                state=write.target.value,
+                lease_token=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        where = _R.recording_uuid == write.recording_uuid
+        if any(isinstance(value, sa.ClauseElement) for value in values.values()):
+            conn.execute(recordings.update().where(where).values(values))
+            continue
+        shape = tuple(sorted(values))
+        shapes.setdefault(shape, []).append(
+            {"k_recording_uuid": write.recording_uuid, **{f"v_{k}": v for k, v in values.items()}}
+        )
+    for shape, params in shapes.items():
+        statement = (
+            recordings.update()
+            .where(_R.recording_uuid == sa.bindparam("k_recording_uuid"))
+            .values({name: sa.bindparam(f"v_{name}") for name in shape})
+        )
+        conn.execute(statement, params)
 
 
 def _jsonable(values: Mapping[Any, Any]) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def assert_consistent(world: ArchiveWorld, uuids: list[str]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["after_fetch", "after_upload", "after_record"])
+@pytest.mark.parametrize("point", ["after_fetch", "after_upload", "after_sidecar"])
 def test_sigkill_between_steps_then_rerun(world: ArchiveWorld, point: str) -> None:
     uuids = world.sim.seed(4)
     world.register(uuids)
@@ -90,9 +90,29 @@ def test_sigkill_between_steps_then_rerun(world: ArchiveWorld, point: str) -> No
     assert_consistent(world, uuids)
     ledger = world.ledger()
     events = [e["event"] for u in uuids for e in ledger.events(u)]
-    if point in ("after_upload", "after_record"):
+    if point in ("after_upload", "after_sidecar"):
         assert "found_archived" in events  # the object was there; nothing was re-uploaded
     assert any("rescued_from" in e["details"] for u in uuids for e in ledger.events(u))
+    ledger.engine.dispose()
+
+
+@pytest.mark.slow
+def test_sigkill_after_the_ledger_write_then_rerun(world: ArchiveWorld) -> None:
+    # Outcomes are written for several recordings in one transaction; a kill right after
+    # it leaves those recordings archived, and the re-run has nothing left to do for them.
+    uuids = world.sim.seed(4)
+    world.register(uuids)
+    run_and_kill(world, "after_record", "--concurrency", "1", "--batch-size", "10")
+    ledger = world.ledger()
+    written = [u for u in uuids if ledger.get(u).state is State.ARCHIVED]
+    assert written  # the killed run's write committed
+    ledger.engine.dispose()
+    result = nightly_archive(max_wait_seconds=60)
+    assert result["exit_code"] == 0
+    assert_consistent(world, uuids)
+    ledger = world.ledger()
+    for u in written:  # archived once, never fetched again
+        assert [e["event"] for e in ledger.events(u)].count("fetched") == 1
     ledger.engine.dispose()
 
 

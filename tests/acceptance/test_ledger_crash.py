@@ -146,8 +146,9 @@ def test_worker_killed_mid_write_loses_nothing_and_the_rerun_finishes(
 ) -> None:
     uuids = world.sim.seed(3)
     world.register(uuids)
-    # One worker thread: when it blocks inside its first leased write (fetched, uploaded,
-    # verified, after the upload), nothing else writes custody events.
+    # One worker thread: when it blocks inside its first outcome write (the recordings
+    # uploaded so far: fetched, uploaded, verified, sidecar_written, archived), nothing
+    # else writes custody events.
     child = start_until(
         "leased_write_uncommitted",
         world.tmp / "reached",
@@ -162,6 +163,8 @@ def test_worker_killed_mid_write_loses_nothing_and_the_rerun_finishes(
     ledger = world.ledger()
     before = custody_of(ledger)
     sigkill(child)
+    uploaded = [k for k in world.versions() if k.endswith(".wav")]
+    assert uploaded  # the write being killed was for recordings already in the bucket
     after_kill = custody_of(ledger)
     assert after_kill == before  # the uncommitted write did not land, nothing was lost
     assert ledger.counts()[State.IN_PROGRESS] == 3
@@ -175,6 +178,7 @@ def test_worker_killed_mid_write_loses_nothing_and_the_rerun_finishes(
     assert_consistent(world, uuids)
     ledger = world.ledger()
     events = [e["event"] for u in uuids for e in ledger.events(u)]
-    assert events.count("found_archived") == 1  # uploaded before the kill, not again
+    # Uploaded before the kill, found there by the re-run, not uploaded again.
+    assert events.count("found_archived") == len(uploaded)
     assert events.count("archived") == 3
     ledger.engine.dispose()

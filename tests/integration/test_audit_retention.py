@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tenios_io.archive import Archiver, Outcome
 from tenios_io.audit import (
     PurgeAction,
     purge_expired,
@@ -25,8 +27,15 @@ from tenios_io.audit import (
 )
 from tenios_io.exceptions import UnknownRecording
 from tenios_io.ledger import NewRecording, State
+from tenios_io.retry import RetryPolicy
 from tenios_io.store import sidecar_key
-from tests.integration.test_audit_support import AuditWorld, make_world, recent, versions_of
+from tests.integration.test_audit_support import (
+    AuditWorld,
+    make_world,
+    recent,
+    sample_wav,
+    versions_of,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -109,6 +118,35 @@ def test_hold_before_archiving_is_applied_at_upload(world: AuditWorld) -> None:
         set_legal_hold(
             world.ledger, world.store, "11111111-1111-4111-8111-111111111111", on=True, reason="x"
         )
+
+
+def test_hold_placed_while_in_flight_is_on_the_object_before_archived(
+    world: AuditWorld,
+) -> None:
+    key = str(uuid.uuid4())
+    world.source.payloads[key] = sample_wav(3000, seed=7)
+    world.ledger.register([NewRecording(key)])
+    claims = world.ledger.claim_batch(1, lease_seconds=60)
+    # The operator's hold lands after the claim (the archiver's snapshot says no hold).
+    result = set_legal_hold(world.ledger, world.store, key, on=True, reason="litigation")
+    assert result.ok and not result.applied_in_s3
+    archiver = Archiver(
+        ledger=world.ledger,
+        store=world.store,
+        sources=[world.source],
+        policy=RetryPolicy(max_attempts=1),
+        lease_seconds=60,
+    )
+    (done,) = archiver.archive_batch(claims)
+    assert done.outcome is Outcome.ARCHIVED
+    rec = world.get(key)
+    assert rec.state is State.ARCHIVED and rec.s3_key
+    head = world.s3.head_object(Bucket=world.bucket, Key=rec.s3_key)
+    assert head["ObjectLockLegalHoldStatus"] == "ON"
+    side = world.s3.head_object(Bucket=world.bucket, Key=sidecar_key(rec.s3_key))
+    assert side["ObjectLockLegalHoldStatus"] == "ON"
+    events = world.events(key)
+    assert events.index("legal_hold_applied") < events.index("archived")
 
 
 def test_plain_bucket_hold_is_a_tag(plain_world: AuditWorld) -> None:

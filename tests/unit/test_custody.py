@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from tenios_io.ledger import custody
 from tenios_io.ledger.custody import GENESIS, canonical_json, event_hash, format_time, verify
 
 
@@ -67,3 +71,37 @@ def test_rehashed_edit_still_breaks_the_link_to_the_next_event() -> None:
     rows[1]["hash"] = event_hash(rows[1]["prev_hash"], rows[1])
     report = verify(rows)
     assert not report.ok and report.first_broken_seq == 3
+
+
+@pytest.mark.parametrize(
+    ("recording_uuid", "actor", "details"),
+    [
+        ("8101fcb3-3843-4db3-9829-f7ab586625fe", "flow-run:abc", {}),
+        (None, 'Jürgen "ops" \\ host\n', {"z": [1, {"b": None, "a": "ü"}], "a": 1.5}),
+        ("x", "\u2028\ud7ff\x00", {"nested": {"k": True, "j": "\t"}}),
+    ],
+)
+def test_chain_hash_is_the_hash_of_canonical_json(
+    recording_uuid: str | None, actor: str, details: dict[str, object]
+) -> None:
+    # The sequencer builds the canonical JSON by hand for speed: it must be byte for
+    # byte what canonical_json of the event dict gives (and so what verify-chain checks).
+    body = {
+        "seq": 42,
+        "recording_uuid": recording_uuid,
+        "event": "uploaded",
+        "actor": actor,
+        "occurred_at": "2026-12-03T01:02:03.000004Z",
+        "details": details,
+    }
+    expected = hashlib.sha256(("ab" * 32 + custody.canonical_json(body)).encode()).hexdigest()
+    got = custody.chain_hash(
+        "ab" * 32,
+        42,
+        recording_uuid,
+        "uploaded",
+        actor,
+        "2026-12-03T01:02:03.000004Z",
+        custody.canonical_json(details),
+    )
+    assert got == expected
