@@ -68,6 +68,8 @@ CHAIN_LOCK_KEY = 0x7E1105
 INTEGRATE_CHUNK = 5000
 #: JSON string literal exactly as ``json.dumps(..., ensure_ascii=False)`` writes it.
 _json_str = json.encoder.encode_basestring
+#: What the sequencer reads of a queued event, in this order.
+_QUEUED = "id, recording_uuid, event, actor, occurred_at, details"
 #: Column order of a chain entry, as COPY writes it.
 _COLUMNS = tuple(column.name for column in custody_events.columns)
 
@@ -223,36 +225,31 @@ def integrate(engine: Engine, *, wait: bool = False, limit: int = INTEGRATE_CHUN
                 sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY}
             ).scalar_one():
                 return 0
-        queued = (
-            conn.execute(sa.select(custody_queue).order_by(custody_queue.c.id).limit(limit))
-            .mappings()
-            .all()
-        )
+        # The driver's cursor, in this transaction: plain tuples for thousands of rows,
+        # without SQLAlchemy's per-row result processing (all columns are text and ints).
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(f"SELECT {_QUEUED} FROM custody_queue ORDER BY id LIMIT {int(limit)}")
+            queued = cursor.fetchall()
+        finally:
+            cursor.close()
         if not queued:
             return 0
         head = read_head(conn)
         prev, seq = head.hash, head.seq
         rows: list[dict[str, Any]] = []
-        for item in queued:
+        for _id, recording_uuid, event, actor, occurred_at, raw_details in queued:
             seq += 1
             # Re-canonicalised: the hash is defined over canonical JSON, whoever queued it.
-            details = canonical_json(json.loads(item["details"]))
-            digest = chain_hash(
-                prev,
-                seq,
-                item["recording_uuid"],
-                item["event"],
-                item["actor"],
-                item["occurred_at"],
-                details,
-            )
+            details = canonical_json(json.loads(raw_details))
+            digest = chain_hash(prev, seq, recording_uuid, event, actor, occurred_at, details)
             rows.append(
                 {
                     "seq": seq,
-                    "recording_uuid": item["recording_uuid"],
-                    "event": item["event"],
-                    "actor": item["actor"],
-                    "occurred_at": item["occurred_at"],
+                    "recording_uuid": recording_uuid,
+                    "event": event,
+                    "actor": actor,
+                    "occurred_at": occurred_at,
                     "details": details,
                     "prev_hash": prev,
                     "hash": digest,
@@ -260,7 +257,7 @@ def integrate(engine: Engine, *, wait: bool = False, limit: int = INTEGRATE_CHUN
             )
             prev = digest
         _insert_events(conn, rows)
-        ids = [int(item["id"]) for item in queued]
+        ids = [int(item[0]) for item in queued]
         if conn.dialect.name == "postgresql":
             # Exactly the ids read: a row with a smaller id committed after the read is
             # still queued and must stay so.

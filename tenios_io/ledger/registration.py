@@ -268,30 +268,45 @@ def _merge_postgres(
 def _stage_sqlite(
     conn: Connection, items: Iterable[NewRecording], progress: ProgressFn | None
 ) -> int:
+    # The driver's executemany over tuples: for a million lines SQLAlchemy's per-row
+    # parameter processing would cost more than the inserts.  Datetimes go through the
+    # column type's own bind processor, so they are stored exactly as SQLAlchemy would.
+    bind = TS.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    statement = (
+        f"INSERT OR IGNORE INTO temp.{_STAGE} "
+        "(line, recording_uuid, call_uuid, recorded_at, source_path, producer) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    if not conn.in_transaction():
+        conn.begin()  # one transaction for the staging, not one per row
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     count = 0
-    chunk: list[dict[str, Any]] = []
-    insert = _staging_sqlite.insert().prefix_with("OR IGNORE")
-    for item in items:
-        count += 1
-        chunk.append(
-            {
-                "line": count,
-                "recording_uuid": item.recording_uuid.lower(),
-                "call_uuid": _lower(item.call_uuid),
-                "recorded_at": item.recorded_at,
-                "source_path": item.source_path,
-                "producer": item.producer,
-            }
-        )
-        if len(chunk) >= _CHUNK:
-            conn.execute(insert, chunk)
-            chunk = []
+    chunk: list[tuple[Any, ...]] = []
+    try:
+        for item in items:
+            count += 1
+            recorded = item.recorded_at
+            chunk.append(
+                (
+                    count,
+                    item.recording_uuid.lower(),
+                    _lower(item.call_uuid),
+                    bind(recorded) if bind and recorded is not None else recorded,
+                    item.source_path,
+                    item.producer,
+                )
+            )
+            if len(chunk) >= _CHUNK:
+                cursor.executemany(statement, chunk)
+                chunk = []
+                if progress:
+                    progress(_CHUNK)
+        if chunk:
+            cursor.executemany(statement, chunk)
             if progress:
-                progress(_CHUNK)
-    if chunk:
-        conn.execute(insert, chunk)
-        if progress:
-            progress(len(chunk))
+                progress(len(chunk))
+    finally:
+        cursor.close()
     return count
 
 

@@ -332,10 +332,13 @@ class WorkQueue(LedgerCore):
         if not pairs:
             return set()
         keys = {key for key, _ in pairs}
+        # By primary key, then the token: lease tokens are random UUIDs, unique to one
+        # claim of one row, so "its token is one of ours" means "its lease is ours".
         mine = (
             sa.select(_R.recording_uuid)
             .where(
-                sa.tuple_(_R.recording_uuid, _R.lease_token).in_(pairs),
+                _R.recording_uuid.in_(keys),
+                _R.lease_token.in_([token for _, token in pairs]),
                 _R.state == _IN_PROGRESS,
             )
             .order_by(_R.recording_uuid)
