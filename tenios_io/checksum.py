@@ -14,9 +14,12 @@ the size, so a retried download is hashed from its first byte.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import re
+import socket
 import tempfile
 import weakref
 from dataclasses import dataclass
@@ -85,6 +88,48 @@ class Spooled:
     extension: str
 
 
+SPOOL_SUFFIX = ".spool"
+_SPOOL_NAME = re.compile(r"^tenios-(?P<host>[A-Za-z0-9.-]*)-(?P<pid>\d+)-[^/]*\.spool$")
+
+
+def _spool_prefix() -> str:
+    # Host and process in the name: a later run can tell a killed run's files from a
+    # live worker's (a SIGKILL leaves no chance to delete them).
+    host = re.sub(r"[^A-Za-z0-9.-]", "", socket.gethostname())[:40]
+    return f"tenios-{host}-{os.getpid()}-"
+
+
+def remove_stale_spools(spool_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Delete spool files left by dead processes of this host in ``spool_dir`` (the
+    system temp dir when None); return what was deleted.  A live process's files,
+    other hosts' files and anything not named like a spool are left alone."""
+    directory = Path(spool_dir) if spool_dir is not None else Path(tempfile.gettempdir())
+    host = re.sub(r"[^A-Za-z0-9.-]", "", socket.gethostname())[:40]
+    removed: list[Path] = []
+    try:
+        candidates = list(directory.iterdir())
+    except OSError:
+        return removed
+    for path in candidates:
+        match = _SPOOL_NAME.match(path.name)
+        if match is None or match["host"] != host or _alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def _remove(file: BinaryIO, path: Path) -> None:
     file.close()
     path.unlink(missing_ok=True)
@@ -100,7 +145,7 @@ class HashingSpool:
     """
 
     def __init__(self, spool_dir: str | os.PathLike[str] | None = None) -> None:
-        fd, name = tempfile.mkstemp(prefix="tenios-", suffix=".spool", dir=spool_dir)
+        fd, name = tempfile.mkstemp(prefix=_spool_prefix(), suffix=SPOOL_SUFFIX, dir=spool_dir)
         self._path = Path(name)
         self._file: BinaryIO = os.fdopen(fd, "wb")
         self._finalizer = weakref.finalize(self, _remove, self._file, self._path)

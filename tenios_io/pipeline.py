@@ -8,6 +8,7 @@ error (exit 2) instead of a night of failures.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -16,6 +17,7 @@ from datetime import timedelta
 
 from tenios_io.api import ApiSource, TeniosClient, make_http_client
 from tenios_io.archive import Archiver
+from tenios_io.checksum import remove_stale_spools
 from tenios_io.config import Settings
 from tenios_io.custodylog import load_signer
 from tenios_io.exceptions import BucketNotUsable, ConfigError, SourceError, StoreUnavailable
@@ -26,6 +28,8 @@ from tenios_io.sftp import SftpSource
 from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.store import ArchiveStore, BucketStatus, make_s3_client
 from tenios_io.sweep import SweepReport, sweep_drop
+
+logger = logging.getLogger(__name__)
 
 
 class PerThreadSftp:
@@ -87,6 +91,9 @@ class Pipeline:
         was opened), the custody signing key readable; ConfigError with the reason
         otherwise."""
         load_signer(self.settings.custody_key_file)  # not only at the run's end
+        stale = remove_stale_spools(self.settings.spool_dir)
+        if stale:
+            logger.warning("removed %d spool file(s) left by a killed run", len(stale))
         try:
             status = self.store.check()
         except (BucketNotUsable, StoreUnavailable) as exc:

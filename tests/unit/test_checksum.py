@@ -187,3 +187,32 @@ def test_spool_detects_type_from_first_bytes_even_one_byte_at_a_time(
         for i in range(len(data)):
             spool.write(data[i : i + 1])
         assert spool.finish().extension == expected
+
+
+def test_stale_spools_of_dead_processes_are_removed_live_ones_kept(tmp_path: Path) -> None:
+    """Issue 12 item 2: a SIGKILLed run's spool files are removed at the next start."""
+    import socket
+    import subprocess
+    import sys
+
+    from tenios_io.checksum import HashingSpool, remove_stale_spools
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)  # that process has exited
+    host = "".join(c for c in socket.gethostname() if c.isalnum() or c in ".-")[:40]
+    stale = tmp_path / f"tenios-{host}-{dead_pid}-abc123.spool"
+    stale.write_bytes(b"half a recording")
+    other_host = tmp_path / f"tenios-elsewhere-{dead_pid}-abc123.spool"
+    other_host.write_bytes(b"x")
+    unrelated = tmp_path / "notes.txt"
+    unrelated.write_text("keep")
+    with HashingSpool(tmp_path) as live:
+        live.write(b"in use")
+        assert remove_stale_spools(tmp_path) == [stale]
+        assert not stale.exists() and other_host.exists() and unrelated.exists()
+        assert len(list(tmp_path.glob("*.spool"))) == 2  # ours (alive) and the other host's
