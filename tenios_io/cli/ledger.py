@@ -19,6 +19,7 @@ from rich.table import Table
 # Module-level imports stay light (`ledger list` starts fast); the audit package (boto3)
 # and mutagen are imported inside the commands that use them.
 from tenios_io.cli._common import cli_actor, console, output_file, settings
+from tenios_io.cli.ledger_stats import stats
 from tenios_io.exceptions import ImportFileError, UnknownRecording
 from tenios_io.ledger import NewRecording, State, open_ledger
 from tenios_io.ledger.importing import iter_import_file, parse_uuid
@@ -28,6 +29,7 @@ app = typer.Typer(
     help="The ledger: which recordings exist, their state, and their custody events.",
     no_args_is_help=True,
 )
+app.command()(stats)
 
 
 class ExportFormat(StrEnum):

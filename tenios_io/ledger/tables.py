@@ -64,6 +64,8 @@ recordings = sa.Table(
     # indexes, in index order, so a claim costs the same at any backlog size.
     sa.Index("ix_recordings_state_next_attempt_at", "state", "next_attempt_at"),
     sa.Index("ix_recordings_state_lease_expires_at", "state", "lease_expires_at"),
+    # What changed recently, by state: `ledger stats` (failed / archived in the last 24 h).
+    sa.Index("ix_recordings_state_updated_at", "state", "updated_at"),
 )
 
 custody_queue = sa.Table(

@@ -1,0 +1,138 @@
+"""`ledger stats` (issue 15): the monitoring numbers against a ledger with known
+contents, on a real SQLite file and the machine's PostgreSQL, directly and through
+the CLI."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
+from tenios_io.ledger.stats import LedgerStats, collect
+from tests.fixtures.cli import CliResult
+
+Cli = Callable[..., CliResult]
+#: The real now, to the minute: the CLI reads the ledger with the real clock.
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+
+
+class Expected:
+    """What the seeded ledger holds, by construction."""
+
+    due = 1
+    oldest_due = timedelta(hours=30)
+    in_progress = 2
+    expired_leases = 1
+    archived = 3
+    failed = 1
+    missing = 1
+
+
+def seed(database_url: str) -> None:
+    """History written with a hand-moved clock, so every row's times are known:
+    30 h ago 11 registered, 1 archived and 1 failed (outside the 24 h window);
+    3 h ago 2 archived and 1 missing; 1 h ago 1 archived and 1 failed; 10 min ago
+    one claimed with a 60 s lease (expired), one with a day's lease, one put off
+    for 2 h. One stays pending since 30 h ago (due, the oldest)."""
+    moment = [NOW - timedelta(hours=30)]
+    engine = create_ledger_engine(database_url)
+    ledger = Ledger(engine, actor="seed", clock=lambda: moment[0], lease_clock="worker")
+    ledger.register([NewRecording(str(uuid.uuid4())) for _ in range(11)])
+
+    def claims(n: int, lease: float = 300) -> list[str]:
+        got = ledger.claim_batch(n, lease_seconds=lease)
+        assert len(got) == n
+        return [c.recording_uuid + " " + c.lease_token for c in got]
+
+    def archive(entry: str) -> None:
+        key, token = entry.split()
+        ledger.complete(key, token, {"sha256": "0" * 64, "size_bytes": 1})
+
+    def fail(entry: str, state: State = State.FAILED) -> None:
+        key, token = entry.split()
+        ledger.fail(key, token, "test", state=state)
+
+    old_ok, old_bad = claims(2)
+    archive(old_ok)
+    fail(old_bad)
+    moment[0] = NOW - timedelta(hours=3)
+    a, b, c = claims(3)
+    archive(a)
+    archive(b)
+    fail(c, State.MISSING)
+    moment[0] = NOW - timedelta(hours=1)
+    d, e = claims(2)
+    archive(d)
+    fail(e)
+    moment[0] = NOW - timedelta(minutes=10)
+    claims(1, lease=60)
+    claims(1, lease=86400)
+    key, token = claims(1)[0].split()
+    ledger.retry_later(key, token, "busy", delay_seconds=7200)
+    engine.dispose()
+
+
+@pytest.fixture
+def seeded(database_url: str) -> str:
+    seed(database_url)
+    return database_url
+
+
+@pytest.fixture
+def snapshot(seeded: str) -> Iterator[tuple[LedgerStats, int]]:
+    engine = create_ledger_engine(seeded)
+    ledger = Ledger(engine)
+    yield collect(ledger, ledger.clock_now()), ledger.queued_events()
+    engine.dispose()
+
+
+def hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def test_stats_count_what_the_ledger_holds(snapshot: tuple[LedgerStats, int]) -> None:
+    stats, queued = snapshot
+    assert stats.due == Expected.due
+    assert Expected.oldest_due.total_seconds() <= stats.oldest_due_seconds
+    assert stats.oldest_due_seconds < (Expected.oldest_due + timedelta(hours=1)).total_seconds()
+    assert (stats.in_progress, stats.expired_leases) == (2, 1)
+    assert stats.last_24h == {"failed": 1, "missing": 1, "conflict": 0, "archived": 3}
+    three, one = hour(NOW - timedelta(hours=3)), hour(NOW - timedelta(hours=1))
+    assert stats.archived_per_hour == {three: 2, one: 1}
+    assert queued > 0 and stats.custody_queued == queued
+
+
+def test_an_empty_ledger_has_nothing_due_and_no_age(database_url: str) -> None:
+    engine = create_ledger_engine(database_url)
+    ledger = Ledger(engine)
+    stats = collect(ledger, ledger.clock_now())
+    engine.dispose()
+    assert (stats.due, stats.oldest_due_seconds, stats.in_progress) == (0, 0.0, 0)
+    assert stats.archived_per_hour == {} and sum(stats.last_24h.values()) == 0
+
+
+def test_cli_json_and_text(seeded: str, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENIOS_DATABASE_URL", seeded)
+    out = cli("ledger", "stats", "--json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert (data["due"], data["in_progress"], data["expired_leases"]) == (1, 2, 1)
+    assert data["last_24h"] == {"failed": 1, "missing": 1, "conflict": 0, "archived": 3}
+    assert sorted(data["archived_per_hour"].values()) == [1, 2]
+    assert data["oldest_due_seconds"] >= 30 * 3600
+    text = cli("ledger", "stats")
+    assert text.exit_code == 0, text.output
+    assert "due now" in text.stdout and "1d 6h" in text.stdout
+    assert "1 with expired leases" in text.stdout
+
+
+def test_cli_on_an_unmigrated_ledger_says_what_to_do(
+    empty_database_url: str, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TENIOS_DATABASE_URL", empty_database_url)
+    out = cli("ledger", "stats")
+    assert out.exit_code == 2 and "db upgrade" in out.output and "Traceback" not in out.output
