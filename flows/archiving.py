@@ -24,7 +24,7 @@ from tenios_io.custodylog import load_signer
 from tenios_io.exceptions import is_transient
 from tenios_io.ledger import Claim, utc_now
 from tenios_io.pipeline import Pipeline, open_pipeline
-from tenios_io.runs import RunSummary, claim_round, wait_for_due
+from tenios_io.runs import RunSummary, claim_round, claims_of_others, wait_for_due
 
 
 def only_transient(_task: Any, _run: TaskRun, state: State) -> bool:
@@ -174,6 +174,8 @@ def run_archive(
     ) as pipeline:
         pipeline.preflight()
         extra = before(pipeline, actor)
+        # Claims a killed worker left behind: said in the summary, taken over when due.
+        extra["claimed_elsewhere"] = claims_of_others(pipeline.ledger, actor)
         summary = archive_until_done(
             pipeline,
             owner=actor,

@@ -163,3 +163,23 @@ class RunSummary:
 
 def _source_kind(source: str | None) -> str:
     return (source or "unknown").split(":", 1)[0]
+
+
+def claims_of_others(ledger: Ledger, owner: str, *, limit: int = 20) -> dict[str, Any]:
+    """Recordings another worker holds at the start of a run (claimed, lease running):
+    a worker that was killed leaves them so until its lease ends.  For the summary:
+    ``{"count", "recordings": [{"recording_uuid", "owner", "lease_ends_in_seconds"}]}``."""
+    total, rows = ledger.in_progress(limit=limit)
+    now = ledger.clock_now()
+    held = [
+        {
+            "recording_uuid": rec.recording_uuid,
+            "owner": rec.lease_owner,
+            "lease_ends_in_seconds": max(0.0, (rec.lease_expires_at - now).total_seconds())
+            if rec.lease_expires_at is not None
+            else None,
+        }
+        for rec in rows
+        if rec.lease_owner != owner
+    ]
+    return {"count": total, "recordings": held}

@@ -146,6 +146,8 @@ class AuditReport:
     """None when no bucket was given (checkpoints not checked)."""
     custody_log: LoggedCheckpoint | None = None
     """The latest custody log checkpoint the ledger records."""
+    in_progress: list[Recording] = field(default_factory=list)
+    """Recordings claimed when the report was made (a dead worker's until its lease ends)."""
     shared_content: list[tuple[str, list[str]]] = field(default_factory=list)
     """SHA-256 digests archived under several recording ids, with the ids."""
     ambiguous_drop_files: list[dict[str, str]] = field(default_factory=list)
@@ -304,6 +306,16 @@ class AuditReport:
                 {"sha256": digest, "recording_uuids": ids} for digest, ids in self.shared_content
             ],
             "drop_files_matching_no_row": self.ambiguous_drop_files,
+            "in_progress": [
+                {
+                    "recording_uuid": r.recording_uuid,
+                    "claimed_by": r.lease_owner,
+                    "lease_expires_at": format_time(r.lease_expires_at)
+                    if r.lease_expires_at
+                    else None,
+                }
+                for r in self.in_progress
+            ],
             "findings": self.findings,
             "checks": [{"name": c.name, "status": c.status, "text": c.text} for c in self.checks],
             "all_checks_passed": self.all_passed,
@@ -353,6 +365,7 @@ def build_report(
     )
     report.coverage = Coverage(cycle_days, ledger.count_archived(), recent, never, oldest)
     report.chain = ledger.verify_chain(integrate=integrate)
+    report.in_progress = ledger.in_progress(limit=MAX_ROWS)[1]
     report.shared_content = ledger.shared_content()
     report.ambiguous_drop_files = _ambiguous_drop_files(ledger, period)
     if store is not None:

@@ -25,7 +25,8 @@ MAX_ROWS = 500
 
 STATE_MEANING = {
     State.PENDING: "registered, waiting to be fetched (or to be retried)",
-    State.IN_PROGRESS: "being fetched and archived right now",
+    State.IN_PROGRESS: "claimed by a worker: being archived, or left by a worker that died "
+    "(listed below with when the lease ends; then the next run takes it over)",
     State.ARCHIVED: "in the bucket, verified by read-back, under retention",
     State.MISSING: "the source never delivered it within the grace period",
     State.FAILED: "gave up after errors; an operator can requeue it",
@@ -112,6 +113,7 @@ def render_html(report: AuditReport) -> str:
         _chart_section(report),
         _verification(report),
         _failures(report),
+        _claimed(report),
         _identities(report),
         _retention(report),
         _deletions(report),
@@ -358,6 +360,37 @@ def _failures(report: AuditReport) -> str:
     )
     parts.append(_more(report.failure_count))
     return "".join(parts)
+
+
+def _claimed(report: AuditReport) -> str:
+    """In-progress rows with their lease: a killed worker's stay here until it ends."""
+    if not report.in_progress:
+        return ""
+    rows = []
+    for rec in report.in_progress:
+        ends = rec.lease_expires_at
+        left = "" if ends is None else _duration((ends - report.generated_at).total_seconds())
+        rows.append(
+            [
+                f"<code>{_e(rec.recording_uuid)}</code>",
+                _e(rec.lease_owner or ""),
+                _e(_time(ends)),
+                _e(left),
+            ]
+        )
+    return (
+        "<h2>Claimed when the report was made</h2>"
+        "<p>Recordings a worker had claimed. If no run was active, that worker died: the "
+        "claim is taken over by the next run once the lease ends, without losing an "
+        "attempt.</p>" + _table(["Recording", "Claimed by", "Lease ends", "Ends in"], rows)
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds <= 0:
+        return "ended"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 def _identities(report: AuditReport) -> str:

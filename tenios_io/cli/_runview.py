@@ -127,6 +127,28 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
     return table
 
 
+def claimed_elsewhere_table(result: Mapping[str, Any], limit: int = 10) -> Table | None:
+    """Recordings another worker held when the run started (None when there were none):
+    if no other run is active, that worker died; its claims return when the lease ends."""
+    held = result.get("claimed_elsewhere") or {}
+    rows = held.get("recordings") or []
+    if not rows:
+        return None
+    table = Table(
+        title=f"{len(rows)} recording(s) were claimed by another worker when this run started",
+        caption="If no other run is active, that worker died: its claims are taken over "
+        "when their lease ends (no attempt is lost).",
+    )
+    table.add_column("recording_uuid", no_wrap=True)
+    table.add_column("lease ends in", justify="right")
+    table.add_column("claimed by", overflow="fold")
+    for row in rows[:limit]:
+        seconds = row.get("lease_ends_in_seconds")
+        ends = "—" if seconds is None else f"{int(seconds) // 60}m {int(seconds) % 60:02d}s"
+        table.add_row(row["recording_uuid"], ends, escape(str(row.get("owner") or "")))
+    return table
+
+
 def problems_table(result: Mapping[str, Any], limit: int = 20) -> Table | None:
     """The recordings that need attention, with reasons (None when there are none)."""
     problems = result.get("problems") or []

@@ -10,7 +10,12 @@ import typer
 
 from tenios_io.cli._common import console, err_console, settings, state
 from tenios_io.cli._prefect import prepare_prefect
-from tenios_io.cli._runview import RunProgress, problems_table, summary_table
+from tenios_io.cli._runview import (
+    RunProgress,
+    claimed_elsewhere_table,
+    problems_table,
+    summary_table,
+)
 from tenios_io.config import Settings
 from tenios_io.ledger import NewRecording
 from tenios_io.ledger.importing import iter_import_file
@@ -68,9 +73,9 @@ def run_flow(title: str, total: int | None, call: Callable[[], dict[str, Any]]) 
     with view.shown():
         result = call()
     console.print(summary_table(result, title))
-    problems = problems_table(result)
-    if problems is not None:
-        console.print(problems)
+    for extra in (claimed_elsewhere_table(result), problems_table(result)):
+        if extra is not None:
+            console.print(extra)
     return result
 
 

@@ -156,6 +156,21 @@ class Reads(LedgerCore):
         assert value is not None
         return value
 
+    def in_progress(self, *, limit: int = 50) -> tuple[int, list[Recording]]:
+        """How many recordings are claimed right now, and up to ``limit`` of them, the
+        lease ending first first: a worker that died leaves its claims here until the
+        lease ends (then the next claim takes them over)."""
+        where = _R.state == State.IN_PROGRESS.value
+        with self.engine.connect() as conn:
+            total = int(conn.execute(sa.select(sa.func.count()).where(where)).scalar_one())
+        rows = self._recordings(
+            sa.select(recordings)
+            .where(where)
+            .order_by(_R.lease_expires_at, _R.recording_uuid)
+            .limit(limit)
+        )
+        return total, rows
+
     def count_due(self) -> int:
         """How many recordings could be claimed right now (two index range counts)."""
         now = self._lease_now()
