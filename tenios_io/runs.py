@@ -124,7 +124,7 @@ class RunSummary:
             {
                 "outcome": "throughput",
                 "recordings": f"{self.processed / secs:.1f}/s",
-                "bytes": f"{self.bytes_archived / secs / 1e6:.1f} MB/s",
+                "bytes": f"{self.bytes_archived / secs / 2**20:.1f} MiB/s",
             }
         )
         return rows

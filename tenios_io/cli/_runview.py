@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from rich import filesize
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -15,17 +16,32 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from tenios_io import progress
 
 #: Outcomes after which a recording is done for this run (retries are not).
 FINAL = frozenset({"archived", "already_archived", "missing", "failed", "conflict"})
+
+
+class _BinarySpeedColumn(TransferSpeedColumn):
+    """Rich's transfer speed in MiB/s (its own column says MB/s): one unit everywhere."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None:
+            return Text("?", style="progress.data.speed")
+        unit, suffix = filesize.pick_unit_and_suffix(
+            int(speed), ["B", "KiB", "MiB", "GiB", "TiB"], 1024
+        )
+        return Text(f"{speed / unit:.1f} {suffix}/s", style="progress.data.speed")
 
 
 class RunProgress:
@@ -45,9 +61,9 @@ class RunProgress:
         )
         self._bytes = Progress(
             TextColumn("{task.description:<10}"),
-            DownloadColumn(),
+            DownloadColumn(binary_units=True),  # MiB, as the summary and the report
             TextColumn("•"),
-            TransferSpeedColumn(),
+            _BinarySpeedColumn(),
             console=console,
         )
         self._recordings = self._progress.add_task("recordings", total=total)
@@ -96,11 +112,13 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
         table.add_row(outcome, f"{n:,}")
     table.add_row("[bold]total[/]", f"{sum(counts.values()):,}")
     secs = max(float(result["seconds"]), 1e-9)
-    mb = result["bytes_archived"] / 1e6
+    mib = result["bytes_archived"] / 2**20  # MiB everywhere: summary, bar, report
     table.add_section()
-    table.add_row("bytes archived", f"{mb:,.1f} MB")
+    table.add_row("bytes archived", f"{mib:,.1f} MiB")
     table.add_row("time", f"{secs:,.1f} s")
-    table.add_row("throughput", f"{sum(counts.values()) / secs:,.1f} rec/s, {mb / secs:,.1f} MB/s")
+    table.add_row(
+        "throughput", f"{sum(counts.values()) / secs:,.1f} rec/s, {mib / secs:,.1f} MiB/s"
+    )
     for source, n in sorted(result.get("per_source", {}).items()):
         table.add_row(f"from {source}", f"{n:,}")
     sweep = result.get("sweep")
