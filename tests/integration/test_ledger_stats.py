@@ -5,10 +5,17 @@ the CLI."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
@@ -136,3 +143,97 @@ def test_cli_on_an_unmigrated_ledger_says_what_to_do(
     monkeypatch.setenv("TENIOS_DATABASE_URL", empty_database_url)
     out = cli("ledger", "stats")
     assert out.exit_code == 2 and "db upgrade" in out.output and "Traceback" not in out.output
+
+
+# -- Prometheus ---------------------------------------------------------------------------
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition, parsed by prometheus_client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def check_metrics(text: str) -> None:
+    got = samples(text)
+    p = "tenios_archive_"
+    assert got[(p + "ledger_up", ())] == 1
+    assert got[(p + "due_recordings", ())] == Expected.due
+    assert got[(p + "oldest_due_age_seconds", ())] >= Expected.oldest_due.total_seconds()
+    assert got[(p + "in_progress_recordings", ())] == Expected.in_progress
+    assert got[(p + "expired_leases", ())] == Expected.expired_leases
+    recent = {
+        dict(labels)["state"]: v for (n, labels), v in got.items() if n == p + "recordings_last_24h"
+    }
+    assert recent == {"archived": 3, "failed": 1, "missing": 1, "conflict": 0}
+    at = datetime.fromtimestamp(got[(p + "stats_timestamp_seconds", ())], UTC)
+    hourly = {
+        int(dict(labels)["hours_ago"]): v
+        for (n, labels), v in got.items()
+        if n == p + "archived_in_hour"
+    }
+    assert sorted(hourly) == list(range(24))
+    ago = {
+        int((hour(at) - hour(NOW - timedelta(hours=h))) / timedelta(hours=1)): n
+        for h, n in ((3, 2), (1, 1))
+    }
+    assert {h: v for h, v in hourly.items() if v} == ago
+
+
+def test_prometheus_textfile(
+    seeded: str, cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TENIOS_DATABASE_URL", seeded)
+    target = tmp_path / "textfile" / "tenios.prom"
+    target.parent.mkdir()
+    target.write_text("stale\n")
+    out = cli("ledger", "stats", "--prometheus-textfile", str(target))
+    assert out.exit_code == 0, out.output
+    assert out.stdout == ""  # cron-friendly
+    check_metrics(target.read_text())
+    assert [p.name for p in target.parent.iterdir()] == ["tenios.prom"]  # no temporary left
+    missing = cli("ledger", "stats", "--prometheus-textfile", str(tmp_path / "no" / "x.prom"))
+    assert missing.exit_code == 2 and "--prometheus-textfile" in missing.output
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_serving(url: str, port: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "TENIOS_DATABASE_URL": url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tenios_io.cli", "ledger", "stats", "--serve", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_prometheus_serve_until_ctrl_c(seeded: str) -> None:
+    port = free_port()
+    proc = start_serving(seeded, port)
+    try:
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()  # printed once the server listens
+        assert f"http://127.0.0.1:{port}/metrics" in ready, proc.stderr and proc.stderr.read()
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30)
+        assert response.status_code == 200
+        check_metrics(response.text)
+        busy = start_serving(seeded, port)  # the port is taken: a usage error, not a traceback
+        _, err = busy.communicate(timeout=60)
+        assert busy.returncode == 2 and "--serve" in err and "Traceback" not in err
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
