@@ -68,6 +68,8 @@ CHAIN_LOCK_KEY = 0x7E1105
 INTEGRATE_CHUNK = 5000
 #: JSON string literal exactly as ``json.dumps(..., ensure_ascii=False)`` writes it.
 _json_str = json.encoder.encode_basestring
+#: What a writer puts into the queue, in this order.
+_QUEUE_COLUMNS = ("recording_uuid", "event", "actor", "occurred_at", "details")
 #: What the sequencer reads of a queued event, in this order.
 _QUEUED = "id, recording_uuid, event, actor, occurred_at, details"
 #: Column order of a chain entry, as COPY writes it.
@@ -158,14 +160,22 @@ def entry_digest(
     beside the event (a sidecar) can name it; :func:`row_digest` recomputes it from a
     stored event.
     """
-    body = {
-        "recording_uuid": recording_uuid,
-        "event": event,
-        "actor": actor,
-        "occurred_at": occurred_at,
-        "details": json.loads(details),
-    }
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    return canonical_entry_digest(
+        recording_uuid, event, actor, occurred_at, canonical_json(json.loads(details))
+    )
+
+
+def canonical_entry_digest(
+    recording_uuid: str | None, event: str, actor: str, occurred_at: str, canonical_details: str
+) -> str:
+    """:func:`entry_digest` of an event whose details are already canonical JSON, its
+    body built directly in sorted-key order (as :func:`chain_hash` does)."""
+    body = (
+        f'{{"actor":{_json_str(actor)},"details":{canonical_details},'
+        f'"event":{_json_str(event)},"occurred_at":{_json_str(occurred_at)},'
+        f'"recording_uuid":{"null" if recording_uuid is None else _json_str(recording_uuid)}}}'
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def row_digest(row: Mapping[Any, Any]) -> str:
@@ -196,14 +206,38 @@ def enqueue(
         for ev in events
     ]
     insert_queue_rows(conn, rows)
-    return [row_digest(row) for row in rows]
+    return [canonical_row_digest(row) for row in rows]
+
+
+def canonical_row_digest(row: Mapping[str, Any]) -> str:
+    """:func:`row_digest` of a row this process built (its details canonical already)."""
+    return canonical_entry_digest(
+        row["recording_uuid"], row["event"], row["actor"], row["occurred_at"], row["details"]
+    )
 
 
 def insert_queue_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ready-made queue rows (recording_uuid, event, actor, occurred_at, details)
-    in this transaction: one multi-row INSERT per 5,000."""
-    for start in range(0, len(rows), 5000):
-        conn.execute(custody_queue.insert(), list(rows[start : start + 5000]))
+    in this transaction, in order (queue ids follow it): PostgreSQL's COPY, SQLite's
+    executemany — the driver's own, over tuples (every worker's hot path)."""
+    if not rows:
+        return
+    values = [tuple(row[name] for name in _QUEUE_COLUMNS) for row in rows]
+    driver = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        statement = f"COPY custody_queue ({', '.join(_QUEUE_COLUMNS)}) FROM STDIN"
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for value in values:
+                copy.write_row(value)
+        return
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(
+            f"INSERT INTO custody_queue ({', '.join(_QUEUE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+            values,
+        )
+    finally:
+        cursor.close()
 
 
 def queued_count(conn: Connection) -> int:

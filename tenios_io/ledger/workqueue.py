@@ -33,9 +33,9 @@ from tenios_io.ledger.core import LedgerCore
 from tenios_io.ledger.custody import (
     NewEvent,
     canonical_json,
+    canonical_row_digest,
     format_time,
     insert_queue_rows,
-    row_digest,
 )
 from tenios_io.ledger.records import Claim, Recording, as_utc
 from tenios_io.ledger.states import State, check_transition
@@ -85,7 +85,7 @@ class LeasedWrite:
 
     def digests(self, actor: str) -> list[str]:
         """The entry digests (custody.entry_digest) its events will have."""
-        return [row_digest(row) for row in self.event_rows(actor)]
+        return [canonical_row_digest(row) for row in self.event_rows(actor)]
 
 
 @dataclass(frozen=True)
@@ -586,7 +586,7 @@ class WorkQueue(LedgerCore):
             for write, actor in ours:
                 rows = write.event_rows(actor)
                 queue_rows.extend(rows)
-                digests[write.recording_uuid] = [row_digest(row) for row in rows]
+                digests[write.recording_uuid] = [canonical_row_digest(row) for row in rows]
             insert_queue_rows(conn, queue_rows)
             crashpoints.reached("leased_write_uncommitted")
         return OutcomesWritten(digests, stale)

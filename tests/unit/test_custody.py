@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,3 +106,17 @@ def test_chain_hash_is_the_hash_of_canonical_json(
         custody.canonical_json(details),
     )
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    "details", [{}, {"z": [1, {"b": None, "a": "ü\n"}], "a": 1.5}, {"k": '\u2028\x00"'}]
+)
+def test_canonical_entry_digest_is_entry_digest(details: dict[str, object]) -> None:
+    # Writers digest their events without re-parsing details they just made canonical.
+    args = ("8101fcb3-3843-4db3-9829-f7ab586625fe", "uploaded", "w\u00fc", "2026-12-03T01:02:03Z")
+    assert custody.canonical_entry_digest(
+        *args, custody.canonical_json(details)
+    ) == custody.entry_digest(*args, json.dumps(details, indent=2))
+    assert custody.canonical_entry_digest(
+        None, "run_stopped", "w", "t", "{}"
+    ) == custody.entry_digest(None, "run_stopped", "w", "t", "{ }")
