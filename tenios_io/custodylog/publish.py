@@ -133,9 +133,28 @@ def publish_log(
                 event_id=edge.size,
             ) from None
         checkpoint = existing  # the same tree, signed before (perhaps by an earlier key)
-    if latest != checkpoint.note:
-        store.replace_document(files.key(LATEST), checkpoint.note, content_type=CONTENT_TYPE)
+    _replace_latest(files, checkpoint)
     return Published(checkpoint, key, old_size, written)
+
+
+def _replace_latest(files: LogFiles, checkpoint: LogCheckpoint) -> None:
+    """Point ``checkpoint`` at ours unless it already names as large a tree.
+
+    Two runs checkpointing at once both extend the log (their tiles agree); the one
+    that finishes last must not move the latest checkpoint back to its smaller tree.
+    S3 has no compare-and-swap for this, so a few milliseconds' race remains; the next
+    checkpoint repairs it and ``verify-bucket`` reports it meanwhile.
+    """
+    current = files.read(LATEST)
+    if current == checkpoint.note:
+        return
+    if current is not None:
+        try:
+            if open_checkpoint(current, None).size >= checkpoint.size:
+                return
+        except CheckpointError:
+            pass  # unreadable: replace it with a good one
+    files.store.replace_document(files.key(LATEST), checkpoint.note, content_type=CONTENT_TYPE)
 
 
 def _check_last_entry(ledger: Ledger, edge: TreeEdge, files: LogFiles, size: int) -> None:

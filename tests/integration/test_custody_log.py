@@ -104,3 +104,19 @@ def test_a_tampered_tile_is_not_built_upon(world: AuditWorld, signer: signing.Si
     world.archive(1)
     with pytest.raises(ChainBroken, match="cannot be extended"):
         write_checkpoint(world.ledger, world.store, signer=signer)
+
+
+def test_a_late_writer_does_not_move_the_latest_checkpoint_back(
+    world: AuditWorld, signer: signing.Signer
+) -> None:
+    from tenios_io.custodylog.publish import _replace_latest
+
+    world.archive(1)
+    write_checkpoint(world.ledger, world.store, signer=signer)
+    first = open_checkpoint(_read(world, "checkpoint"), signer.verifier)
+    world.archive(1)
+    write_checkpoint(world.ledger, world.store, signer=signer)
+    second = open_checkpoint(_read(world, "checkpoint"), signer.verifier)
+    files = LogFiles(world.store, log_prefix(world.store.prefix))
+    _replace_latest(files, first)  # a concurrent run that integrated less, finishing last
+    assert open_checkpoint(_read(world, "checkpoint"), signer.verifier).size == second.size
