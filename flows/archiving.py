@@ -19,6 +19,7 @@ from prefect.utilities.annotations import unmapped
 from flows.limits import api_rate_limiter
 from tenios_io.archive import Archiver, Outcome, RecordingResult
 from tenios_io.audit import write_checkpoint
+from tenios_io.audit.checkpoint import unchanged_since_checkpoint
 from tenios_io.config import load_settings
 from tenios_io.custodylog import load_signer
 from tenios_io.exceptions import is_transient
@@ -66,7 +67,16 @@ def sweep_sftp(pipeline: Pipeline, actor: str) -> dict[str, Any] | None:
 
 @task(name="custody-checkpoint", **RETRIED_TASK)
 def checkpoint_chain(pipeline: Pipeline, actor: str) -> dict[str, Any]:
-    """Verify the chain since the last checkpoint and pin its head in the bucket."""
+    """Verify the chain since the last checkpoint and pin its head in the bucket (not
+    when nothing happened since the last checkpoint: an empty run writes none)."""
+    unchanged = unchanged_since_checkpoint(pipeline.ledger, pipeline.store)
+    if unchanged is not None:
+        return {
+            "key": unchanged.key,
+            "last_seq": unchanged.last_seq,
+            "last_hash": unchanged.last_hash,
+            "skipped": "nothing new since this checkpoint",
+        }
     signer = load_signer(pipeline.settings.custody_key_file)
     written = write_checkpoint(pipeline.ledger, pipeline.store, actor=actor, signer=signer)
     return {"key": written.key, "last_seq": written.last_seq, "last_hash": written.last_hash}

@@ -305,6 +305,25 @@ def read_checkpoint(store: ArchiveStore, key: str) -> Checkpoint:
         raise VerificationFailed(f"checkpoint {key} is unreadable ({exc})", s3_key=key) from exc
 
 
+def unchanged_since_checkpoint(ledger: Ledger, store: ArchiveStore) -> Checkpoint | None:
+    """The newest checkpoint when the chain holds nothing after it but its own
+    ``checkpoint`` event (None otherwise): a run that changed nothing need not write
+    another checkpoint that only pins the previous one."""
+    ledger.integrate_all()
+    anchor = newest_checkpoint(store)
+    if anchor is None:
+        return None
+    head = ledger.chain_head()
+    if head.seq == anchor.last_seq:
+        return anchor
+    if head.seq != anchor.last_seq + 1:
+        return None
+    event = ledger.event_at(head.seq)
+    if event is None or event["event"] != CHECKPOINT_EVENT:
+        return None
+    return anchor if json.loads(event["details"]).get("key") == anchor.key else None
+
+
 def newest_checkpoint(store: ArchiveStore) -> Checkpoint | None:
     """The checkpoint with the highest sequence number, if any."""
     keys = list_checkpoint_keys(store)
