@@ -24,6 +24,8 @@ from tenios_io.config import load_settings
 from tenios_io.custodylog import load_signer
 from tenios_io.exceptions import is_transient
 from tenios_io.ledger import Claim, utc_now
+from tenios_io.ledger.stats import collect
+from tenios_io.monitoring import markdown
 from tenios_io.pipeline import Pipeline, open_pipeline
 from tenios_io.runs import RunSummary, claim_round, claims_of_others, wait_for_due
 
@@ -196,5 +198,11 @@ def run_archive(
             max_wait_seconds=max_wait_seconds,
         )
         extra["checkpoint"] = checkpoint_chain(pipeline, actor)
+        backlog = collect(pipeline.ledger, pipeline.ledger.clock_now())
     publish_summary(summary, key=flow_name)
+    create_markdown_artifact(
+        key=f"{flow_name}-ledger",
+        markdown=markdown(backlog),
+        description="`ledger stats` after this run.",
+    )
     return {**summary.to_dict(), **extra}
