@@ -28,6 +28,7 @@ from tenios_io.ledger.stats import collect
 from tenios_io.monitoring import markdown
 from tenios_io.pipeline import Pipeline, open_pipeline
 from tenios_io.runs import RunSummary, claim_round, claims_of_others, wait_for_due
+from tenios_io.runstop import record_stop
 
 
 def only_transient(_task: Any, _run: TaskRun, state: State) -> bool:
@@ -129,6 +130,12 @@ def archive_until_done(
             summary.add(_results(batch, future.result(raise_on_failure=False)))
         if remaining is not None:
             remaining -= sum(len(b) for b in batches)
+        if pipeline.archiver.guard.stopped is not None:
+            break
+    summary.stopped = pipeline.archiver.guard.stopped
+    if summary.stopped is not None:
+        record_stop(pipeline.ledger, summary.stopped, released=summary.counts["released"])
+        get_run_logger().error("%s", summary.stopped.message)
     summary.finish()
     return summary
 
@@ -197,7 +204,9 @@ def run_archive(
             time_budget_minutes=time_budget_minutes,
             max_wait_seconds=max_wait_seconds,
         )
-        extra["checkpoint"] = checkpoint_chain(pipeline, actor)
+        # A stopped run may have lost the bucket or the ledger: the next run checkpoints.
+        if summary.stopped is None:
+            extra["checkpoint"] = checkpoint_chain(pipeline, actor)
         backlog = collect(pipeline.ledger, pipeline.ledger.clock_now())
     publish_summary(summary, key=flow_name)
     create_markdown_artifact(

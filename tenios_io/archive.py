@@ -32,6 +32,7 @@ from tenios_io import __version__, crashpoints, progress
 from tenios_io.checksum import HashingSpool, Spooled
 from tenios_io.container import AudioFacts, inspect_recording
 from tenios_io.exceptions import (
+    LedgerUnavailable,
     RecordingInvalid,
     SourceFileMissing,
     SourceUnavailable,
@@ -42,6 +43,7 @@ from tenios_io.lease import LeaseKeeper
 from tenios_io.ledger import Claim, LeasedWrite, Ledger, State
 from tenios_io.ledger.custody import format_time
 from tenios_io.retry import Decision, RetryPolicy
+from tenios_io.runstop import RunGuard
 from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.store import ArchivedObject, ArchiveStore
 from tenios_io.store.keys import sidecar_key
@@ -131,6 +133,7 @@ class Archiver:
         lease_seconds: float,
         spool_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        guard: RunGuard | None = None,
     ) -> None:
         if not sources:
             raise ValueError("at least one recording source is needed")
@@ -141,6 +144,8 @@ class Archiver:
         self.lease_seconds = lease_seconds
         self.spool_dir = spool_dir
         self._clock = clock
+        self.guard = guard or RunGuard()
+        """Shared by every batch of the run: once tripped, claims are released unworked."""
 
     def archive_batch(
         self, claims: Sequence[Claim], *, deadline: float | None = None
@@ -167,7 +172,10 @@ class Archiver:
                     results.append(RecordingResult(key, Outcome.LOST_LEASE))
                     keeper.done(key)
                     continue
-                if deadline is not None and self._clock() >= deadline:
+                stop = self.guard.stopped
+                if stop is not None:
+                    worked = self._released(claim, f"run stopped: {stop.cause}")
+                elif deadline is not None and self._clock() >= deadline:
                     worked = self._released(claim, "time budget spent")
                 else:
                     worked = self._work(claim)
@@ -195,7 +203,20 @@ class Archiver:
         """Write worked recordings' outcomes in one transaction, then do what waits on
         them (releasing source copies)."""
         writes = [w.write for w in worked if w.write is not None]
-        written = self.ledger.write_outcomes(writes, apply_hold=self._apply_late_hold)
+        try:
+            written = self.ledger.write_outcomes(writes, apply_hold=self._apply_late_hold)
+        except LedgerUnavailable as exc:
+            # Run-wide (runstop.py): nothing can be written; the leases expire and the next
+            # run claims these again (objects already uploaded are found archived).
+            stop = self.guard.judge(exc)
+            reason = f"run stopped: {stop.cause if stop else exc} (lease left to expire)"
+            for item in worked:
+                if keeper is not None:
+                    keeper.done(item.result.recording_uuid)
+            return [
+                RecordingResult(w.result.recording_uuid, Outcome.RELEASED, reason=reason)
+                for w in worked
+            ]
         crashpoints.reached("after_record")
         results: list[RecordingResult] = []
         for item in worked:
@@ -234,8 +255,9 @@ class Archiver:
         request = FetchRequest(rec.recording_uuid, rec.call_uuid, rec.source_path)
         try:
             worked = self._archive(claim, request)
+            self.guard.succeeded()
         except Exception as exc:  # noqa: BLE001 - every error becomes a ledger verdict
-            worked = self._failure(claim, exc)
+            worked = self._judge(claim, exc)
         result = dataclasses.replace(worked.result, seconds=self._clock() - started)
         progress.recording_done(result.outcome.value, result.size)
         return dataclasses.replace(worked, result=result)
@@ -376,6 +398,15 @@ class Archiver:
             )
 
     # -- failures --------------------------------------------------------------------------
+
+    def _judge(self, claim: Claim, exc: Exception) -> _Worked:
+        """A run-wide error stops the run and gives the claim back without spending the
+        attempt (runstop.py); any other is this recording's failure (retry.py)."""
+        stop = self.guard.judge(exc)
+        if stop is None:
+            return self._failure(claim, exc)
+        log.warning("recording %s: %s", claim.recording_uuid, stop.message)
+        return self._released(claim, f"run stopped: {stop.cause}")
 
     def _failure(self, claim: Claim, exc: Exception) -> _Worked:
         rec = claim.recording

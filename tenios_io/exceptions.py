@@ -27,7 +27,9 @@ translated once, at the boundary that meets them, with ``raise ... from exc``.
     │       └── TruncatedBody            [transient] fewer bytes than Content-Length
     ├── StoreError
     │   ├── StoreUnavailable             [transient] throttling, 5xx, network
-    │   ├── BucketNotUsable              [terminal]  missing / unreachable / no permission
+    │   ├── BucketNotUsable              [terminal]  S3 refused this request
+    │   │   └── StoreAccessDenied        [terminal]  no such bucket, access denied, expired or
+    │   │                                            missing credentials, KMS: run-wide
     │   ├── ArchiveConflict              [terminal]  the key holds other bytes
     │   └── VerificationFailed           [terminal]  read-back did not match what we sent
     ├── SourceError
@@ -215,6 +217,12 @@ class StoreUnavailable(StoreError, Transient):
 
 class BucketNotUsable(StoreError, Terminal):
     """The bucket is missing, unreachable, or we lack a permission we need."""
+
+
+class StoreAccessDenied(BucketNotUsable):
+    """The bucket cannot be used by this run at all (it does not exist, the credentials
+    are refused or expired, the KMS key is unusable): no object can succeed, so the run
+    stops instead of failing recordings one by one (tenios_io/runstop.py)."""
 
 
 class ArchiveConflict(StoreError, Terminal):

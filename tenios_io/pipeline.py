@@ -20,7 +20,13 @@ from tenios_io.archive import Archiver
 from tenios_io.checksum import remove_stale_spools
 from tenios_io.config import Settings
 from tenios_io.custodylog import load_signer
-from tenios_io.exceptions import BucketNotUsable, ConfigError, SourceError, StoreUnavailable
+from tenios_io.exceptions import (
+    BucketNotUsable,
+    ConfigError,
+    SourceError,
+    SourceUnavailable,
+    StoreUnavailable,
+)
 from tenios_io.ledger import Ledger, create_ledger_engine
 from tenios_io.ledger.schema import require_current
 from tenios_io.retry import RetryPolicy
@@ -47,12 +53,24 @@ class PerThreadSftp:
         self._local = threading.local()
         self._opened: list[SftpSource] = []
         self._lock = threading.Lock()
+        self._down: str | None = None
 
     def source(self) -> SftpSource:
-        """This thread's SftpSource (connecting now if needed)."""
+        """This thread's SftpSource (connecting now if needed).
+
+        A drop that cannot be reached is tried once per run, not once per recording
+        and thread: after one failed connect every later call fails at once, and the
+        recordings are fetched from the API where it can serve (issue 11).
+        """
         existing: SftpSource | None = getattr(self._local, "source", None)
         if existing is None:
-            existing = SftpSource.from_settings(self._settings)
+            if self._down is not None:
+                raise SourceUnavailable(self._down)
+            try:
+                existing = SftpSource.from_settings(self._settings)
+            except (SourceUnavailable, ConfigError) as exc:
+                self._down = f"the SFTP drop is down for this run ({exc}); tried again next run"
+                raise SourceUnavailable(self._down) from None
             self._local.source = existing
             with self._lock:
                 self._opened.append(existing)

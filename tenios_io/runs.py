@@ -15,6 +15,7 @@ from typing import Any
 
 from tenios_io.archive import PROBLEMS, Outcome, RecordingResult
 from tenios_io.ledger import Claim, Ledger
+from tenios_io.runstop import RunStop
 
 _SHORT = 200
 
@@ -82,6 +83,8 @@ class RunSummary:
     bytes_archived: int = 0
     problems: list[RecordingResult] = field(default_factory=list)
     finished: float | None = None
+    stopped: RunStop | None = None
+    """Set when a run-wide failure stopped the run early (runstop.py)."""
 
     def add(self, results: Iterable[RecordingResult]) -> None:
         for result in results:
@@ -106,7 +109,10 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 when nothing ended failed or conflict in this run, else 1."""
+        """The stop's code (2 configuration / credentials, 1 otherwise) when a run-wide
+        failure stopped the run; else 0 when nothing ended failed or conflict, else 1."""
+        if self.stopped is not None:
+            return self.stopped.exit_code
         return 1 if any(self.counts[o.value] for o in PROBLEMS) else 0
 
     def table(self) -> list[dict[str, Any]]:
@@ -154,6 +160,7 @@ class RunSummary:
             "per_source": dict(self.per_source),
             "bytes_archived": self.bytes_archived,
             "exit_code": self.exit_code,
+            "stopped": self.stopped.to_dict() if self.stopped else None,
             "problems": [
                 {"recording_uuid": p.recording_uuid, "outcome": p.outcome.value, "reason": p.reason}
                 for p in self.problems

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from tenios_io.cli._common import console, err_console, settings, state
 from tenios_io.cli._prefect import prepare_prefect
@@ -76,6 +77,8 @@ def run_flow(title: str, total: int | None, call: Callable[[], dict[str, Any]]) 
     for extra in (claimed_elsewhere_table(result), problems_table(result)):
         if extra is not None:
             console.print(extra)
+    if result.get("stopped"):
+        err_console.print(f"[red]{escape(result['stopped']['message'])}[/red]")
     return result
 
 

@@ -1,10 +1,13 @@
 """botocore's errors → ours, in exactly one place (the exception classes live in
 :mod:`tenios_io.exceptions`).
 
-Throttling, 5xx and network errors become ``StoreUnavailable`` (transient;
-botocore's standard retry mode has already retried them); missing buckets,
-refused permissions and other refusals become ``BucketNotUsable`` naming the
-bucket and what to fix; a checksum mismatch on download is
+Throttling, 5xx and network errors, and the per-request races
+``ConditionalRequestConflict`` (409) and ``NoSuchUpload`` (an aborted multipart),
+become ``StoreUnavailable`` (transient; botocore's standard retry mode has already
+retried them); missing buckets, refused permissions and unusable credentials become
+``StoreAccessDenied`` (the whole run cannot work: it stops, tenios_io/runstop.py),
+other refusals ``BucketNotUsable`` (this request), each naming the bucket and what
+to fix; a checksum mismatch on download is
 ``VerificationFailed``.  No message carries a credential.
 """
 
@@ -27,7 +30,13 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from tenios_io.exceptions import BucketNotUsable, StoreError, StoreUnavailable, VerificationFailed
+from tenios_io.exceptions import (
+    BucketNotUsable,
+    StoreAccessDenied,
+    StoreError,
+    StoreUnavailable,
+    VerificationFailed,
+)
 
 __all__ = ["error_code", "http_status", "is_precondition_failed", "translated"]
 
@@ -47,6 +56,7 @@ _THROTTLING_CODES: Final = frozenset(
         "OperationAborted",
     }
 )
+_PER_REQUEST_RACES: Final = frozenset({"ConditionalRequestConflict", "NoSuchUpload"})
 _DENIED_CODES: Final = frozenset(
     {
         "AccessDenied",
@@ -112,14 +122,20 @@ def _translate(
                 "retries; try again later",
                 **ids,
             )
+        if code in _PER_REQUEST_RACES or status == 409:
+            return StoreUnavailable(
+                f"S3 answered {detail} on {action} {where}: a conflicting request or an "
+                "aborted upload; try again later",
+                **ids,
+            )
         if code == "NoSuchBucket":
-            return BucketNotUsable(
+            return StoreAccessDenied(
                 f"bucket {bucket!r} does not exist: create it, or fix TENIOS_S3_BUCKET / "
                 "AWS_ENDPOINT_URL_S3",
                 **ids,
             )
         if code.startswith("KMS") or "KMS" in message:
-            return BucketNotUsable(
+            return StoreAccessDenied(
                 f"S3 could not use the KMS key for {action} {where} ({detail}): check "
                 "TENIOS_S3_KMS_KEY_ID and that the archiver may kms:GenerateDataKey and "
                 "kms:Decrypt with it",
@@ -127,7 +143,7 @@ def _translate(
             )
         if code in _DENIED_CODES or status == 403:
             hint = f"; the archiver needs {needs}" if needs else ""
-            return BucketNotUsable(
+            return StoreAccessDenied(
                 f"access denied for {action} on {where} ({detail}){hint}.  Credentials come "
                 "from boto3's standard chain (AWS_PROFILE, environment, role) — check the "
                 "policy attached to them, and Object Lock retention if deleting",
@@ -143,7 +159,7 @@ def _translate(
     if isinstance(
         exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError | NoRegionError
     ):
-        return BucketNotUsable(
+        return StoreAccessDenied(
             f"no usable AWS credentials/region for {action} on {where} ({type(exc).__name__}): "
             "configure boto3's standard chain (AWS_PROFILE, AWS_ACCESS_KEY_ID/"
             "AWS_SECRET_ACCESS_KEY, AWS_REGION, or an instance/task role)",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prefect.client.orchestration import get_client
 
-from tenios_io.ledger import NewRecording
+from tenios_io.ledger import NewRecording, State
 from tests.acceptance.conftest import ArchiveWorld
 from tests.fixtures.cli import CliResult
 from tests.fixtures.moto import FAKE_CREDENTIALS
@@ -73,8 +73,23 @@ def test_no_secret_reaches_any_output(
     ledger = world.ledger()
     ledger.register([NewRecording(late)])
     denied = run_cli(world, "--verbose", "run", "nightly", access_key=WRONG_KEY)
-    assert denied.returncode == 1  # access denied is terminal: the recording failed
-    assert "TENIOS_ACCESS_KEY" in (ledger.get(late).last_error or "")
+    # A refused key stops the run (issue 11): exit 2, the recording is given back to
+    # pending without spending an attempt; on main it was failed (terminal).
+    assert denied.returncode == 2, denied.stdout
+    assert "run stopped" in denied.stdout and "TENIOS_ACCESS_KEY" in denied.stdout
+    rec = ledger.get(late)
+    assert (rec.state, rec.attempts) == (State.PENDING, 0)
+
+    # More run-wide failures whose outputs are searched too: an unknown bucket, a
+    # TENIOS_API_URL that redirects.
+    world.env["TENIOS_S3_BUCKET"] = "no-such-bucket-tenios-secrets"
+    no_bucket = run_cli(world, "--verbose", "run", "nightly")
+    world.env["TENIOS_S3_BUCKET"] = world.bucket
+    assert no_bucket.returncode == 2 and "TENIOS_S3_BUCKET" in no_bucket.stdout
+    world.sim.schedule_faults("redirect")
+    redirected = run_cli(world, "--verbose", "run", "nightly")
+    assert redirected.returncode == 2 and "TENIOS_API_URL" in redirected.stdout
+    assert ledger.get(late).state is State.PENDING
 
     exported = cli("ledger", "export", "--format", "jsonl")
     events = cli("audit", "export-events")
@@ -105,7 +120,11 @@ def test_no_secret_reaches_any_output(
     assert artifacts and runs
 
     outputs = {
-        "console and logs (--verbose)": good.stdout + denied.stdout + report.output,
+        "console and logs (--verbose)": good.stdout
+        + denied.stdout
+        + no_bucket.stdout
+        + redirected.stdout
+        + report.output,
         "custody log commands": keygen.output + "".join(c.output for c in custody),
         "proof bundle": proof.read_text(),
         "ledger export": exported.stdout,

@@ -19,6 +19,7 @@ from tenios_io.exceptions import (
     AccessDenied,
     ApiUnavailable,
     ArchiveConflict,
+    InvalidRequest,
     RecordingNotFound,
     SourceFileMissing,
     SourceUnavailable,
@@ -172,7 +173,7 @@ def test_archives_records_events_and_removes_the_spool(ledger: Ledger, tmp_path:
     ("error", "state", "outcome"),
     [
         (ApiUnavailable("503"), State.PENDING, Outcome.RETRY),
-        (AccessDenied("403"), State.FAILED, Outcome.FAILED),
+        (InvalidRequest("400"), State.FAILED, Outcome.FAILED),
         (RecordingNotFound("404"), State.PENDING, Outcome.RETRY),
     ],
 )
@@ -186,6 +187,17 @@ def test_source_errors_become_ledger_verdicts(
     assert result.outcome is outcome and ledger.get(REC).state is state
     assert store.uploads == [] and list(tmp_path.glob("tenios-*.spool")) == []
     assert str(error) in (ledger.get(REC).last_error or "")
+
+
+def test_access_denied_stops_the_run_and_gives_the_claim_back(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    # On main a refused key failed the recording (terminal); now it is run-wide.
+    work = archiver(ledger, FakeStore(), FakeSource(errors=[AccessDenied("403")]), tmp=tmp_path)
+    result = work.archive_one(claim(ledger))
+    rec = ledger.get(REC)
+    assert result.outcome is Outcome.RELEASED and (rec.state, rec.attempts) == (State.PENDING, 0)
+    assert work.guard.stopped is not None and work.guard.stopped.exit_code == 2
 
 
 def test_conflict_is_never_overwritten(ledger: Ledger, tmp_path: Path) -> None:
