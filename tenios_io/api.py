@@ -172,15 +172,20 @@ class TeniosClient:
         return f"TeniosClient(base_url={str(self._http.base_url)!r}, access_key='***')"
 
     def start_recording(
-        self, call_uuid: str, record_caller: bool = True, record_callee: bool = True
+        self,
+        call_uuid: str,
+        record_caller: bool | None = None,
+        record_callee: bool | None = None,
     ) -> str:
-        """Start recording the call; returns the new ``recording_uuid``."""
-        payload = {
-            "access_key": self._access_key,
-            "call_uuid": call_uuid,
-            "record_caller": record_caller,
-            "record_callee": record_callee,
-        }
+        """Start recording the call; returns the new ``recording_uuid``.
+
+        ``record_caller`` / ``record_callee`` are sent only when given (TENIOS's own
+        examples never send them; both default to true at TENIOS).
+        """
+        payload: dict[str, Any] = {"access_key": self._access_key, "call_uuid": call_uuid}
+        for name, value in (("record_caller", record_caller), ("record_callee", record_callee)):
+            if value is not None:
+                payload[name] = value
 
         def attempt() -> str:
             answer = self._post_json("start", payload, None)

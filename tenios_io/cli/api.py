@@ -65,13 +65,18 @@ def start(
     if no_caller and no_callee:
         raise typer.BadParameter("--no-caller and --no-callee together would record nothing")
     config = settings(ctx)
-    with _client(config) as client:
-        recording_uuid = client.start_recording(
-            call_uuid, record_caller=not no_caller, record_callee=not no_callee
-        )
-    # Printed before the ledger is touched: if registering fails, the uuid is not lost.
-    console.print(recording_uuid, soft_wrap=True)
+    config.require_access_key()  # ConfigError → exit 2, before anything else
+    # The ledger first (migrated, reachable): a recording started at TENIOS whose id the
+    # archive cannot register would run there unknown to it.
     with open_ledger(config) as ledger:
+        with _client(config) as client:
+            recording_uuid = client.start_recording(
+                call_uuid,
+                record_caller=False if no_caller else None,
+                record_callee=False if no_callee else None,
+            )
+        # Printed before registering: if that fails, the uuid is not lost.
+        console.print(recording_uuid, soft_wrap=True)
         ledger.submit_intake(recording_uuid, call_uuid=call_uuid, producer="cli:api-start")
         ledger.drain_intake(actor="cli:api-start")
     err_console.print(f"registered {recording_uuid} (call {call_uuid}) in the ledger")

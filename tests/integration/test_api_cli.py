@@ -87,7 +87,20 @@ def test_start_recording_nothing_is_a_usage_error(cli: Cli, api_env: RunningSimu
     assert "record nothing" in result.output
 
 
-def test_start_when_tenios_is_down_exits_1(cli: Cli, api_env: RunningSimulator) -> None:
+def test_start_checks_the_ledger_before_starting_at_tenios(
+    cli: Cli, api_env: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On main the recording was started at TENIOS, then the command exited 2.
+    monkeypatch.setenv("TENIOS_DATABASE_URL", f"sqlite:///{tmp_path / 'missing.db'}")
+    result = cli("api", "start", CALL)
+    assert result.exit_code == 2
+    assert "TENIOS_DATABASE_URL" in result.output
+    assert api_env.sim.requests == []
+
+
+def test_start_when_tenios_is_down_exits_1(
+    cli: Cli, api_env: RunningSimulator, ledger_db: str
+) -> None:
     api_env.sim.schedule_faults("500")
     result = cli("api", "start", CALL)
     assert result.exit_code == 1
@@ -223,7 +236,11 @@ def test_missing_access_key_is_a_configuration_error(
 
 
 def test_wrong_access_key_exits_1_and_is_never_printed(
-    cli: Cli, simulator_server: RunningSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    cli: Cli,
+    simulator_server: RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    ledger_db: str,  # api start checks the ledger before it starts anything at TENIOS
 ) -> None:
     wrong = "wrong-key-3b9e77"
     monkeypatch.setenv("TENIOS_API_URL", simulator_server.url)

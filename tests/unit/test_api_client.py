@@ -101,9 +101,15 @@ def test_start_sends_the_documented_body_and_returns_the_recording_uuid() -> Non
     request = script.requests[0]
     assert request.method == "POST"
     assert request.url.path == "/record-call/start"
-    assert script.bodies() == [
-        {"access_key": KEY, "call_uuid": CALL, "record_caller": False, "record_callee": True}
-    ]
+    assert script.bodies() == [{"access_key": KEY, "call_uuid": CALL, "record_caller": False}]
+
+
+def test_start_sends_no_optional_field_unless_asked() -> None:
+    # TENIOS's own examples send only access_key and call_uuid (issue 11).
+    script = Script(httpx.Response(200, json={"recording_uuid": REC}))
+    client, _ = make_client(script)
+    client.start_recording(CALL)
+    assert script.bodies() == [{"access_key": KEY, "call_uuid": CALL}]
 
 
 @pytest.mark.parametrize("success", ["true", True, "TRUE"])
