@@ -66,6 +66,8 @@ GENESIS = "0" * 64
 CHAIN_LOCK_KEY = 0x7E1105
 #: Events integrated per sequencer transaction (bounds its time under the lock).
 INTEGRATE_CHUNK = 5000
+#: One encoder for canonical JSON: ``json.dumps`` with options builds a new one per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 #: JSON string literal exactly as ``json.dumps(..., ensure_ascii=False)`` writes it.
 _json_str = json.encoder.encode_basestring
 #: What a writer puts into the queue, in this order.
@@ -78,7 +80,7 @@ _COLUMNS = tuple(column.name for column in custody_events.columns)
 
 def canonical_json(value: Any) -> str:
     """Deterministic JSON: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def format_time(moment: datetime) -> str:
