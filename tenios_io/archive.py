@@ -202,6 +202,8 @@ class Archiver:
     ) -> list[RecordingResult]:
         """Write worked recordings' outcomes in one transaction, then do what waits on
         them (releasing source copies)."""
+        if not worked:
+            return []
         writes = [w.write for w in worked if w.write is not None]
         try:
             written = self.ledger.write_outcomes(writes, apply_hold=self._apply_late_hold)
