@@ -153,10 +153,12 @@ class Archiver:
         """Archive claimed recordings one after another, keeping their leases alive.
 
         Outcomes are written to the ledger in groups (:meth:`Ledger.write_outcomes`,
-        one transaction each): whatever finished within ``FLUSH_SECONDS`` of the
-        oldest unwritten outcome, and the rest at the end.  A crash before a group is
-        written loses nothing: those recordings are still ``in_progress`` under leases
-        that expire, and the next claim finds their objects already in the bucket.
+        one transaction each): a group is written once ``FLUSH_SECONDS`` have passed
+        since work on its first recording started, so small recordings share a write
+        while a recording that took longer is written as soon as it is done.  A crash
+        before a group is written loses nothing: those recordings are still
+        ``in_progress`` under leases that expire, and the next claim finds their
+        objects already in the bucket.
         The source copy (SFTP) is released only after the ledger says ``archived``.
 
         Past ``deadline`` (this clock's seconds) the remaining claims are released
@@ -164,7 +166,7 @@ class Archiver:
         """
         results: list[RecordingResult] = []
         unwritten: list[_Worked] = []
-        first_unwritten = 0.0
+        first_started = 0.0
         with LeaseKeeper(self.ledger, claims, self.lease_seconds) as keeper:
             for claim in claims:
                 key = claim.recording_uuid
@@ -172,6 +174,9 @@ class Archiver:
                     results.append(RecordingResult(key, Outcome.LOST_LEASE))
                     keeper.done(key)
                     continue
+                started = self._clock()
+                if not unwritten:
+                    first_started = started
                 stop = self.guard.stopped
                 if stop is not None:
                     worked = self._released(claim, f"run stopped: {stop.cause}")
@@ -179,10 +184,8 @@ class Archiver:
                     worked = self._released(claim, "time budget spent")
                 else:
                     worked = self._work(claim)
-                if not unwritten:
-                    first_unwritten = self._clock()
                 unwritten.append(worked)
-                if self._clock() - first_unwritten >= FLUSH_SECONDS:
+                if self._clock() - first_started >= FLUSH_SECONDS:
                     results.extend(self._write(unwritten, keeper))
                     unwritten = []
             results.extend(self._write(unwritten, keeper))

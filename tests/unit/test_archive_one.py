@@ -33,6 +33,7 @@ from tests.fixtures.moto import sample_wav
 
 WAV = sample_wav(144)  # a whole WAV: archive_one validates the container before upload
 REC = "8101fcb3-3843-4db3-9829-f7ab586625fe"
+OTHER = "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
 
 
 @dataclass
@@ -274,3 +275,47 @@ def test_a_rerun_batch_skips_what_it_already_finished(ledger: Ledger, tmp_path: 
     again = arch.archive_batch(batch)  # as when Prefect retries a crashed batch
     assert [r.outcome for r in again] == [Outcome.LOST_LEASE]
     assert len(store.uploads) == 1
+
+
+@dataclass
+class TimedSource(FakeSource):
+    """A source whose every fetch takes ``seconds`` of the archiver's clock, and which
+    notes, as each fetch starts, which recordings the ledger already calls archived."""
+
+    clock: list[float] = field(default_factory=lambda: [0.0])
+    seconds: float = 0.0
+    ledger: Ledger | None = None
+    archived_at_fetch: list[set[str]] = field(default_factory=list)
+
+    def fetch(self, request: FetchRequest, sink: Sink) -> Fetched:
+        assert self.ledger is not None
+        rows = self.ledger.rows_for([REC, OTHER])
+        self.archived_at_fetch.append(
+            {key for key, row in rows.items() if row.state is State.ARCHIVED}
+        )
+        self.clock[0] += self.seconds
+        return super().fetch(request, sink)
+
+
+@pytest.mark.parametrize(("seconds", "separate_writes"), [(0.01, False), (2.0, True)])
+def test_outcomes_are_written_together_unless_a_recording_took_long(
+    ledger: Ledger, tmp_path: Path, seconds: float, separate_writes: bool
+) -> None:
+    ledger.register([NewRecording(OTHER)])
+    source = TimedSource(seconds=seconds, ledger=ledger)
+    arch = Archiver(
+        ledger=ledger,
+        store=FakeStore(),  # type: ignore[arg-type]
+        sources=[source],
+        policy=RetryPolicy(max_attempts=2),
+        lease_seconds=60,
+        spool_dir=tmp_path,
+        clock=lambda: source.clock[0],
+    )
+    claims = ledger.claim_batch(2, lease_seconds=60)
+    results = arch.archive_batch(claims)
+    assert {r.outcome for r in results} == {Outcome.ARCHIVED}
+    first = claims[0].recording_uuid
+    # Fast recordings share one write at the end; one that took longer than
+    # FLUSH_SECONDS is archived in the ledger before the next one is fetched.
+    assert source.archived_at_fetch == [set(), {first} if separate_writes else set()]
