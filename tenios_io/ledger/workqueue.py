@@ -54,7 +54,8 @@ class LeasedWrite:
     """One claimed recording's outcome: column updates, custody events and, with a
     ``target``, the state its claim ends in.
 
-    Built by :meth:`WorkQueue.outcome` and written, alone or with the rest of a
+    Built by :meth:`WorkQueue.completed_write` (``failed_write``, ``retry_write``,
+    ``released_write``, ``recorded_write``) and written, alone or with the rest of a
     batch's, by :meth:`WorkQueue.write_outcomes` in one transaction.  ``at`` is when
     it happened (the events' ``occurred_at``); fixed up front, so the events' entry
     digests are known before the write (:meth:`digests`).
