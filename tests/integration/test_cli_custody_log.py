@@ -42,7 +42,8 @@ def test_keygen_writes_a_private_key_and_prints_only_the_verifier(cli: Cli, tmp_
     assert made.stdout.splitlines()[0] == verifier
     assert signing.parse_verifier(verifier).name == "archive.example.com"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    secret = path.read_text().strip().split("+", 4)[4]  # PRIVATE+KEY+name+hash+seed; the base64 seed may hold "+"
+    # PRIVATE+KEY+name+hash+seed: the base64 seed may itself hold "+"
+    secret = path.read_text().strip().split("+", 4)[4]
     assert secret not in made.output
 
     again = cli("audit", "keygen", "--name", "other", "--output", str(path))
