@@ -11,9 +11,10 @@ SFTP drop) is touched until the object has been verified by read-back.
 Custody events per recording: ``claimed`` (at claim) → ``fetched``, ``uploaded``
 (or ``found_archived`` after a crash), ``verified``, ``sidecar_written``,
 ``archived`` (one write, after the read-back and the sidecar; written together with
-other recordings' outcomes in one transaction) → ``released_from_source`` (SFTP,
-optional, after that write).  Failures end in ``retry_scheduled``,
-``missing``, ``failed`` or ``conflict`` with the reason.
+other recordings' outcomes in one transaction) → ``release_intended`` then
+``released_from_source`` (SFTP, optional, after that write: tenios_io/release.py).
+Failures end in ``retry_scheduled``, ``missing``, ``failed`` or ``conflict`` with the
+reason.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from tenios_io.exceptions import (
 from tenios_io.lease import LeaseKeeper
 from tenios_io.ledger import Claim, LeasedWrite, Ledger, State
 from tenios_io.ledger.custody import format_time
+from tenios_io.release import release_archived
 from tenios_io.retry import Decision, RetryPolicy
 from tenios_io.runstop import RunGuard
 from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
@@ -93,7 +95,7 @@ class _Worked:
     result: RecordingResult
     write: LeasedWrite | None
     """None: nothing to write (the lease was lost)."""
-    after: Callable[[], None] | None = None
+    after: Callable[[], object] | None = None
     """What waits until the outcome is written (releasing the source copy)."""
 
 
@@ -346,7 +348,9 @@ class Archiver:
                 rec.recording_uuid, outcome, size=obj.size, source=fetched.source, s3_key=obj.key
             ),
             write,
-            after=functools.partial(self._after_archived, source, request, fetched),
+            after=functools.partial(
+                release_archived, self.ledger, source, request, fetched, sha256=obj.sha256
+            ),
         )
 
     def _fetch(self, request: FetchRequest, sink: Sink) -> tuple[RecordingSource, Fetched]:
@@ -381,26 +385,6 @@ class Archiver:
                     source.name,
                 )
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _after_archived(
-        self, source: RecordingSource, request: FetchRequest, fetched: Fetched
-    ) -> None:
-        """Release the source copy (SFTP); a failure never un-archives, it is retried later."""
-        try:
-            action = source.after_archived(request, fetched)
-        except SourceUnavailable as exc:
-            self.ledger.annotate(
-                request.recording_uuid,
-                "release_failed",
-                {"source": fetched.source, "error": str(exc)},
-            )
-            return
-        if action:
-            self.ledger.annotate(
-                request.recording_uuid,
-                "released_from_source",
-                {"source": fetched.source, "action": action},
-            )
 
     # -- failures --------------------------------------------------------------------------
 

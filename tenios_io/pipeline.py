@@ -30,7 +30,7 @@ from tenios_io.exceptions import (
 from tenios_io.ledger import Ledger, create_ledger_engine
 from tenios_io.ledger.schema import require_current
 from tenios_io.retry import RetryPolicy
-from tenios_io.sftp import SftpSource
+from tenios_io.sftp import SftpDrop, SftpSource
 from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.store import ArchiveStore, BucketStatus, make_s3_client
 from tenios_io.sweep import SweepReport, sweep_drop
@@ -84,6 +84,9 @@ class PerThreadSftp:
 
     def after_archived(self, request: FetchRequest, fetched: Fetched) -> str | None:
         return self.source().after_archived(request, fetched)
+
+    def release_drop(self) -> SftpDrop:
+        return self.source().drop
 
     def close(self) -> None:
         with self._lock:

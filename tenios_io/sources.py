@@ -10,7 +10,10 @@ resetting its digest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from tenios_io.sftp.drop import SftpDrop
 
 
 class Sink(Protocol):
@@ -44,6 +47,9 @@ class Fetched:
     """As declared by the source (the archive detects the real type from magic bytes)."""
     declared_size: int | None = None
     """The size the source announced (HTTP Content-Length), if it announced one."""
+    source_mtime: float | None = None
+    """The drop file's mtime when it was read (SFTP): the release proves with it that
+    the file it moves or deletes is the one that was hashed."""
 
 
 class RecordingSource(Protocol):
@@ -61,4 +67,14 @@ class RecordingSource(Protocol):
 
     def after_archived(self, request: FetchRequest, fetched: Fetched) -> str | None:
         """Called only after the S3 read-back succeeded; returns what was done, if anything."""
+        ...
+
+
+@runtime_checkable
+class DropSource(Protocol):
+    """A source whose copy is released (moved or deleted) after archiving: the SFTP
+    drop.  The release itself, intent first, is :mod:`tenios_io.release`'s."""
+
+    def release_drop(self) -> SftpDrop:
+        """The drop the source's files are released from."""
         ...

@@ -6,10 +6,13 @@ row, a known call_uuid is never taken for a recording, and a name with several
 unknown UUIDs is left alone and reported as ambiguous — recorded once per sweep as a
 ``drop_files_ambiguous`` custody event, which the report lists.  New drop files are
 registered with their path as source (a recording also known through the API stays
-one row and learns its path).  A
-drop file whose recording is already archived but was never released (the
-release failed, or the run died right after the archive) is released now — only
-if its size still matches what was archived; the release is a custody event.
+one row and learns its path).  Releases an earlier run intended and did not finish
+(it was killed, or the database went away, between ``release_intended`` and
+``released_from_source``) are finished, or recorded when the file is already gone
+(:func:`tenios_io.release.finish_interrupted`).  A drop file whose recording is
+already archived but was never released (the release failed, or the recording was
+fetched from the API) is released now, intent first, and only if its bytes are
+hashed again and are the archived ones.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from tenios_io import progress
-from tenios_io.exceptions import SourceUnavailable
+from tenios_io import release as releasing
 from tenios_io.ledger import Ledger, NewEvent, NewRecording, State
+from tenios_io.ledger.releases import ReleaseIntent
+from tenios_io.release import FAILED, RELEASED, finish_interrupted
 from tenios_io.sftp import SftpDrop
 from tenios_io.sftp.naming import AMBIGUOUS_EVENT, KnownIds
 
@@ -40,6 +45,9 @@ class SweepReport:
     ambiguous: int = 0
     released: int = 0
     release_failed: int = 0
+    release_refused: int = 0
+    interrupted_releases: int = 0
+    """Releases an earlier run intended and did not finish, settled by this sweep."""
     unmatched_names: list[str] = field(default_factory=list)
     ambiguous_files: list[tuple[str, str]] = field(default_factory=list)
     """``(path, why)``, the first few."""
@@ -107,26 +115,38 @@ def sweep_drop(drop: SftpDrop, ledger: Ledger, *, release: bool, actor: str) -> 
     report.source_found = len(result.source_found)
     if not release:
         return report
+    interrupted = finish_interrupted(ledger, drop, actor=actor)
+    report.interrupted_releases = len(interrupted)
+    for event in interrupted.values():
+        _count(report, event)
     newly = set(result.added)
     for drop_file in found.ready:
-        if drop_file.recording_uuid in newly:
+        if drop_file.recording_uuid in newly or drop_file.recording_uuid in interrupted:
             continue
         rec = ledger.get(drop_file.recording_uuid)
-        if rec.state is not State.ARCHIVED or rec.source_path != drop_file.path:
+        if (
+            rec.state is not State.ARCHIVED
+            or rec.source_path != drop_file.path
+            or rec.sha256 is None
+            or rec.size_bytes is None
+        ):
             continue
-        try:
-            action = drop.release(drop_file.path, expected_size=rec.size_bytes)
-        except SourceUnavailable as exc:
-            report.release_failed += 1
-            ledger.annotate(
-                rec.recording_uuid, "release_failed", {"path": drop_file.path, "error": str(exc)}
-            )
-            continue
-        report.released += 1
-        ledger.annotate(
-            rec.recording_uuid,
-            "released_from_source",
-            {"source": f"sftp:{drop_file.path}", "action": action, "by": "sweep"},
-            actor=actor,
+        intent = ReleaseIntent(
+            recording_uuid=rec.recording_uuid,
+            path=drop_file.path,
+            action=drop.after_action,
+            sha256=rec.sha256,
+            size_bytes=rec.size_bytes,
+            source_mtime=None,  # not the run that hashed it: the bytes are hashed again
         )
+        _count(report, releasing.release(ledger, drop, intent, by="sweep", actor=actor))
     return report
+
+
+def _count(report: SweepReport, event: str) -> None:
+    if event == RELEASED:
+        report.released += 1
+    elif event == FAILED:
+        report.release_failed += 1
+    else:
+        report.release_refused += 1

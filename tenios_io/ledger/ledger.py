@@ -9,6 +9,7 @@ disagree.  The Ledger is assembled from one part per job:
 - :mod:`~tenios_io.ledger.registration` — adding ids, one or a streamed million;
 - :mod:`~tenios_io.ledger.intake` — the producers' intake table, drained through registration;
 - :mod:`~tenios_io.ledger.actions` — requeue, annotations, free-standing events;
+- :mod:`~tenios_io.ledger.releases` — SFTP releases: the intent before, the outcome after;
 - :mod:`~tenios_io.ledger.reads` — everything that only reads, the audit's questions too;
 - :mod:`~tenios_io.ledger.core` — the engine, clocks, write transactions, the sequencer.
 """
@@ -30,10 +31,11 @@ from tenios_io.ledger.records import (
     utc_now,
 )
 from tenios_io.ledger.registration import Registration
+from tenios_io.ledger.releases import ReleaseIntent, SourceReleases
 from tenios_io.ledger.workqueue import LeasedWrite, OutcomesWritten, WorkQueue
 
 
-class Ledger(WorkQueue, Intake, Registration, OperatorActions, Reads):
+class Ledger(WorkQueue, Intake, Registration, OperatorActions, SourceReleases, Reads):
     """Register, claim, transition and audit recordings (SQLite or PostgreSQL)."""
 
 
@@ -47,6 +49,7 @@ __all__ = [
     "OutcomesWritten",
     "Recording",
     "RegisterResult",
+    "ReleaseIntent",
     "as_utc",
     "default_actor",
     "utc_now",

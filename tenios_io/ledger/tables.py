@@ -5,6 +5,9 @@
 there in the same transaction as their state change, and the sequencer moves them
 into ``custody_events`` (see custody.py).
 ``custody_events`` is the audit record: append-only, hash-chained.
+``source_releases`` holds the SFTP releases in flight: written with the
+``release_intended`` event before a drop file is moved or deleted, removed with
+``released_from_source`` (tenios_io/release.py).
 ``recording_intake`` is the producers' door: other systems INSERT recording ids there
 with plain SQL, and every run drains it through the normal registration (intake.py).
 """
@@ -129,4 +132,19 @@ recording_intake = sa.Table(
     sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Index("ix_recording_intake_state_id", "state", "id"),
+)
+
+source_releases = sa.Table(
+    "source_releases",
+    metadata,
+    # One release in flight per recording: its drop path, the after-action, and the
+    # bytes it may release (the archived SHA-256 and size; the mtime the file had when
+    # the run that archived it hashed it, if that run wrote the intent).
+    sa.Column("recording_uuid", sa.String(36), primary_key=True),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("source_mtime", sa.Float, nullable=True),
+    sa.Column("intended_at", TS, nullable=False),
 )

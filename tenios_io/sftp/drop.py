@@ -14,7 +14,10 @@ things, each safe to repeat:
 - :meth:`SftpDrop.fetch` streams one file into a sink with read-ahead (paramiko's
   prefetch, 1 MiB reads), and refuses a file that changed while it was read;
 - :meth:`SftpDrop.release` applies ``TENIOS_SFTP_AFTER`` (keep, move:DIR, delete) once the
-  archive copy is verified; a file that is already gone counts as released.
+  archive copy is verified, and only to a file proven to hold the archived bytes (the
+  size and mtime it had when it was hashed, or hashed again); a file that is already
+  gone counts as released.  The custody around it (intent first) is
+  :mod:`tenios_io.release`'s.
 
 Errors: SFTP status errors are translated here (missing file → SourceFileMissing, anything
 else → SourceUnavailable); a lost connection is the connection's business (see
@@ -24,6 +27,7 @@ else → SourceUnavailable); a lost connection is the connection's business (see
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import posixpath
 import re
@@ -46,6 +50,7 @@ __all__ = [
     "CHUNK_SIZE",
     "TEMPORARY_SUFFIXES",
     "DropFile",
+    "FetchedFile",
     "SftpDrop",
     "SweepResult",
     "is_temporary_name",
@@ -91,6 +96,14 @@ class DropFile:
     def modified_at(self) -> datetime:
         """``mtime`` as an aware UTC datetime."""
         return datetime.fromtimestamp(self.mtime, tz=UTC)
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """What :meth:`SftpDrop.fetch_file` read: the byte count and the file's mtime then."""
+
+    size: int
+    mtime: float
 
 
 @dataclass(frozen=True)
@@ -364,7 +377,11 @@ class SftpDrop:
         return self._connection.run(check, what=f"stat {path}")
 
     def fetch(self, path: str, sink: Sink) -> int:
-        """Stream ``path`` into ``sink``; return the byte count.
+        """Stream ``path`` into ``sink``; return the byte count (see :meth:`fetch_file`)."""
+        return self.fetch_file(path, sink).size
+
+    def fetch_file(self, path: str, sink: Sink) -> FetchedFile:
+        """Stream ``path`` into ``sink``; return the byte count and the file's mtime.
 
         The sink is restarted (``seek(0)``, ``truncate()``) before the first byte and again
         if anything fails, so it never holds half a file.  The file is stat-ed before and
@@ -381,7 +398,7 @@ class SftpDrop:
                 _restart(sink)
             raise
 
-    def _fetch_once(self, sftp: paramiko.SFTPClient, path: str, sink: Sink) -> int:
+    def _fetch_once(self, sftp: paramiko.SFTPClient, path: str, sink: Sink) -> FetchedFile:
         before = self._stat_file(sftp, path)
         _restart(sink)
         received = 0
@@ -442,7 +459,7 @@ class SftpDrop:
             elapsed,
             received / 2**20 / elapsed if elapsed > 0 else 0.0,
         )
-        return received
+        return FetchedFile(received, float(before.st_mtime or 0))
 
     @staticmethod
     def _changed(path: str, detail: str) -> SourceUnavailable:
@@ -471,32 +488,73 @@ class SftpDrop:
 
     # -- release --------------------------------------------------------------------------
 
-    def release(self, path: str, *, expected_size: int | None = None) -> str:
+    @property
+    def after_action(self) -> str:
+        """The after-action in force: ``keep``, ``delete`` or ``move:<absolute DIR>``."""
+        return f"move:{self._move_dir}" if self._after == "move" else self._after
+
+    def release(
+        self,
+        path: str,
+        *,
+        expected_size: int | None = None,
+        expected_sha256: str | None = None,
+        expected_mtime: float | None = None,
+    ) -> str:
         """Apply the after-action to an archived file; return what was done.
 
         ``"kept"``; ``"moved to <path>"`` (creating directories; an existing target is
         never overwritten, a ``.1``, ``.2`` … suffix is added before the extension);
-        ``"deleted"``; or ``"already gone"`` when the file is not there — an earlier run
-        released it and crashed before recording that, which is fine.  With
-        ``expected_size`` (the archived size), a file whose size differs now is a new
-        upload under the same name and is left alone (``"kept: …"``).  Failures raise
-        SourceUnavailable: the file stays and the next run tries again.
+        ``"deleted"``; or ``"already gone"`` when the file is not there.
+
+        The file is released only if it is proven to hold the archived bytes: its size
+        must be ``expected_size``, and with ``expected_sha256`` either its mtime is still
+        ``expected_mtime`` (the file this run hashed) or its bytes are hashed again and
+        match.  Otherwise it is a new upload under the same name and is left alone
+        (``"kept: …"``).  Failures raise SourceUnavailable: the file stays and the next
+        run tries again.
         """
         if self._after == "keep":
             return "kept"
         description = self._connection.run(
-            lambda sftp: self._release_once(sftp, path, expected_size), what=f"release {path}"
+            lambda sftp: self._release_once(
+                sftp, path, expected_size, expected_sha256, expected_mtime
+            ),
+            what=f"release {path}",
         )
         logger.info("SFTP %s: %s", path, description)
         return description
 
-    def _release_once(self, sftp: paramiko.SFTPClient, path: str, expected_size: int | None) -> str:
+    def _release_once(
+        self,
+        sftp: paramiko.SFTPClient,
+        path: str,
+        expected_size: int | None,
+        expected_sha256: str | None,
+        expected_mtime: float | None,
+    ) -> str:
         try:
-            size = sftp.stat(path).st_size
+            attrs = sftp.stat(path)
+            size = attrs.st_size
             if expected_size is not None and size != expected_size:
                 return (
                     f"kept: the file changed since it was archived ({size} bytes now, "
                     f"{expected_size} archived)"
+                )
+            mtime = float(attrs.st_mtime or 0)
+            if expected_mtime is not None and mtime == expected_mtime:
+                pass  # the very file that was hashed: same size, same mtime
+            elif expected_sha256 is not None:
+                digest = self._hash(sftp, path, attrs)
+                if digest != expected_sha256:
+                    return (
+                        f"kept: the file's bytes are not the archived ones (sha256 {digest} "
+                        f"now, {expected_sha256} archived)"
+                    )
+            elif expected_mtime is not None:
+                return (
+                    f"kept: the file was modified since it was archived (mtime {mtime} now, "
+                    f"{expected_mtime} when it was read)"
                 )
             if self._after == "delete":
                 sftp.remove(path)
@@ -507,6 +565,21 @@ class SftpDrop:
         except OSError as exc:
             verb = "delete" if self._after == "delete" else "move"
             self._translate(exc, sftp, f"cannot {verb} {path}; the file stays in the drop")
+
+    @staticmethod
+    def _hash(sftp: paramiko.SFTPClient, path: str, attrs: paramiko.SFTPAttributes) -> str:
+        """The SHA-256 of the file's bytes now (read with read-ahead)."""
+        digest = hashlib.sha256()
+        with sftp.open(path, "rb") as handle:
+            handle.prefetch(attrs.st_size)
+            try:
+                while piece := handle.read(_REQUEST_SIZE):
+                    digest.update(piece)
+            except EOFError as exc:  # a read-ahead request found EOF: the file shrank
+                if connection_lost(exc, sftp):
+                    raise
+                return "(the file shrank while it was read)"
+        return digest.hexdigest()
 
     def move_target(self, path: str) -> str:
         """Where ``move:DIR`` puts ``path``: DIR plus the path below the drop root."""

@@ -9,7 +9,7 @@ from tenios_io.config import Settings
 from tenios_io.exceptions import SourceFileMissing, TeniosArchiveError
 from tenios_io.sftp.connect import SftpConnection, connect_sftp
 from tenios_io.sftp.drop import SftpDrop
-from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
+from tenios_io.sources import DropSource, Fetched, FetchRequest, RecordingSource, Sink
 
 __all__ = ["SftpSource"]
 
@@ -60,18 +60,30 @@ class SftpSource:
                     f"SFTP file {path} names recording {', '.join(sorted(map(str, named)))}, "
                     f"not {wanted}"
                 )
-            size = self.drop.fetch(path, sink)
+            read = self.drop.fetch_file(path, sink)
         except TeniosArchiveError as exc:
             _tag(exc, request)
             raise
-        return Fetched(source=f"sftp:{path}", size=size, content_type=None)
+        return Fetched(
+            source=f"sftp:{path}", size=read.size, content_type=None, source_mtime=read.mtime
+        )
+
+    def release_drop(self) -> SftpDrop:
+        """The drop (tenios_io.release releases archived files from it, intent first)."""
+        return self.drop
 
     def after_archived(self, request: FetchRequest, fetched: Fetched) -> str | None:
-        """Release the drop file (keep / move / delete) now that the archive copy is verified."""
+        """Release the drop file (keep / move / delete) now that the archive copy is
+        verified, if it is still the file that was read (size and mtime).  The run uses
+        :mod:`tenios_io.release`, which records the intent first."""
         if not request.source_path:
             return None
         try:
-            return self.drop.release(request.source_path, expected_size=fetched.size)
+            return self.drop.release(
+                request.source_path,
+                expected_size=fetched.size,
+                expected_mtime=fetched.source_mtime,
+            )
         except TeniosArchiveError as exc:
             _tag(exc, request)
             raise
@@ -101,4 +113,7 @@ def _tag(exc: TeniosArchiveError, request: FetchRequest) -> None:
 if TYPE_CHECKING:  # mypy checks that SftpSource satisfies the protocol
 
     def _is_a_recording_source(source: SftpSource) -> RecordingSource:
+        return source
+
+    def _is_a_drop_source(source: SftpSource) -> DropSource:
         return source

@@ -14,6 +14,7 @@ from tenios_io.ledger import Ledger, NewRecording, create_ledger_engine
 from tenios_io.simulator import RunningSimulator, Simulator, running_simulator
 from tests.fixtures.moto import FAKE_CREDENTIALS
 from tests.fixtures.simulator import SIM_ACCESS_KEY
+from tests.fixtures.sshd import SftpServer
 
 
 @pytest.fixture(scope="session")
@@ -140,3 +141,30 @@ def pg_world(
         monkeypatch=monkeypatch,
         sim=make_simulator(seed=12, recording_seconds=(2.0, 20.0)),
     )
+
+
+@pytest.fixture
+def drop(world: ArchiveWorld, sftp_server: SftpServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The world with a real SFTP drop (OpenSSH sshd): settings in this process and in
+    ``world.env`` (for child processes); files released by ``move:archived``."""
+    settings = {
+        "TENIOS_SFTP_URL": sftp_server.url(),
+        "TENIOS_SFTP_KEY_FILE": str(sftp_server.key_file),
+        "TENIOS_SFTP_KNOWN_HOSTS": str(sftp_server.known_hosts),
+        "TENIOS_SFTP_SETTLE_SECONDS": "30",
+        "TENIOS_SFTP_AFTER": "move:archived",
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+        world.env[key] = value
+    return sftp_server.drop_dir
+
+
+def deliver(world: ArchiveWorld, drop: Path, uuid: str, name: str, *, age: float = 120) -> Path:
+    """Put the simulator's recording ``uuid`` into the drop as ``name``, ``age`` s old."""
+    path = drop / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(world.sim.expected_bytes(uuid))
+    old = path.stat().st_mtime - age  # delivered a while ago: settled
+    os.utime(path, (old, old))
+    return path

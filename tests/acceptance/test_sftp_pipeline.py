@@ -4,39 +4,13 @@ the S3 read-back."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from flows.nightly import nightly_archive
 from tenios_io.ledger import NewRecording, State
-from tests.acceptance.conftest import ArchiveWorld
-from tests.fixtures.sshd import SftpServer
-
-
-@pytest.fixture
-def drop(world: ArchiveWorld, sftp_server: SftpServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    settings = {
-        "TENIOS_SFTP_URL": sftp_server.url(),
-        "TENIOS_SFTP_KEY_FILE": str(sftp_server.key_file),
-        "TENIOS_SFTP_KNOWN_HOSTS": str(sftp_server.known_hosts),
-        "TENIOS_SFTP_SETTLE_SECONDS": "30",
-        "TENIOS_SFTP_AFTER": "move:archived",
-    }
-    for key, value in settings.items():
-        monkeypatch.setenv(key, value)
-        world.env[key] = value
-    return sftp_server.drop_dir
-
-
-def deliver(world: ArchiveWorld, drop: Path, uuid: str, name: str, *, age: float = 120) -> Path:
-    path = drop / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(world.sim.expected_bytes(uuid))
-    old = path.stat().st_mtime - age  # delivered a while ago: settled
-    os.utime(path, (old, old))
-    return path
+from tests.acceptance.conftest import ArchiveWorld, deliver
 
 
 def test_drop_files_are_archived_from_sftp_then_moved(world: ArchiveWorld, drop: Path) -> None:

@@ -292,3 +292,33 @@ def test_release_leaves_a_file_that_changed_since_archiving(
     assert drop.release(str(path), expected_size=3).startswith("kept: the file changed")
     assert path.exists()
     assert drop.release(str(path), expected_size=len(b"a corrected upload")) == "deleted"
+
+
+def test_release_proves_the_bytes_by_mtime_or_by_hashing_again(
+    sftp_server: SftpServer, connection: SftpConnection
+) -> None:
+    archived = b"RIFF the archived recording"
+    path = put(sftp_server.drop_dir / f"{U1}.wav", archived)
+    drop = make_drop(sftp_server, connection, after="delete")
+    hashed_at = float(int(path.stat().st_mtime))
+    proof = {"expected_size": len(archived), "expected_sha256": sha256(archived)}
+
+    # Same size, other bytes, a new mtime: hashed again, refused.
+    put(path, b"RIFF a different recordingX", mtime=hashed_at + 10)
+    kept = drop.release(str(path), **proof, expected_mtime=hashed_at)
+    assert kept.startswith("kept: the file's bytes are not the archived ones")
+    # Same size and mtime but no hash to compare: the mtime alone must match.
+    assert drop.release(str(path), expected_size=len(archived), expected_mtime=hashed_at) == (
+        f"kept: the file was modified since it was archived (mtime {hashed_at + 10} now, "
+        f"{hashed_at} when it was read)"
+    )
+    assert path.exists()
+
+    # The archived bytes again under a new mtime (touched, copied back): hashed, released.
+    put(path, archived, mtime=hashed_at + 20)
+    assert drop.release(str(path), **proof, expected_mtime=hashed_at) == "deleted"
+    assert not path.exists()
+
+    # The very file that was hashed (same size and mtime): released without reading it.
+    put(path, archived, mtime=hashed_at)
+    assert drop.release(str(path), **proof, expected_mtime=hashed_at) == "deleted"

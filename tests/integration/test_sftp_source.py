@@ -52,7 +52,12 @@ def test_sweep_fetch_release(
 
         assert recording_source.can_fetch(request)
         fetched = recording_source.fetch(request, spool)
-        assert fetched == Fetched(source=f"sftp:{path}", size=len(data), content_type=None)
+        assert fetched == Fetched(
+            source=f"sftp:{path}",
+            size=len(data),
+            content_type=None,
+            source_mtime=float(int(path.stat().st_mtime)),  # what the release proves with
+        )
         assert spool.sha256 == hashlib.sha256(data).hexdigest()
 
         outcome = recording_source.after_archived(request, fetched)

@@ -28,7 +28,13 @@ def test_upgrade_downgrade_upgrade_then_no_drift(empty_database_url: str) -> Non
     assert current_revision(url) is None
     upgrade(url)
     assert current_revision(url) == head_revision()
-    assert _tables(url) == {"recordings", "custody_events", "custody_queue", "recording_intake"}
+    assert _tables(url) == {
+        "recordings",
+        "custody_events",
+        "custody_queue",
+        "recording_intake",
+        "source_releases",
+    }
     downgrade(url)
     assert current_revision(url) is None and _tables(url) == set()
     upgrade(url)
