@@ -8,6 +8,8 @@ translated once, at the boundary that meets them, with ``raise ... from exc``.
 
     TeniosArchiveError
     ├── ConfigError                      [terminal]  a setting is missing or invalid
+    │   └── BucketOfAnotherLedger        [terminal]  the bucket prefix keeps another
+    │                                                ledger's custody history
     ├── LedgerError
     │   ├── UnknownRecording             [terminal]  recording_uuid not in the ledger
     │   ├── IllegalTransition            [terminal]  state machine refused a move
@@ -91,6 +93,14 @@ class ConfigError(TeniosArchiveError, Terminal):
     def __init__(self, message: str, *, variable: str | None = None) -> None:
         super().__init__(message)
         self.variable = variable
+
+
+class BucketOfAnotherLedger(ConfigError):
+    """The bucket prefix holds another ledger's id or checkpoints: two ledgers must not
+    share one (TENIOS_S3_BUCKET / TENIOS_S3_PREFIX or TENIOS_DATABASE_URL is wrong)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, variable="TENIOS_S3_PREFIX")
 
 
 # -- ledger ---------------------------------------------------------------------------------

@@ -17,11 +17,13 @@ from datetime import timedelta
 
 from tenios_io.api import ApiSource, TeniosClient, make_http_client
 from tenios_io.archive import Archiver
+from tenios_io.audit.identity import bind_bucket
 from tenios_io.checksum import remove_stale_spools
 from tenios_io.config import Settings
 from tenios_io.custodylog import load_signer
 from tenios_io.exceptions import (
     BucketNotUsable,
+    BucketOfAnotherLedger,
     ConfigError,
     SourceError,
     SourceUnavailable,
@@ -107,18 +109,29 @@ class Pipeline:
     sftp: PerThreadSftp | None = None
 
     def preflight(self) -> BucketStatus:
-        """Bucket reachable and writable, the SFTP drop (when configured) reachable with
-        a trusted host key (the database and access key were checked when the pipeline
-        was opened), the custody signing key readable; ConfigError with the reason
-        otherwise."""
+        """Bucket reachable and writable and this ledger's (its ledger id, written at the
+        first run: :mod:`tenios_io.audit.identity`), the SFTP drop (when configured)
+        reachable with a trusted host key (the database and access key were checked when
+        the pipeline was opened), the custody signing key readable; ConfigError with the
+        reason otherwise."""
         load_signer(self.settings.custody_key_file)  # not only at the run's end
         stale = remove_stale_spools(self.settings.spool_dir)
         if stale:
             logger.warning("removed %d spool file(s) left by a killed run", len(stale))
         try:
             status = self.store.check()
+            binding = bind_bucket(self.ledger, self.store)
+        except BucketOfAnotherLedger as exc:
+            raise BucketOfAnotherLedger(f"preflight: {exc} (nothing was fetched)") from None
         except (BucketNotUsable, StoreUnavailable) as exc:
             raise ConfigError(f"preflight: archive bucket not usable: {exc}") from None
+        if binding.written:
+            logger.info(
+                "ledger id %s written to s3://%s/%s",
+                binding.ledger_id,
+                self.store.bucket,
+                binding.key,
+            )
         if self.sftp is not None:
             try:
                 self.sftp.source().drop.check()

@@ -236,7 +236,7 @@ def _verify_segment(
 
 
 def _require_event(ledger: Ledger, checkpoint: Checkpoint) -> None:
-    problem = _ledger_problem(ledger, checkpoint)
+    problem = ledger_problem(ledger, checkpoint)
     if problem is not None:
         raise ChainBroken(problem.message, event_id=checkpoint.last_seq)
 
@@ -372,7 +372,7 @@ def check_checkpoints(ledger: Ledger, store: ArchiveStore) -> CheckpointReport:
             problems.append(CheckpointProblem(key, "unreadable", str(exc)))
             continue
         found[key] = checkpoint
-        problem = _ledger_problem(ledger, checkpoint)
+        problem = ledger_problem(ledger, checkpoint)
         if problem is not None:
             problems.append(problem)
     for event in ledger.events_named([CHECKPOINT_EVENT]):
@@ -404,7 +404,8 @@ def check_checkpoints(ledger: Ledger, store: ArchiveStore) -> CheckpointReport:
     return CheckpointReport(len(found), newest, tuple(problems))
 
 
-def _ledger_problem(ledger: Ledger, checkpoint: Checkpoint) -> CheckpointProblem | None:
+def ledger_problem(ledger: Ledger, checkpoint: Checkpoint) -> CheckpointProblem | None:
+    """Why ``checkpoint`` contradicts the ledger (None when the ledger has its event)."""
     if (checkpoint.last_seq, checkpoint.last_hash) == (0, GENESIS):
         return None  # a checkpoint of the empty chain pins nothing
     event = ledger.event_at(checkpoint.last_seq)

@@ -39,6 +39,7 @@ from itertools import islice
 from typing import NamedTuple, TypeVar
 
 from tenios_io.audit.checkpoint import checkpoint_prefix
+from tenios_io.audit.identity import ledger_id_key
 from tenios_io.custodylog.layout import log_prefix
 from tenios_io.ledger import Ledger, Recording, State
 from tenios_io.store import PROBE_NAME, SIDECAR_SUFFIX, ArchiveStore, parse_object_key
@@ -201,6 +202,7 @@ def _classify(store: ArchiveStore, report: ReconcileReport) -> Iterator[_Listed]
     prefix = store.prefix
     probe = f"{prefix}/{PROBE_NAME}" if prefix else PROBE_NAME
     checkpoints = checkpoint_prefix(prefix)
+    ledger_id = ledger_id_key(prefix)
     for obj in store.iter_objects():
         report.listed_keys += 1
         key = obj.key
@@ -213,7 +215,7 @@ def _classify(store: ArchiveStore, report: ReconcileReport) -> Iterator[_Listed]
             if owner is not None:
                 yield _Listed(key, owner.recording_uuid, sidecar=True)
                 continue
-        if key == probe or key.startswith((checkpoints, log_prefix(prefix))):
+        if key in (probe, ledger_id) or key.startswith((checkpoints, log_prefix(prefix))):
             continue
         report.add(
             Category.UNRECOGNISED_KEYS,

@@ -8,28 +8,48 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from tenios_io.audit.identity import check_bucket
 from tenios_io.audit.reconcile import DropEntry
 from tenios_io.config import Settings
+from tenios_io.exceptions import StoreError
 from tenios_io.ledger import Ledger, open_ledger
 from tenios_io.store import ArchiveStore, make_s3_client
 
 
 @dataclass
 class AuditContext:
-    """The ledger, and the store when a bucket is configured."""
+    """The ledger, and the store when a bucket is configured.
+
+    The store is this ledger's: the first time a command asks for it, the bucket's
+    ledger id is compared with the ledger's (BucketOfAnotherLedger, exit 2, when the
+    bucket prefix belongs to another ledger; :mod:`tenios_io.audit.identity`).
+    """
 
     settings: Settings
     ledger: Ledger
-    store: ArchiveStore | None
+    bucket_store: ArchiveStore | None
+    _identity_checked: bool = field(default=False, repr=False)
+
+    @property
+    def store(self) -> ArchiveStore | None:
+        """The store (None without a bucket), checked to be this ledger's."""
+        if self.bucket_store is not None and not self._identity_checked:
+            self._identity_checked = True
+            try:
+                check_bucket(self.ledger, self.bucket_store)
+            except StoreError:
+                pass  # the command's own use of the bucket meets it and says it its way
+        return self.bucket_store
 
     def require_store(self) -> ArchiveStore:
         """The store, or ConfigError naming TENIOS_S3_BUCKET."""
-        if self.store is None:
+        store = self.store
+        if store is None:
             self.settings.require_bucket()
-        assert self.store is not None
-        return self.store
+        assert store is not None
+        return store
 
 
 @contextmanager

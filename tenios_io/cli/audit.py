@@ -41,6 +41,7 @@ from tenios_io.audit import (
     write_checkpoint,
 )
 from tenios_io.audit.export import event_record
+from tenios_io.audit.identity import bind_bucket
 from tenios_io.audit.verify import SelectionMode
 from tenios_io.cli._common import cli_actor, console, err_console, output_file, settings
 from tenios_io.custodylog import load_signer
@@ -278,8 +279,10 @@ def checkpoint(ctx: typer.Context) -> None:
     """
     with open_audit(settings(ctx), actor=cli_actor("audit-checkpoint")) as audit:
         signer = load_signer(audit.settings.custody_key_file)
-        written = write_checkpoint(audit.ledger, audit.require_store(), signer=signer)
-        bucket = audit.require_store().bucket
+        store = audit.require_store()
+        bind_bucket(audit.ledger, store)  # a bucket from before ledger ids gets this one's
+        written = write_checkpoint(audit.ledger, store, signer=signer)
+        bucket = store.bucket
     state = "already there" if written.already_written else "written"
     console.print(
         f"checkpoint {state}: s3://{bucket}/{written.key} — event {written.last_seq}, "

@@ -302,6 +302,8 @@ def restore(
         f"{verifier.name}; chain head {restored.counts.head_hash}",
         soft_wrap=True,
     )
+    if restored.ledger_id is not None:
+        console.print(f"ledger id {restored.ledger_id} (the bucket's) adopted", soft_wrap=True)
     console.print(
         "next: `tenios-archive audit verify-chain` and `tenios-archive audit verify --all`",
         soft_wrap=True,

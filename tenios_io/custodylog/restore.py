@@ -3,6 +3,8 @@
 Only a log whose latest checkpoint is signed by the given key is restored, and the
 entry bundles are re-hashed into the tree while they are read: unless they hash to
 the signed root, the restore's transaction is rolled back and the ledger stays empty.
+The restored ledger adopts the ledger id the bucket keeps (``tenios_io.audit.identity``):
+it is the same ledger, and archives on into the same bucket prefix.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from tenios_io import signing
+from tenios_io.audit.identity import read_bucket_ledger_id
 from tenios_io.custodylog.checkpoints import CheckpointError, LogCheckpoint, open_checkpoint
 from tenios_io.custodylog.layout import LATEST, log_prefix, parse_entry
 from tenios_io.custodylog.tree import LogFiles, TreeEdge
@@ -29,6 +32,10 @@ class Restored:
 
     checkpoint: LogCheckpoint
     counts: RestoreCounts
+    ledger_id: str | None
+    """The bucket's ledger id, adopted by the restored ledger (None: the bucket, from an
+    earlier version, has none; the restored ledger keeps its own and the next run
+    writes it into the bucket)."""
 
 
 def restore_from_bucket(
@@ -76,5 +83,6 @@ def restore_from_bucket(
                 s3_key=key,
             )
 
-    counts = restore_events(engine, events())
-    return Restored(checkpoint, counts)
+    ledger_id = read_bucket_ledger_id(store)
+    counts = restore_events(engine, events(), ledger_id=ledger_id)
+    return Restored(checkpoint, counts, ledger_id)

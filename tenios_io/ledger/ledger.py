@@ -17,6 +17,7 @@ disagree.  The Ledger is assembled from one part per job:
 from __future__ import annotations
 
 from tenios_io.ledger.actions import OperatorActions
+from tenios_io.ledger.identity import read_ledger_id
 from tenios_io.ledger.intake import Intake
 from tenios_io.ledger.reads import Reads
 from tenios_io.ledger.records import (
@@ -37,6 +38,10 @@ from tenios_io.ledger.workqueue import LeasedWrite, OutcomesWritten, WorkQueue
 
 class Ledger(WorkQueue, Intake, Registration, OperatorActions, SourceReleases, Reads):
     """Register, claim, transition and audit recordings (SQLite or PostgreSQL)."""
+
+    def ledger_id(self) -> str:
+        """This ledger's id (a UUID; the archive bucket keeps it too, see identity.py)."""
+        return read_ledger_id(self.engine)
 
 
 __all__ = [

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from tenios_io.exceptions import LedgerError
 from tenios_io.ledger.custody import GENESIS, canonical_json, event_hash
 from tenios_io.ledger.engine import write_transaction
+from tenios_io.ledger.identity import adopt_ledger_id
 from tenios_io.ledger.states import State
 from tenios_io.ledger.tables import custody_events, custody_queue, recordings
 
@@ -64,11 +65,14 @@ def _time(value: Any) -> datetime | None:
     return None if value is None else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def restore_events(engine: Engine, events: Iterable[Mapping[str, Any]]) -> RestoreCounts:
+def restore_events(
+    engine: Engine, events: Iterable[Mapping[str, Any]], *, ledger_id: str | None = None
+) -> RestoreCounts:
     """Insert ``events`` (seq order, ``details`` a dict) and the rows they imply.
 
     One transaction: a failed restore leaves the ledger empty.  LedgerNotEmpty when the
-    ledger has any recording, event or queued event.
+    ledger has any recording, event or queued event.  ``ledger_id`` (the id the bucket
+    keeps) becomes the ledger's id, so the restored ledger archives on into its bucket.
     """
     rows: dict[str, dict[str, Any]] = {}
     with write_transaction(engine) as conn:
@@ -102,6 +106,8 @@ def restore_events(engine: Engine, events: Iterable[Mapping[str, Any]]) -> Resto
         values = list(rows.values())
         for start in range(0, len(values), _CHUNK):
             conn.execute(recordings.insert(), values[start : start + _CHUNK])
+        if ledger_id is not None:
+            adopt_ledger_id(conn, ledger_id)
     return RestoreCounts(count, len(rows), prev)
 
 

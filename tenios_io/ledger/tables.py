@@ -10,6 +10,8 @@ into ``custody_events`` (see custody.py).
 ``released_from_source`` (tenios_io/release.py).
 ``recording_intake`` is the producers' door: other systems INSERT recording ids there
 with plain SQL, and every run drains it through the normal registration (intake.py).
+``ledger_identity`` holds this ledger's id (one row), which the archive bucket keeps
+too (identity.py): a ledger and a bucket prefix know each other.
 """
 
 from __future__ import annotations
@@ -147,4 +149,13 @@ source_releases = sa.Table(
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
     sa.Column("source_mtime", sa.Float, nullable=True),
     sa.Column("intended_at", TS, nullable=False),
+)
+
+ledger_identity = sa.Table(
+    "ledger_identity",
+    metadata,
+    # One row: this ledger's id (a UUID made by the migration, or adopted from the bucket
+    # by `ledger restore --from-bucket`), written into the bucket at the first run.
+    sa.Column("ledger_id", sa.String(36), primary_key=True),
+    sa.Column("created_at", TS, nullable=False),
 )

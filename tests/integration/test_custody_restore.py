@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tenios_io import signing
+from tenios_io.audit.identity import read_bucket_ledger_id
 from tenios_io.custodylog import log_prefix, open_checkpoint
 from tenios_io.custodylog.tree import LogFiles, tree_reader
 from tenios_io.ledger import merkle
@@ -85,15 +86,20 @@ def test_restore_from_the_bucket_then_verify_and_archive_on(
     before = open_checkpoint(files.require("checkpoint"), signer.verifier)
     rows = _rows(w)
     events = [dict(e) for e in w.event_rows()][: before.size]
+    ledger_id = w.ledger.ledger_id()
+    assert read_bucket_ledger_id(w.store) == ledger_id  # `audit checkpoint` bound the bucket
 
     w.ledger.engine.dispose()
     downgrade(database_url)  # the database is lost …
     upgrade(database_url)  # … and a new, empty one is created
     assert _rows(w) == {}
+    assert w.ledger.ledger_id() != ledger_id  # a new ledger: the bucket would refuse it
 
     restored = cli("ledger", "restore", "--from-bucket")
     assert restored.exit_code == 0, restored.output
     assert f"restored {before.size:,} custody events and 5 recordings" in restored.stdout
+    assert f"ledger id {ledger_id} (the bucket's) adopted" in restored.stdout
+    assert w.ledger.ledger_id() == ledger_id
     assert _rows(w) == rows
     assert [dict(e) for e in w.event_rows()] == events  # byte-for-byte the logged chain
     chain = cli("audit", "verify-chain")
