@@ -44,7 +44,7 @@ from mutagen.wave import WAVE
 
 from tenios_io.exceptions import RecordingInvalid
 
-__all__ = ["AudioFacts", "describe_duration", "inspect_recording"]
+__all__ = ["AudioFacts", "check_complete", "describe_duration", "inspect_recording"]
 
 _SNIFF = 512
 """Bytes looked at to tell a document (JSON / HTML / text) from audio."""
@@ -120,6 +120,32 @@ def inspect_recording(path: Path, size: int, declared_size: int | None = None) -
             return _wav_facts(path)
         if head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
             return _check_mp3(f, path, size)
+    raise RecordingInvalid(
+        f"not a recognised recording format (WAV or MP3); first bytes {head[:8].hex()}"
+    )
+
+
+def check_complete(f: BinaryIO, size: int) -> str:
+    """The sweep's check of a drop file still on the server, reading only headers:
+    returns ``"wav"`` or ``"mp3"``, or raises :class:`RecordingInvalid`.
+
+    A document or an unknown format is refused, and a WAV must be whole (its RIFF size
+    and chunk tree cover exactly ``size`` bytes, as in :func:`inspect_recording`).  An
+    MP3 is only recognised here (walking its frames means reading it all): it is
+    checked whole when it is fetched.
+    """
+    if size == 0:
+        raise RecordingInvalid("the file is empty")
+    f.seek(0)
+    head = f.read(_SNIFF)
+    document = _document_kind(head)
+    if document:
+        raise RecordingInvalid(f"the file is {document}, not a recording")
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        _check_wav(f, size)
+        return "wav"
+    if head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
     raise RecordingInvalid(
         f"not a recognised recording format (WAV or MP3); first bytes {head[:8].hex()}"
     )

@@ -43,6 +43,8 @@ class SweepReport:
     unmatched: int = 0
     duplicates: int = 0
     ambiguous: int = 0
+    incomplete: int = 0
+    """Settled files whose container is not whole (counted in ``unsettled`` too)."""
     released: int = 0
     release_failed: int = 0
     release_refused: int = 0
@@ -51,11 +53,14 @@ class SweepReport:
     unmatched_names: list[str] = field(default_factory=list)
     ambiguous_files: list[tuple[str, str]] = field(default_factory=list)
     """``(path, why)``, the first few."""
+    incomplete_files: list[tuple[str, str]] = field(default_factory=list)
+    """``(path, why)``, the first few."""
 
     def to_dict(self) -> dict[str, object]:
-        lists = ("unmatched_names", "ambiguous_files")
+        lists = ("unmatched_names", "ambiguous_files", "incomplete_files")
         out: dict[str, object] = {k: v for k, v in self.__dict__.items() if k not in lists}
         out["ambiguous_files"] = [list(item) for item in self.ambiguous_files]
+        out["incomplete_files"] = [list(item) for item in self.incomplete_files]
         return out
 
 
@@ -71,15 +76,17 @@ def known_ids_of(ledger: Ledger) -> Callable[[Collection[str]], KnownIds]:
 
 def sweep_drop(drop: SftpDrop, ledger: Ledger, *, release: bool, actor: str) -> SweepReport:
     """Sweep ``drop``; register new recordings; release archived ones still there."""
-    found = drop.sweep(known_ids_of(ledger))
+    found = drop.sweep(known_ids_of(ledger), sightings=ledger)
     report = SweepReport(
         ready=len(found.ready),
         unsettled=len(found.unsettled),
         unmatched=len(found.unmatched),
         duplicates=len(found.duplicates),
         ambiguous=len(found.ambiguous),
+        incomplete=len(found.incomplete),
         unmatched_names=list(found.unmatched[:50]),
         ambiguous_files=list(found.ambiguous[:50]),
+        incomplete_files=list(found.incomplete[:50]),
     )
     if found.ambiguous:
         ledger.append_events(

@@ -10,6 +10,7 @@ disagree.  The Ledger is assembled from one part per job:
 - :mod:`~tenios_io.ledger.intake` — the producers' intake table, drained through registration;
 - :mod:`~tenios_io.ledger.actions` — requeue, annotations, free-standing events;
 - :mod:`~tenios_io.ledger.releases` — SFTP releases: the intent before, the outcome after;
+- :mod:`~tenios_io.ledger.sightings` — what the sweeps saw of the drop, by the database clock;
 - :mod:`~tenios_io.ledger.reads` — everything that only reads, the audit's questions too;
 - :mod:`~tenios_io.ledger.core` — the engine, clocks, write transactions, the sequencer.
 """
@@ -33,10 +34,13 @@ from tenios_io.ledger.records import (
 )
 from tenios_io.ledger.registration import Registration
 from tenios_io.ledger.releases import ReleaseIntent, SourceReleases
+from tenios_io.ledger.sightings import DropSightings
 from tenios_io.ledger.workqueue import LeasedWrite, OutcomesWritten, WorkQueue
 
 
-class Ledger(WorkQueue, Intake, Registration, OperatorActions, SourceReleases, Reads):
+class Ledger(
+    WorkQueue, Intake, Registration, OperatorActions, SourceReleases, DropSightings, Reads
+):
     """Register, claim, transition and audit recordings (SQLite or PostgreSQL)."""
 
     def ledger_id(self) -> str:

@@ -8,6 +8,8 @@ into ``custody_events`` (see custody.py).
 ``source_releases`` holds the SFTP releases in flight: written with the
 ``release_intended`` event before a drop file is moved or deleted, removed with
 ``released_from_source`` (tenios_io/release.py).
+``drop_sightings`` holds what the sweeps saw of each drop file (size, mtime, since
+when unchanged by the database clock): the drop's stability check (sightings.py).
 ``recording_intake`` is the producers' door: other systems INSERT recording ids there
 with plain SQL, and every run drains it through the normal registration (intake.py).
 ``ledger_identity`` holds this ledger's id (one row), which the archive bucket keeps
@@ -158,4 +160,16 @@ ledger_identity = sa.Table(
     # by `ledger restore --from-bucket`), written into the bucket at the first run.
     sa.Column("ledger_id", sa.String(36), primary_key=True),
     sa.Column("created_at", TS, nullable=False),
+)
+
+drop_sightings = sa.Table(
+    "drop_sightings",
+    metadata,
+    # One row per drop file the sweeps see: its size and mtime, since when (database
+    # clock) they are unchanged, and whether its container was found complete then.
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("mtime", sa.Float, nullable=False),
+    sa.Column("first_seen_at", TS, nullable=False),
+    sa.Column("complete", sa.Boolean, nullable=False, server_default=sa.false()),
 )

@@ -6,8 +6,9 @@ things, each safe to repeat:
 
 - :meth:`SftpDrop.sweep` lists the drop recursively and sorts every regular file into
   *ready* (name matches the pattern, settled), *unsettled* (still being written: a
-  temporary name, a recent mtime, or a size/mtime this instance saw change within the
-  settle time), *unmatched* (counted, never touched), *ambiguous* (several UUIDs and
+  temporary name, a size/mtime not yet unchanged across two sightings at least the
+  settle time apart, or a container that is not complete yet), *unmatched* (counted,
+  never touched), *ambiguous* (several UUIDs and
   no way to tell which is the recording, see :mod:`~tenios_io.sftp.naming`; never
   touched) and *duplicates* (a second file naming the same recording; the first by
   path wins);
@@ -33,15 +34,21 @@ import posixpath
 import re
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, NoReturn
+from typing import BinaryIO, Literal, NoReturn, Protocol, cast
 
 import paramiko
 
 from tenios_io.config import DEFAULT_SFTP_PATTERN, ENV_PREFIX, Settings
-from tenios_io.exceptions import ConfigError, SourceFileMissing, SourceUnavailable
+from tenios_io.container import check_complete
+from tenios_io.exceptions import (
+    ConfigError,
+    RecordingInvalid,
+    SourceFileMissing,
+    SourceUnavailable,
+)
 from tenios_io.sftp.connect import SftpConnection, connection_lost, parse_sftp_url
 from tenios_io.sftp.naming import Ambiguous, KnownIds, Lookup, NameReader, resolve, uuids_in
 from tenios_io.sources import Sink
@@ -52,6 +59,7 @@ __all__ = [
     "DropFile",
     "FetchedFile",
     "SftpDrop",
+    "SightingLog",
     "SweepResult",
     "is_temporary_name",
 ]
@@ -121,6 +129,32 @@ class SweepResult:
     ambiguous: list[tuple[str, str]] = field(default_factory=list)
     """``(path, why)`` of names that cannot be given to one recording without a guess:
     never touched, reported so the operator can set TENIOS_SFTP_PATTERN."""
+    incomplete: list[tuple[str, str]] = field(default_factory=list)
+    """``(path, why)`` of settled files whose container is not whole (also counted in
+    ``unsettled``): left alone, looked at again next sweep."""
+
+
+class Sighted(Protocol):
+    """What a :class:`SightingLog` knows of one file after a sighting."""
+
+    @property
+    def unchanged_seconds(self) -> float: ...
+
+    @property
+    def complete(self) -> bool: ...
+
+
+class SightingLog(Protocol):
+    """Where sweeps record what they saw (the ledger: tenios_io/ledger/sightings.py),
+    timed by one clock (the database's), so stability never compares two hosts' clocks."""
+
+    def sight_drop_files(self, files: Mapping[str, tuple[int, float]]) -> Mapping[str, Sighted]:
+        """Record a sighting of ``files`` (path → (size, mtime)); forget the others."""
+        ...
+
+    def mark_drop_files_complete(self, paths: Collection[str]) -> None:
+        """Their containers were found complete at the size and mtime last sighted."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -242,13 +276,22 @@ class SftpDrop:
 
     # -- sweep ----------------------------------------------------------------------------
 
-    def sweep(self, known: Lookup | None = None) -> SweepResult:
+    def sweep(
+        self, known: Lookup | None = None, sightings: SightingLog | None = None
+    ) -> SweepResult:
         """List the drop recursively and sort its files (see :class:`SweepResult`).
 
         ``known`` asks the ledger which UUIDs of the names it knows as recordings and
         as calls (one call per sweep); without it nothing is known, so a name with one
         UUID is that recording and a name with several is ambiguous (unless an explicit
         pattern says which).
+
+        ``sightings`` (the ledger) records each sighting by the database clock: a file
+        is then settled when its size and mtime are unchanged across two sightings at
+        least the settle time apart — whatever this host's and the server's clocks say
+        — and its container is complete (WAV sizes agree with the file; checked once
+        per size and mtime).  Without it (tests, tools) this instance remembers what it
+        saw and also trusts ``clock() - mtime``.
         """
         files = self._connection.run(self._list_files, what=f"sweep {self.root}")
         now = self._clock()
@@ -265,6 +308,16 @@ class SftpDrop:
             else:
                 named.append((path, size, mtime, changed_at, ids))
         self._seen = seen  # forget files that went away
+        sighted: Mapping[str, Sighted] = {}
+        if sightings is not None:
+            sighted = sightings.sight_drop_files(
+                {
+                    path: (size, mtime)
+                    for path, size, mtime, _, _ in named
+                    if not is_temporary_name(posixpath.basename(path))
+                }
+            )
+        complete: list[str] = []
         every = {u for *_, ids in named for u in ids.uuids}
         knowing = known(every) if known is not None and every else KnownIds()
         claimed: set[str] = set()
@@ -279,11 +332,23 @@ class SftpDrop:
             found = DropFile(path, owner.recording_uuid, size, mtime, owner.call_uuid)
             if owner.recording_uuid in claimed:
                 result.duplicates.append(found)
-            elif self._settled(mtime, changed_at, now):
+            elif sightings is None:
+                if self._settled(mtime, changed_at, now):
+                    result.ready.append(found)
+                else:
+                    result.unsettled.append(path)
+            elif sighted[path].unchanged_seconds < self._settle_seconds:
+                result.unsettled.append(path)
+            elif sighted[path].complete or self._whole(found, result):
+                complete.append(path)
                 result.ready.append(found)
             else:
                 result.unsettled.append(path)
             claimed.add(owner.recording_uuid)
+        if sightings is not None:
+            sightings.mark_drop_files_complete(
+                [path for path in complete if not sighted[path].complete]
+            )
         logger.info(
             "SFTP sweep of %s: %d ready, %d unsettled, %d unmatched, %d ambiguous, %d duplicates",
             self.root,
@@ -294,6 +359,31 @@ class SftpDrop:
             len(result.duplicates),
         )
         return result
+
+    def _whole(self, found: DropFile, result: SweepResult) -> bool:
+        """Whether the file's container is complete (headers only); a file that is not
+        is noted in ``result.incomplete``."""
+
+        def check(sftp: paramiko.SFTPClient) -> str | None:
+            try:
+                with sftp.open(found.path, "rb") as handle:
+                    check_complete(cast(BinaryIO, handle), found.size)
+            except RecordingInvalid as exc:
+                return str(exc)
+            except FileNotFoundError:
+                return "the file went away"
+            except OSError as exc:
+                if connection_lost(exc, sftp):
+                    raise
+                return f"cannot read it ({exc})"
+            return None
+
+        why = self._connection.run(check, what=f"check {found.path}")
+        if why is None:
+            return True
+        logger.info("SFTP sweep: %s is not complete yet: %s", found.path, why)
+        result.incomplete.append((found.path, why))
+        return False
 
     def _observe(self, path: str, size: int, mtime: float, now: float) -> float | None:
         previous = self._seen.get(path)

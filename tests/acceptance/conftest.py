@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tenios_io.ledger import Ledger, NewRecording, create_ledger_engine
+from tenios_io.ledger.tables import drop_sightings
 from tenios_io.simulator import RunningSimulator, Simulator, running_simulator
 from tests.fixtures.moto import FAKE_CREDENTIALS
 from tests.fixtures.simulator import SIM_ACCESS_KEY
@@ -43,6 +45,24 @@ class ArchiveWorld:
 
     def ledger(self) -> Ledger:
         return Ledger(create_ledger_engine(self.database_url), actor="test")
+
+    def sighted(self, path: Path, *, age: float) -> None:
+        """The ledger saw the drop file ``path``, as it is now, ``age`` seconds ago (an
+        earlier run's sweep): the next sweep finds it settled once ``age`` reaches
+        TENIOS_SFTP_SETTLE_SECONDS."""
+        st = path.stat()
+        ledger = self.ledger()
+        with ledger.engine.begin() as conn:
+            conn.execute(drop_sightings.delete().where(drop_sightings.c.path == str(path)))
+            conn.execute(
+                drop_sightings.insert().values(
+                    path=str(path),
+                    size_bytes=st.st_size,
+                    mtime=float(int(st.st_mtime)),  # SFTP gives whole seconds
+                    first_seen_at=datetime.now(UTC) - timedelta(seconds=age),
+                )
+            )
+        ledger.engine.dispose()
 
     def register(self, uuids: list[str]) -> None:
         ledger = self.ledger()
@@ -161,10 +181,14 @@ def drop(world: ArchiveWorld, sftp_server: SftpServer, monkeypatch: pytest.Monke
 
 
 def deliver(world: ArchiveWorld, drop: Path, uuid: str, name: str, *, age: float = 120) -> Path:
-    """Put the simulator's recording ``uuid`` into the drop as ``name``, ``age`` s old."""
+    """Put the simulator's recording ``uuid`` into the drop as ``name``, delivered
+    ``age`` s ago and sighted then by an earlier sweep (so settled when ``age`` is at
+    least the settle time); ``age=0``: just delivered, never sighted."""
     path = drop / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(world.sim.expected_bytes(uuid))
-    old = path.stat().st_mtime - age  # delivered a while ago: settled
+    old = path.stat().st_mtime - age
     os.utime(path, (old, old))
+    if age > 0:
+        world.sighted(path, age=age)
     return path

@@ -35,6 +35,7 @@ def test_upgrade_downgrade_upgrade_then_no_drift(empty_database_url: str) -> Non
         "recording_intake",
         "source_releases",
         "ledger_identity",
+        "drop_sightings",
     }
     downgrade(url)
     assert current_revision(url) is None and _tables(url) == set()
