@@ -8,13 +8,16 @@ bytes counts as archived — so a crash anywhere, followed by a re-run, ends wit
 exactly one object per recording and a ledger that says so.  Nothing upstream (the
 SFTP drop) is touched until the object has been verified by read-back.
 
+One S3 write per recording: the object carries its custody facts (uuids, SHA-256,
+size, source, fetch time, tool version, audio facts) as user metadata in the PUT
+that writes it; earlier versions wrote a ``.json`` sidecar beside it as well.
+
 Custody events per recording: ``claimed`` (at claim) → ``fetched``, ``uploaded``
-(or ``found_archived`` after a crash), ``verified``, ``sidecar_written``,
-``archived`` (one write, after the read-back and the sidecar; written together with
-other recordings' outcomes in one transaction) → ``release_intended`` then
-``released_from_source`` (SFTP, optional, after that write: tenios_io/release.py).
-Failures end in ``retry_scheduled``, ``missing``, ``failed`` or ``conflict`` with the
-reason.
+(or ``found_archived`` after a crash), ``verified``, ``archived`` (one write, after
+the read-back; written together with other recordings' outcomes in one
+transaction) → ``release_intended`` then ``released_from_source`` (SFTP, optional,
+after that write: tenios_io/release.py).  Failures end in ``retry_scheduled``,
+``missing``, ``failed`` or ``conflict`` with the reason.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tenios_io import __version__, crashpoints, progress
+from tenios_io import crashpoints, progress
 from tenios_io.checksum import HashingSpool, Spooled
 from tenios_io.container import AudioFacts, inspect_recording
 from tenios_io.exceptions import (
@@ -241,7 +244,8 @@ class Archiver:
 
     def _apply_late_hold(self, write: LeasedWrite) -> dict[str, Any]:
         """A legal hold placed while the recording was in flight: put it on the object
-        and its sidecar before the ledger says ``archived`` (called under the row lock)."""
+        (and on a sidecar an earlier version wrote, if any) before the ledger says
+        ``archived`` (called under the row lock)."""
         key, version = write.updates["s3_key"], write.updates["s3_version_id"]
         self.store.set_legal_hold(key, version, True)
         side = self.store.head(sidecar_key(key))
@@ -290,6 +294,7 @@ class Archiver:
                 key_date=rec.key_date.date(),
                 legal_hold=rec.legal_hold,
                 audio_metadata=audio.as_metadata(),
+                fetched_at=format_time(fetched_at),
             )
         crashpoints.reached("after_upload")
         archived_at = self.ledger.now()
@@ -321,27 +326,10 @@ class Archiver:
                     _object_details(obj),
                 ),
                 ("verified", {"method": "read-back", "sha256": obj.sha256, "size": obj.size}),
-                ("sidecar_written", {"key": sidecar_key(obj.key)}),
             ],
             at=archived_at,
             object_hold=obj.legal_hold,
         )
-        # The sidecar names the upload's custody event by its entry digest, which is
-        # fixed before the event is written (who writes it and when are in the write).
-        uploaded_digest = write.digests(rec.lease_owner or self.ledger.actor)[1]
-        self.store.put_sidecar(
-            obj,
-            {
-                "recording_uuid": rec.recording_uuid,
-                "call_uuid": rec.call_uuid,
-                "source": fetched.source,
-                "fetched_at": format_time(fetched_at),
-                "archived_at": format_time(archived_at),
-                "tool_version": __version__,
-                "custody_event_hash": uploaded_digest,
-            },
-        )
-        crashpoints.reached("after_sidecar")
         outcome = Outcome.ALREADY_ARCHIVED if obj.already_archived else Outcome.ARCHIVED
         return _Worked(
             RecordingResult(

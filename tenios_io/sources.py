@@ -41,7 +41,7 @@ class Fetched:
     """What a source delivered into the sink."""
 
     source: str
-    """``"api"`` or ``"sftp:<path>"``: recorded in the ledger and the sidecar."""
+    """``"api"`` or ``"sftp:<path>"``: recorded in the ledger and the object's metadata."""
     size: int
     content_type: str | None = None
     """As declared by the source (the archive detects the real type from magic bytes)."""

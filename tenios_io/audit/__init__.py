@@ -1,7 +1,8 @@
 """The compliance audit: prove the archive matches the ledger and the ledger is untampered.
 
 - :mod:`~tenios_io.audit.verify` — re-check archived objects (HEAD / deep re-hash) and
-  their sidecars against the ledger; verdicts become custody events.
+  their custody metadata (or earlier versions' sidecars) against the ledger; verdicts
+  become custody events.
 - :mod:`~tenios_io.audit.checkpoint` — pin the custody chain head in the bucket
   (:func:`write_checkpoint`) and check the ledger against every checkpoint.
 - :mod:`~tenios_io.audit.reconcile` — ledger vs bucket listing vs SFTP drop.

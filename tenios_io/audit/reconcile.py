@@ -3,15 +3,14 @@
 Like ``rclone check``, it lists what does not line up, per category:
 
 ``objects_not_in_ledger``
-    recording objects (or their sidecars) whose recording_uuid the ledger does not know;
+    recording objects (or the ``.json`` sidecars earlier versions wrote beside them)
+    whose recording_uuid the ledger does not know;
 ``objects_not_archived``
     objects of known recordings that the ledger does not have as archived under
     that key (failed / conflict / purged rows, or another key);
 ``archived_without_object``
     ``archived`` rows whose object is not in the listing (deleted, or hidden by a
     delete marker);
-``archived_without_sidecar``
-    ``archived`` rows whose ``.json`` sidecar is not in the listing;
 ``unrecognised_keys``
     keys under the prefix that are neither recordings, sidecars, checkpoints nor
     the store's probe object;
@@ -55,7 +54,6 @@ class Category(StrEnum):
     OBJECTS_NOT_IN_LEDGER = "objects_not_in_ledger"
     OBJECTS_NOT_ARCHIVED = "objects_not_archived"
     ARCHIVED_WITHOUT_OBJECT = "archived_without_object"
-    ARCHIVED_WITHOUT_SIDECAR = "archived_without_sidecar"
     UNRECOGNISED_KEYS = "unrecognised_keys"
     DROP_FILES_NOT_REGISTERED = "drop_files_not_registered"
     CONTENT_UNDER_SEVERAL_IDS = "content_under_several_ids"
@@ -130,12 +128,11 @@ def reconcile(
     started = ledger.now()
     tick = on_progress or (lambda _phase, _n: None)
     seen_objects: set[str] = set()
-    seen_sidecars: set[str] = set()
 
     for page in _pages(_classify(store, report), _PAGE):
         rows = ledger.rows_for(item.recording_uuid for item in page)
         for item in page:
-            _match(report, item, rows.get(item.recording_uuid), seen_objects, seen_sidecars)
+            _match(report, item, rows.get(item.recording_uuid), seen_objects)
         tick("bucket", len(page))
 
     for rec in ledger.iter_archived():
@@ -153,13 +150,6 @@ def reconcile(
                 key,
                 rec.recording_uuid,
                 "the ledger says archived; the bucket lists no object at this key",
-            )
-        if rec.recording_uuid not in seen_sidecars:
-            report.add(
-                Category.ARCHIVED_WITHOUT_SIDECAR,
-                key + SIDECAR_SUFFIX,
-                rec.recording_uuid,
-                "the ledger says archived; the bucket lists no sidecar beside the object",
             )
         if report.archived_rows % _PAGE == 0:
             tick("ledger", _PAGE)
@@ -230,7 +220,6 @@ def _match(
     item: _Listed,
     rec: Recording | None,
     seen_objects: set[str],
-    seen_sidecars: set[str],
 ) -> None:
     what = "sidecar" if item.sidecar else "object"
     if rec is None:
@@ -243,7 +232,8 @@ def _match(
         return
     expected = rec.s3_key + SIDECAR_SUFFIX if item.sidecar and rec.s3_key else rec.s3_key
     if rec.state is State.ARCHIVED and item.key == expected:
-        (seen_sidecars if item.sidecar else seen_objects).add(rec.recording_uuid)
+        if not item.sidecar:  # an earlier version's sidecar is accepted, never required
+            seen_objects.add(rec.recording_uuid)
         return
     if rec.state in _IN_FLIGHT:
         report.in_flight += 1

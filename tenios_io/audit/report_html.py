@@ -292,7 +292,7 @@ def _verification(report: AuditReport) -> str:
     if cov is not None:
         parts.append(
             "<p><code>tenios-archive audit verify</code> re-reads each archived recording's "
-            "object in S3 (size, SHA-256, retention, legal hold) and its sidecar, and records "
+            "object in S3 (size, SHA-256, retention, legal hold, custody metadata), and records "
             "the verdict in the custody chain. "
             f"The rolling check covers the archive every {cov.cycle_days} days.</p>"
             '<dl class="facts">'

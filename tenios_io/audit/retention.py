@@ -7,9 +7,10 @@ recording whose ``retain_until`` has passed (by the ledger's clock):
 2. The archived version is HEADed: missing, on legal hold in S3, retained by S3
    beyond now, or not the size / SHA-256 the ledger recorded → refused; these
    mean the bucket and the ledger disagree, so the run reports a problem.
-3. A ``purge_started`` event records the evidence, then the object version and
-   its sidecar are deleted, then ``purged`` records it again with the outcome and
-   the row moves to ``purged``.  A run interrupted after the delete finds
+3. A ``purge_started`` event records the evidence, then the object version (and
+   the ``.json`` sidecar an earlier version wrote beside it, if any) are deleted,
+   then ``purged`` records it again with the outcome and the row moves to
+   ``purged``.  A run interrupted after the delete finds
    ``purge_started`` as the recording's last event and finishes the record.
 4. S3's own refusal (Object Lock still running, a hold) is recorded as
    ``purge_refused`` with S3's message.
@@ -89,7 +90,8 @@ def set_legal_hold(
 ) -> HoldResult:
     """Place (``on``) or release a legal hold: S3 first, then the ledger and a custody event.
 
-    An archived recording's object version and its sidecar get S3's legal hold
+    An archived recording's object version (and the sidecar an earlier version wrote
+    beside it, if any) get S3's legal hold
     (a tag on a bucket without Object Lock).  A recording not yet archived gets
     the hold in the ledger only; the archiver applies it when it uploads.
     Raises UnknownRecording for an unknown uuid.
@@ -112,11 +114,9 @@ def set_legal_hold(
         except StoreError as exc:
             return HoldResult(key, False, f"S3 refused: {exc}", rec.s3_key)
         applied = True
-        details.update(
-            key=rec.s3_key,
-            version_id=rec.s3_version_id,
-            sidecar_version_id=side.version_id if side is not None else None,
-        )
+        details.update(key=rec.s3_key, version_id=rec.s3_version_id)
+        if side is not None:
+            details["sidecar_version_id"] = side.version_id
     details["applied_in_s3"] = applied
     ledger.annotate(
         key,
@@ -195,7 +195,8 @@ def purge_expired(
     candidates: Iterable[Recording] | None = None,
     on_result: Callable[[PurgeResult], None] | None = None,
 ) -> PurgeReport:
-    """Delete every expired, unheld recording's object and sidecar, with evidence.
+    """Delete every expired, unheld recording's object (and an earlier version's sidecar),
+    with evidence.
 
     ``execute=False`` is the dry run.  See the module docstring for the rules.
     """
@@ -298,30 +299,27 @@ def _finish(
     *,
     resumed: bool,
 ) -> PurgeResult:
-    """The object version is gone: delete the sidecar, record ``purged``, move the row."""
+    """The object version is gone: delete an earlier version's sidecar if there is one,
+    record ``purged``, move the row."""
     assert rec.s3_key is not None
     side_key = sidecar_key(rec.s3_key)
-    details: dict[str, Any] = {
-        **evidence,
-        "deleted_at": format_time(ledger.now()),
-        "sidecar_key": side_key,
-    }
+    details: dict[str, Any] = {**evidence, "deleted_at": format_time(ledger.now())}
     if resumed:
         details["resumed"] = True
     try:
         side = store.head(side_key)
-        if side is not None:
+        if side is not None:  # written beside the object by versions before one write
             store.delete_version(side_key, side.version_id or "null")
-        details["sidecar_version_id"] = side.version_id if side is not None else None
-        details["sidecar_deleted"] = side is not None
+            details.update(
+                sidecar_key=side_key, sidecar_version_id=side.version_id, sidecar_deleted=True
+            )
     except StoreError as exc:
-        details["sidecar_deleted"] = False
-        details["sidecar_error"] = str(exc)
+        details.update(sidecar_key=side_key, sidecar_deleted=False, sidecar_error=str(exc))
     ledger.annotate(rec.recording_uuid, "purged", details, to_state=State.PURGED, actor=actor)
     note = (
-        ""
-        if details["sidecar_deleted"]
-        else f" (sidecar not deleted: {details.get('sidecar_error', 'none found')})"
+        f" (its earlier version's sidecar was not deleted: {details['sidecar_error']})"
+        if "sidecar_error" in details
+        else ""
     )
     return PurgeResult(
         rec.recording_uuid,

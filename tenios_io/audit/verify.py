@@ -5,9 +5,13 @@ ledger recorded) is HEADed and compared with the ledger row: size, SHA-256
 (S3's full-object checksum, else our metadata), Object Lock mode and retain-until
 (or the ``retention-mode`` / ``retain-until`` tags on a bucket without Object
 Lock), and legal hold.  The current version under the key must still be the
-archived one (a delete marker or a newer version would hide it).  The JSON
-sidecar must exist and describe the same object, and the custody event hash it
-carries must be one of the recording's events in the ledger.  ``deep`` also
+archived one (a delete marker or a newer version would hide it).  The object's
+custody metadata (written in its one PUT: ``recording-uuid``, ``sha256``, ``size``,
+``call-uuid``) must say the same as the ledger.  An object written by an earlier
+version has no such metadata but has a ``.json`` sidecar beside it: that sidecar
+must describe the same object, and the custody event hash it carries must be one of
+the recording's events in the ledger.  A sidecar is never required of an object
+with custody metadata; an object with neither is a discrepancy.  ``deep`` also
 downloads the version and re-hashes its bytes.
 
 Each verdict is a custody event written with ``Ledger.annotate``: ``verified``
@@ -38,7 +42,8 @@ from typing import Any, Literal
 from tenios_io.audit.times import iso, parse_time
 from tenios_io.exceptions import StoreUnavailable, VerificationFailed
 from tenios_io.ledger import Ledger, Recording
-from tenios_io.store import ArchiveStore, ObjectInfo, sidecar_key
+from tenios_io.store import ArchiveStore, ObjectInfo
+from tenios_io.store.metadata import matches, written_with_custody_metadata
 
 SelectionMode = Literal["all", "sample", "rolling"]
 
@@ -177,10 +182,13 @@ def check_recording(
             error=f"archived in bucket {rec.s3_bucket!r}, this run checks {store.bucket!r}",
         )
     try:
-        differences = _check_object(store, rec, key, version)
-        if differences and differences[0].field == "object":
+        info, differences = _check_object(store, rec, key, version)
+        if info is None:
             return _verdict(rec, deep, differences)  # nothing more to compare against
-        differences += _check_sidecar(ledger, store, rec, key)
+        if written_with_custody_metadata(info.metadata):
+            differences += compare_metadata(rec, info.metadata)
+        else:  # written by an earlier version: its sidecar, if it has one
+            differences += _check_sidecar(ledger, store, rec, key)
         if deep:
             differences += _check_content(store, rec, key, version)
     except StoreUnavailable as exc:
@@ -199,11 +207,11 @@ def _verdict(rec: Recording, deep: bool, differences: list[Difference]) -> Verif
 
 def _check_object(
     store: ArchiveStore, rec: Recording, key: str, version: str | None
-) -> list[Difference]:
+) -> tuple[ObjectInfo | None, list[Difference]]:
     info = store.head(key, version)
     if info is None:
         where = f"version {version}" if version else "the object"
-        return [Difference("object", f"{where} at {key}", "missing")]
+        return None, [Difference("object", f"{where} at {key}", "missing")]
     tags: dict[str, str] | None = None
     if info.lock_mode is None:
         # No Object Lock period on this version: retention (and, without Object Lock,
@@ -223,7 +231,7 @@ def _check_object(
                     else "none (deleted: a delete marker hides the archived version)",
                 )
             )
-    return differences
+    return info, differences
 
 
 def _check_sidecar(
@@ -233,7 +241,15 @@ def _check_sidecar(
         document = store.read_sidecar(key)
     except VerificationFailed as exc:
         return [Difference("sidecar", "a JSON object", f"unreadable: {exc}")]
-    differences = compare_sidecar(rec, document, sidecar_key(key))
+    if document is None:
+        return [
+            Difference(
+                "custody_metadata",
+                "custody metadata on the object (or an earlier version's sidecar)",
+                "missing",
+            )
+        ]
+    differences = compare_sidecar(rec, document)
     event_hash = document.get("custody_event_hash") if document else None
     if isinstance(event_hash, str) and not ledger.recording_has_event(
         rec.recording_uuid, event_hash
@@ -302,16 +318,33 @@ def compare_object(
     return differences
 
 
-def compare_sidecar(
-    rec: Recording, document: dict[str, Any] | None, key: str = "sidecar"
-) -> list[Difference]:
-    """What the sidecar says that the ledger row does not (None: the sidecar is missing).
+def compare_metadata(rec: Recording, metadata: dict[str, str]) -> list[Difference]:
+    """What the object's custody metadata (decoded) says that the ledger row does not.
+
+    ``sha256`` is compared with the rest of the HEAD (:func:`compare_object`);
+    ``fetched-at`` is not compared (a re-run after a crash fetches again, and the
+    object keeps the first fetch's time).  A ``call-uuid`` shortened to its SHA-256
+    (too long for S3's metadata) matches the ledger's value by that hash.
+    """
+    differences: list[Difference] = []
+    found_uuid = metadata.get("recording-uuid")
+    if _normalised(found_uuid) != _normalised(rec.recording_uuid):
+        differences.append(Difference("metadata.recording-uuid", rec.recording_uuid, found_uuid))
+    found_size = metadata.get("size")
+    if found_size != str(rec.size_bytes):
+        differences.append(Difference("metadata.size", rec.size_bytes, found_size))
+    found_call = metadata.get("call-uuid")
+    if rec.call_uuid and not matches(found_call, rec.call_uuid):
+        differences.append(Difference("metadata.call-uuid", rec.call_uuid, found_call))
+    return differences
+
+
+def compare_sidecar(rec: Recording, document: dict[str, Any]) -> list[Difference]:
+    """What an earlier version's sidecar says that the ledger row does not.
 
     The sidecar's ``legal_hold`` is not compared: it is the state at archiving time,
     and holds placed later are recorded in the ledger and on the object.
     """
-    if document is None:
-        return [Difference("sidecar", key, "missing")]
     expected: dict[str, Any] = {
         "recording_uuid": rec.recording_uuid,
         "sha256": rec.sha256,

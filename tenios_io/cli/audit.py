@@ -114,8 +114,9 @@ def verify(
     """Check archived recordings against the bucket and record each verdict.
 
     HEADs the archived object version and compares size, SHA-256, retention mode and
-    retain-until, and legal hold with the ledger; checks the sidecar; with --deep
-    re-hashes the bytes.  Each result is a custody event (verified / discrepancy).
+    retain-until, and legal hold with the ledger; checks the object's custody metadata
+    (or, for objects of earlier versions, their .json sidecar); with --deep re-hashes
+    the bytes.  Each result is a custody event (verified / discrepancy).
     Exit 1 on any discrepancy (named), or if a recording could not be checked.
     """
     if sum((all_, sample is not None, rolling)) > 1:
@@ -148,7 +149,7 @@ def verify(
                 workers=workers,
                 on_result=advance,
             )
-    how = "deep: bytes re-hashed" if deep else "HEAD and sidecar"
+    how = "deep: bytes re-hashed" if deep else "HEAD and custody metadata"
     console.print(
         f"checked {report.checked:,} of {selection.archived:,} archived recording(s) "
         f"({selection.mode}, {how}): {report.verified:,} verified, "
@@ -321,8 +322,9 @@ def reconcile_(
     """Compare the ledger, the bucket listing and the SFTP drop; list what does not line up.
 
     Categories: objects not in the ledger, objects the ledger does not have as
-    archived, archived rows without object or sidecar, unrecognised keys, drop
-    files never registered.  Exit 1 when any is non-empty.
+    archived, archived rows without object, unrecognised keys, drop files never
+    registered (.json sidecars of earlier versions are recognised, never required).
+    Exit 1 when any is non-empty.
     """
     cfg = settings(ctx)
     with open_audit(cfg) as audit:

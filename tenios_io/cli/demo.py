@@ -82,11 +82,11 @@ def demo(
         ]
         s3.close()
     objects = [k for k in keys if parse_object_key(cfg.s3_prefix, k)]
-    sidecars = [k for k in keys if k.endswith(".json") and parse_object_key(cfg.s3_prefix, k[:-5])]
     archived = first["counts"].get("archived", 0) + second["counts"].get("archived", 0)
     console.print(
         Panel.fit(
-            f"S3 holds {len(objects)} recordings and {len(sidecars)} sidecars; "
+            f"S3 holds {len(objects)} recordings, one object each (custody facts in its "
+            "metadata); "
             f"{archived} uploads in two runs — nothing twice.\n"
             f"Audit report: {report_file}\n\n"
             "Look next (the demo's servers have stopped; these read only the ledger):\n"

@@ -313,8 +313,8 @@ HoldReason = Annotated[
 
 @app.command()
 def hold(ctx: typer.Context, recording_uuids: HoldUuids, reason: HoldReason) -> None:
-    """Place a legal hold: S3 legal hold on the archived version and its sidecar, the
-    ledger's legal_hold flag, and a custody event with the reason.
+    """Place a legal hold: S3 legal hold on the archived version (and on an earlier
+    version's sidecar), the ledger's legal_hold flag, and a custody event with the reason.
 
     A recording not archived yet is held in the ledger and archived with the hold.
     A held recording is never purged.  Exit 1 if any recording could not be held.

@@ -35,8 +35,9 @@ def purge(
         str, typer.Option(help="Why, recorded in each purge's custody event.")
     ] = DEFAULT_PURGE_REASON,
 ) -> None:
-    """Delete the object version and sidecar of every archived recording whose retention
-    has ended and that is not on legal hold, recording the evidence in the custody chain.
+    """Delete the object version (and an earlier version's sidecar) of every archived
+    recording whose retention has ended and that is not on legal hold, recording the
+    evidence in the custody chain.
 
     Nothing is deleted without --yes: without it (or with --dry-run) the command shows
     what would be deleted and exits 0.  Refusals (legal hold; S3 still retaining the

@@ -1,4 +1,4 @@
-"""The S3 archive: deterministic keys, never-overwriting verified uploads, retention, sidecars.
+"""The S3 archive: deterministic keys, never-overwriting verified uploads, retention, custody.
 
 :class:`ArchiveStore` receives a boto3 S3 client (it never builds one; see
 :func:`make_s3_client`) and does four things with a spooled recording:
@@ -9,8 +9,9 @@
 2. **Upload, never overwrite** — every write carries ``If-None-Match: *``.  Up to
    the multipart threshold one PUT with ``ChecksumSHA256``; above it a multipart
    upload with a SHA-256 per part, aborted on any failure.  The full SHA-256 goes
-   into the object's metadata.  A 412 means the key exists: same SHA-256 and
-   size is "already archived" (a crashed earlier attempt), anything else is an
+   into the object's metadata with its other custody facts (one write per
+   recording).  A 412 means the key exists: same SHA-256 and size is "already
+   archived" (a crashed earlier attempt), anything else is an
    :class:`~tenios_io.exceptions.ArchiveConflict` — the object is never touched.
 3. **Read back** — a HEAD with ``ChecksumMode=ENABLED`` must show the size, the
    SHA-256 (the full-object checksum for a single PUT, the metadata plus the
@@ -40,7 +41,8 @@ The modules, from the outside in:
 
 - ``archive_store`` — :class:`ArchiveStore`;
 - ``upload`` — single and multipart PUTs, the read-back and its comparison;
-- ``sidecar`` — the custody sidecar: its document, canonical JSON, reading one back;
+- ``metadata`` — the custody facts each recording object carries as user metadata;
+- ``sidecar`` — reading the ``.json`` sidecars earlier versions wrote;
 - ``retention`` — how one write is protected (lock, legal hold, or tags);
 - ``bucket`` — the injected client, bucket name, encryption and raw HEAD / tags;
 - ``responses`` — reading S3's answers (version ids, checksums, HEAD → ObjectInfo);

@@ -3,7 +3,9 @@
 It keys each recording (:mod:`.keys`), uploads it with ``If-None-Match: *`` and
 verifies it by read-back (:mod:`.upload`), protects it with Object Lock or, where
 the bucket has none, records its retention as tags (:mod:`.retention`), writes its
-custody sidecar (:mod:`.sidecar`), and serves the audit's reads.  Every S3 call
+custody facts as the object's own user metadata (:mod:`.metadata`, in the same PUT:
+one write per recording), and serves the audit's reads (including the ``.json``
+sidecars earlier versions wrote, :mod:`.sidecar`).  Every S3 call
 runs inside :meth:`Bucket.translated`, so only our errors leave it.
 """
 
@@ -13,11 +15,9 @@ import dataclasses
 import hashlib
 import io
 import logging
-import string
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
-from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
@@ -33,6 +33,7 @@ from tenios_io.sources import Sink
 from tenios_io.store.bucket import Bucket
 from tenios_io.store.errors import error_code, http_status, is_precondition_failed
 from tenios_io.store.keys import object_key, probe_key, sidecar_key, validate_prefix
+from tenios_io.store.metadata import custody_metadata, encode_metadata
 from tenios_io.store.responses import b64, object_info, version_arg, version_of
 from tenios_io.store.results import (
     RETENTION_MODES,
@@ -51,12 +52,7 @@ from tenios_io.store.retention import (
     parse_iso,
     retention_mode_of,
 )
-from tenios_io.store.sidecar import (
-    accept_existing_sidecar,
-    canonical_json,
-    read_json,
-    sidecar_document,
-)
+from tenios_io.store.sidecar import read_json
 from tenios_io.store.upload import (
     MAX_SINGLE_PUT,
     MIN_PART_SIZE,
@@ -90,9 +86,6 @@ _DOCUMENT_NEEDS: Final = (
     "s3:PutObjectRetention, s3:GetObjectRetention"
 )
 _PROBE_BODY: Final = b"tenios-archive write probe: safe to keep, safe to delete\n"
-# S3 metadata must be US-ASCII: keep printable ASCII except '%' (so unquote is exact),
-# percent-encode everything else — non-ASCII, spaces, control characters.
-_META_SAFE: Final = "".join(c for c in string.printable[:94] if c != "%")
 
 
 class ArchiveStore:
@@ -287,24 +280,30 @@ class ArchiveStore:
         legal_hold: bool = False,
         retention_days: int | None = None,
         audio_metadata: Mapping[str, str] | None = None,
+        fetched_at: str | None = None,
     ) -> ArchivedObject:
         """Upload ``spooled`` under its key, never overwriting, and verify it by read-back.
 
-        ``retention_days`` overrides the store's policy for this recording;
-        ``audio_metadata`` (codec, channels, sample rate, duration) joins the object's
-        custody metadata.
+        The one PUT carries the object's custody facts as user metadata
+        (:func:`~tenios_io.store.metadata.custody_metadata`): the uuids, SHA-256, size,
+        ``source``, ``fetched_at`` (as the ledger writes times), this tool's version and
+        ``audio_metadata`` (codec, channels, sample rate, duration).
+        ``retention_days`` overrides the store's policy for this recording.
         Raises ArchiveConflict (other bytes under the key), VerificationFailed
         (read-back differs), BucketNotUsable, or StoreUnavailable (try again).
         """
         key = self.key_for(recording_uuid, key_date, spooled.extension)
         recording_uuid = recording_uuid.lower()  # canonical, as in the key
         retention = self._plan_retention(key, key_date, retention_days, legal_hold)
-        metadata = self._metadata(
-            sha256=spooled.sha256,
+        metadata = custody_metadata(
             recording_uuid=recording_uuid,
             call_uuid=call_uuid,
+            sha256=spooled.sha256,
+            size=spooled.size,
             source=source,
-            **{name.replace("-", "_"): value for name, value in (audio_metadata or {}).items()},
+            fetched_at=fetched_at,
+            tool_version=self._tool_version,
+            audio=audio_metadata,
         )
         with self._s3.translated(
             "archive", key, recording_uuid=recording_uuid, needs=_ARCHIVE_NEEDS
@@ -407,9 +406,8 @@ class ArchiveStore:
             )
 
     def _metadata(self, **values: str | None) -> dict[str, str]:
-        meta = {name.replace("_", "-"): value for name, value in values.items() if value}
-        meta["tool-version"] = self._tool_version
-        return {name: quote(value, safe=_META_SAFE) for name, value in meta.items()}
+        """A document's metadata: ``values`` and this tool's version."""
+        return encode_metadata({**values, "tool_version": self._tool_version})
 
     def _already_archived(
         self,
@@ -608,49 +606,12 @@ class ArchiveStore:
         self._log.info("s3://%s/%s was already written", self._s3.name, key)
         return version_of(response)
 
-    # -- custody sidecar ------------------------------------------------------------------
-
-    def put_sidecar(self, obj: ArchivedObject, fields: Mapping[str, Any]) -> str:
-        """Write ``{key}.json`` describing ``obj``; return its key.
-
-        ``fields`` must carry ``custody_event_hash`` and ``fetched_at`` (and may
-        carry ``archived_at``, default now, and more); they may not contradict
-        ``obj``.  Written with ``If-None-Match: *`` and the object's retention.  If a
-        sidecar is already there describing the same SHA-256 and size (a crashed
-        earlier attempt wrote it) it is accepted; otherwise ArchiveConflict.
-        """
-        key = sidecar_key(obj.key)
-        document = sidecar_document(obj, fields, self._tool_version)
-        body = canonical_json(document)
-        sha256 = hashlib.sha256(body).hexdigest()
-        retention = self._retention_of(obj)
-        metadata = self._metadata(sha256=sha256, recording_uuid=obj.recording_uuid)
-        with self._s3.translated(
-            "PutObject", key, recording_uuid=obj.recording_uuid, needs=_ARCHIVE_NEEDS
-        ):
-            put = put_bytes(self._s3, key, body, sha256, "application/json", metadata, retention)
-            if put is None:
-                return accept_existing_sidecar(self._s3, obj, key)
-            head = read_back(self._s3, key, put, retention)
-            verify(self._s3, key, head, sha256, len(body), put, retention, obj.recording_uuid)
-        return key
-
-    def _retention_of(self, obj: ArchivedObject) -> Retention:
-        """The object's retention, to give its sidecar the same."""
-        until = obj.retain_until
-        lock_mode = lock_mode_for(obj.retention_mode) if obj.retention_enforced else None
-        if lock_mode is not None and (until is None or until <= datetime.now(UTC)):
-            lock_mode = None  # S3 refuses a past retain-until date
-        tags: dict[str, str] = {}
-        if lock_mode is None and obj.retention_mode != "none" and until is not None:
-            tags = {"retention-mode": obj.retention_mode, "retain-until": iso(until)}
-        hold_header = obj.legal_hold and self.object_lock_enabled()
-        if obj.legal_hold and not hold_header:
-            tags["legal-hold"] = "on"
-        return Retention(obj.retention_mode, until, lock_mode, obj.legal_hold, hold_header, tags)
+    # -- custody sidecars of earlier versions -------------------------------------------
 
     def read_sidecar(self, key: str) -> dict[str, Any] | None:
-        """The sidecar of the object at ``key`` as a dict, or None if there is none."""
+        """The ``.json`` sidecar an earlier version wrote beside the object at ``key``, as a
+        dict, or None if there is none (this version writes none: the object carries its
+        custody facts as metadata)."""
         with self._s3.translated("GetObject", sidecar_key(key), needs="s3:GetObject"):
             try:
                 document = read_json(self._s3, sidecar_key(key), None)

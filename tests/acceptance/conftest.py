@@ -70,7 +70,7 @@ class ArchiveWorld:
         ledger.engine.dispose()
 
     def versions(self) -> dict[str, int]:
-        """Object versions per recording and sidecar key (not the probe or checkpoints)."""
+        """Object versions per key (not the probe, checkpoints or anything under _custody/)."""
         out: dict[str, int] = {}
         pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket)  # type: ignore[attr-defined]
         for page in pages:

@@ -147,7 +147,7 @@ def test_worker_killed_mid_write_loses_nothing_and_the_rerun_finishes(
     uuids = world.sim.seed(3)
     world.register(uuids)
     # One worker thread: when it blocks inside its first outcome write (the recordings
-    # uploaded so far: fetched, uploaded, verified, sidecar_written, archived), nothing
+    # uploaded so far: fetched, uploaded, verified, archived), nothing
     # else writes custody events.
     child = start_until(
         "leased_write_uncommitted",

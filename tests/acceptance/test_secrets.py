@@ -1,6 +1,6 @@
 """No secret — the TENIOS access key, AWS keys, the custody signing key — reaches anything
 a person or another system can read: console, logs (at --verbose), Prefect artifacts and
-parameters, the ledger and its custody events, S3 metadata, sidecars and the custody log,
+parameters, the ledger and its custody events, S3 metadata, custody manifests and the custody log,
 the audit report, proof bundles."""
 
 from __future__ import annotations

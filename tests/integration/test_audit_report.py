@@ -116,7 +116,7 @@ def populate(world: AuditWorld) -> dict[str, list[str]]:
     """Archivals on three of five days, a failure, a discrepancy, a hold and a purge."""
     made: dict[str, list[str]] = {}
     world.clock.set(DAY1)
-    made["day1"] = world.archive(3, recorded_at=recent(1))
+    made["day1"] = world.archive(3, recorded_at=recent(1), earlier_version=True)
     world.clock.set(DAY1 + timedelta(days=2, hours=3))
     made["day3"] = world.archive(1, recorded_at=recent(1))
     world.clock.set(DAY1 + timedelta(days=4, hours=5))
@@ -126,7 +126,8 @@ def populate(world: AuditWorld) -> dict[str, list[str]]:
     (claim,) = world.ledger.claim_batch(1, lease_seconds=60)
     world.ledger.fail(failed, claim.lease_token, "TENIOS said 403: check TENIOS_ACCESS_KEY")
     made["failed"] = [failed]
-    # A sidecar goes missing: verification records a discrepancy.
+    # Day 1 was archived by an earlier version, with sidecars; one goes missing, and its
+    # object carries no custody metadata: verification records a discrepancy.
     broken = made["day1"][0]
     key = world.get(broken).s3_key
     assert key
@@ -185,7 +186,7 @@ def test_report_reads_well_in_chromium_with_one_bar_per_day(
         "1 unresolved verification discrepancy",
         "1 recording failed, missing or in conflict",
         "TENIOS said 403: check TENIOS_ACCESS_KEY",
-        "sidecar",
+        "custody_metadata",
         "missing",
         "policy R-7",
         "cli:purge:officer@host",

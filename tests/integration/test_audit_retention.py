@@ -83,17 +83,22 @@ def test_overview_lists_expired_and_due(world: AuditWorld) -> None:
     assert [r.recording_uuid for r in overview.due] == soon
 
 
-def test_hold_and_release_reach_s3_the_ledger_and_the_chain(world: AuditWorld) -> None:
-    (key,) = world.archive(1)
+@pytest.mark.parametrize("earlier_version", [False, True])
+def test_hold_and_release_reach_s3_the_ledger_and_the_chain(
+    world: AuditWorld, earlier_version: bool
+) -> None:
+    (key,) = world.archive(1, earlier_version=earlier_version)
     rec = world.get(key)
     assert rec.s3_key is not None
     result = set_legal_hold(world.ledger, world.store, key, on=True, reason="case 4711")
     assert result.ok and result.applied_in_s3
-    for k in (rec.s3_key, sidecar_key(rec.s3_key)):
+    held = [rec.s3_key, sidecar_key(rec.s3_key)] if earlier_version else [rec.s3_key]
+    for k in held:  # an earlier version's sidecar is held with its object
         assert world.s3.head_object(Bucket=world.bucket, Key=k)["ObjectLockLegalHoldStatus"] == "ON"
     assert world.get(key).legal_hold is True
     (details,) = world.event_details(key, "legal_hold")
     assert details["reason"] == "case 4711" and details["version_id"] == rec.s3_version_id
+    assert ("sidecar_version_id" in details) is earlier_version
 
     released = set_legal_hold(world.ledger, world.store, key, on=False, reason="case closed")
     assert released.ok and world.get(key).legal_hold is False
@@ -143,8 +148,7 @@ def test_hold_placed_while_in_flight_is_on_the_object_before_archived(
     assert rec.state is State.ARCHIVED and rec.s3_key
     head = world.s3.head_object(Bucket=world.bucket, Key=rec.s3_key)
     assert head["ObjectLockLegalHoldStatus"] == "ON"
-    side = world.s3.head_object(Bucket=world.bucket, Key=sidecar_key(rec.s3_key))
-    assert side["ObjectLockLegalHoldStatus"] == "ON"
+    assert versions_of(world.s3, world.bucket, sidecar_key(rec.s3_key)) == []  # none written
     events = world.events(key)
     assert events.index("legal_hold_applied") < events.index("archived")
 
@@ -157,8 +161,11 @@ def test_plain_bucket_hold_is_a_tag(plain_world: AuditWorld) -> None:
     assert {"Key": "legal-hold", "Value": "on"} in tags["TagSet"]
 
 
-def test_purge_deletes_expired_unheld_recordings_with_evidence(world: AuditWorld) -> None:
-    old, held = world.archive(2, recorded_at=recent(400))
+@pytest.mark.parametrize("earlier_version", [False, True])
+def test_purge_deletes_expired_unheld_recordings_with_evidence(
+    world: AuditWorld, earlier_version: bool
+) -> None:
+    old, held = world.archive(2, recorded_at=recent(400), earlier_version=earlier_version)
     young = world.archive(1, recorded_at=recent(2))[0]
     assert set_legal_hold(world.ledger, world.store, held, on=True, reason="audit 2026").ok
     rec = world.get(old)
@@ -186,7 +193,10 @@ def test_purge_deletes_expired_unheld_recordings_with_evidence(world: AuditWorld
     assert evidence["key"] == rec.s3_key and evidence["version_id"] == rec.s3_version_id
     assert (evidence["sha256"], evidence["size"]) == (rec.sha256, rec.size_bytes)
     assert evidence["reason"] == "policy R-7" and evidence["by"] == "cli:purge:officer@host"
-    assert evidence["sidecar_deleted"] is True and evidence["deleted_at"]
+    assert evidence["deleted_at"]
+    # An earlier version's sidecar is deleted with its object; there is none otherwise.
+    assert evidence.get("sidecar_deleted", False) is earlier_version
+    assert "sidecar" not in outcomes[old].reason
     (refusal,) = world.event_details(held, "purge_refused")
     assert "legal hold" in refusal["refused_because"]
     assert world.get(held).state is State.ARCHIVED
@@ -233,7 +243,7 @@ def test_s3_refuses_while_its_lock_runs_and_the_refusal_is_recorded(
 
 
 def test_governance_lock_that_ran_out_needs_no_bypass(world: AuditWorld) -> None:
-    (key,) = world.archive(1, recorded_at=recent(2))
+    (key,) = world.archive(1, recorded_at=recent(2), earlier_version=True)
     rec = world.get(key)
     assert rec.s3_key and rec.s3_version_id
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
@@ -255,7 +265,7 @@ def test_governance_lock_that_ran_out_needs_no_bypass(world: AuditWorld) -> None
 
 
 def test_interrupted_purge_is_finished_by_the_next_run(world: AuditWorld) -> None:
-    (key,) = world.archive(1, recorded_at=recent(400))
+    (key,) = world.archive(1, recorded_at=recent(400), earlier_version=True)
     rec = world.get(key)
     assert rec.s3_key and rec.s3_version_id
     # The crash: purge_started recorded, the version deleted, then the process died.

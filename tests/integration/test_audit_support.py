@@ -1,7 +1,7 @@
 """Shared by the audit tests (no tests here): archived recordings made by the real pipeline.
 
 :class:`AuditWorld` archives recordings through :class:`~tenios_io.archive.Archiver`
-(claim → fetch → spool + SHA-256 → verified upload → sidecar → ledger) with a
+(claim → fetch → spool + SHA-256 → verified upload → ledger) with a
 :class:`BytesSource` that serves known bytes — the real pipeline minus the API —
 against a moto bucket and a real ledger (SQLite file or PostgreSQL).  The ledger
 runs on a :class:`Clock` the test can move.
@@ -9,6 +9,7 @@ runs on a :class:`Clock` the test can move.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from tenios_io.ledger.tables import custody_events
 from tenios_io.retry import RetryPolicy
 from tenios_io.sources import Fetched, FetchRequest, Sink
 from tenios_io.store import ArchiveStore, RetentionMode
+from tests.fixtures.legacy import write_legacy_sidecar, writing_as_earlier_version
 from tests.fixtures.moto import sample_wav
 
 if TYPE_CHECKING:
@@ -83,8 +85,13 @@ class AuditWorld:
         recorded_at: datetime | None = None,
         size: int = 2000,
         legal_hold: bool = False,
+        earlier_version: bool = False,
     ) -> list[str]:
-        """Register ``count`` recordings and archive them; returns their uuids."""
+        """Register ``count`` recordings and archive them; returns their uuids.
+
+        ``earlier_version``: as versions before one-write-per-recording did — object
+        metadata without ``size`` / ``fetched-at``, and a ``.json`` sidecar beside it.
+        """
         recorded = recorded_at or self.clock.now
         ids = [str(uuid.uuid4()) for _ in range(count)]
         for n, key in enumerate(ids):
@@ -98,8 +105,12 @@ class AuditWorld:
         archiver = self.archiver()
         claims = self.ledger.claim_batch(count, lease_seconds=60)
         assert sorted(c.recording_uuid for c in claims) == sorted(ids)
-        results = archiver.archive_batch(claims)
+        with writing_as_earlier_version() if earlier_version else contextlib.nullcontext():
+            results = archiver.archive_batch(claims)
         assert {r.outcome for r in results} == {Outcome.ARCHIVED}, results
+        if earlier_version:
+            for key in ids:
+                write_legacy_sidecar(self.s3, self.ledger, self.ledger.get(key))
         self.ledger.integrate_all()  # as a run does before its checkpoint
         return ids
 

@@ -12,8 +12,9 @@ import pytest
 
 from tenios_io.audit import VerifyStatus, select_recordings, verify_archive
 from tenios_io.audit.verify import check_recording
+from tenios_io.ledger.custody import format_time
 from tenios_io.store import sidecar_key
-from tests.integration.test_audit_support import AuditWorld, make_world, recent
+from tests.integration.test_audit_support import AuditWorld, make_world, recent, versions_of
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -101,12 +102,13 @@ def test_forged_metadata_passes_head_but_not_the_deep_check(plain_world: AuditWo
     (key,) = plain_world.archive(1, size=3000)
     rec = plain_world.get(key)
     tags = plain_world.s3.get_object_tagging(Bucket=plain_world.bucket, Key=rec.s3_key)["TagSet"]
+    metadata = plain_world.s3.head_object(Bucket=plain_world.bucket, Key=rec.s3_key)["Metadata"]
     forged = b"RIFF" + bytes(2996)
     plain_world.s3.put_object(
         Bucket=plain_world.bucket,
         Key=rec.s3_key,
         Body=forged,
-        Metadata={"sha256": rec.sha256 or ""},
+        Metadata=metadata,  # the original's custody metadata, SHA-256 included
         Tagging="&".join(f"{t['Key']}={t['Value']}" for t in tags),
     )
     head_only = check_recording(plain_world.ledger, plain_world.store, rec)
@@ -117,13 +119,54 @@ def test_forged_metadata_passes_head_but_not_the_deep_check(plain_world: AuditWo
     ]
 
 
-def test_missing_sidecar_is_a_discrepancy(plain_world: AuditWorld) -> None:
-    (key,) = plain_world.archive(1)
+def test_the_object_carries_its_custody_facts_and_no_sidecar(world: AuditWorld) -> None:
+    (key,) = world.archive(1)
+    rec = world.get(key)
+    assert rec.s3_key is not None and rec.fetched_at is not None
+    assert versions_of(world.s3, world.bucket, sidecar_key(rec.s3_key)) == []
+    head = world.s3.head_object(Bucket=world.bucket, Key=rec.s3_key)
+    assert {
+        name: head["Metadata"][name]
+        for name in ("recording-uuid", "sha256", "size", "source", "fetched-at")
+    } == {
+        "recording-uuid": key,
+        "sha256": rec.sha256,
+        "size": str(rec.size_bytes),
+        "source": "api",
+        "fetched-at": format_time(rec.fetched_at),
+    }
+    assert head["Metadata"]["codec"] == "pcm"
+    assert check_recording(world.ledger, world.store, rec).status is VerifyStatus.VERIFIED
+
+
+def test_an_archive_of_an_earlier_version_with_sidecars_verifies(world: AuditWorld) -> None:
+    ids = world.archive(2, earlier_version=True)
+    rec = world.get(ids[0])
+    assert rec.s3_key is not None
+    assert "fetched-at" not in world.s3.head_object(Bucket=world.bucket, Key=rec.s3_key)["Metadata"]
+    assert len(versions_of(world.s3, world.bucket, sidecar_key(rec.s3_key))) == 1
+    report = verify_archive(world.ledger, world.store, [world.get(k) for k in ids], deep=True)
+    assert report.ok and report.verified == 2
+    # Its sidecar is still read: one that contradicts the ledger is a discrepancy ...
+    world.sql("UPDATE recordings SET size_bytes = 1 WHERE recording_uuid = :k", k=ids[0])
+    assert {"size", "sidecar.size"} <= fields_of(world, ids[0])
+
+
+def test_an_earlier_version_object_without_its_sidecar_is_a_discrepancy(
+    plain_world: AuditWorld,
+) -> None:
+    (key,) = plain_world.archive(1, earlier_version=True)
     rec = plain_world.get(key)
     assert rec.s3_key is not None
     plain_world.s3.delete_object(Bucket=plain_world.bucket, Key=sidecar_key(rec.s3_key))
     result = check_recording(plain_world.ledger, plain_world.store, rec)
-    assert [(d.field, d.found) for d in result.differences] == [("sidecar", "missing")]
+    assert [(d.field, d.found) for d in result.differences] == [("custody_metadata", "missing")]
+
+
+def test_custody_metadata_contradicting_the_ledger_is_a_discrepancy(world: AuditWorld) -> None:
+    (key,) = world.archive(1)
+    world.sql("UPDATE recordings SET size_bytes = 7 WHERE recording_uuid = :k", k=key)
+    assert fields_of(world, key) == {"size", "metadata.size"}
 
 
 def test_ledger_edited_behind_the_archive_is_caught(world: AuditWorld) -> None:
@@ -136,7 +179,7 @@ def test_ledger_edited_behind_the_archive_is_caught(world: AuditWorld) -> None:
         k=key,
     )
     fields = fields_of(world, key)
-    assert {"sha256", "retain_until", "sidecar.sha256", "sidecar.retain_until"} <= fields
+    assert {"sha256", "retain_until"} <= fields
 
 
 def test_legal_hold_mismatch_is_a_discrepancy(world: AuditWorld) -> None:

@@ -162,9 +162,11 @@ def test_retention_and_report(world: AuditWorld, cli: Cli, tmp_path: Path) -> No
 
 
 def test_purge_deletes_nothing_without_yes(world: AuditWorld, cli: Cli) -> None:
-    old, held = world.archive(2, recorded_at=recent(100))
+    # Archived by an earlier version: purge deletes the sidecar beside the object too.
+    old, held = world.archive(2, recorded_at=recent(100), earlier_version=True)
     rec = world.get(old)
     assert rec.s3_key
+    assert versions_of(world.s3, world.bucket, sidecar_key(rec.s3_key)) != []
     hold = cli("ledger", "hold", held, "--reason", "case 12")
     assert hold.exit_code == 0 and "legal hold placed in S3 and the ledger" in hold.stdout
 

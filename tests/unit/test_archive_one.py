@@ -4,6 +4,7 @@ exercised in tests/acceptance."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +25,7 @@ from tenios_io.exceptions import (
     SourceFileMissing,
     SourceUnavailable,
 )
-from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine, custody
+from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
 from tenios_io.ledger.schema import upgrade
 from tenios_io.retry import RetryPolicy
 from tenios_io.sources import Fetched, FetchRequest, Sink
@@ -67,12 +68,13 @@ class FakeSource:
 class FakeStore:
     error: Exception | None = None
     uploads: list[Spooled] = field(default_factory=list)
-    sidecars: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
     holds: list[bool] = field(default_factory=list)
     held_later: list[tuple[str, str | None]] = field(default_factory=list)
 
     def archive(self, spooled: Spooled, *, key_date: date, **kw: Any) -> ArchivedObject:
         self.holds.append(kw["legal_hold"])
+        self.calls.append(kw)
         if self.error:
             raise self.error
         assert spooled.path.read_bytes() == WAV
@@ -90,10 +92,6 @@ class FakeStore:
             already_archived=False,
             legal_hold=kw["legal_hold"],
         )
-
-    def put_sidecar(self, obj: ArchivedObject, fields: dict[str, Any]) -> str:
-        self.sidecars.append(fields)
-        return obj.key + ".json"
 
     def set_legal_hold(self, key: str, version_id: str | None, on: bool) -> None:
         assert on
@@ -160,12 +158,13 @@ def test_archives_records_events_and_removes_the_spool(ledger: Ledger, tmp_path:
         "fetched",
         "uploaded",
         "verified",
-        "sidecar_written",
         "archived",
     ]
-    # The sidecar names the "uploaded" event by its entry digest: known when the event
-    # is written, before the sequencer gives it a place (and a chain hash).
-    assert store.sidecars[0]["custody_event_hash"] == custody.row_digest(events[3])
+    # One write: the upload itself carries the custody facts (no sidecar afterwards).
+    (call,) = store.calls
+    assert call["fetched_at"] == json.loads(events[2]["details"])["fetched_at"]
+    assert (call["recording_uuid"], call["source"]) == (REC, "api")
+    assert call["audio_metadata"]["codec"] == "pcm"
     assert list(tmp_path.glob("tenios-*.spool")) == []
     assert recorder.bytes == len(WAV) and recorder.done == ["archived"]
 

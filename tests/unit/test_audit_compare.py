@@ -1,14 +1,15 @@
-"""The pure comparisons behind `audit verify`: ledger row vs HEAD / tags / sidecar."""
+"""The pure comparisons behind `audit verify`: ledger row vs HEAD / tags / metadata / sidecar."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tenios_io.audit.verify import Difference, compare_object, compare_sidecar
+from tenios_io.audit.verify import Difference, compare_metadata, compare_object, compare_sidecar
 from tenios_io.ledger import Recording, State
 from tenios_io.store import ObjectInfo
 
@@ -135,13 +136,39 @@ def test_sidecar() -> None:
     }
     assert compare_sidecar(rec, document) == []
     assert compare_sidecar(dataclasses.replace(rec, legal_hold=True), document) == []
-    assert fields(compare_sidecar(rec, None, KEY + ".json")) == [
-        ("sidecar", KEY + ".json", "missing")
-    ]
     changed = {**document, "size": 99, "retain_until": "2030-01-01T00:00:00Z"}
     assert [f for f, _, _ in fields(compare_sidecar(rec, changed))] == [
         "sidecar.size",
         "sidecar.retain_until",
+    ]
+
+
+def test_custody_metadata() -> None:
+    call = "c0ffee00-0000-4000-8000-000000000001"
+    rec = recording(call_uuid=call)
+    metadata = {
+        "recording-uuid": rec.recording_uuid.upper(),  # uuids compare in any case
+        "call-uuid": call,
+        "sha256": SHA,
+        "size": "1234",
+        "source": "api",
+        "fetched-at": "2026-03-07T12:00:00.000000Z",
+        "tool-version": "1.0",
+    }
+    assert compare_metadata(rec, metadata) == []
+    shortened = {**metadata, "call-uuid": "sha256:" + hashlib.sha256(call.encode()).hexdigest()}
+    assert compare_metadata(rec, shortened) == []
+    assert compare_metadata(recording(call_uuid=None), {**metadata, "call-uuid": "x"}) == []
+    changed = {**metadata, "size": "99", "recording-uuid": "other", "call-uuid": "x"}
+    assert fields(compare_metadata(rec, changed)) == [
+        ("metadata.recording-uuid", rec.recording_uuid, "other"),
+        ("metadata.size", 1234, "99"),
+        ("metadata.call-uuid", call, "x"),
+    ]
+    assert [f for f, _, _ in fields(compare_metadata(rec, {}))] == [
+        "metadata.recording-uuid",
+        "metadata.size",
+        "metadata.call-uuid",
     ]
 
 
