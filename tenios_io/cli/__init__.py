@@ -16,8 +16,11 @@ import typer
 from rich.markup import escape
 
 from tenios_io.cli._common import CliState, err_console
+from tenios_io.cli._help import show_no_type_for_flags
 from tenios_io.cli._lazy import LazyCommand, LazyGroup
 from tenios_io.exceptions import ConfigError, ImportFileError, SchemaNotCurrent, TeniosArchiveError
+
+show_no_type_for_flags()
 
 _CUSTODYLOG = "tenios_io.cli.custodylog"
 

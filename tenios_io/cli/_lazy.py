@@ -17,6 +17,8 @@ import typer
 from typer import _click as click  # Typer 0.29 vendors Click; its groups take these types
 from typer.core import TyperCommand, TyperGroup
 
+from tenios_io.cli._help import tidy_help
+
 
 @dataclass(frozen=True)
 class LazyCommand:
@@ -65,6 +67,7 @@ class LazyGroup(TyperGroup):
                 single.command(name=name)(target)
                 target = single
             command = typer.main.get_command(target)
+            tidy_help(command)
             command.name = name
             self._loaded[name] = command
         return self._loaded[name]

@@ -45,7 +45,15 @@ class _BinarySpeedColumn(TransferSpeedColumn):
 
 
 class RunProgress:
-    """A progress listener drawing recordings (with ETA) and bytes (with rate)."""
+    """A progress listener drawing recordings (with ETA) and bytes (with rate).
+
+    The clock starts at the first recording event, not when the bar is drawn: the
+    Prefect start-up, the preflight and the drop sweep before it are not archiving
+    time, and the summary's "time" does not count them either.  It stops with the last
+    recording (Rich freezes a finished task's elapsed time), and the bar never shows
+    more done than its total: recordings that became due during the run (a lease that
+    ran out, a retry whose wait ended) raise the total with them.
+    """
 
     def __init__(self, console: Console, total: int | None) -> None:
         self._progress = Progress(
@@ -66,12 +74,21 @@ class RunProgress:
             _BinarySpeedColumn(),
             console=console,
         )
-        self._recordings = self._progress.add_task("recordings", total=total)
-        self._data = self._bytes.add_task("fetched", total=None)
+        self._recordings = self._progress.add_task("recordings", total=total, start=False)
+        self._data = self._bytes.add_task("fetched", total=None, start=False)
         self._lock = threading.Lock()
+        self._started = False
+
+    def _start(self) -> None:
+        """Start both clocks at the first event (caller holds the lock)."""
+        if not self._started:
+            self._started = True
+            self._progress.start_task(self._recordings)
+            self._bytes.start_task(self._data)
 
     def bytes_fetched(self, n: int) -> None:
         with self._lock:
+            self._start()
             self._bytes.advance(self._data, n)
 
     def discovered(self, n: int) -> None:
@@ -83,6 +100,10 @@ class RunProgress:
     def recording_done(self, outcome: str, size: int) -> None:
         if outcome in FINAL:
             with self._lock:
+                self._start()
+                task = self._progress.tasks[0]
+                if task.total is not None and task.completed + 1 > task.total:
+                    self._progress.update(self._recordings, total=task.completed + 1)
                 self._progress.advance(self._recordings, 1)
 
     @contextmanager

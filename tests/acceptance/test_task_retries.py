@@ -1,4 +1,4 @@
-"""Prefect retries a batch task only when its error is Transient (DESIGN.md: two levels
+"""Prefect retries a batch task only when its error is Transient (two levels
 of retry; the ledger handles single recordings, Prefect a batch that crashed whole)."""
 
 from __future__ import annotations

@@ -60,6 +60,6 @@ def test_root_help_imports_no_command_module() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     ).stdout.splitlines()
     assert out[-2] == "[]"
-    assert out[-1] == "['tenios_io.cli._common', 'tenios_io.cli._lazy']"
+    assert out[-1] == "['tenios_io.cli._common', 'tenios_io.cli._help', 'tenios_io.cli._lazy']"
     for name in ("ledger", "audit", "run", "purge", "demo"):
         assert name in "\n".join(out)
