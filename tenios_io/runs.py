@@ -1,6 +1,8 @@
-"""One archival run's bookkeeping: claim rounds, waiting for retries, the summary.
+"""One archival run's loop and bookkeeping: the sliding window over claimed batches,
+waiting for retries, the summary.
 
-The flows call these; they hold no Prefect code so they are tested plainly.
+The executor is the caller's (a Prefect task runner in the flows, a thread pool in the
+CLI's in-process runs); nothing here imports Prefect, so it is tested plainly.
 """
 
 from __future__ import annotations
@@ -9,47 +11,113 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tenios_io.archive import PROBLEMS, Outcome, RecordingResult
-from tenios_io.ledger import Claim, Ledger
-from tenios_io.runstop import RunStop
+from tenios_io.archive import PROBLEMS, Archiver, Outcome, RecordingResult
+from tenios_io.ledger import Claim, Ledger, utc_now
+from tenios_io.runstop import RunStop, record_stop
 
 _SHORT = 200
 
 
-def claim_round(
-    ledger: Ledger,
-    *,
-    batches: int,
-    batch_size: int,
-    remaining: int | None,
-    lease_seconds: float,
-    owner: str | None = None,
-    max_attempts: int | None = None,
-) -> list[list[Claim]]:
-    """Up to ``batches`` batches of up to ``batch_size`` claims (fewer near ``remaining``).
+#: Upper bound of parallel batches in one process; ``concurrency`` picks up to this many.
+MAX_CONCURRENCY = 32
+#: The producers' intake is drained before claiming, at most this often while batches
+#: are in flight (always when none is): what other systems inserted is claimable soon.
+DRAIN_EVERY_SECONDS = 1.0
 
-    The producers' intake is drained first (every run, every round): what other systems
-    inserted is registered and claimable in this very round.
+Submit = Callable[[Archiver, list[Claim], float | None], Future[list[RecordingResult]]]
+"""How the caller runs one claimed batch: ``submit(archiver, claims, deadline)`` returns a
+future of its results (the flows submit a Prefect task, the CLI uses a thread pool)."""
+
+
+def archive_until_done(
+    ledger: Ledger,
+    archiver: Archiver,
+    submit: Submit,
+    *,
+    owner: str,
+    limit: int | None,
+    concurrency: int,
+    batch_size: int,
+    lease_seconds: float,
+    max_attempts: int | None,
+    time_budget_minutes: float | None,
+    max_wait_seconds: float,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> RunSummary:
+    """Archive claimed batches through a sliding window until nothing is left to do.
+
+    Up to ``concurrency`` batches are in flight; a new batch is claimed as soon as any
+    one finishes (not when a whole round has).  Claiming stops when nothing is
+    claimable (after waiting up to ``max_wait_seconds`` for retries about to become
+    due), ``limit`` recordings were claimed, the time budget is spent, a run-wide
+    failure tripped the archiver's guard (runstop.py), or ``stop`` is set; the
+    batches in flight then finish (releasing what they did not start).  Returns the
+    run's summary (stopped: the cause, recorded as one ``run_stopped`` event).
     """
-    ledger.drain_intake(actor=owner)
-    out: list[list[Claim]] = []
-    for _ in range(batches):
-        size = batch_size if remaining is None else min(batch_size, remaining)
-        if size <= 0:
-            break
-        batch = ledger.claim_batch(
-            size, lease_seconds=lease_seconds, owner=owner, max_attempts=max_attempts
+    summary = RunSummary(started_at=utc_now())
+    stop = stop or threading.Event()
+    deadline = clock() + time_budget_minutes * 60 if time_budget_minutes else None
+    remaining = limit
+    inflight: dict[Future[list[RecordingResult]], list[Claim]] = {}
+    drained_at: float | None = None
+
+    def may_claim() -> bool:
+        return (
+            (remaining is None or remaining > 0)
+            and archiver.guard.stopped is None
+            and not stop.is_set()
+            and (deadline is None or clock() < deadline)
         )
-        if not batch:
+
+    while True:
+        exhausted = False
+        if len(inflight) < concurrency and may_claim():
+            if not inflight or drained_at is None or clock() - drained_at >= DRAIN_EVERY_SECONDS:
+                ledger.drain_intake(actor=owner)
+                drained_at = clock()
+            while len(inflight) < concurrency and may_claim():
+                size = batch_size if remaining is None else min(batch_size, remaining)
+                batch = ledger.claim_batch(
+                    size, lease_seconds=lease_seconds, owner=owner, max_attempts=max_attempts
+                )
+                if not batch:
+                    exhausted = True
+                    break
+                inflight[submit(archiver, batch, deadline)] = batch
+                if remaining is not None:
+                    remaining -= len(batch)
+        if inflight:
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for future in done:
+                summary.add(_results(inflight.pop(future), future))
+            continue
+        if not exhausted or remaining == 0:
             break
-        out.append(batch)
-        if remaining is not None:
-            remaining -= len(batch)
-    return out
+        if not wait_for_due(
+            ledger, horizon_seconds=max_wait_seconds, deadline=deadline, clock=clock, stop=stop
+        ):
+            break
+    summary.stopped = archiver.guard.stopped
+    if summary.stopped is not None:
+        record_stop(ledger, summary.stopped, released=summary.counts["released"])
+    summary.finish()
+    return summary
+
+
+def _results(batch: list[Claim], future: Future[list[RecordingResult]]) -> list[RecordingResult]:
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - a batch that crashed as a whole
+        # Even after its retries: its leases expire and the recordings are claimed again
+        # next run; this run reports them as failed.
+        reason = f"batch crashed: {exc}; retried after the lease expires"
+        return [RecordingResult(c.recording_uuid, Outcome.FAILED, reason=reason) for c in batch]
 
 
 def wait_for_due(

@@ -1,16 +1,74 @@
-"""Running flows from the CLI: quiet, ephemeral-friendly Prefect settings."""
+"""Whether a CLI run goes through Prefect, and how: quiet settings, the flow to call.
+
+A run goes through Prefect only when a Prefect API is configured (``PREFECT_API_URL``
+in the environment or in the active Prefect profile): it then appears on that
+server with its artifacts.  Otherwise the CLI runs the same loop in its own process
+(tenios_io.runloop) and neither imports Prefect nor starts its ephemeral server.
+
+The flows live in the ``flows`` package, which this library never imports by name:
+the project's metadata names them (entry points ``tenios_archive.flows`` in
+pyproject.toml) and they are loaded from there.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import tomllib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from tenios_io.exceptions import ConfigError
+
+FLOW_ENTRY_POINTS = "tenios_archive.flows"
+
+
+def prefect_api_url() -> str | None:
+    """The configured Prefect API (None: none), read without importing Prefect: the
+    environment first, then the active profile of ``$PREFECT_HOME/profiles.toml``."""
+    if "PREFECT_API_URL" in os.environ:
+        return os.environ["PREFECT_API_URL"] or None
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    try:
+        profiles = tomllib.loads((home / "profiles.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
+    value = profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
+    return str(value) if value else None
+
+
+def load_flow(name: str) -> Callable[..., dict[str, Any]]:
+    """The Prefect flow ``name`` (``nightly-archive``, ``backfill``) of this install."""
+    for entry in entry_points(group=FLOW_ENTRY_POINTS):
+        if entry.name == name:
+            flow: Callable[..., dict[str, Any]] = entry.load()
+            return flow
+    raise ConfigError(
+        f"PREFECT_API_URL is set but the Prefect flow {name!r} is not installed "
+        "(reinstall tenios-archive, or unset PREFECT_API_URL to run without Prefect)"
+    )
+
+
+def prepare_logging(verbose: bool) -> None:
+    """Logging for a run without Prefect: warnings (INFO with --verbose) on stderr;
+    the library's own per-recording retries only with --verbose (they are in the
+    ledger and the summary; on the console they would push the progress bar around)."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        logging.getLogger("tenios_io").setLevel(logging.ERROR)
 
 
 def prepare_prefect(verbose: bool) -> None:
     """Set Prefect's defaults for CLI runs, before Prefect is imported.
 
     WARNING-level logging for bulk runs (INFO halves task throughput, measured),
-    no analytics, and a generous start-up timeout for the ephemeral server on a busy
+    no analytics, and a generous start-up timeout for an ephemeral server on a busy
     machine.  Values the operator set explicitly are left alone.
     """
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")

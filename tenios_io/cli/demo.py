@@ -16,11 +16,11 @@ from tenios_io.audit import (
     verify_archive,
 )
 from tenios_io.cli._common import cli_actor, console
-from tenios_io.cli._prefect import prepare_prefect
-from tenios_io.cli.run import preflight, run_flow
+from tenios_io.cli.run import archive, preflight, run_flow
 from tenios_io.config import Settings, load_settings
 from tenios_io.demo import PRODUCER_INSERT, demo_environment, hand_over_by_sql
 from tenios_io.ledger.schema import upgrade
+from tenios_io.runloop import sweep_first
 from tenios_io.store import make_s3_client, parse_object_key
 
 
@@ -34,12 +34,11 @@ def demo(
         Path, typer.Option("--dir", help="Where the demo keeps its ledger and settings.")
     ] = Path("demo"),
     recordings: Annotated[int, typer.Option(min=1, max=500, help="Recordings to archive.")] = 50,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Prefect at INFO.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
 ) -> None:
     """Run the archive end to end on 127.0.0.1: TENIOS simulator (with injected
     faults), moto S3 with Object Lock, a SQLite ledger under ./demo — two nightly runs,
     the second proving nothing is uploaded twice."""
-    prepare_prefect(verbose)
     with demo_environment(directory, recordings=recordings) as env:
         console.print(
             Panel.fit(
@@ -62,15 +61,23 @@ def demo(
             soft_wrap=True,
         )
         hand_over_by_sql(env.ledger_file, env.api_recordings)
-        due = preflight(cfg, 8)
-        from flows.nightly import nightly_archive
-
-        config = str(env.config_file)
-        first = run_flow("first nightly run", due, lambda: nightly_archive(config_file=config))
-        console.print("\n[bold]Running the nightly flow again[/] (a re-run must upload nothing):")
-        second = run_flow(
-            "second nightly run", preflight(cfg, 8), lambda: nightly_archive(config_file=config)
+        due = preflight(cfg, 8).due
+        nightly = archive(
+            cfg,
+            verbose=verbose,
+            flow="nightly-archive",
+            flow_args={
+                "limit": None,
+                "concurrency": 8,
+                "batch_size": 50,
+                "time_budget_minutes": None,
+                "config_file": str(env.config_file),
+            },
+            before=sweep_first,
         )
+        first = run_flow("first nightly run", due, nightly)
+        console.print("\n[bold]Running the nightly run again[/] (a re-run must upload nothing):")
+        second = run_flow("second nightly run", preflight(cfg, 8).due, nightly)
         console.print("\n[bold]Auditing[/] the archive against the ledger:")
         audit_line, report_file = _audit(cfg, env.root / "report")
         console.print(audit_line)

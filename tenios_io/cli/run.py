@@ -1,8 +1,13 @@
-"""`tenios-archive run ...`: the archival runs (Prefect flows) with a progress bar."""
+"""`tenios-archive run ...`: the archival runs with a progress bar.
+
+Through the Prefect flows when a Prefect API is configured (the run appears on that
+server); otherwise the same loop in this process, with no Prefect server started
+(tenios_io.runloop, cli/_prefect.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from tenios_io.cli._common import console, err_console, settings, state
-from tenios_io.cli._prefect import prepare_prefect
+from tenios_io.cli._prefect import load_flow, prefect_api_url, prepare_logging, prepare_prefect
 from tenios_io.cli._runview import (
     RunProgress,
     claimed_elsewhere_table,
@@ -18,13 +23,14 @@ from tenios_io.cli._runview import (
     summary_table,
 )
 from tenios_io.config import Settings
-from tenios_io.ledger import NewRecording
+from tenios_io.ledger import ImportResult, NewRecording
 from tenios_io.ledger.importing import iter_import_file
-from tenios_io.pipeline import open_pipeline
+from tenios_io.pipeline import Pipeline, open_pipeline
+from tenios_io.runloop import run_in_process, sweep_first
 
 app = typer.Typer(
-    help="Archival runs: the nightly run and backfills (Prefect flows; ephemeral Prefect "
-    "unless PREFECT_API_URL is set).",
+    help="Archival runs: the nightly run and backfills (in this process; through the "
+    "Prefect flows when PREFECT_API_URL is set).",
     no_args_is_help=True,
 )
 
@@ -37,9 +43,18 @@ Budget = Annotated[
 ]
 
 
+@dataclass
+class Preflight:
+    """What the CLI's preflight found: recordings due now (for the progress bar) and,
+    for a backfill, what the import registered."""
+
+    due: int
+    imported: ImportResult | None = None
+
+
 def preflight(
     cfg: Settings, concurrency: int, register: Path | Sequence[NewRecording] | None = None
-) -> int:
+) -> Preflight:
     """Database migrated, bucket reachable, access key present — before any work.
 
     Imports the file ``register`` (a backfill's ids, streamed: the flow's own import
@@ -47,16 +62,17 @@ def preflight(
     recordings are due now, for the progress bar.
     Errors are ConfigError / SchemaNotCurrent: exit 2 with the reason.
     """
+    imported = None
     with open_pipeline(cfg, actor="cli:preflight", concurrency=concurrency) as pipeline:
         status = pipeline.preflight()
         for warning in status.warnings:
             err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
         if register is not None:
             items = iter_import_file(register) if isinstance(register, Path) else register
-            result = pipeline.ledger.import_recordings(items, actor="cli:run-backfill")
+            imported = pipeline.ledger.import_recordings(items, actor="cli:run-backfill")
             console.print(
-                f"{result.read:,} ids: {result.added:,} new, {result.known:,} already known"
-                + (f", {result.duplicates:,} repeated in the file" if result.duplicates else "")
+                f"{imported.read:,} ids: {imported.added:,} new, {imported.known:,} already known"
+                + (f", {imported.duplicates:,} repeated in the file" if imported.duplicates else "")
             )
         drained = pipeline.ledger.drain_intake(actor="cli:preflight")
         if drained.taken:
@@ -65,11 +81,12 @@ def preflight(
                 f"{drained.rejected:,} rejected"
                 + (" (`tenios-archive ledger intake --rejected`)" if drained.rejected else "")
             )
-        return pipeline.ledger.count_due()
+        return Preflight(pipeline.ledger.count_due(), imported)
 
 
 def run_flow(title: str, total: int | None, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run a flow under the progress bar and print its summary; returns the flow's result."""
+    """Run an archival run under the progress bar and print its summary; returns its
+    result (the summary as a dict)."""
     view = RunProgress(console, total)
     with view.shown():
         result = call()
@@ -80,6 +97,37 @@ def run_flow(title: str, total: int | None, call: Callable[[], dict[str, Any]]) 
     if result.get("stopped"):
         err_console.print(f"[red]{escape(result['stopped']['message'])}[/red]")
     return result
+
+
+def archive(
+    cfg: Settings,
+    *,
+    verbose: bool,
+    flow: str,
+    flow_args: dict[str, Any],
+    before: Callable[[Pipeline, str], dict[str, Any]],
+) -> Callable[[], dict[str, Any]]:
+    """The run to call: the Prefect flow ``flow`` with ``flow_args`` when a Prefect API
+    is configured, else the same run in this process (no Prefect imported)."""
+    if prefect_api_url() is not None:
+        prepare_prefect(verbose)
+        archive_flow = load_flow(flow)
+        return lambda: archive_flow(**flow_args)
+    prepare_logging(verbose)
+
+    def in_process() -> dict[str, Any]:
+        return run_in_process(
+            cfg,
+            name=flow,
+            concurrency=flow_args["concurrency"],
+            limit=flow_args["limit"],
+            batch_size=flow_args["batch_size"],
+            time_budget_minutes=flow_args["time_budget_minutes"],
+            rate_limit=flow_args.get("rate_limit"),
+            before=before,
+        ).to_dict()
+
+    return in_process
 
 
 @app.command()
@@ -98,22 +146,21 @@ def nightly(
     """
     cli = state(ctx)
     cfg = settings(ctx)
-    due = preflight(cfg, concurrency)
-    prepare_prefect(cli.verbose)
-    from flows.nightly import nightly_archive
-
-    total = min(due, limit) if limit else due
-    result = run_flow(
-        "nightly run",
-        total,
-        lambda: nightly_archive(
-            limit=limit,
-            concurrency=concurrency,
-            batch_size=batch_size,
-            time_budget_minutes=time_budget_minutes,
-            config_file=str(cli.config_file) if cli.config_file else None,
-        ),
+    due = preflight(cfg, concurrency).due
+    call = archive(
+        cfg,
+        verbose=cli.verbose,
+        flow="nightly-archive",
+        flow_args={
+            "limit": limit,
+            "concurrency": concurrency,
+            "batch_size": batch_size,
+            "time_budget_minutes": time_budget_minutes,
+            "config_file": str(cli.config_file) if cli.config_file else None,
+        },
+        before=sweep_first,
     )
+    result = run_flow("nightly run", min(due, limit) if limit else due, call)
     raise typer.Exit(int(result["exit_code"]))
 
 
@@ -141,21 +188,27 @@ def backfill(
     """Import FILE (all-or-nothing), then archive. Resumable: run it again to continue."""
     cli = state(ctx)
     cfg = settings(ctx)
-    due = preflight(cfg, concurrency, register=file)
-    prepare_prefect(cli.verbose)
-    from flows.backfill import backfill as backfill_flow
+    checked = preflight(cfg, concurrency, register=file)
+    imported = checked.imported or ImportResult(0, 0, 0, 0, 0)
 
-    result = run_flow(
-        "backfill",
-        min(due, limit) if limit else due,
-        lambda: backfill_flow(
-            source_file=str(file),
-            concurrency=concurrency,
-            rate_limit=rate_limit,
-            batch_size=batch_size,
-            limit=limit,
-            time_budget_minutes=time_budget_minutes,
-            config_file=str(cli.config_file) if cli.config_file else None,
-        ),
+    def imported_first(_pipeline: Pipeline, _actor: str) -> dict[str, Any]:
+        # The preflight imported the file: the in-process run does not read it again.
+        return {"imported": {"added": imported.added, "known": imported.known}}
+
+    call = archive(
+        cfg,
+        verbose=cli.verbose,
+        flow="backfill",
+        flow_args={
+            "source_file": str(file),
+            "concurrency": concurrency,
+            "rate_limit": rate_limit,
+            "batch_size": batch_size,
+            "limit": limit,
+            "time_budget_minutes": time_budget_minutes,
+            "config_file": str(cli.config_file) if cli.config_file else None,
+        },
+        before=imported_first,
     )
+    result = run_flow("backfill", min(checked.due, limit) if limit else checked.due, call)
     raise typer.Exit(int(result["exit_code"]))

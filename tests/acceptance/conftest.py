@@ -192,3 +192,43 @@ def deliver(world: ArchiveWorld, drop: Path, uuid: str, name: str, *, age: float
     if age > 0:
         world.sighted(path, age=age)
     return path
+
+
+@pytest.fixture
+def no_prefect_world(
+    database_url: str,
+    moto_server: str,
+    locked_bucket: str,
+    s3_client: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_simulator: Callable[..., Simulator],
+) -> Iterator[ArchiveWorld]:
+    """The pipeline's peers with no Prefect API configured (nor a Prefect profile that
+    names one): `run nightly` runs its loop in-process."""
+    for world in _make_world(
+        prefect_api_url="",
+        database_url=database_url,
+        moto_server=moto_server,
+        bucket=locked_bucket,
+        s3_client=s3_client,
+        tmp_path=tmp_path,
+        monkeypatch=monkeypatch,
+        sim=make_simulator(seed=15, recording_seconds=(1.0, 3.0)),
+    ):
+        del world.env["PREFECT_API_URL"]
+        monkeypatch.delenv("PREFECT_API_URL")
+        world.env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+        yield world
+
+
+def child_env(world: ArchiveWorld) -> dict[str, str]:
+    """The environment of a `tenios-archive` child process: this one's, minus any
+    TENIOS_ / AWS_ / Prefect API setting, plus the world's."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TENIOS_", "AWS_", "PREFECT_API_URL", "PREFECT_HOME"))
+    }
+    env.update(world.env, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    return env

@@ -1,0 +1,117 @@
+"""The archiving loop is a sliding window (issue 13): a new batch is claimed as soon as
+any batch in flight finishes, never more than ``concurrency`` at once, on a real ledger.
+The batches' results are set by the test through the futures the loop waits on."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from types import SimpleNamespace
+from typing import Any
+
+from tenios_io.archive import Outcome, RecordingResult
+from tenios_io.ledger import Claim, Ledger, NewRecording, State, create_ledger_engine
+from tenios_io.ledger.schema import upgrade
+from tenios_io.runs import RunSummary, archive_until_done
+from tenios_io.runstop import RunGuard
+
+
+class Batches:
+    """The loop's submit: remembers each batch and its future; tells who waits."""
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[list[Claim], Future[list[RecordingResult]]]] = []
+        self.changed = threading.Condition()
+
+    def __call__(self, _archiver: Any, claims: list[Claim], _deadline: float | None) -> Any:
+        future: Future[list[RecordingResult]] = Future()
+        with self.changed:
+            self.submitted.append((claims, future))
+            self.changed.notify_all()
+        return future
+
+    def wait_for(self, n: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.submitted) >= n, timeout=60), n
+
+    def finish(self, i: int) -> None:
+        claims, future = self.submitted[i]
+        future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
+
+
+def test_a_batch_is_claimed_as_soon_as_any_in_flight_batch_finishes(database_url: str) -> None:
+    upgrade(database_url)
+    ledger = Ledger(create_ledger_engine(database_url), actor="test")
+    keys = [f"00000000-0000-4000-8000-{i:012d}" for i in range(5)]
+    ledger.register([NewRecording(k) for k in keys])
+    batches = Batches()
+    summaries: list[RunSummary] = []
+    loop = threading.Thread(
+        target=lambda: summaries.append(
+            archive_until_done(
+                ledger,
+                SimpleNamespace(guard=RunGuard()),  # type: ignore[arg-type]
+                batches,
+                owner="window-test",
+                limit=None,
+                concurrency=2,
+                batch_size=1,
+                lease_seconds=600,
+                max_attempts=None,
+                time_budget_minutes=None,
+                max_wait_seconds=0,
+            )
+        )
+    )
+    loop.start()
+    batches.wait_for(2)
+    assert len(batches.submitted) == 2  # the window is full: nothing more is claimed
+    batches.finish(1)  # the second finishes first: the first is still in flight
+    batches.wait_for(3)
+    assert not batches.submitted[0][1].done() and len(batches.submitted) == 3
+    for i in (0, 2):
+        batches.finish(i)
+    batches.wait_for(5)
+    for i in (3, 4):
+        batches.finish(i)
+    loop.join(timeout=60)
+    assert not loop.is_alive()
+    (summary,) = summaries
+    assert summary.counts == {"archived": 5}
+    claimed = [c.recording_uuid for claims, _ in batches.submitted for c in claims]
+    assert sorted(claimed) == keys
+    assert {ledger.get(k).state for k in keys} == {State.IN_PROGRESS}  # claimed once each
+    ledger.engine.dispose()
+
+
+def test_a_crashed_batch_is_reported_failed_and_the_loop_goes_on(database_url: str) -> None:
+    upgrade(database_url)
+    ledger = Ledger(create_ledger_engine(database_url), actor="test")
+    keys = [f"00000000-0000-4000-8000-{i:012d}" for i in range(3)]
+    ledger.register([NewRecording(k) for k in keys])
+
+    def submit(_archiver: Any, claims: list[Claim], _deadline: float | None) -> Any:
+        future: Future[list[RecordingResult]] = Future()
+        if claims[0].recording_uuid == keys[1]:
+            future.set_exception(RuntimeError("database went away"))
+        else:
+            future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
+        return future
+
+    summary = archive_until_done(
+        ledger,
+        SimpleNamespace(guard=RunGuard()),  # type: ignore[arg-type]
+        submit,
+        owner="window-test",
+        limit=None,
+        concurrency=2,
+        batch_size=1,
+        lease_seconds=600,
+        max_attempts=None,
+        time_budget_minutes=None,
+        max_wait_seconds=0,
+    )
+    assert summary.counts == {"archived": 2, "failed": 1}
+    (problem,) = summary.problems
+    assert problem.recording_uuid == keys[1] and "database went away" in (problem.reason or "")
+    ledger.engine.dispose()
