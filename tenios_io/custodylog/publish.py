@@ -11,7 +11,7 @@ wrote, see ``tenios_io.audit.checkpoint.write_checkpoint``).  Steps:
    (``If-None-Match: *``, Object Lock where the bucket has it), then the partial
    ones under their ``.p/W`` names;
 4. write the signed checkpoint under ``checkpoints/<size>`` (kept) and replace
-   ``checkpoint`` (the latest).
+   ``checkpoint`` (the latest) with a conditional write, never by a smaller tree.
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ from tenios_io.custodylog.layout import (
     log_prefix,
 )
 from tenios_io.custodylog.tree import LogFiles, TreeEdge, load_edge
-from tenios_io.exceptions import ArchiveConflict, ChainBroken, ConfigError
+from tenios_io.exceptions import ArchiveConflict, ChainBroken, ConfigError, StoreUnavailable
 from tenios_io.ledger import Ledger, merkle
 from tenios_io.store import ArchiveStore
 
 log = logging.getLogger("tenios_io.custodylog")
 CONTENT_TYPE = "text/plain; charset=utf-8"
+_LATEST_TRIES = 10
 TILE_TYPE = "application/octet-stream"
 
 
@@ -142,19 +143,30 @@ def _replace_latest(files: LogFiles, checkpoint: LogCheckpoint) -> None:
 
     Two runs checkpointing at once both extend the log (their tiles agree); the one
     that finishes last must not move the latest checkpoint back to its smaller tree.
-    S3 has no compare-and-swap for this, so a few milliseconds' race remains; the next
-    checkpoint repairs it and ``verify-bucket`` reports it meanwhile.
+    The replacement is a conditional write on what was read (``If-Match`` its ETag,
+    ``If-None-Match: *`` when there was none): if another run replaced it in between,
+    the write is refused and the decision is made again on what that run wrote.
     """
-    current = files.read(LATEST)
-    if current == checkpoint.note:
-        return
-    if current is not None:
-        try:
-            if open_checkpoint(current, None).size >= checkpoint.size:
-                return
-        except CheckpointError:
-            pass  # unreadable: replace it with a good one
-    files.store.replace_document(files.key(LATEST), checkpoint.note, content_type=CONTENT_TYPE)
+    key = files.key(LATEST)
+    for _ in range(_LATEST_TRIES):
+        found = files.store.read_document(key)
+        current, etag = found if found is not None else (None, None)
+        if current == checkpoint.note:
+            return
+        if current is not None:
+            try:
+                if open_checkpoint(current, None).size >= checkpoint.size:
+                    return
+            except CheckpointError:
+                pass  # unreadable: replace it with a good one
+        if files.store.replace_document(key, checkpoint.note, content_type=CONTENT_TYPE, etag=etag):
+            return
+    raise StoreUnavailable(
+        f"{key} was replaced by other writers {_LATEST_TRIES} times while this run tried to "
+        f"point it at its checkpoint of {checkpoint.size} events; the numbered checkpoint "
+        "is written, the next run points the latest at it",
+        s3_key=key,
+    )
 
 
 def _check_last_entry(ledger: Ledger, edge: TreeEdge, files: LogFiles, size: int) -> None:

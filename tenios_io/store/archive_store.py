@@ -85,6 +85,9 @@ _DOCUMENT_NEEDS: Final = (
     "s3:PutObject, s3:GetObject, s3:GetObjectVersion, and with Object Lock "
     "s3:PutObjectRetention, s3:GetObjectRetention"
 )
+#: A conditional PUT that lost to another writer: a concurrent conditional write
+#: (409), or an If-Match on a key deleted meanwhile (404).
+_LOST_RACE: Final = frozenset({"ConditionalRequestConflict", "NoSuchKey"})
 _PROBE_BODY: Final = b"tenios-archive write probe: safe to keep, safe to delete\n"
 
 
@@ -541,21 +544,51 @@ class ArchiveStore:
             verify(self._s3, key, head, sha256, len(body), put, retention, None)
         return version_of(head) or put.version_id
 
-    def replace_document(self, key: str, body: bytes, *, content_type: str) -> None:
-        """Write ``body`` at ``key`` whatever is there (a new version in a versioned bucket).
+    def read_document(self, key: str) -> tuple[bytes, str] | None:
+        """A small document's bytes and ETag (for :meth:`replace_document`); None if absent."""
+        with self._s3.translated("GetObject", key, needs="s3:GetObject"):
+            try:
+                response = self._s3.client.get_object(Bucket=self._s3.name, Key=key)
+            except ClientError as exc:
+                if http_status(exc) == 404:
+                    return None
+                raise
+            stream = response["Body"]
+            try:
+                body = stream.read()
+            finally:
+                stream.close()
+        return body, response["ETag"]
 
-        Only for pointers to documents that are themselves never overwritten — the
-        custody log's latest checkpoint names one kept under its own key.
+    def replace_document(
+        self, key: str, body: bytes, *, content_type: str, etag: str | None
+    ) -> bool:
+        """Write ``body`` at ``key`` if it still holds what was read with ETag ``etag``
+        (``If-Match``), or, with ``etag`` None, if nothing is there yet
+        (``If-None-Match: *``); a new version in a versioned bucket.
+
+        False when another writer changed the key first (412, or 409 for a conditional
+        write that raced another, or 404 when it was deleted): read it again and decide
+        again.  Only for pointers to documents that are themselves never overwritten —
+        the custody log's latest checkpoint names one kept under its own key.
         """
         sha256 = hashlib.sha256(body).hexdigest()
         args = put_args(self._s3, key, content_type, self._metadata(sha256=sha256), NO_RETENTION)
+        condition: dict[str, Any] = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
         with self._s3.translated("PutObject", key, needs=_DOCUMENT_NEEDS):
-            self._s3.client.put_object(
-                Body=body,
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=b64(bytes.fromhex(sha256)),
-                **args,
-            )
+            try:
+                self._s3.client.put_object(
+                    Body=body,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=b64(bytes.fromhex(sha256)),
+                    **condition,
+                    **args,
+                )
+            except ClientError as exc:
+                if is_precondition_failed(exc) or error_code(exc) in _LOST_RACE:
+                    return False
+                raise
+        return True
 
     def _document_retention(self, key: str, retain_until: datetime | None) -> Retention:
         if retain_until is None or self._retention_mode == "none":

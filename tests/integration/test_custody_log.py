@@ -120,3 +120,75 @@ def test_a_late_writer_does_not_move_the_latest_checkpoint_back(
     files = LogFiles(world.store, log_prefix(world.store.prefix))
     _replace_latest(files, first)  # a concurrent run that integrated less, finishing last
     assert open_checkpoint(_read(world, "checkpoint"), signer.verifier).size == second.size
+
+
+def _three_checkpoints(world: AuditWorld, signer: signing.Signer) -> list[bytes]:
+    notes = []
+    for _ in range(3):
+        world.archive(1)
+        write_checkpoint(world.ledger, world.store, signer=signer)
+        notes.append(_read(world, "checkpoint"))
+    return notes
+
+
+def test_the_latest_checkpoint_is_replaced_only_if_unchanged_since_it_was_read(
+    world: AuditWorld, signer: signing.Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race 80540a6 left open: run A reads the latest checkpoint (an old one), run B
+    points it at a larger tree, then A writes its smaller one over B's.  A's write is
+    conditional on what it read, so it is refused and A decides again on B's."""
+    from tenios_io.custodylog.publish import _replace_latest
+
+    first, second, third = _three_checkpoints(world, signer)
+    files = LogFiles(world.store, log_prefix(world.store.prefix))
+    key = files.key("checkpoint")
+    found = world.store.read_document(key)
+    assert found is not None and found[0] == third
+    assert world.store.replace_document(key, first, content_type="text/plain", etag=found[1])
+    assert not world.store.replace_document(key, third, content_type="text/plain", etag=found[1])
+
+    real_read = world.store.read_document
+    reads: list[bytes | None] = []
+
+    def read_then_lose_the_race(name: str) -> tuple[bytes, str] | None:
+        seen = real_read(name)
+        reads.append(seen[0] if seen else None)
+        if len(reads) == 1:  # B replaces it right after A has read it
+            assert seen is not None
+            world.store.replace_document(name, third, content_type="text/plain", etag=seen[1])
+        return seen
+
+    monkeypatch.setattr(world.store, "read_document", read_then_lose_the_race)
+    _replace_latest(files, open_checkpoint(second, signer.verifier))
+    assert reads == [first, third]  # refused once, then it saw B's larger tree
+    assert _read(world, "checkpoint") == third
+
+
+def test_two_first_checkpoints_racing_for_the_latest(
+    world: AuditWorld, signer: signing.Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No latest yet: the write is If-None-Match: *, so the second writer is refused
+    and keeps the larger tree."""
+    from tenios_io.custodylog.publish import _replace_latest
+
+    _first, second, third = _three_checkpoints(world, signer)
+    files = LogFiles(world.store, log_prefix(world.store.prefix))
+    key = files.key("checkpoint")
+    world.s3.delete_object(Bucket=world.bucket, Key=key)  # the pointer carries no lock
+    assert world.store.read_document(key) is None
+
+    real_read = world.store.read_document
+    calls = 0
+
+    def read_then_lose_the_race(name: str) -> tuple[bytes, str] | None:
+        nonlocal calls
+        seen = real_read(name)
+        calls += 1
+        if calls == 1:
+            assert seen is None
+            assert world.store.replace_document(name, third, content_type="text/plain", etag=None)
+        return seen
+
+    monkeypatch.setattr(world.store, "read_document", read_then_lose_the_race)
+    _replace_latest(files, open_checkpoint(second, signer.verifier))
+    assert calls == 2 and _read(world, "checkpoint") == third
