@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import IO, Any
@@ -59,16 +59,24 @@ def export_row(rec: Recording) -> dict[str, Any]:
 
 
 class RowWriter:
-    """Writes the same rows to a CSV and a JSONL file as they stream past."""
+    """Writes the same rows to a CSV and a JSONL file as they stream past.
 
-    def __init__(self, csv_file: IO[str], jsonl_file: IO[str]) -> None:
-        self._csv = csv.DictWriter(csv_file, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
+    A list value (the report's ``custody_log_leaves``) is a JSON array in the JSONL
+    and its items separated by spaces in the CSV.
+    """
+
+    def __init__(
+        self, csv_file: IO[str], jsonl_file: IO[str], columns: Sequence[str] = EXPORT_COLUMNS
+    ) -> None:
+        self._csv = csv.DictWriter(csv_file, fieldnames=list(columns), lineterminator="\n")
         self._csv.writeheader()
         self._jsonl = jsonl_file
         self.rows = 0
 
     def write(self, row: dict[str, Any]) -> None:
-        self._csv.writerow(row)
+        self._csv.writerow(
+            {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()}
+        )
         self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
         self.rows += 1
 

@@ -9,7 +9,10 @@ status.  The files, written atomically into the output directory:
 ``report.html``
     self-contained (inline CSS and SVG, no script, no external asset);
 ``recordings.csv`` / ``recordings.jsonl``
-    the recordings in the period, columns as ``ledger export``;
+    the recordings in the period, columns as ``ledger export`` plus
+    ``custody_log_leaves``: the leaf indexes of the recording's custody events in the
+    custody log (the events the latest signed checkpoint covers; an auditor proves
+    each with ``audit prove``);
 ``summary.json``
     the report's figures, for other tools.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -28,7 +32,7 @@ from typing import Any, Literal
 
 from tenios_io import __version__
 from tenios_io.audit.checkpoint import CheckpointReport, check_checkpoints
-from tenios_io.audit.export import RowWriter, export_row
+from tenios_io.audit.export import EXPORT_COLUMNS, RowWriter, export_row
 from tenios_io.audit.report_html import MAX_ROWS, render_html
 from tenios_io.audit.retention import RetentionOverview, retention_overview
 from tenios_io.custodylog.publish import LoggedCheckpoint, latest_log_checkpoint
@@ -37,6 +41,10 @@ from tenios_io.ledger import ChainReport, Ledger, Recording, State
 from tenios_io.ledger.custody import format_time
 from tenios_io.sftp.naming import AMBIGUOUS_EVENT
 from tenios_io.store import ArchiveStore
+
+#: The report's CSV / JSONL: ``ledger export``'s columns, then the custody log's leaf
+#: indexes of the recording's events (those its latest checkpoint covers).
+REPORT_COLUMNS: tuple[str, ...] = (*EXPORT_COLUMNS, "custody_log_leaves")
 
 #: States whose recordings the report lists as failures, with their last error.
 FAILURE_STATES = (State.FAILED, State.MISSING, State.CONFLICT)
@@ -346,14 +354,22 @@ def build_report(
         database=ledger.engine.dialect.name,
         bucket=store.bucket if store is not None else None,
     )
+    if integrate:
+        ledger.integrate_all()  # the events' leaf indexes below come from the chain
+    report.custody_log = latest_log_checkpoint(ledger)
+    logged = report.custody_log.size if report.custody_log is not None else 0
     with (
         atomic_text_file(out_dir / "recordings.csv") as csv_file,
         atomic_text_file(out_dir / "recordings.jsonl") as jsonl_file,
     ):
-        writer = RowWriter(csv_file, jsonl_file)
-        for rec in ledger.iter_in_period(period.start_at, period.end_before):
-            writer.write(export_row(rec))
-            _count(report, rec)
+        writer = RowWriter(csv_file, jsonl_file, REPORT_COLUMNS)
+        for page in _pages(ledger.iter_in_period(period.start_at, period.end_before)):
+            seqs = ledger.event_seqs([rec.recording_uuid for rec in page], up_to=logged)
+            for rec in page:
+                # Leaf i of the custody log is the event with sequence number i + 1.
+                leaves = [seq - 1 for seq in seqs[rec.recording_uuid]]
+                writer.write({**export_row(rec), "custody_log_leaves": leaves})
+                _count(report, rec)
     report.ledger_states = {s.value: n for s, n in ledger.counts().items()}
     report.discrepancies = _discrepancies(ledger, period)
     report.purges = _events(ledger, ["purged"], period)
@@ -370,7 +386,6 @@ def build_report(
     report.ambiguous_drop_files = _ambiguous_drop_files(ledger, period)
     if store is not None:
         report.checkpoints = check_checkpoints(ledger, store)
-    report.custody_log = latest_log_checkpoint(ledger)
     report.files = {
         "html": out_dir / "report.html",
         "csv": out_dir / "recordings.csv",
@@ -383,6 +398,17 @@ def build_report(
     with atomic_text_file(report.files["html"]) as handle:
         handle.write(render_html(report))
     return report
+
+
+def _pages(recordings: Iterator[Recording], size: int = 1000) -> Iterator[list[Recording]]:
+    page: list[Recording] = []
+    for rec in recordings:
+        page.append(rec)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
 
 
 def _count(report: AuditReport, rec: Recording) -> None:

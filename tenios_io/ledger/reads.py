@@ -301,6 +301,22 @@ class Reads(LedgerCore):
             ).mappings()
             return [dict(row) for row in rows]
 
+    def event_seqs(self, recording_uuids: Sequence[str], *, up_to: int) -> dict[str, list[int]]:
+        """The sequence numbers (at most ``up_to``) of the integrated custody events of
+        each recording, in chain order; one query for the whole batch."""
+        found: dict[str, list[int]] = {u: [] for u in recording_uuids}
+        if not recording_uuids or up_to <= 0:
+            return found
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(_E.recording_uuid, _E.seq)
+                .where(_E.recording_uuid.in_(list(recording_uuids)), _E.seq <= up_to)
+                .order_by(_E.seq)
+            )
+            for uuid, seq in rows:
+                found[uuid].append(int(seq))
+        return found
+
     def events_named(
         self,
         names: Sequence[str],

@@ -212,9 +212,19 @@ def test_report_reads_well_in_chromium_with_one_bar_per_day(
     assert summary["recordings_in_period_without_recorded_at"] == 1  # the failed one
     with report.files["csv"].open() as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == list(EXPORT_COLUMNS) and len(rows) == 7
+    assert list(rows[0]) == [*EXPORT_COLUMNS, "custody_log_leaves"] and len(rows) == 7
     jsonl = [json.loads(line) for line in report.files["jsonl"].read_text().splitlines()]
     assert {r["recording_uuid"] for r in jsonl} == {r["recording_uuid"] for r in rows}
+    # Each recording's custody events by their leaf index in the custody log (issue 14):
+    # leaf i is event i + 1, as far as the latest checkpoint covers them.
+    leaves = {r["recording_uuid"]: r["custody_log_leaves"] for r in jsonl}
+    for row in rows:
+        uuid = row["recording_uuid"]
+        expected = [e["seq"] - 1 for e in world.ledger.events(uuid) if e["seq"] <= log["tree_size"]]
+        assert leaves[uuid] == expected and row["custody_log_leaves"].split() == [
+            str(i) for i in expected
+        ]
+    assert all(leaves.values())  # every recording's events were logged before the report
 
 
 def test_empty_period_and_broken_chain_read_as_such(world: AuditWorld, tmp_path: Path) -> None:
