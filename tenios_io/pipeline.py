@@ -25,6 +25,7 @@ from tenios_io.exceptions import (
     BucketNotUsable,
     BucketOfAnotherLedger,
     ConfigError,
+    HostKeyError,
     SourceError,
     SourceUnavailable,
     StoreUnavailable,
@@ -56,23 +57,37 @@ class PerThreadSftp:
         self._opened: list[SftpSource] = []
         self._lock = threading.Lock()
         self._down: str | None = None
+        self._refused: ConfigError | HostKeyError | None = None
+
+    @property
+    def down(self) -> str | None:
+        """Why the drop is not used in this run (it could not be reached), if so."""
+        return self._down
 
     def source(self) -> SftpSource:
         """This thread's SftpSource (connecting now if needed).
 
         A drop that cannot be reached is tried once per run, not once per recording
-        and thread: after one failed connect every later call fails at once, and the
-        recordings are fetched from the API where it can serve (issue 11).
+        and thread: after one failed connect every later call fails at once with
+        SourceUnavailable, and the recordings are fetched from the API where it can
+        serve (issue 11).  A drop that refuses the login or shows an unknown host key
+        raises that error (ConfigError / HostKeyError) every time: it stops the run
+        (runstop.py), it is not "down".
         """
         existing: SftpSource | None = getattr(self._local, "source", None)
         if existing is None:
+            if self._refused is not None:
+                raise self._refused
             if self._down is not None:
                 raise SourceUnavailable(self._down)
             try:
                 existing = SftpSource.from_settings(self._settings)
-            except (SourceUnavailable, ConfigError) as exc:
+            except SourceUnavailable as exc:
                 self._down = f"the SFTP drop is down for this run ({exc}); tried again next run"
                 raise SourceUnavailable(self._down) from None
+            except (ConfigError, HostKeyError) as exc:
+                self._refused = exc
+                raise
             self._local.source = existing
             with self._lock:
                 self._opened.append(existing)
@@ -135,20 +150,28 @@ class Pipeline:
         if self.sftp is not None:
             try:
                 self.sftp.source().drop.check()
+            except SourceUnavailable as exc:
+                # Down, not misconfigured: the run goes on without it (tried once).
+                logger.warning("%s; recordings are fetched from the API where it can", exc)
             except (SourceError, ConfigError) as exc:
                 raise ConfigError(f"preflight: SFTP drop not usable: {exc}") from None
         return status
 
     def sweep(self, *, actor: str) -> SweepReport | None:
-        """Sweep the SFTP drop (None when no drop is configured)."""
+        """Sweep the SFTP drop (None when no drop is configured); a drop that is down
+        gives a report that says so (``unavailable``), not an error."""
         if self.sftp is None:
             return None
-        return sweep_drop(
-            self.sftp.source().drop,
-            self.ledger,
-            release=self.settings.sftp_after != "keep",
-            actor=actor,
-        )
+        try:
+            return sweep_drop(
+                self.sftp.source().drop,
+                self.ledger,
+                release=self.settings.sftp_after != "keep",
+                actor=actor,
+            )
+        except SourceUnavailable as exc:
+            logger.warning("SFTP sweep skipped: %s", exc)
+            return SweepReport(unavailable=str(exc))
 
 
 @contextmanager

@@ -3,7 +3,8 @@
 :mod:`tenios_io.retry` judges one recording's failure.  Some errors say nothing about
 the recording and everything about the run: TENIOS refusing the access key, a
 ``TENIOS_API_URL`` that is not the API, S3 refusing the credentials or missing the
-bucket, the ledger gone, or nothing but 404s.  Judged per recording they would fail
+bucket, the SFTP drop refusing the login or its host key unknown, the ledger gone,
+or nothing but 404s.  Judged per recording they would fail
 every claimed recording (attempts spent, terminal) until the run ran out of work.
 
 Here, in one place, such errors trip the run's :class:`RunGuard`: the recording that
@@ -23,8 +24,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from tenios_io.config import ENV_PREFIX
 from tenios_io.exceptions import (
     AccessDenied,
+    ConfigError,
+    HostKeyError,
     LedgerUnavailable,
     RecordingNotFound,
     StoreAccessDenied,
@@ -32,6 +36,9 @@ from tenios_io.exceptions import (
 )
 from tenios_io.ledger import Ledger
 from tenios_io.ledger.custody import NewEvent
+
+#: Settings whose ConfigError means the SFTP drop refused this archiver's login.
+SFTP_LOGIN_SETTINGS = frozenset({f"{ENV_PREFIX}SFTP_KEY_FILE", f"{ENV_PREFIX}SFTP_PASSWORD"})
 
 #: Consecutive 404s, with no success in between, that stop a run (a wrong URL whose
 #: 404s look like "not ready yet").
@@ -90,6 +97,16 @@ def run_wide(exc: BaseException) -> RunStop | None:
         return RunStop(
             "the archive bucket cannot be used",
             "Fix TENIOS_S3_BUCKET or the AWS credentials / policy (they may have expired)",
+            EXIT_CONFIG,
+            error,
+        )
+    if isinstance(exc, HostKeyError) or (
+        isinstance(exc, ConfigError) and exc.variable in SFTP_LOGIN_SETTINGS
+    ):
+        return RunStop(
+            "the SFTP drop refused this archiver",
+            "Fix TENIOS_SFTP_KEY_FILE / TENIOS_SFTP_PASSWORD (or TENIOS_SFTP_KNOWN_HOSTS after "
+            "checking the server's new host key)",
             EXIT_CONFIG,
             error,
         )

@@ -43,6 +43,8 @@ class SweepReport:
     unmatched: int = 0
     duplicates: int = 0
     ambiguous: int = 0
+    unavailable: str | None = None
+    """Why the drop could not be swept in this run (it is down), if it could not."""
     incomplete: int = 0
     """Settled files whose container is not whole (counted in ``unsettled`` too)."""
     released: int = 0

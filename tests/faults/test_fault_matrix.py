@@ -3,7 +3,7 @@ moto bucket and a real ledger, through each API and S3 fault; one table, and per
 fault: nothing wrong is archived, nothing is lost, a run-wide error fails nothing.
 
 Run with ``-s`` to see the table (it is also in the README's reliability section).
-SFTP faults (drop down, a growing file) and a database restart are not in it yet.
+The SFTP drop's faults and a database restart are in test_run_faults.py.
 """
 
 from __future__ import annotations
