@@ -26,7 +26,7 @@ def refused(result: CliResult, *needles: str) -> None:
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     for needle in needles:
-        assert needle in result.output, (needle, result.output)
+        assert needle in result.words, (needle, result.output)
 
 
 @pytest.mark.parametrize(
