@@ -25,7 +25,9 @@ from tenios_io.exceptions import ConfigError
 ENV_PREFIX = "TENIOS_"
 UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 DEFAULT_SFTP_PATTERN = rf"(?P<recording_uuid>{UUID_RE})"
-SECRET_FIELDS = frozenset({"access_key", "sftp_password", "custody_key_file"})
+SECRET_FIELDS = frozenset(
+    {"access_key", "sftp_password", "sftp_key_passphrase", "custody_key_file"}
+)
 #: How much of a bad value an error quotes: enough to recognise it, never a whole file.
 QUOTE_LIMIT = 80
 _BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
@@ -165,6 +167,11 @@ class Settings(BaseSettings):
         default=None, description="SFTP drop as sftp://user@host:port/drop/dir; unset = no SFTP."
     )
     sftp_key_file: Path | None = Field(default=None, description="Private key file for SFTP.")
+    sftp_key_passphrase: SecretStr | None = Field(
+        default=None,
+        description="Passphrase (secret) of an encrypted TENIOS_SFTP_KEY_FILE; a key without "
+        "one is preferred.",
+    )
     sftp_password: SecretStr | None = Field(
         default=None, description="SFTP password (secret) when no key file is used."
     )

@@ -184,14 +184,22 @@ class _RejectRemembering(paramiko.RejectPolicy):
 # -- opening one session --------------------------------------------------------------------
 
 
-_ENCRYPTED = "is encrypted with a passphrase; unattended runs need a key without one"
+_ENCRYPTED = (
+    f"is encrypted with a passphrase: set {ENV_PREFIX}SFTP_KEY_PASSPHRASE, or use a key without one"
+)
+_WRONG_PASSPHRASE = f"cannot be decrypted with {ENV_PREFIX}SFTP_KEY_PASSPHRASE (wrong passphrase?)"
 
 
-def _load_key(path: Path) -> paramiko.PKey:
-    """The private key in ``path``, or ConfigError(TENIOS_SFTP_KEY_FILE) saying why not."""
+def _load_key(path: Path, passphrase: SecretStr | None = None) -> paramiko.PKey:
+    """The private key in ``path`` (decrypted with ``passphrase`` if given), or
+    ConfigError(TENIOS_SFTP_KEY_FILE) saying why not — never quoting the passphrase."""
     path = path.expanduser()
+    secret = passphrase.get_secret_value() if passphrase is not None else None
     try:
-        return paramiko.PKey.from_path(path)
+        # Positional: paramiko 3 calls it passphrase, paramiko 4+ password; bytes, as
+        # cryptography wants them (from_path hands it on as is).
+        password = secret.encode() if secret else None
+        return paramiko.PKey.from_path(path, password)  # type: ignore[arg-type]
     except FileNotFoundError:
         problem = "does not exist"
     except PermissionError:
@@ -201,7 +209,11 @@ def _load_key(path: Path) -> paramiko.PKey:
     except TypeError as exc:  # cryptography: "Key is password-protected, but ..."
         problem = _ENCRYPTED if "password" in str(exc).lower() else f"is not usable ({exc})"
     except (paramiko.SSHException, ValueError, OSError) as exc:
-        problem = f"is not a usable private key ({type(exc).__name__}: {exc})"
+        problem = (
+            _WRONG_PASSPHRASE
+            if secret
+            else f"is not a usable private key ({type(exc).__name__}: {exc})"
+        )
     raise ConfigError(f"{_KEY_VAR}: {path} {problem}", variable=_KEY_VAR)
 
 
@@ -474,7 +486,11 @@ def connect_sftp(
             variable=_URL_VAR,
         )
     target = parse_sftp_url(settings.sftp_url)
-    pkey = _load_key(settings.sftp_key_file) if settings.sftp_key_file is not None else None
+    pkey = (
+        _load_key(settings.sftp_key_file, settings.sftp_key_passphrase)
+        if settings.sftp_key_file is not None
+        else None
+    )
     password = settings.sftp_password
     if password is not None and not password.get_secret_value():
         password = None

@@ -1,7 +1,8 @@
-"""No secret — the TENIOS access key, AWS keys, the custody signing key — reaches anything
-a person or another system can read: console, logs (at --verbose), Prefect artifacts and
-parameters, the ledger and its custody events, S3 metadata, custody manifests and the custody log,
-the audit report, proof bundles."""
+"""No secret — the TENIOS access key, AWS keys, the custody signing key, the SFTP password
+and key passphrase, the database password — reaches anything a person or another system
+can read: console, logs (at --verbose), Prefect artifacts and parameters, the ledger and
+its custody events, S3 metadata, custody manifests and the custody log, the audit
+report, proof bundles."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
+from sqlalchemy.engine import make_url
 
 from tenios_io.ledger import NewRecording, State
-from tests.acceptance.conftest import ArchiveWorld
+from tests.acceptance.conftest import ArchiveWorld, deliver
 from tests.fixtures.cli import CliResult
 from tests.fixtures.moto import FAKE_CREDENTIALS
 from tests.fixtures.simulator import SIM_ACCESS_KEY
+from tests.fixtures.sshd import SftpServer
 
 WRONG_KEY = "wrong-key-7f3a9c1e5b"
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,3 +182,114 @@ def test_the_database_password_never_appears(
         )
         assert child.returncode == 2, child.stdout
         assert DB_PASSWORD not in child.stdout
+
+
+SFTP_PASSWORD_WRONG = "wrong-sftp-Pw-3c9d1e"
+KEY_PASSPHRASE = "key-Passphr4se-7b2e9a"
+RUN_DB_PASSWORD = "run-db-Pw-5e1f0a9c"
+
+
+def test_sftp_and_database_secrets_never_appear_in_runs_that_fail(
+    pg_world: ArchiveWorld,
+    asyncssh_sftp_server: SftpServer,
+    cli: Callable[..., CliResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 11: TENIOS_SFTP_PASSWORD, an SFTP key passphrase and the password in
+    TENIOS_DATABASE_URL, searched in every output of runs that fail in each way — SFTP
+    password refused, wrong key passphrase, drop down, database unreachable — and of the
+    runs that work with them, the exports, the report and the bucket."""
+    import asyncssh
+
+    world, server = pg_world, asyncssh_sftp_server
+    assert server.password
+    # PostgreSQL here trusts local connections: a password in the URL is carried, unused.
+    db_url = make_url(world.database_url).set(password=RUN_DB_PASSWORD)
+    with_password = db_url.render_as_string(hide_password=False)
+    assert RUN_DB_PASSWORD in with_password
+    encrypted = tmp_path / "id_ed25519_encrypted"
+    asyncssh.read_private_key(str(server.key_file)).write_private_key(
+        str(encrypted), passphrase=KEY_PASSPHRASE
+    )
+    settings = {
+        "TENIOS_DATABASE_URL": with_password,
+        "TENIOS_SFTP_URL": server.url(),
+        "TENIOS_SFTP_KNOWN_HOSTS": str(server.known_hosts),
+        "TENIOS_SFTP_SETTLE_SECONDS": "0",
+        "TENIOS_SFTP_AFTER": "move:archived",
+    }
+    for key, value in settings.items():
+        world.env[key] = value
+        monkeypatch.setenv(key, value)
+    uuids = world.sim.seed(2)
+    for u in uuids:
+        deliver(world, server.drop_dir, u, f"{u}.wav", age=0)
+    secrets = [
+        RUN_DB_PASSWORD,
+        server.password,
+        SFTP_PASSWORD_WRONG,
+        KEY_PASSPHRASE,
+        "wrong-" + KEY_PASSPHRASE,
+    ]
+    runs: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    world.env["TENIOS_SFTP_PASSWORD"] = SFTP_PASSWORD_WRONG
+    runs["SFTP password refused"] = run_cli(world, "--verbose", "run", "nightly")
+    assert runs["SFTP password refused"].returncode == 2
+    assert "TENIOS_SFTP_PASSWORD" in runs["SFTP password refused"].stdout
+
+    del world.env["TENIOS_SFTP_PASSWORD"]
+    world.env["TENIOS_SFTP_KEY_FILE"] = str(encrypted)
+    world.env["TENIOS_SFTP_KEY_PASSPHRASE"] = "wrong-" + KEY_PASSPHRASE
+    runs["wrong key passphrase"] = run_cli(world, "--verbose", "run", "nightly")
+    assert runs["wrong key passphrase"].returncode == 2
+    assert "TENIOS_SFTP_KEY_PASSPHRASE" in runs["wrong key passphrase"].stdout
+
+    world.env["TENIOS_SFTP_KEY_FILE"] = str(server.key_file)
+    del world.env["TENIOS_SFTP_KEY_PASSPHRASE"]
+    world.env["TENIOS_SFTP_PASSWORD"] = server.password
+    server.stop()
+    runs["drop down (password set)"] = run_cli(world, "--verbose", "run", "nightly")
+    assert runs["drop down (password set)"].returncode == 0
+    assert "down for this run" in runs["drop down (password set)"].stdout
+    server.start()
+
+    del world.env["TENIOS_SFTP_PASSWORD"]
+    world.env["TENIOS_SFTP_KEY_FILE"] = str(encrypted)
+    world.env["TENIOS_SFTP_KEY_PASSPHRASE"] = KEY_PASSPHRASE
+    (late,) = world.sim.seed(1)
+    deliver(world, server.drop_dir, late, f"{late}.wav", age=0)
+    runs["drop with an encrypted key"] = run_cli(world, "--verbose", "run", "nightly")
+    assert runs["drop with an encrypted key"].returncode == 0
+    ledger = world.ledger()
+    assert ledger.get(late).state is State.ARCHIVED
+    assert str(ledger.get(late).source).startswith("sftp:")  # the key really logged in
+    ledger.engine.dispose()
+
+    world.env["TENIOS_DATABASE_URL"] = db_url.set(port=1).render_as_string(hide_password=False)
+    runs["database unreachable"] = run_cli(world, "--verbose", "run", "nightly")
+    assert runs["database unreachable"].returncode == 2
+    world.env["TENIOS_DATABASE_URL"] = with_password
+
+    report_dir = tmp_path / "report"
+    commands = [
+        cli("ledger", "export", "--format", "jsonl"),
+        cli("audit", "export-events"),
+        cli("audit", "report", "--output", str(report_dir)),
+        cli("db", "current"),
+    ]
+    assert [c.exit_code for c in commands[:2]] == [0, 0], [c.output for c in commands]
+    bucket_text = []
+    for page in world.s3.get_paginator("list_objects_v2").paginate(Bucket=world.bucket):  # type: ignore[attr-defined]
+        for obj in page.get("Contents", []):
+            head = world.s3.head_object(Bucket=world.bucket, Key=obj["Key"])  # type: ignore[attr-defined]
+            bucket_text.append(json.dumps(head.get("Metadata", {})))
+    outputs = {
+        **{f"run: {name}": run.stdout for name, run in runs.items()},
+        "exports, report, db current": "".join(c.output for c in commands),
+        "report files": "".join(p.read_text() for p in report_dir.iterdir() if p.is_file()),
+        "bucket metadata": "\n".join(bucket_text),
+    }
+    leaks = [(where, s) for where, text in outputs.items() for s in secrets if s in text]
+    assert leaks == []

@@ -168,6 +168,40 @@ def test_password_is_offered_to_openssh_and_never_shows(
         assert "Failed password" in log and password not in log
 
 
+PASSPHRASE = "key-Passphr4se-never-shown"
+
+
+def test_an_encrypted_key_logs_in_with_its_passphrase_which_never_shows(
+    sftp_server: SftpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncssh
+
+    caplog.set_level(logging.DEBUG)
+    encrypted = tmp_path / "id_ed25519_encrypted"  # the authorised key, under a passphrase
+    asyncssh.read_private_key(str(sftp_server.key_file)).write_private_key(
+        str(encrypted), passphrase=PASSPHRASE
+    )
+    settings = sftp_server.settings(
+        sftp_key_file=encrypted, sftp_key_passphrase=SecretStr(PASSPHRASE)
+    )
+    with connect_sftp(settings, retry_delay=0) as connection:
+        drop = SftpDrop.from_settings(connection, settings)
+        assert drop.sweep().ready == []
+        shown = repr(connection) + repr(drop) + repr(settings)
+
+    wrong = sftp_server.settings(
+        sftp_key_file=encrypted, sftp_key_passphrase=SecretStr("wrong-" + PASSPHRASE)
+    )
+    with pytest.raises(ConfigError, match="TENIOS_SFTP_KEY_PASSPHRASE") as caught:
+        connect_sftp(wrong, retry_delay=0)
+    assert caught.value.variable == "TENIOS_SFTP_KEY_FILE"
+    missing = sftp_server.settings(sftp_key_file=encrypted)
+    with pytest.raises(ConfigError, match="set TENIOS_SFTP_KEY_PASSPHRASE") as unset:
+        connect_sftp(missing, retry_delay=0)
+    for text in (caplog.text, shown, _all_text(caught.value), _all_text(unset.value)):
+        assert PASSPHRASE not in text
+
+
 # -- unreachable, stalled, dropped ----------------------------------------------------------
 
 
