@@ -21,11 +21,12 @@ was this archiver that moved or deleted it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from tenios_io import crashpoints
-from tenios_io.exceptions import SourceUnavailable
+from tenios_io.exceptions import LedgerUnavailable, SourceUnavailable
 from tenios_io.ledger import Ledger
 from tenios_io.ledger.releases import ReleaseIntent
 from tenios_io.sftp.drop import SftpDrop
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 RELEASED = "released_from_source"
 REFUSED = "release_refused"
 FAILED = "release_failed"
+UNRECORDED = "unrecorded"
+"""Not an event: the ledger could not be written; a later sweep settles the release."""
 GONE_NOTE = (
     "an earlier run recorded its intent to release this file and was interrupted; the "
     "file was no longer in the drop when the sweep looked"
@@ -91,7 +94,14 @@ def release(
     that ended it.  ``intended``: the intent is already recorded (a sweep finishing an
     interrupted release)."""
     if not intended:
-        ledger.intend_release(intent, actor=actor)
+        try:
+            ledger.intend_release(intent, actor=actor)
+        except LedgerUnavailable as exc:
+            # No intent, no release: the file stays; a later sweep releases it.
+            log.warning(
+                "%s stays in the drop: its release intent was not recorded (%s)", intent.path, exc
+            )
+            return UNRECORDED
     crashpoints.reached("after_release_intent")
     try:
         action = drop.release(
@@ -101,12 +111,13 @@ def release(
             expected_mtime=intent.source_mtime,
         )
     except SourceUnavailable as exc:
-        ledger.note_release(
-            intent.recording_uuid,
-            FAILED,
-            {"source": intent.source, "error": str(exc), "by": by},
-            actor=actor,
-        )
+        with contextlib.suppress(LedgerUnavailable):  # the intent stays either way
+            ledger.note_release(
+                intent.recording_uuid,
+                FAILED,
+                {"source": intent.source, "error": str(exc), "by": by},
+                actor=actor,
+            )
         return FAILED
     crashpoints.reached("after_release_action")
     event = REFUSED if action.startswith("kept") else RELEASED
@@ -119,7 +130,12 @@ def release(
     }
     if intended:
         details["note"] = FINISHED_NOTE
-    ledger.finish_release(intent, event, details, actor=actor)
+    try:
+        ledger.finish_release(intent, event, details, actor=actor)
+    except LedgerUnavailable as exc:
+        # The intent stays recorded: the next sweep records what this release did.
+        log.warning("release of %s (%s) not yet recorded: %s", intent.path, action, exc)
+        return UNRECORDED
     return event
 
 

@@ -25,7 +25,7 @@ from tenios_io import progress
 from tenios_io import release as releasing
 from tenios_io.ledger import Ledger, NewEvent, NewRecording, State
 from tenios_io.ledger.releases import ReleaseIntent
-from tenios_io.release import FAILED, RELEASED, finish_interrupted
+from tenios_io.release import FAILED, RELEASED, UNRECORDED, finish_interrupted
 from tenios_io.sftp import SftpDrop
 from tenios_io.sftp.naming import AMBIGUOUS_EVENT, KnownIds
 
@@ -155,7 +155,7 @@ def sweep_drop(drop: SftpDrop, ledger: Ledger, *, release: bool, actor: str) -> 
 def _count(report: SweepReport, event: str) -> None:
     if event == RELEASED:
         report.released += 1
-    elif event == FAILED:
+    elif event in (FAILED, UNRECORDED):
         report.release_failed += 1
     else:
         report.release_refused += 1

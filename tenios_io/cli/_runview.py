@@ -143,7 +143,10 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
     for source, n in sorted(result.get("per_source", {}).items()):
         table.add_row(f"from {source}", f"{n:,}")
     sweep = result.get("sweep")
-    if sweep:
+    if sweep and sweep.get("unavailable"):
+        table.add_section()
+        table.add_row("SFTP drop", f"[yellow]{escape(str(sweep['unavailable']))}[/]")
+    elif sweep:
         table.add_section()
         table.add_row("SFTP drop: ready files", f"{sweep['ready']:,}")
         table.add_row("  newly registered", f"{sweep['registered']:,}")
@@ -155,8 +158,17 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
             f"{ambiguous:,}",
             style="yellow" if ambiguous else None,
         )
+        incomplete = int(sweep.get("incomplete", 0))
+        if incomplete:
+            table.add_row("  incomplete containers (left alone)", f"{incomplete:,}", style="yellow")
         table.add_row("  released (pending)", f"{sweep['released']:,}")
-        for path, why in sweep.get("ambiguous_files", [])[:5]:
+        interrupted = int(sweep.get("interrupted_releases", 0))
+        if interrupted:
+            table.add_row("  interrupted releases settled", f"{interrupted:,}")
+        for path, why in [
+            *sweep.get("ambiguous_files", [])[:5],
+            *sweep.get("incomplete_files", [])[:5],
+        ]:
             table.add_row(f"  [yellow]{escape(path)}[/]", escape(why))
         if ambiguous:
             table.caption = (
