@@ -1,12 +1,18 @@
-"""What both archiving flows share: the batch, sweep and checkpoint as Prefect tasks,
+"""What the archiving flows share: the batch, sweep and checkpoint as Prefect tasks,
 and the run of :func:`tenios_io.runloop.run_archive` with batches submitted to the
-flow's bounded task runner.  Logic lives in tenios_io; this only orchestrates."""
+flow's bounded task runner.  Logic lives in tenios_io; this only orchestrates.
+
+The tasks take plain data (a :class:`~tenios_io.clients.RunClients` key, claims),
+never live clients, so any Prefect task runner can run them: each process finds its
+clients through :mod:`tenios_io.clients` (the flow lends its own for the run; another
+process builds them once)."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -17,13 +23,14 @@ from prefect.context import get_run_context
 from prefect.futures import PrefectFuture
 
 from flows.limits import api_rate_limiter
-from tenios_io import runloop
+from tenios_io import clients, runloop
 from tenios_io.archive import Archiver, Outcome, RecordingResult
+from tenios_io.clients import RunClients
 from tenios_io.config import load_settings
 from tenios_io.exceptions import is_transient
 from tenios_io.ledger import Claim
 from tenios_io.monitoring import markdown
-from tenios_io.pipeline import Pipeline
+from tenios_io.pipeline import Pipeline, open_pipeline
 from tenios_io.runloop import RETRIES, RETRY_DELAYS_SECONDS, checkpoint_step, sweep_step
 from tenios_io.runs import MAX_CONCURRENCY, RunSummary
 
@@ -47,50 +54,81 @@ RETRIED_TASK: dict[str, Any] = {
     "persist_result": False,
 }
 
-__all__ = ["MAX_CONCURRENCY", "RETRIED_TASK", "run_actor", "run_archive", "sweep_sftp"]
+__all__ = [
+    "MAX_CONCURRENCY",
+    "RETRIED_TASK",
+    "pipeline_of",
+    "run_actor",
+    "run_archive",
+    "sweep_sftp",
+]
+
+
+@contextmanager
+def open_clients(key: RunClients) -> Iterator[Pipeline]:
+    """Build the clients ``key`` names (its settings, actor, concurrency, rate limit)."""
+    settings = load_settings(key.config_file)
+    rate = key.rate_limit if key.rate_limit is not None else settings.api_rate_limit
+    with open_pipeline(
+        settings,
+        actor=key.actor,
+        concurrency=key.concurrency,
+        before_request=api_rate_limiter(rate),
+    ) as pipeline:
+        yield pipeline
+
+
+def pipeline_of(run: RunClients) -> Pipeline:
+    """This process's clients for ``run`` (built on first use in a process)."""
+    return clients.pipeline_for(run, open_clients)
 
 
 @task(name="archive-batch", **RETRIED_TASK)
 def archive_batch(
-    archiver: Archiver, claims: list[Claim], deadline: float | None
+    run: RunClients, claims: list[Claim], deadline: float | None
 ) -> list[RecordingResult]:
     """Archive one claimed batch (re-running it is safe: the ledger fences it)."""
-    return archiver.archive_batch(claims, deadline=deadline)
+    return pipeline_of(run).archiver.archive_batch(claims, deadline=deadline)
 
 
 @task(name="sftp-sweep", **RETRIED_TASK)
-def sweep_sftp(pipeline: Pipeline, actor: str) -> dict[str, Any] | None:
+def sweep_sftp(run: RunClients) -> dict[str, Any] | None:
     """Register what the SFTP drop holds and finish pending releases (None: no drop)."""
-    return sweep_step(pipeline, actor)
+    return sweep_step(pipeline_of(run), run.actor)
 
 
 @task(name="custody-checkpoint", **RETRIED_TASK)
-def checkpoint_chain(pipeline: Pipeline, actor: str) -> dict[str, Any]:
+def checkpoint_chain(run: RunClients) -> dict[str, Any]:
     """Verify the chain since the last checkpoint and pin its head in the bucket."""
-    return checkpoint_step(pipeline, actor)
+    return checkpoint_step(pipeline_of(run), run.actor)
 
 
-def submit_task(
-    archiver: Archiver, claims: list[Claim], deadline: float | None
-) -> Future[list[RecordingResult]]:
-    """The batch as a task on the flow's task runner; its results as a plain future."""
-    out: Future[list[RecordingResult]] = Future()
+def task_submitter(run: RunClients) -> runloop.Submit:
+    """Each batch as an ``archive-batch`` task on the flow's task runner, given only
+    plain data; its results as a plain future."""
 
-    def settle(done: PrefectFuture[list[RecordingResult]]) -> None:
-        try:
-            result = done.result(raise_on_failure=False)
-        except BaseException as exc:  # noqa: BLE001 - the loop must hear of every batch
-            out.set_exception(exc)
-            return
-        if isinstance(result, list):
-            out.set_result(result)
-        elif isinstance(result, BaseException):
-            out.set_exception(result)
-        else:
-            out.set_exception(RuntimeError(str(result)))
+    def submit(
+        _archiver: Archiver, claims: list[Claim], deadline: float | None
+    ) -> Future[list[RecordingResult]]:
+        out: Future[list[RecordingResult]] = Future()
 
-    archive_batch.submit(archiver, claims, deadline).add_done_callback(settle)
-    return out
+        def settle(done: PrefectFuture[list[RecordingResult]]) -> None:
+            try:
+                result = done.result(raise_on_failure=False)
+            except BaseException as exc:  # noqa: BLE001 - the loop must hear of every batch
+                out.set_exception(exc)
+                return
+            if isinstance(result, list):
+                out.set_result(result)
+            elif isinstance(result, BaseException):
+                out.set_exception(result)
+            else:
+                out.set_exception(RuntimeError(str(result)))
+
+        archive_batch.submit(run, claims, deadline).add_done_callback(settle)
+        return out
+
+    return submit
 
 
 def run_actor(flow_name: str) -> str:
@@ -132,26 +170,34 @@ def run_archive(
     batch_size: int,
     time_budget_minutes: float | None,
     max_wait_seconds: float,
-    before: Callable[[Pipeline, str], dict[str, Any]],
+    before: Callable[[RunClients], dict[str, Any]],
 ) -> dict[str, Any]:
     """The body of an archiving flow: the library's run with batches as tasks, then
     the summary, failures and ledger stats as artifacts.  Returns the summary plus
-    what ``before`` returned."""
+    what ``before`` returned (it gets the run's clients key)."""
     settings = load_settings(config_file)
     rate = rate_limit if rate_limit is not None else settings.api_rate_limit
+    concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
+    run = RunClients(
+        config_file=config_file,
+        actor=run_actor(flow_name),
+        concurrency=concurrency,
+        rate_limit=rate,
+    )
     result = runloop.run_archive(
         settings,
-        actor=run_actor(flow_name),
-        submit=submit_task,
+        actor=run.actor,
+        submit=task_submitter(run),
         concurrency=concurrency,
         limit=limit,
         batch_size=batch_size,
         time_budget_minutes=time_budget_minutes,
         max_wait_seconds=max_wait_seconds,
-        before=before,
-        checkpoint=checkpoint_chain,
+        before=lambda _pipeline, _actor: before(run),
+        checkpoint=lambda _pipeline, _actor: checkpoint_chain(run),
         before_request=api_rate_limiter(rate),
         stats=True,
+        lend=lambda pipeline: clients.lend(run, pipeline),
     )
     if result.summary.stopped is not None:
         get_run_logger().error("%s", result.summary.stopped.message)

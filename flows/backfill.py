@@ -12,9 +12,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.archiving import MAX_CONCURRENCY, run_archive
+from flows.archiving import MAX_CONCURRENCY, pipeline_of, run_archive
+from tenios_io.clients import RunClients
 from tenios_io.ledger.importing import iter_import_file
-from tenios_io.pipeline import Pipeline
 
 
 @flow(
@@ -44,9 +44,9 @@ def backfill(
     for _ in iter_import_file(path):
         pass
 
-    def import_first(pipeline: Pipeline, actor: str) -> dict[str, Any]:
-        registered = pipeline.ledger.import_recordings(
-            iter_import_file(path), actor=f"{actor}:import"
+    def import_first(run: RunClients) -> dict[str, Any]:
+        registered = pipeline_of(run).ledger.import_recordings(
+            iter_import_file(path), actor=f"{run.actor}:import"
         )
         get_run_logger().info(
             "%s: %d ids, %d new, %d already known",

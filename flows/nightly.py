@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.archiving import MAX_CONCURRENCY, run_archive, sweep_sftp
-from tenios_io.pipeline import Pipeline
+from tenios_io.clients import RunClients
 
 
 @flow(
@@ -34,8 +34,8 @@ def nightly_archive(
     bucket.  Returns the run's summary.
     """
 
-    def sweep_first(pipeline: Pipeline, actor: str) -> dict[str, Any]:
-        return {"sweep": sweep_sftp(pipeline, actor)}
+    def sweep_first(run: RunClients) -> dict[str, Any]:
+        return {"sweep": sweep_sftp(run)}
 
     return run_archive(
         "nightly-archive",

@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -133,14 +134,19 @@ def run_archive(
     before_request: Callable[[], None] | None = None,
     stats: bool = False,
     stop: threading.Event | None = None,
+    lend: Callable[[Pipeline], AbstractContextManager[Any]] | None = None,
 ) -> RunResult:
     """Wire the pipeline, preflight, ``before`` (sweep, import), archive until done,
     ``checkpoint`` the custody chain (not after a run-wide stop: the bucket or the
-    ledger may be gone; the next run checkpoints)."""
+    ledger may be gone; the next run checkpoints).  ``lend``: a context the run holds
+    around its open pipeline (the flows lend it to their tasks: tenios_io.clients)."""
     concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
-    with open_pipeline(
-        settings, actor=actor, concurrency=concurrency, before_request=before_request
-    ) as pipeline:
+    with (
+        open_pipeline(
+            settings, actor=actor, concurrency=concurrency, before_request=before_request
+        ) as pipeline,
+        (lend or (lambda _p: nullcontext()))(pipeline),
+    ):
         pipeline.preflight()
         extra = before(pipeline, actor)
         # Claims a killed worker left behind: said in the summary, taken over when due.
