@@ -62,6 +62,7 @@ def test_small_upload_is_byte_exact(
         "sha256": obj.sha256,
         "recording-uuid": rec.lower(),
         "call-uuid": "c0ffee00-0000-4000-8000-000000000001",
+        "size": str(len(data)),
         "source": "api",
         "tool-version": tenios_io.__version__,
     }
