@@ -22,6 +22,8 @@ from tenios_io.ledger.tables import drop_sightings
 
 _S = drop_sightings.c
 _CHUNK = 900
+#: Arbitrary constant naming the sweeps' advisory lock on PostgreSQL.
+SIGHTING_LOCK_KEY = 0x5E1657
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class DropSightings(LedgerCore):
         """Record this sweep's sighting of ``files`` (path → (size, mtime)); forget the
         files not listed; return each listed file's :class:`Sighting`."""
         with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two runs sweeping at once take turns (SQLite's BEGIN IMMEDIATE already
+                # does): the second sees the first's sightings instead of inserting them
+                # again.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": SIGHTING_LOCK_KEY})
             now = as_utc(conn.execute(sa.select(self._lease_now())).scalar_one())
             assert now is not None
             known = {

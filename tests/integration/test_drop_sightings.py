@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tenios_io.ledger import Ledger, create_ledger_engine
 from tenios_io.ledger.sightings import Sighting
+from tenios_io.ledger.tables import drop_sightings
 
 
 class Clock:
@@ -74,3 +76,36 @@ def test_on_postgresql_the_database_clock_decides_not_this_hosts(postgres_url: s
         assert 0.0 < again < 60.0
     finally:
         engine.dispose()
+
+
+def test_two_sweeps_at_once_take_turns(database_url: str) -> None:
+    """Two runs sweeping the same new files at the same moment: both succeed, one row
+    per file (on PostgreSQL an advisory lock, on SQLite BEGIN IMMEDIATE)."""
+    import threading
+
+    files = {f"/drop/{n}.wav": (n, float(n)) for n in range(200)}
+    engines = [create_ledger_engine(database_url) for _ in range(2)]
+    ledgers = [Ledger(engine, actor=f"run{n}") for n, engine in enumerate(engines)]
+    start = threading.Barrier(2)
+    results: list[object] = []
+
+    def sweep(ledger: Ledger) -> None:
+        start.wait()
+        try:
+            results.append(ledger.sight_drop_files(files))
+        except Exception as exc:  # the assertion below names it
+            results.append(exc)
+
+    threads = [threading.Thread(target=sweep, args=(ledger,)) for ledger in ledgers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert all(isinstance(r, dict) and set(r) == set(files) for r in results), results
+        with engines[0].connect() as conn:
+            rows = conn.execute(sa.select(sa.func.count()).select_from(drop_sightings))
+            assert rows.scalar_one() == len(files)
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -54,3 +54,39 @@ def test_the_preflights_head_is_alembics_head() -> None:
         head_revision()
         == ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     )
+
+
+def test_downgrade_below_0006_refuses_while_a_release_is_in_flight(
+    empty_database_url: str,
+) -> None:
+    """A release intent is the only record that the archiver is about to move or delete
+    a drop file: dropping its table with one in it is refused."""
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from tenios_io.ledger.tables import source_releases
+
+    url = empty_database_url
+    upgrade(url)
+    engine = create_ledger_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                source_releases.insert().values(
+                    recording_uuid="8101fcb3-3843-4db3-9829-f7ab586625fe",
+                    path="/drop/x.wav",
+                    action="delete",
+                    sha256="0" * 64,
+                    size_bytes=1,
+                    intended_at=datetime.now(UTC),
+                )
+            )
+        with pytest.raises(RuntimeError, match="in flight"):
+            downgrade(url, "0005")
+        with engine.begin() as conn:
+            conn.execute(source_releases.delete())
+        downgrade(url, "0005")
+        assert "source_releases" not in _tables(url)
+    finally:
+        engine.dispose()
