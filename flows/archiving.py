@@ -171,10 +171,12 @@ def run_archive(
     time_budget_minutes: float | None,
     max_wait_seconds: float,
     before: Callable[[RunClients], dict[str, Any]],
+    checkpoint: bool = True,
 ) -> dict[str, Any]:
     """The body of an archiving flow: the library's run with batches as tasks, then
     the summary, failures and ledger stats as artifacts.  Returns the summary plus
-    what ``before`` returned (it gets the run's clients key)."""
+    what ``before`` returned (it gets the run's clients key).  ``checkpoint=False``:
+    an archive worker of a fanned-out run, whose parent checkpoints once at the end."""
     settings = load_settings(config_file)
     rate = rate_limit if rate_limit is not None else settings.api_rate_limit
     concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
@@ -194,7 +196,9 @@ def run_archive(
         time_budget_minutes=time_budget_minutes,
         max_wait_seconds=max_wait_seconds,
         before=lambda _pipeline, _actor: before(run),
-        checkpoint=lambda _pipeline, _actor: checkpoint_chain(run),
+        checkpoint=lambda _pipeline, _actor: (
+            checkpoint_chain(run) if checkpoint else {"skipped": "the parent run checkpoints"}
+        ),
         before_request=api_rate_limiter(rate),
         stats=True,
         lend=lambda pipeline: clients.lend(run, pipeline),

@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.archiving import MAX_CONCURRENCY, pipeline_of, run_archive
+from flows.fanout import run_fanned_out, worker_parameters
 from tenios_io.clients import RunClients
 from tenios_io.ledger.importing import iter_import_file
 
@@ -31,12 +32,15 @@ def backfill(
     time_budget_minutes: float | None = None,
     max_wait_seconds: float = 120.0,
     config_file: str | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Register every id in ``source_file`` and archive what is due.
 
     ``rate_limit`` (requests/s to the TENIOS API) overrides TENIOS_API_RATE_LIMIT.
     The archiving part works on every due recording of the ledger, the imported
-    ones included.
+    ones included.  ``workers`` > 1: after the import, that many `archive-worker`
+    runs on the work pool archive (each with ``concurrency``, ``batch_size``,
+    ``limit``, ``time_budget_minutes``), and this run aggregates their summaries.
     """
     path = Path(source_file)
     # Fail before any work when the file is bad: a streamed validation pass (bounded
@@ -57,6 +61,17 @@ def backfill(
         )
         return {"imported": {"added": registered.added, "known": registered.known}}
 
+    if workers > 1:
+        return run_fanned_out(
+            "backfill",
+            workers=workers,
+            config_file=config_file,
+            rate_limit=rate_limit,
+            worker_parameters=worker_parameters(
+                concurrency, batch_size, limit, time_budget_minutes, max_wait_seconds
+            ),
+            before=import_first,
+        )
     return run_archive(
         "backfill",
         config_file=config_file,

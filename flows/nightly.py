@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.archiving import MAX_CONCURRENCY, run_archive, sweep_sftp
+from flows.fanout import run_fanned_out, worker_parameters
 from tenios_io.clients import RunClients
 
 
@@ -24,6 +25,7 @@ def nightly_archive(
     time_budget_minutes: float | None = None,
     max_wait_seconds: float = 120.0,
     config_file: str | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Sweep the SFTP drop (when configured), then archive every due recording.
 
@@ -31,12 +33,26 @@ def nightly_archive(
     parallel, until nothing is claimable (waiting up to ``max_wait_seconds`` for
     retries that are about to become due), ``limit`` recordings were processed, or
     ``time_budget_minutes`` is spent; then writes a custody checkpoint into the
-    bucket.  Returns the run's summary.
+    bucket.  Returns the run's summary.  ``workers`` > 1: after the sweep, that
+    many `archive-worker` runs on the work pool archive (each with ``concurrency``,
+    ``batch_size``, ``limit``, ``time_budget_minutes``), and this run aggregates
+    their summaries.
     """
 
     def sweep_first(run: RunClients) -> dict[str, Any]:
         return {"sweep": sweep_sftp(run)}
 
+    if workers > 1:
+        return run_fanned_out(
+            "nightly-archive",
+            workers=workers,
+            config_file=config_file,
+            rate_limit=None,
+            worker_parameters=worker_parameters(
+                concurrency, batch_size, limit, time_budget_minutes, max_wait_seconds
+            ),
+            before=sweep_first,
+        )
     return run_archive(
         "nightly-archive",
         config_file=config_file,

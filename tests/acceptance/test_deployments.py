@@ -56,7 +56,7 @@ def test_deploy_all_then_a_worker_runs_the_nightly_deployment(world: ArchiveWorl
     _prefect(world, "--no-prompt", "deploy", "--all")
     with get_client(sync_client=True) as client:
         deployments = {d.name: d for d in client.read_deployments()}
-        assert {"nightly-archive", "backfill", "audit"} <= set(deployments)
+        assert {"nightly-archive", "backfill", "archive-worker", "audit"} <= set(deployments)
         nightly = deployments["nightly-archive"]
         assert [(s.schedule.cron, s.schedule.timezone) for s in nightly.schedules] == [  # type: ignore[union-attr]
             ("0 2 * * *", "Europe/Berlin")
@@ -72,6 +72,9 @@ def test_deploy_all_then_a_worker_runs_the_nightly_deployment(world: ArchiveWorl
             "env": {"PREFECT_LOGGING_LEVEL": "WARNING"}
         }
         assert deployments["backfill"].global_concurrency_limit is None
+        worker = deployments["archive-worker"]
+        assert worker.job_variables == {"env": {"PREFECT_LOGGING_LEVEL": "WARNING"}}
+        assert worker.work_queue_name == "archive-workers" and worker.schedules == []
         # A second nightly run while one holds the slot: the server cancels the new one
         # (the same orchestration rule a worker's submission goes through).
         first = client.create_flow_run_from_deployment(nightly.id)

@@ -1,0 +1,55 @@
+"""An archive worker (deployment `archive-worker`): claims from the shared ledger until
+nothing is due or its time budget ends; one of the runs a fanned-out `backfill` or
+`nightly-archive` starts on the work pool (flows/fanout.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.archiving import MAX_CONCURRENCY, run_archive
+from tenios_io.fanout import worker_summary
+
+#: The artifact key of a worker's plain summary; the parent reads it back.
+RESULT_KEY = "archive-worker-result"
+
+
+@flow(
+    name="archive-worker",
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY),
+    validate_parameters=True,
+)
+def archive_worker(
+    concurrency: int = 8,
+    batch_size: int = 50,
+    rate_limit: float | None = None,
+    limit: int | None = None,
+    time_budget_minutes: float | None = None,
+    max_wait_seconds: float = 120.0,
+    config_file: str | None = None,
+) -> dict[str, Any]:
+    """Archive due recordings of the shared ledger (no import, no sweep, no checkpoint:
+    the parent run does those) and return a plain summary: recordings, archived,
+    bytes, seconds, rate (recordings/s), failures."""
+    result = run_archive(
+        "archive-worker",
+        config_file=config_file,
+        rate_limit=rate_limit,
+        concurrency=concurrency,
+        limit=limit,
+        batch_size=batch_size,
+        time_budget_minutes=time_budget_minutes,
+        max_wait_seconds=max_wait_seconds,
+        before=lambda _run: {},
+        checkpoint=False,
+    )
+    summary = worker_summary(result)
+    create_table_artifact(
+        key=RESULT_KEY,
+        table=[summary],
+        description="This worker's summary, aggregated by the run that started it.",
+    )
+    return summary
