@@ -120,6 +120,19 @@ def remove_stale_spools(spool_dir: str | os.PathLike[str] | None = None) -> list
     return removed
 
 
+def remove_own_spools(spool_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Delete this process's spool files in ``spool_dir`` (the system temp dir when
+    None): a run that ends without waiting for its workers (a second Ctrl-C) leaves
+    none behind.  Returns what was deleted."""
+    directory = Path(spool_dir) if spool_dir is not None else Path(tempfile.gettempdir())
+    removed: list[Path] = []
+    for path in directory.glob(f"{_spool_prefix()}*{SPOOL_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

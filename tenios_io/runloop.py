@@ -26,6 +26,7 @@ from tenios_io.audit.checkpoint import unchanged_since_checkpoint
 from tenios_io.config import Settings
 from tenios_io.custodylog import load_signer
 from tenios_io.exceptions import is_transient
+from tenios_io.interrupt import Interruption
 from tenios_io.ledger import Claim
 from tenios_io.ledger.stats import LedgerStats, collect
 from tenios_io.pipeline import Pipeline, open_pipeline
@@ -133,7 +134,7 @@ def run_archive(
     checkpoint: Callable[[Pipeline, str], dict[str, Any]],
     before_request: Callable[[], None] | None = None,
     stats: bool = False,
-    stop: threading.Event | None = None,
+    interruption: Interruption | None = None,
     lend: Callable[[Pipeline], AbstractContextManager[Any]] | None = None,
 ) -> RunResult:
     """Wire the pipeline, preflight, ``before`` (sweep, import), archive until done,
@@ -163,7 +164,7 @@ def run_archive(
             max_attempts=settings.max_attempts,
             time_budget_minutes=time_budget_minutes,
             max_wait_seconds=max_wait_seconds,
-            stop=stop,
+            interruption=interruption,
         )
         if summary.stopped is None:
             extra["checkpoint"] = checkpoint(pipeline, actor)
@@ -182,15 +183,21 @@ def run_in_process(
     max_wait_seconds: float = 120.0,
     before: Callable[[Pipeline, str], dict[str, Any]],
     rate_limit: float | None = None,
-    stop: threading.Event | None = None,
+    interruption: Interruption | None = None,
 ) -> RunResult:
     """The run in this process, batches on a thread pool: what ``run nightly`` /
-    ``run backfill`` do when no Prefect API is configured (no Prefect imported)."""
+    ``run backfill`` do when no Prefect API is configured (no Prefect imported).
+
+    With ``interruption`` (signals, interrupt.py) a run cut short returns without
+    waiting for the batches it gave back; the caller ends the process."""
     rate = rate_limit if rate_limit is not None else settings.api_rate_limit
     actor = f"cli:{name}:{uuid.uuid4()}@{socket.gethostname()}"
     workers = max(1, min(concurrency, MAX_CONCURRENCY))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch") as pool:
-        return run_archive(
+    stop = interruption.stop if interruption is not None else None
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
+    cut_short = False
+    try:
+        result = run_archive(
             settings,
             actor=actor,
             submit=thread_submitter(pool, stop=stop),
@@ -204,8 +211,12 @@ def run_in_process(
                 lambda: checkpoint_step(pipeline, who), stop=stop
             ),
             before_request=None if rate is None else TokenBucket(rate),
-            stop=stop,
+            interruption=interruption,
         )
+        cut_short = result.summary.cut_short
+        return result
+    finally:
+        pool.shutdown(wait=not cut_short, cancel_futures=True)
 
 
 def sweep_first(pipeline: Pipeline, actor: str) -> dict[str, Any]:

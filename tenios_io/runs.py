@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from tenios_io.archive import PROBLEMS, Archiver, Outcome, RecordingResult
+from tenios_io.exceptions import LedgerUnavailable
+from tenios_io.interrupt import Interruption
 from tenios_io.ledger import Claim, Ledger, utc_now
 from tenios_io.runstop import RunStop, record_stop
 
@@ -28,6 +30,8 @@ MAX_CONCURRENCY = 32
 #: The producers' intake is drained before claiming, at most this often while batches
 #: are in flight (always when none is): what other systems inserted is claimable soon.
 DRAIN_EVERY_SECONDS = 1.0
+#: How often the loop looks at its interruption's flags while batches are in flight.
+POLL_SECONDS = 0.2
 
 Submit = Callable[[Archiver, list[Claim], float | None], Future[list[RecordingResult]]]
 """How the caller runs one claimed batch: ``submit(archiver, claims, deadline)`` returns a
@@ -47,7 +51,7 @@ def archive_until_done(
     max_attempts: int | None,
     time_budget_minutes: float | None,
     max_wait_seconds: float,
-    stop: threading.Event | None = None,
+    interruption: Interruption | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> RunSummary:
     """Archive claimed batches through a sliding window until nothing is left to do.
@@ -56,18 +60,30 @@ def archive_until_done(
     one finishes (not when a whole round has).  Claiming stops when nothing is
     claimable (after waiting up to ``max_wait_seconds`` for retries about to become
     due), ``limit`` recordings were claimed, the time budget is spent, a run-wide
-    failure tripped the archiver's guard (runstop.py), or ``stop`` is set; the
-    batches in flight then finish (releasing what they did not start).  Returns the
-    run's summary (stopped: the cause, recorded as one ``run_stopped`` event).
+    failure tripped the archiver's guard (runstop.py), or a signal came
+    (``interruption``: it stops the run the same way); the batches in flight then
+    finish, releasing what they did not start.  When the interruption says abort (a
+    second signal, or the grace ran out) every claim still in flight is given back at
+    once and the loop returns without waiting for its batches (``cut_short``).
+    Returns the run's summary (stopped: the cause, recorded as one ``run_stopped``
+    event).
     """
     summary = RunSummary(started_at=utc_now())
-    stop = stop or threading.Event()
+    stop = interruption.stop if interruption is not None else threading.Event()
+    poll = None if interruption is None else POLL_SECONDS
     deadline = clock() + time_budget_minutes * 60 if time_budget_minutes else None
     remaining = limit
     inflight: dict[Future[list[RecordingResult]], list[Claim]] = {}
     drained_at: float | None = None
 
+    def signalled() -> None:
+        if interruption is not None and interruption.signal is not None:
+            if archiver.guard.stopped is None:
+                archiver.guard.trip(interruption.run_stop())
+                interruption.stopping(len(inflight))
+
     def may_claim() -> bool:
+        signalled()
         return (
             (remaining is None or remaining > 0)
             and archiver.guard.stopped is None
@@ -75,39 +91,82 @@ def archive_until_done(
             and (deadline is None or clock() < deadline)
         )
 
-    while True:
-        exhausted = False
-        if len(inflight) < concurrency and may_claim():
-            if not inflight or drained_at is None or clock() - drained_at >= DRAIN_EVERY_SECONDS:
-                ledger.drain_intake(actor=owner)
-                drained_at = clock()
-            while len(inflight) < concurrency and may_claim():
-                size = batch_size if remaining is None else min(batch_size, remaining)
-                batch = ledger.claim_batch(
-                    size, lease_seconds=lease_seconds, owner=owner, max_attempts=max_attempts
-                )
-                if not batch:
-                    exhausted = True
+    if interruption is not None:
+        interruption.looping = True
+    try:
+        while True:
+            exhausted = False
+            if len(inflight) < concurrency and may_claim():
+                if (
+                    not inflight
+                    or drained_at is None
+                    or clock() - drained_at >= DRAIN_EVERY_SECONDS
+                ):
+                    ledger.drain_intake(actor=owner)
+                    drained_at = clock()
+                while len(inflight) < concurrency and may_claim():
+                    size = batch_size if remaining is None else min(batch_size, remaining)
+                    batch = ledger.claim_batch(
+                        size, lease_seconds=lease_seconds, owner=owner, max_attempts=max_attempts
+                    )
+                    if not batch:
+                        exhausted = True
+                        break
+                    inflight[submit(archiver, batch, deadline)] = batch
+                    if remaining is not None:
+                        remaining -= len(batch)
+            if inflight:
+                done, _ = wait(inflight, timeout=poll, return_when=FIRST_COMPLETED)
+                for future in done:
+                    summary.add(_results(inflight.pop(future), future))
+                signalled()  # at once, not when a batch next finishes
+                if interruption is not None and interruption.abort and inflight:
+                    interruption.giving_back(sum(len(b) for b in inflight.values()))
+                    summary.add(give_back(ledger, inflight, interruption.run_stop().cause))
+                    summary.cut_short = True
                     break
-                inflight[submit(archiver, batch, deadline)] = batch
-                if remaining is not None:
-                    remaining -= len(batch)
-        if inflight:
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            for future in done:
-                summary.add(_results(inflight.pop(future), future))
-            continue
-        if not exhausted or remaining == 0:
-            break
-        if not wait_for_due(
-            ledger, horizon_seconds=max_wait_seconds, deadline=deadline, clock=clock, stop=stop
-        ):
-            break
+                continue
+            if not exhausted or remaining == 0:
+                break
+            if not wait_for_due(
+                ledger, horizon_seconds=max_wait_seconds, deadline=deadline, clock=clock, stop=stop
+            ):
+                break
+    finally:
+        if interruption is not None:
+            interruption.looping = False
     summary.stopped = archiver.guard.stopped
     if summary.stopped is not None:
         record_stop(ledger, summary.stopped, released=summary.counts["released"])
     summary.finish()
     return summary
+
+
+def give_back(
+    ledger: Ledger, inflight: dict[Future[list[RecordingResult]], list[Claim]], reason: str
+) -> list[RecordingResult]:
+    """Release every claim of the batches in flight at once, without waiting for them:
+    pending, due now, the attempt not counted.  A claim whose outcome its batch already
+    wrote is left as written (the ledger fences it); so is the outcome a batch writes
+    later (its lease is gone).  An object already uploaded is found archived by the next
+    run.  Returns the released recordings."""
+    claims = []
+    for future, batch in inflight.items():
+        future.cancel()
+        claims.extend(batch)
+    inflight.clear()
+    reason = f"run stopped: {reason} (given back at once)"
+    try:
+        written = ledger.write_outcomes(
+            [ledger.released_write(c.recording_uuid, c.lease_token, reason) for c in claims]
+        )
+    except LedgerUnavailable:
+        return []  # their leases expire; the next run takes them over
+    return [
+        RecordingResult(c.recording_uuid, Outcome.RELEASED, reason=reason)
+        for c in claims
+        if c.recording_uuid not in written.stale
+    ]
 
 
 def _results(batch: list[Claim], future: Future[list[RecordingResult]]) -> list[RecordingResult]:
@@ -152,7 +211,9 @@ class RunSummary:
     problems: list[RecordingResult] = field(default_factory=list)
     finished: float | None = None
     stopped: RunStop | None = None
-    """Set when a run-wide failure stopped the run early (runstop.py)."""
+    """Set when a run-wide failure or a signal stopped the run early (runstop.py)."""
+    cut_short: bool = False
+    """The run gave back the claims in flight and did not wait for their batches."""
 
     def add(self, results: Iterable[RecordingResult]) -> None:
         for result in results:
@@ -229,6 +290,7 @@ class RunSummary:
             "bytes_archived": self.bytes_archived,
             "exit_code": self.exit_code,
             "stopped": self.stopped.to_dict() if self.stopped else None,
+            "cut_short": self.cut_short,
             "problems": [
                 {"recording_uuid": p.recording_uuid, "outcome": p.outcome.value, "reason": p.reason}
                 for p in self.problems

@@ -6,14 +6,18 @@ server); otherwise the same loop in this process, with no Prefect server started
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
 
+from tenios_io.checksum import remove_own_spools
 from tenios_io.cli._common import console, err_console, settings, state
 from tenios_io.cli._prefect import load_flow, prefect_api_url, prepare_logging, prepare_prefect
 from tenios_io.cli._runview import (
@@ -23,6 +27,7 @@ from tenios_io.cli._runview import (
     summary_table,
 )
 from tenios_io.config import Settings
+from tenios_io.interrupt import Interruption, RunInterrupted
 from tenios_io.ledger import ImportResult, NewRecording
 from tenios_io.ledger.importing import iter_import_file
 from tenios_io.pipeline import Pipeline, open_pipeline
@@ -106,9 +111,11 @@ def archive(
     flow: str,
     flow_args: dict[str, Any],
     before: Callable[[Pipeline, str], dict[str, Any]],
+    interruption: Interruption | None = None,
 ) -> Callable[[], dict[str, Any]]:
     """The run to call: the Prefect flow ``flow`` with ``flow_args`` when a Prefect API
-    is configured, else the same run in this process (no Prefect imported)."""
+    is configured, else the same run in this process (no Prefect imported), stopped by
+    ``interruption``'s signals."""
     if prefect_api_url() is not None:
         prepare_prefect(verbose)
         archive_flow = load_flow(flow)
@@ -125,9 +132,62 @@ def archive(
             time_budget_minutes=flow_args["time_budget_minutes"],
             rate_limit=flow_args.get("rate_limit"),
             before=before,
+            interruption=interruption,
         ).to_dict()
 
     return in_process
+
+
+def run_archival(
+    ctx: typer.Context,
+    *,
+    title: str,
+    flow: str,
+    flow_args: dict[str, Any],
+    before: Callable[[Preflight], Callable[[Pipeline, str], dict[str, Any]]],
+    register: Path | None = None,
+) -> NoReturn:
+    """Preflight, run (through Prefect or in this process), print the summary, exit.
+
+    In this process SIGINT and SIGTERM are the run's (interrupt.py): the first stops
+    claiming and lets the recordings in flight finish (within a grace), the second
+    gives their claims back at once; either way the summary is printed and the exit
+    code is 130 (SIGINT) or 143 (SIGTERM).  This process's spool files are removed on
+    every way out."""
+    cli = state(ctx)
+    cfg = settings(ctx)
+    interruption = None
+    if prefect_api_url() is None:
+        interruption = Interruption(
+            notify=lambda line: err_console.print(f"[yellow]{escape(line)}[/]", soft_wrap=True)
+        )
+    try:
+        with interruption.installed() if interruption is not None else nullcontext():
+            checked = preflight(cfg, flow_args["concurrency"], register=register)
+            call = archive(
+                cfg,
+                verbose=cli.verbose,
+                flow=flow,
+                flow_args=flow_args,
+                before=before(checked),
+                interruption=interruption,
+            )
+            limit = flow_args["limit"]
+            result = run_flow(title, min(checked.due, limit) if limit else checked.due, call)
+    except RunInterrupted as exc:
+        err_console.print(f"[red]{escape(str(exc))}: stopped before archiving anything[/]")
+        raise typer.Exit(exc.exit_code) from None
+    finally:
+        remove_own_spools(cfg.spool_dir)
+    code = int(result["exit_code"])
+    if interruption is not None and interruption.signal is not None and code == 0:
+        code = interruption.exit_code  # the signal came after the last batch
+    if result.get("cut_short"):
+        # The batches given back may still be working: end without waiting for them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -142,14 +202,12 @@ def nightly(
 
     Exit 0 when nothing ended failed or conflict in this run, 1 otherwise,
     2 when the preflight fails (database not migrated, bucket unreachable,
-    access key missing).
+    access key missing), 130 / 143 when stopped by SIGINT (Ctrl-C) / SIGTERM.
     """
     cli = state(ctx)
-    cfg = settings(ctx)
-    due = preflight(cfg, concurrency).due
-    call = archive(
-        cfg,
-        verbose=cli.verbose,
+    run_archival(
+        ctx,
+        title="nightly run",
         flow="nightly-archive",
         flow_args={
             "limit": limit,
@@ -158,10 +216,8 @@ def nightly(
             "time_budget_minutes": time_budget_minutes,
             "config_file": str(cli.config_file) if cli.config_file else None,
         },
-        before=sweep_first,
+        before=lambda _checked: sweep_first,
     )
-    result = run_flow("nightly run", min(due, limit) if limit else due, call)
-    raise typer.Exit(int(result["exit_code"]))
 
 
 @app.command()
@@ -185,19 +241,24 @@ def backfill(
     limit: Limit = None,
     time_budget_minutes: Budget = None,
 ) -> None:
-    """Import FILE (all-or-nothing), then archive. Resumable: run it again to continue."""
+    """Import FILE (all-or-nothing), then archive. Resumable: run it again to continue.
+
+    Exit codes as for `run nightly`.
+    """
     cli = state(ctx)
-    cfg = settings(ctx)
-    checked = preflight(cfg, concurrency, register=file)
-    imported = checked.imported or ImportResult(0, 0, 0, 0, 0)
 
-    def imported_first(_pipeline: Pipeline, _actor: str) -> dict[str, Any]:
-        # The preflight imported the file: the in-process run does not read it again.
-        return {"imported": {"added": imported.added, "known": imported.known}}
+    def imported_first(checked: Preflight) -> Callable[[Pipeline, str], dict[str, Any]]:
+        imported = checked.imported or ImportResult(0, 0, 0, 0, 0)
 
-    call = archive(
-        cfg,
-        verbose=cli.verbose,
+        def before(_pipeline: Pipeline, _actor: str) -> dict[str, Any]:
+            # The preflight imported the file: the in-process run does not read it again.
+            return {"imported": {"added": imported.added, "known": imported.known}}
+
+        return before
+
+    run_archival(
+        ctx,
+        title="backfill",
         flow="backfill",
         flow_args={
             "source_file": str(file),
@@ -209,6 +270,5 @@ def backfill(
             "config_file": str(cli.config_file) if cli.config_file else None,
         },
         before=imported_first,
+        register=file,
     )
-    result = run_flow("backfill", min(checked.due, limit) if limit else checked.due, call)
-    raise typer.Exit(int(result["exit_code"]))
