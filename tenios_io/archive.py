@@ -10,7 +10,10 @@ SFTP drop) is touched until the object has been verified by read-back.
 
 One S3 write per recording: the object carries its custody facts (uuids, SHA-256,
 size, source, fetch time, tool version, audio facts) as user metadata in the PUT
-that writes it; earlier versions wrote a ``.json`` sidecar beside it as well.
+that writes it; earlier versions wrote a ``.json`` sidecar beside it as well.  Once a
+batch's outcomes are in the ledger, one custody manifest names the batch's archived
+recordings (tenios_io/manifests.py); a crash before it loses nothing (the ledger
+queued them, and the next run writes it).
 
 Custody events per recording: ``claimed`` (at claim) → ``fetched``, ``uploaded``
 (or ``found_archived`` after a crash), ``verified``, ``archived`` (one write, after
@@ -24,10 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,7 @@ from tenios_io.exceptions import (
 from tenios_io.lease import LeaseKeeper
 from tenios_io.ledger import Claim, LeasedWrite, Ledger, State
 from tenios_io.ledger.custody import format_time
+from tenios_io.manifests import write_batch_manifest
 from tenios_io.release import release_archived
 from tenios_io.retry import Decision, RetryPolicy
 from tenios_io.runstop import RunGuard
@@ -71,6 +78,8 @@ class Outcome(StrEnum):
 
 #: Outcomes that make a run exit 1 (README "Exit codes": failed or conflict in this run).
 PROBLEMS = frozenset({Outcome.FAILED, Outcome.CONFLICT})
+#: Outcomes whose recording is archived in the ledger now (and named in a manifest).
+IN_MANIFEST = frozenset({Outcome.ARCHIVED, Outcome.ALREADY_ARCHIVED})
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,7 @@ class Archiver:
         spool_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         guard: RunGuard | None = None,
+        run_id: str | None = None,
     ) -> None:
         if not sources:
             raise ValueError("at least one recording source is needed")
@@ -151,6 +161,9 @@ class Archiver:
         self._clock = clock
         self.guard = guard or RunGuard()
         """Shared by every batch of the run: once tripped, claims are released unworked."""
+        self.run_id = run_id or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        """Names this run's custody manifests (``{run_id}-{batch}.jsonl``)."""
+        self._batches = itertools.count(1)
 
     def archive_batch(
         self, claims: Sequence[Claim], *, deadline: float | None = None
@@ -165,6 +178,7 @@ class Archiver:
         ``in_progress`` under leases that expire, and the next claim finds their
         objects already in the bucket.
         The source copy (SFTP) is released only after the ledger says ``archived``.
+        Then the batch's custody manifest is written (:meth:`write_manifest`).
 
         Past ``deadline`` (this clock's seconds) the remaining claims are released
         unworked: pending again, due now, the attempt not counted.
@@ -194,7 +208,27 @@ class Archiver:
                     results.extend(self._write(unwritten, keeper))
                     unwritten = []
             results.extend(self._write(unwritten, keeper))
+        self.write_manifest(results)
         return results
+
+    def write_manifest(self, results: Sequence[RecordingResult]) -> None:
+        """The custody manifest of a batch's archived recordings, once their outcomes are
+        in the ledger.  Never raises for S3 or the ledger: what is not written stays
+        queued in the ledger, and the next run writes it."""
+        archived = [r.recording_uuid for r in results if r.outcome in IN_MANIFEST]
+        if not archived:
+            return
+        batch = f"{next(self._batches):06d}"
+        try:
+            write_batch_manifest(self.ledger, self.store, archived, run_id=self.run_id, batch=batch)
+        except TeniosArchiveError as exc:
+            log.warning(
+                "custody manifest of batch %s-%s not written (%s): the ledger keeps its "
+                "recordings queued and the next run writes it",
+                self.run_id,
+                batch,
+                exc,
+            )
 
     def archive_one(self, claim: Claim) -> RecordingResult:
         """Fetch, hash, upload, verify and record one claimed recording.
@@ -203,6 +237,7 @@ class Archiver:
         (retry later, missing, failed, conflict) and the result says which.
         """
         (result,) = self._write([self._work(claim)], None)
+        self.write_manifest([result])
         return result
 
     def _write(

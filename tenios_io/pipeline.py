@@ -29,9 +29,11 @@ from tenios_io.exceptions import (
     SourceError,
     SourceUnavailable,
     StoreUnavailable,
+    TeniosArchiveError,
 )
 from tenios_io.ledger import Ledger, create_ledger_engine
 from tenios_io.ledger.schema import require_current
+from tenios_io.manifests import ManifestWritten, write_missing_manifests
 from tenios_io.retry import RetryPolicy
 from tenios_io.sftp import SftpDrop, SftpSource
 from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
@@ -147,6 +149,7 @@ class Pipeline:
                 self.store.bucket,
                 binding.key,
             )
+        self.write_missing_manifests()
         if self.sftp is not None:
             try:
                 self.sftp.source().drop.check()
@@ -156,6 +159,21 @@ class Pipeline:
             except (SourceError, ConfigError) as exc:
                 raise ConfigError(f"preflight: SFTP drop not usable: {exc}") from None
         return status
+
+    def write_missing_manifests(self) -> list[ManifestWritten]:
+        """The custody manifests an earlier run left unwritten (it crashed, or S3 refused
+        them): recordings archived longer than a lease ago and still not in one.  A
+        failure here is logged, never fatal: they are tried again next run."""
+        try:
+            return write_missing_manifests(
+                self.ledger,
+                self.store,
+                run_id=self.archiver.run_id,
+                grace_seconds=self.settings.lease_seconds,
+            )
+        except TeniosArchiveError as exc:
+            logger.warning("missing custody manifests not written (%s): tried again next run", exc)
+            return []
 
     def sweep(self, *, actor: str) -> SweepReport | None:
         """Sweep the SFTP drop (None when no drop is configured); a drop that is down

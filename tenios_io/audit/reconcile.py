@@ -11,9 +11,12 @@ Like ``rclone check``, it lists what does not line up, per category:
 ``archived_without_object``
     ``archived`` rows whose object is not in the listing (deleted, or hidden by a
     delete marker);
+``archived_without_manifest``
+    ``archived`` rows that no custody manifest in the bucket names yet (the run that
+    archived them stopped before writing it; the next run writes it);
 ``unrecognised_keys``
-    keys under the prefix that are neither recordings, sidecars, checkpoints nor
-    the store's probe object;
+    keys under the prefix that are neither recordings, sidecars, custody manifests,
+    checkpoints, the custody log nor the store's probe object;
 ``drop_files_not_registered``
     files in the SFTP drop (when one is given) that matched no ledger row: their
     recording_uuid is unknown, or their name is ambiguous (several UUIDs, none known);
@@ -42,6 +45,7 @@ from tenios_io.audit.identity import ledger_id_key
 from tenios_io.custodylog.layout import log_prefix
 from tenios_io.ledger import Ledger, Recording, State
 from tenios_io.store import PROBE_NAME, SIDECAR_SUFFIX, ArchiveStore, parse_object_key
+from tenios_io.store.keys import manifest_prefix
 
 _PAGE = 1000
 _T = TypeVar("_T")
@@ -54,6 +58,7 @@ class Category(StrEnum):
     OBJECTS_NOT_IN_LEDGER = "objects_not_in_ledger"
     OBJECTS_NOT_ARCHIVED = "objects_not_archived"
     ARCHIVED_WITHOUT_OBJECT = "archived_without_object"
+    ARCHIVED_WITHOUT_MANIFEST = "archived_without_manifest"
     UNRECOGNISED_KEYS = "unrecognised_keys"
     DROP_FILES_NOT_REGISTERED = "drop_files_not_registered"
     CONTENT_UNDER_SEVERAL_IDS = "content_under_several_ids"
@@ -126,6 +131,7 @@ def reconcile(
     """
     report = ReconcileReport()
     started = ledger.now()
+    unmanifested = {key for key, queued in ledger.manifests_pending() if queued <= started}
     tick = on_progress or (lambda _phase, _n: None)
     seen_objects: set[str] = set()
 
@@ -153,6 +159,19 @@ def reconcile(
             )
         if report.archived_rows % _PAGE == 0:
             tick("ledger", _PAGE)
+
+    # Still queued now, and already before the listing began: the run that archived them
+    # is not about to write their manifest (it writes it right after their outcomes).
+    still = {key for key, _ in ledger.manifests_pending()} & unmanifested
+    for rec in ledger.rows_for(still).values():
+        if rec.state is State.ARCHIVED:
+            report.add(
+                Category.ARCHIVED_WITHOUT_MANIFEST,
+                rec.s3_key or "(no key in the ledger)",
+                rec.recording_uuid,
+                "archived; no custody manifest in the bucket names it yet (the next run "
+                "writes the missing manifests)",
+            )
 
     for digest, ids in ledger.shared_content():
         for recording_uuid in ids:
@@ -205,13 +224,16 @@ def _classify(store: ArchiveStore, report: ReconcileReport) -> Iterator[_Listed]
             if owner is not None:
                 yield _Listed(key, owner.recording_uuid, sidecar=True)
                 continue
-        if key in (probe, ledger_id) or key.startswith((checkpoints, log_prefix(prefix))):
+        if key in (probe, ledger_id) or key.startswith(
+            (checkpoints, log_prefix(prefix), manifest_prefix(prefix))
+        ):
             continue
         report.add(
             Category.UNRECOGNISED_KEYS,
             key,
             None,
-            "neither a recording, a sidecar, a checkpoint nor the probe object",
+            "neither a recording, a sidecar, a custody manifest, a checkpoint, the custody "
+            "log nor the probe object",
         )
 
 

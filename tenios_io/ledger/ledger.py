@@ -11,6 +11,7 @@ disagree.  The Ledger is assembled from one part per job:
 - :mod:`~tenios_io.ledger.actions` — requeue, annotations, free-standing events;
 - :mod:`~tenios_io.ledger.releases` — SFTP releases: the intent before, the outcome after;
 - :mod:`~tenios_io.ledger.sightings` — what the sweeps saw of the drop, by the database clock;
+- :mod:`~tenios_io.ledger.manifests` — archived recordings whose manifest is not written yet;
 - :mod:`~tenios_io.ledger.reads` — everything that only reads, the audit's questions too;
 - :mod:`~tenios_io.ledger.core` — the engine, clocks, write transactions, the sequencer.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 from tenios_io.ledger.actions import OperatorActions
 from tenios_io.ledger.identity import read_ledger_id
 from tenios_io.ledger.intake import Intake
+from tenios_io.ledger.manifests import ManifestQueue
 from tenios_io.ledger.reads import Reads
 from tenios_io.ledger.records import (
     Claim,
@@ -39,7 +41,14 @@ from tenios_io.ledger.workqueue import LeasedWrite, OutcomesWritten, WorkQueue
 
 
 class Ledger(
-    WorkQueue, Intake, Registration, OperatorActions, SourceReleases, DropSightings, Reads
+    WorkQueue,
+    Intake,
+    Registration,
+    OperatorActions,
+    SourceReleases,
+    DropSightings,
+    ManifestQueue,
+    Reads,
 ):
     """Register, claim, transition and audit recordings (SQLite or PostgreSQL)."""
 

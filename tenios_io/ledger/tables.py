@@ -14,6 +14,8 @@ when unchanged by the database clock): the drop's stability check (sightings.py)
 with plain SQL, and every run drains it through the normal registration (intake.py).
 ``ledger_identity`` holds this ledger's id (one row), which the archive bucket keeps
 too (identity.py): a ledger and a bucket prefix know each other.
+``manifest_queue`` holds the archived recordings whose batch's custody manifest is not
+in the bucket yet (manifests.py): the next run writes what a crash left.
 """
 
 from __future__ import annotations
@@ -172,4 +174,14 @@ drop_sightings = sa.Table(
     sa.Column("mtime", sa.Float, nullable=False),
     sa.Column("first_seen_at", TS, nullable=False),
     sa.Column("complete", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+manifest_queue = sa.Table(
+    "manifest_queue",
+    metadata,
+    # One row per archived recording not yet in a written custody manifest: inserted in
+    # the transaction that archives it, deleted once its batch's manifest is in the
+    # bucket.  A row left behind (a crash before the manifest) is written by the next run.
+    sa.Column("recording_uuid", sa.String(36), primary_key=True),
+    sa.Column("queued_at", TS, nullable=False, index=True),
 )

@@ -37,6 +37,7 @@ from tenios_io.ledger.custody import (
     format_time,
     insert_queue_rows,
 )
+from tenios_io.ledger.manifests import queue_manifest_rows
 from tenios_io.ledger.records import Claim, Recording, as_utc
 from tenios_io.ledger.states import State, check_transition
 from tenios_io.ledger.tables import recordings
@@ -532,7 +533,8 @@ class WorkQueue(LedgerCore):
     ) -> OutcomesWritten:
         """Write several claims' outcomes (a batch's, as the pipeline does) in ONE
         transaction: one locking read, one ``UPDATE`` per shape of update (executemany),
-        one insert of all their custody events.
+        one insert of all their custody events, and the archived ones queued for their
+        batch's custody manifest (:mod:`~tenios_io.ledger.manifests`).
 
         Each row is fenced by its lease token: a write whose lease is no longer ours
         changes nothing and is reported in ``stale``; the others are written.  All or
@@ -589,6 +591,11 @@ class WorkQueue(LedgerCore):
                 queue_rows.extend(rows)
                 digests[write.recording_uuid] = [canonical_row_digest(row) for row in rows]
             insert_queue_rows(conn, queue_rows)
+            queue_manifest_rows(
+                conn,
+                [write.recording_uuid for write, _ in ours if write.target is State.ARCHIVED],
+                now,
+            )
             crashpoints.reached("leased_write_uncommitted")
         return OutcomesWritten(digests, stale)
 

@@ -1,4 +1,5 @@
-"""Object keys: ``{prefix}/{yyyy}/{mm}/{dd}/{uuid}.{ext}``, their sidecars, and the probe.
+"""Object keys: ``{prefix}/{yyyy}/{mm}/{dd}/{uuid}.{ext}``, custody manifests, the probe,
+and the ``.json`` sidecars earlier versions wrote.
 
 Keys are built from the ledger's fixed date, so every retry targets the same
 key, and nothing from the input can add or escape a path segment.
@@ -12,9 +13,12 @@ from typing import Final, NamedTuple
 
 __all__ = [
     "EXTENSIONS",
+    "MANIFEST_DIR",
     "PROBE_NAME",
     "SIDECAR_SUFFIX",
     "KeyParts",
+    "manifest_key",
+    "manifest_prefix",
     "object_key",
     "parse_object_key",
     "probe_key",
@@ -26,6 +30,7 @@ EXTENSIONS: Final = frozenset({"wav", "mp3", "bin"})
 """Recording extensions an object key may end in (what checksum.detect_content_type yields)."""
 PROBE_NAME: Final = ".tenios-archive-probe"
 SIDECAR_SUFFIX: Final = ".json"
+MANIFEST_DIR: Final = "_custody/manifests"
 
 _UUID_RE: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -76,8 +81,29 @@ def object_key(prefix: str, recording_uuid: str, day: date, extension: str) -> s
     return f"{clean_prefix}/{path}" if clean_prefix else path
 
 
+def manifest_prefix(prefix: str) -> str:
+    """Where custody manifests live under ``prefix`` (ends with ``/``)."""
+    clean_prefix = validate_prefix(prefix)
+    return f"{clean_prefix}/{MANIFEST_DIR}/" if clean_prefix else f"{MANIFEST_DIR}/"
+
+
+def manifest_key(prefix: str, day: date, run_id: str, batch: str) -> str:
+    """``{prefix}/_custody/manifests/{yyyy}/{mm}/{dd}/{run_id}-{batch}.jsonl``.
+
+    ``run_id`` and ``batch`` must be plain segments (letters, digits, ``.``, ``_``, ``-``).
+    """
+    for name, value in (("run_id", run_id), ("batch", batch)):
+        if not _SEGMENT_RE.fullmatch(value) or set(value) == {"."}:
+            raise ValueError(f"{name} {value!r} is not a plain key segment")
+    return (
+        f"{manifest_prefix(prefix)}{day.year:04d}/{day.month:02d}/{day.day:02d}/"
+        f"{run_id}-{batch}.jsonl"
+    )
+
+
 def sidecar_key(key: str) -> str:
-    """The custody sidecar's key: the object key plus ``.json``."""
+    """The key of the custody sidecar an earlier version wrote: the object key plus
+    ``.json`` (this version writes none)."""
     return key + SIDECAR_SUFFIX
 
 

@@ -7,11 +7,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
+from unittest import mock
 
 import pytest
 
 from tenios_io.audit import Category, drop_entries, reconcile, write_checkpoint
+from tenios_io.exceptions import StoreUnavailable
 from tenios_io.ledger import NewRecording
+from tenios_io.manifests import write_missing_manifests
 from tenios_io.store import sidecar_key
 from tests.fixtures.sshd import SftpServer
 from tests.integration.test_audit_support import AuditWorld, make_world
@@ -37,9 +40,10 @@ def test_a_consistent_archive_reconciles(world: AuditWorld) -> None:
     write_checkpoint(world.ledger, world.store)  # a checkpoint object
     report = reconcile(world.ledger, world.store, drop=[])
     assert report.ok, report.findings
-    # one object per recording (no sidecars), the probe, the checkpoint, and the custody
-    # log's four objects (entry bundle, hash tile, numbered and latest signed checkpoint)
-    assert (report.listed_keys, report.archived_rows, report.drop_files) == (3 + 2 + 4, 3, 0)
+    # one object per recording (no sidecars), the batch's custody manifest, the probe, the
+    # checkpoint, and the custody log's four objects (entry bundle, hash tile, numbered
+    # and latest signed checkpoint)
+    assert (report.listed_keys, report.archived_rows, report.drop_files) == (3 + 1 + 2 + 4, 3, 0)
 
 
 def test_an_archive_of_an_earlier_version_reconciles_with_or_without_sidecars(
@@ -53,11 +57,13 @@ def test_an_archive_of_an_earlier_version_reconciles_with_or_without_sidecars(
     world.s3.delete_object(Bucket=world.bucket, Key=sidecar_key(key))  # never required
     report = reconcile(world.ledger, world.store)
     assert report.ok, report.findings
-    assert report.listed_keys == 3 + 1
+    assert report.listed_keys == 3 + 1 + 1  # objects, the one sidecar left, one manifest
 
 
 def test_every_category_is_found_and_counted(world: AuditWorld) -> None:
     gone_object, kept = world.archive(2)
+    with mock.patch.object(world.store, "put_document", side_effect=StoreUnavailable("S3 down")):
+        (unmanifested,) = world.archive(1)  # archived, but its manifest was not written
     obj_key = world.get(gone_object).s3_key
     assert obj_key
     world.s3.delete_object(Bucket=world.bucket, Key=obj_key)
@@ -82,12 +88,20 @@ def test_every_category_is_found_and_counted(world: AuditWorld) -> None:
         Category.OBJECTS_NOT_IN_LEDGER: 2,
         Category.OBJECTS_NOT_ARCHIVED: 1,
         Category.ARCHIVED_WITHOUT_OBJECT: 1,
+        Category.ARCHIVED_WITHOUT_MANIFEST: 1,
         Category.UNRECOGNISED_KEYS: 1,
         Category.DROP_FILES_NOT_REGISTERED: 1,
         Category.CONTENT_UNDER_SEVERAL_IDS: 0,
     }
     assert locations(report, Category.OBJECTS_NOT_IN_LEDGER) == [stray, stray + ".json"]
     assert locations(report, Category.ARCHIVED_WITHOUT_OBJECT) == [obj_key]
+    (no_manifest,) = report.findings[Category.ARCHIVED_WITHOUT_MANIFEST]
+    assert no_manifest.recording_uuid == unmanifested
+    # The next run writes it (what the pipeline's preflight does), and then all is well.
+    written = write_missing_manifests(world.ledger, world.store, run_id="next", grace_seconds=0)
+    assert [w.recordings for w in written] == [1]
+    again = reconcile(world.ledger, world.store, drop)
+    assert again.counts()[Category.ARCHIVED_WITHOUT_MANIFEST] == 0
     assert locations(report, Category.UNRECOGNISED_KEYS) == ["recordings/notes.txt"]
     assert locations(report, Category.DROP_FILES_NOT_REGISTERED) == [f"/drop/{unregistered}.wav"]
     (not_archived,) = report.findings[Category.OBJECTS_NOT_ARCHIVED]

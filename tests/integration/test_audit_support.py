@@ -25,7 +25,11 @@ from tenios_io.ledger.tables import custody_events
 from tenios_io.retry import RetryPolicy
 from tenios_io.sources import Fetched, FetchRequest, Sink
 from tenios_io.store import ArchiveStore, RetentionMode
-from tests.fixtures.legacy import write_legacy_sidecar, writing_as_earlier_version
+from tests.fixtures.legacy import (
+    forget_manifests,
+    write_legacy_sidecar,
+    writing_as_earlier_version,
+)
 from tests.fixtures.moto import sample_wav
 
 if TYPE_CHECKING:
@@ -109,6 +113,7 @@ class AuditWorld:
             results = archiver.archive_batch(claims)
         assert {r.outcome for r in results} == {Outcome.ARCHIVED}, results
         if earlier_version:
+            forget_manifests(self.ledger, ids)
             for key in ids:
                 write_legacy_sidecar(self.s3, self.ledger, self.ledger.get(key))
         self.ledger.integrate_all()  # as a run does before its checkpoint

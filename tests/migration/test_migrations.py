@@ -36,6 +36,7 @@ def test_upgrade_downgrade_upgrade_then_no_drift(empty_database_url: str) -> Non
         "source_releases",
         "ledger_identity",
         "drop_sightings",
+        "manifest_queue",
     }
     downgrade(url)
     assert current_revision(url) is None and _tables(url) == set()

@@ -25,7 +25,7 @@ from tenios_io.exceptions import (
     SourceFileMissing,
     SourceUnavailable,
 )
-from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
+from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine, custody
 from tenios_io.ledger.schema import upgrade
 from tenios_io.retry import RetryPolicy
 from tenios_io.sources import Fetched, FetchRequest, Sink
@@ -69,6 +69,11 @@ class FakeStore:
     error: Exception | None = None
     uploads: list[Spooled] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    documents: dict[str, bytes] = field(default_factory=dict)
+    bucket: str = "b"
+    prefix: str = "recordings"
+    retention_mode: str = "governance"
+    retention_days: int = 30
     holds: list[bool] = field(default_factory=list)
     held_later: list[tuple[str, str | None]] = field(default_factory=list)
 
@@ -92,6 +97,11 @@ class FakeStore:
             already_archived=False,
             legal_hold=kw["legal_hold"],
         )
+
+    def put_document(self, key: str, body: bytes, **kw: Any) -> str | None:
+        assert key not in self.documents  # written once
+        self.documents[key] = body
+        return "v1"
 
     def set_legal_hold(self, key: str, version_id: str | None, on: bool) -> None:
         assert on
@@ -165,6 +175,13 @@ def test_archives_records_events_and_removes_the_spool(ledger: Ledger, tmp_path:
     assert call["fetched_at"] == json.loads(events[2]["details"])["fetched_at"]
     assert (call["recording_uuid"], call["source"]) == (REC, "api")
     assert call["audio_metadata"]["codec"] == "pcm"
+    # Then the batch's custody manifest: one line naming the object and its events.
+    ((key, body),) = store.documents.items()
+    assert key.startswith("recordings/_custody/manifests/") and key.endswith("-000001.jsonl")
+    (line,) = [json.loads(text) for text in body.decode().splitlines()]
+    assert (line["recording_uuid"], line["key"], line["version_id"]) == (REC, rec.s3_key, "v1")
+    assert line["events"] == [custody.row_digest(e) for e in events]
+    assert ledger.manifests_pending() == []
     assert list(tmp_path.glob("tenios-*.spool")) == []
     assert recorder.bytes == len(WAV) and recorder.done == ["archived"]
 

@@ -7,6 +7,7 @@ from datetime import date, datetime
 import pytest
 
 from tenios_io.store import KeyParts, object_key, parse_object_key, sidecar_key, validate_prefix
+from tenios_io.store.keys import manifest_key, manifest_prefix
 
 UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
@@ -112,3 +113,18 @@ def test_parse_is_the_inverse_and_rejects_everything_else() -> None:
         f"recordings/2024/02/29/{UUID}.exe",
     ]:
         assert parse_object_key("recordings", other) is None, other
+
+
+def test_manifest_keys() -> None:
+    day = date(2026, 12, 3)
+    assert manifest_key("recordings", day, "20261203T010203Z-ab12cd34", "000007") == (
+        "recordings/_custody/manifests/2026/12/03/20261203T010203Z-ab12cd34-000007.jsonl"
+    )
+    assert manifest_key("", day, "run", "1") == "_custody/manifests/2026/12/03/run-1.jsonl"
+    assert manifest_prefix("a/b/") == "a/b/_custody/manifests/"
+    for run_id, batch in (("a/b", "1"), ("run", ".."), ("", "1"), ("run", "x y")):
+        with pytest.raises(ValueError, match="plain key segment"):
+            manifest_key("recordings", day, run_id, batch)
+    # A manifest is never taken for a recording.
+    key = manifest_key("recordings", day, "run", "000001")
+    assert parse_object_key("recordings", key) is None

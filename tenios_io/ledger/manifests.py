@@ -1,0 +1,140 @@
+"""Custody manifests still to be written: the ``manifest_queue``.
+
+Each archived batch gets one custody manifest in the bucket (tenios_io/manifests.py).
+A recording enters the queue in the transaction that archives it
+(:meth:`WorkQueue.write_outcomes`) and leaves it once a manifest naming it is in the
+bucket, so a crash in between loses nothing: the ledger has every fact the manifest
+holds, and the next run writes the manifests that are missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from tenios_io.ledger import custody
+from tenios_io.ledger.core import LedgerCore
+from tenios_io.ledger.records import Recording, as_utc
+from tenios_io.ledger.states import State
+from tenios_io.ledger.tables import custody_events, custody_queue, manifest_queue, recordings
+
+__all__ = ["ManifestEntry", "ManifestQueue"]
+
+_M = manifest_queue.c
+_CHUNK = 900
+"""uuids per IN (...) list (SQLite's variable limit is far above; keeps statements small)."""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One archived recording as its manifest line tells it."""
+
+    recording: Recording
+    event_digests: tuple[str, ...]
+    """The entry digests (custody.entry_digest) of its custody events up to ``archived``,
+    in chain order: what the custody log holds for it."""
+
+
+class ManifestQueue(LedgerCore):
+    """Which archived recordings still wait for their custody manifest."""
+
+    def manifest_entries(self, recording_uuids: Iterable[str]) -> list[ManifestEntry]:
+        """The archived recordings among ``recording_uuids`` with their event digests,
+        in uuid order (one read of rows and one of events per chunk)."""
+        keys = sorted({key.lower() for key in recording_uuids})
+        entries: list[ManifestEntry] = []
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(recordings).where(
+                        recordings.c.recording_uuid.in_(chunk),
+                        recordings.c.state == State.ARCHIVED.value,
+                    )
+                ).mappings()
+                found = {row["recording_uuid"]: Recording.from_row(row) for row in rows}
+                digests = _event_digests(conn, list(found))
+            entries.extend(
+                ManifestEntry(found[key], tuple(digests.get(key, ()))) for key in sorted(found)
+            )
+        return entries
+
+    def manifests_written(self, recording_uuids: Iterable[str]) -> None:
+        """These recordings are in a manifest in the bucket: out of the queue."""
+        keys = sorted({key.lower() for key in recording_uuids})
+        if not keys:
+            return
+        with self._write() as conn:
+            for start in range(0, len(keys), _CHUNK):
+                conn.execute(
+                    manifest_queue.delete().where(
+                        _M.recording_uuid.in_(keys[start : start + _CHUNK])
+                    )
+                )
+
+    def manifests_missing(self, *, queued_before: datetime, limit: int = 10_000) -> list[str]:
+        """Recordings queued at or before ``queued_before`` whose manifest is still not written
+        (their writer crashed, or S3 refused it), oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(_M.recording_uuid)
+                .where(_M.queued_at <= queued_before)
+                .order_by(_M.queued_at, _M.recording_uuid)
+                .limit(limit)
+            )
+            return [row.recording_uuid for row in rows]
+
+    def manifests_pending(self) -> list[tuple[str, datetime]]:
+        """Every recording waiting for its manifest, with when it was queued."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(_M.recording_uuid, _M.queued_at).order_by(_M.queued_at, _M.recording_uuid)
+            )
+            out = []
+            for row in rows:
+                queued = as_utc(row.queued_at)
+                assert queued is not None
+                out.append((row.recording_uuid, queued))
+            return out
+
+
+def queue_manifest_rows(conn: sa.Connection, recording_uuids: Sequence[str], now: datetime) -> None:
+    """Queue just-archived recordings for their manifest, in the archiving transaction."""
+    if recording_uuids:
+        conn.execute(
+            manifest_queue.insert(),
+            [{"recording_uuid": key, "queued_at": now} for key in recording_uuids],
+        )
+
+
+def _event_digests(conn: sa.Connection, keys: Sequence[str]) -> dict[str, list[str]]:
+    """Each recording's event entry digests up to its ``archived`` event, in chain order:
+    integrated events by seq, then what still waits in the queue, read in ONE statement
+    (one snapshot, so an event the sequencer moves meanwhile is seen exactly once)."""
+    if not keys:
+        return {}
+    columns: list[Any] = ["recording_uuid", "event", "actor", "occurred_at", "details"]
+    integrated = sa.select(
+        *(custody_events.c[name] for name in columns),
+        sa.literal(0).label("part"),
+        custody_events.c.seq.label("position"),
+    ).where(custody_events.c.recording_uuid.in_(keys))
+    queued = sa.select(
+        *(custody_queue.c[name] for name in columns),
+        sa.literal(1).label("part"),
+        custody_queue.c.id.label("position"),
+    ).where(custody_queue.c.recording_uuid.in_(keys))
+    union = sa.union_all(integrated, queued).subquery()
+    query = sa.select(union).order_by(union.c.part, union.c.position)
+    digests: dict[str, list[str]] = {}
+    archived_upto: dict[str, int] = {}
+    for row in conn.execute(query).mappings():
+        found = digests.setdefault(row["recording_uuid"], [])
+        found.append(custody.row_digest(row))
+        if row["event"] == "archived":
+            archived_upto[row["recording_uuid"]] = len(found)
+    return {key: found[: archived_upto.get(key, len(found))] for key, found in digests.items()}
