@@ -16,9 +16,13 @@ sshd into the same moto server, 8 at a time (`rclone copy --transfers 8`; `run n
   so the first sweep finds every file settled.  A second run, with nothing left to
   archive, is timed too: start-up plus a sweep of the drop.
 
-Prints both wall times and rclone/ours (≥ 1.0: ours is at least as fast), and exits 1 if
+rclone runs a second time with ``--sftp-disable-hashcheck``: what it does against a server
+that runs no shell commands (sizes compared only), reported for reference.
+
+Prints the wall times and rclone/ours (≥ 1.0: ours is at least as fast), and exits 1 if
 the 200 x 1 MiB ratio is under its floor; 20 x 50 MiB is reported only.  moto is slow
-and the machine may be shared: the figures are noisy.
+and the machine may be shared: the figures are noisy.  BENCH_RCLONE_PROFILER runs each
+`run nightly` under a profiler (see ``PROFILER``).
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ FLOORS = {"small": 1.0}  # rclone's wall time / ours
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
 REGION = "us-east-1"
 TENIOS = Path(sys.executable).with_name("tenios-archive")
+PROFILER = "BENCH_RCLONE_PROFILER"
+"""A command `run nightly` runs under, ``{run}`` naming the run, e.g. ``py-spy record
+--threads --idle --format raw -o /tmp/{run}.txt --`` (all threads, unlike pyinstrument)."""
 INSTALL = "rclone is not installed: apt-get install -y rclone (Debian/Ubuntu), or see rclone.org"
 
 
@@ -69,6 +76,10 @@ def run(command: list[str], env: dict[str, str], what: str) -> Timed:
     if done.returncode != 0:
         raise SystemExit(f"{what} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return Timed(seconds, done.stdout + done.stderr)
+
+
+def profiler(run: str) -> list[str]:
+    return [part.replace("{run}", run) for part in os.environ.get(PROFILER, "").split()]
 
 
 def wall(label: str, seconds: float, total: int) -> None:
@@ -135,6 +146,18 @@ def ours_env(
     return env
 
 
+def rclone(server: SftpServer, endpoint: str, config: Path, bucket: str, *extra: str) -> Timed:
+    """`rclone copy` of the whole drop into ``bucket``/recordings, logging each check."""
+    return run(
+        [
+            "rclone", "copy", f"drop:{server.drop_dir}", f"moto:{bucket}/recordings",
+            "--transfers", str(TRANSFERS), "--checkers", str(TRANSFERS), "-vv", *extra,
+        ],
+        rclone_env(server, endpoint, config),
+        "rclone copy",
+    )  # fmt: skip
+
+
 def objects_in(client: object, bucket: str) -> tuple[int, int]:
     """(count, bytes) of the ``.wav`` objects in ``bucket``."""
     count = size = 0
@@ -161,29 +184,27 @@ def bench_case(
                 f"rclone-{name}-{uuid.uuid4().hex[:8]}",
                 f"ours-{name}-{uuid.uuid4().hex[:8]}",
             )
-            for bucket in (bucket_rclone, bucket_ours):
+            bucket_size_only = f"rclone-size-only-{name}-{uuid.uuid4().hex[:8]}"
+            for bucket in (bucket_rclone, bucket_size_only, bucket_ours):
                 client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
 
             config = tmp / "rclone" / "rclone.conf"
             config.parent.mkdir()
             config.touch()
-            copy = run(
-                [
-                    "rclone", "copy", f"drop:{server.drop_dir}", f"moto:{bucket_rclone}/recordings",
-                    "--transfers", str(TRANSFERS), "--checkers", str(TRANSFERS), "-vv",
-                ],
-                rclone_env(server, endpoint, config),
-                "rclone copy",
-            )  # fmt: skip
+            copy = rclone(server, endpoint, config, bucket_rclone)
             verified = len(re.findall(r": md5 = [0-9a-f]{32} OK", copy.output))
-            size_only = "aborting Dst hash check" in copy.output or verified == 0
             wall("rclone copy", copy.seconds, total)
-            if size_only:
-                print(f"    rclone compared sizes only for {count - verified} of {count} files")
+            if verified == 0:
+                print(f"    rclone compared sizes only ({count} files; no hash from the SFTP side)")
             else:
                 print(
                     f"    rclone verified the MD5 of {verified} of {count} files (md5sum on sshd)"
                 )
+            size_only = rclone(
+                server, endpoint, config, bucket_size_only, "--sftp-disable-hashcheck"
+            )
+            wall("rclone, sizes only", size_only.seconds, total)
+            print("    (--sftp-disable-hashcheck: what rclone does when the server runs no md5sum)")
 
             database_url = database or f"sqlite:///{tmp / 'ledger.db'}"
             env = ours_env(server, endpoint, bucket_ours, database_url, tmp)
@@ -194,12 +215,16 @@ def bench_case(
                 str(TENIOS), "run", "nightly", "--concurrency", str(TRANSFERS),
                 "--batch-size", str(max(1, count // TRANSFERS)),
             ]  # fmt: skip
-            ours = run(nightly, env, "run nightly")
+            ours = run([*profiler(f"{name}-nightly"), *nightly], env, "run nightly")
             wall("run nightly", ours.seconds, total)
-            again = run(nightly, env, "run nightly again")
+            again = run([*profiler(f"{name}-again"), *nightly], env, "run nightly again")
             print(f"  {'run nightly again':<22} {again.seconds:7.2f} s  (nothing left to archive)")
 
-            for label, bucket in (("rclone", bucket_rclone), ("ours", bucket_ours)):
+            for label, bucket in (
+                ("rclone", bucket_rclone),
+                ("rclone, sizes only", bucket_size_only),
+                ("ours", bucket_ours),
+            ):
                 got = objects_in(client, bucket)
                 if got != (count, total):
                     raise SystemExit(f"{label}: bucket holds {got}, expected ({count}, {total})")
@@ -208,7 +233,8 @@ def bench_case(
             verdict = (
                 "" if floor is None else ("  ok" if ratio >= floor else f"  BELOW FLOOR {floor}")
             )
-            print(f"  rclone/ours wall time  {ratio:5.2f}{verdict}", flush=True)
+            print(f"  rclone/ours wall time  {ratio:5.2f}{verdict}")
+            print(f"  rclone sizes only/ours {size_only.seconds / ours.seconds:5.2f}", flush=True)
             return ratio
 
 
