@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -67,23 +68,37 @@ INSTALL = "rclone is not installed: apt-get install -y rclone (Debian/Ubuntu), o
 class Timed:
     seconds: float
     output: str
+    cpu_seconds: float
+    """User + system CPU of the process and its children (not the sshd's or moto's)."""
 
 
 def run(command: list[str], env: dict[str, str], what: str) -> Timed:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
     if done.returncode != 0:
         raise SystemExit(f"{what} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    return Timed(seconds, done.stdout + done.stderr)
+    return Timed(seconds, done.stdout + done.stderr, cpu)
+
+
+def batch_size(count: int) -> int:
+    """Small enough that the sliding window keeps all 8 slots busy to the end (about
+    four batches per slot), as rclone hands out single files."""
+    return max(1, count // (TRANSFERS * 4))
 
 
 def profiler(run: str) -> list[str]:
     return [part.replace("{run}", run) for part in os.environ.get(PROFILER, "").split()]
 
 
-def wall(label: str, seconds: float, total: int) -> None:
-    print(f"  {label:<22} {seconds:7.2f} s  {total / MiB / seconds:7.1f} MiB/s")
+def wall(label: str, timed: Timed, total: int) -> None:
+    print(
+        f"  {label:<22} {timed.seconds:7.2f} s  {total / MiB / timed.seconds:7.1f} MiB/s"
+        f"  CPU {timed.cpu_seconds:6.2f} s"
+    )
 
 
 def fill_drop(drop_dir: Path, count: int, mib: int) -> int:
@@ -193,7 +208,7 @@ def bench_case(
             config.touch()
             copy = rclone(server, endpoint, config, bucket_rclone)
             verified = len(re.findall(r": md5 = [0-9a-f]{32} OK", copy.output))
-            wall("rclone copy", copy.seconds, total)
+            wall("rclone copy", copy, total)
             if verified == 0:
                 print(f"    rclone compared sizes only ({count} files; no hash from the SFTP side)")
             else:
@@ -203,7 +218,7 @@ def bench_case(
             size_only = rclone(
                 server, endpoint, config, bucket_size_only, "--sftp-disable-hashcheck"
             )
-            wall("rclone, sizes only", size_only.seconds, total)
+            wall("rclone, sizes only", size_only, total)
             print("    (--sftp-disable-hashcheck: what rclone does when the server runs no md5sum)")
 
             database_url = database or f"sqlite:///{tmp / 'ledger.db'}"
@@ -213,12 +228,15 @@ def bench_case(
             run([str(TENIOS), "db", "upgrade"], env, "db upgrade")
             nightly = [
                 str(TENIOS), "run", "nightly", "--concurrency", str(TRANSFERS),
-                "--batch-size", str(max(1, count // TRANSFERS)),
+                "--batch-size", str(batch_size(count)),
             ]  # fmt: skip
             ours = run([*profiler(f"{name}-nightly"), *nightly], env, "run nightly")
-            wall("run nightly", ours.seconds, total)
+            wall("run nightly", ours, total)
             again = run([*profiler(f"{name}-again"), *nightly], env, "run nightly again")
-            print(f"  {'run nightly again':<22} {again.seconds:7.2f} s  (nothing left to archive)")
+            print(
+                f"  {'run nightly again':<22} {again.seconds:7.2f} s  CPU {again.cpu_seconds:.2f} s"
+                "  (nothing left to archive)"
+            )
 
             for label, bucket in (
                 ("rclone", bucket_rclone),
