@@ -173,6 +173,14 @@ def rclone(server: SftpServer, endpoint: str, config: Path, bucket: str, *extra:
     )  # fmt: skip
 
 
+def checked(copy: Timed, count: int) -> str:
+    """What rclone's ``-vv`` log says it checked after each transfer."""
+    verified = len(re.findall(r": md5 = [0-9a-f]{32} OK", copy.output))
+    if verified == 0:
+        return f"rclone compared sizes only ({count} files: no hash from the SFTP side)"
+    return f"rclone verified the MD5 of {verified} of {count} files (md5sum run on the sshd)"
+
+
 def objects_in(client: object, bucket: str) -> tuple[int, int]:
     """(count, bytes) of the ``.wav`` objects in ``bucket``."""
     count = size = 0
@@ -207,19 +215,13 @@ def bench_case(
             config.parent.mkdir()
             config.touch()
             copy = rclone(server, endpoint, config, bucket_rclone)
-            verified = len(re.findall(r": md5 = [0-9a-f]{32} OK", copy.output))
             wall("rclone copy", copy, total)
-            if verified == 0:
-                print(f"    rclone compared sizes only ({count} files; no hash from the SFTP side)")
-            else:
-                print(
-                    f"    rclone verified the MD5 of {verified} of {count} files (md5sum on sshd)"
-                )
+            print(f"    {checked(copy, count)}")
             size_only = rclone(
                 server, endpoint, config, bucket_size_only, "--sftp-disable-hashcheck"
             )
             wall("rclone, sizes only", size_only, total)
-            print("    (--sftp-disable-hashcheck: what rclone does when the server runs no md5sum)")
+            print(f"    {checked(size_only, count)} (--sftp-disable-hashcheck)")
 
             database_url = database or f"sqlite:///{tmp / 'ledger.db'}"
             env = ours_env(server, endpoint, bucket_ours, database_url, tmp)
