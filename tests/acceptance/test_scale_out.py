@@ -140,10 +140,10 @@ def kill_tree(worker: subprocess.Popen[bytes]) -> None:
     worker.wait(timeout=30)
 
 
-def workers_artifact(parent_id: Any) -> list[dict[str, Any]]:
+def workers_artifact(parent_id: Any, key: str = "backfill-workers") -> list[dict[str, Any]]:
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["backfill-workers"]))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
         )
     (artifact,) = [a for a in found if a.flow_run_id == parent_id]
     data = artifact.data
@@ -245,4 +245,64 @@ def test_backfill_over_three_worker_processes_survives_one_killed(
     assert total["recordings"] == counted
     killed = sum(n for actor, n in by_actor.items() if f":{victim}@" in actor)
     assert counted + killed == RECORDINGS, (counted, killed, rows)
+    ledger.engine.dispose()
+
+
+@pytest.mark.slow
+def test_nightly_with_two_workers_adds_their_summaries_up(
+    slow_pg_world: ArchiveWorld, tmp_path: Path
+) -> None:
+    world = slow_pg_world
+    uuids = world.sim.seed(200)
+    world.register(uuids)
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name="tenios-archive", type="process"))
+        except ObjectAlreadyExists:
+            pass
+    _prefect(world, "--no-prompt", "deploy", "--all")
+    with get_client(sync_client=True) as client:
+        nightly = client.read_deployment_by_name("nightly-archive/nightly-archive")
+        parent = client.create_flow_run_from_deployment(
+            nightly.id,
+            parameters={"workers": 2, "concurrency": 2, "batch_size": 5},
+        )
+    procs = [
+        _start(
+            world,
+            *("worker", "start", "--pool", "tenios-archive"),
+            *("--work-queue", "archive-workers", "--limit", "1"),
+            log=tmp_path / f"worker-{n}.log",
+        )
+        for n in range(2)
+    ]
+    runner = _start(
+        world,
+        *("worker", "start", "--pool", "tenios-archive", "--work-queue", "default"),
+        "--run-once",
+        log=tmp_path / "parent.log",
+    )
+    procs.append(runner)
+    try:
+        assert runner.wait(timeout=900) == 0, (tmp_path / "parent.log").read_text()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                kill_tree(proc)
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(parent.id).state
+    assert state is not None and state.is_completed(), state
+    ledger = world.ledger()
+    assert {ledger.get(u).state for u in uuids} == {State.ARCHIVED}
+    assert set(world.versions().values()) == {1} and len(world.versions()) == len(uuids)
+    # Two worker runs, none crashed; each row is what the ledger says that run archived.
+    rows = {row["worker"]: row for row in workers_artifact(parent.id, "nightly-archive-workers")}
+    total = rows.pop("total")
+    assert len(rows) == 2 and total["state"] == ""
+    assert total["recordings"] == sum(row["recordings"] for row in rows.values()) == len(uuids)
+    by_actor = archived_by_actor(ledger)
+    assert sorted(by_actor.values()) == sorted(
+        row["recordings"] for row in rows.values() if row["recordings"]
+    )
+    assert all(actor.startswith("prefect:archive-worker:") for actor in by_actor)
     ledger.engine.dispose()
