@@ -117,8 +117,9 @@ def verify_bucket(
 
     Checks every checkpoint's signature, that each extends the one before, that the
     tiles and entry bundles hash to the signed roots, that every archived object the
-    log names is there with the logged SHA-256 and size, and lists objects no log
-    entry accounts for.  Exit 0 when all holds, 1 with a table of findings.
+    log names is there with the logged SHA-256 and size, that every custody manifest's
+    recordings and events agree with the log, and lists objects no log entry accounts
+    for.  Exit 0 when all holds, 1 with a table of findings.
     """
     from rich.table import Table
 
@@ -141,7 +142,8 @@ def verify_bucket(
         f"{where}: {len(report.checkpoints)} checkpoint(s) signed by {verifier.name}, "
         f"tree of {report.tree_size:,} events, {report.objects_checked:,} archived object(s) "
         f"checked ({'bytes re-hashed' if deep else 'metadata'}), "
-        f"{report.objects_listed:,} object(s) listed",
+        f"{report.manifests_checked:,} custody manifest(s) of {report.manifest_lines:,} "
+        f"line(s) checked against the log, {report.objects_listed:,} object(s) listed",
         soft_wrap=True,
     )
     if report.ok:

@@ -13,12 +13,21 @@ bucket.  What is checked, in order:
 4. **objects** — every recording the log says is archived (its ``archived`` event,
    not purged since) exists at that key and version with the logged SHA-256 and size
    in its metadata (``deep``: the bytes re-hashed);
-5. **unaccounted objects** — objects under the prefix that no log entry accounts for.
+5. **manifests** — every custody manifest (one per archived batch, under
+   ``_custody/manifests/``): each line's custody events are entries of the signed
+   log, and its recording's key, version, SHA-256 and size are what the log's
+   ``archived`` event says (a recording purged since is no finding);
+6. **unaccounted objects** — objects under the prefix that no log entry accounts for.
+
+A manifest written after the newest signed checkpoint names events the signed log
+does not hold yet: that is a finding until the next run signs a checkpoint.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +45,12 @@ from tenios_io.custodylog.layout import (
 from tenios_io.custodylog.tree import LogFiles, TreeEdge, tree_reader
 from tenios_io.exceptions import TeniosArchiveError
 from tenios_io.ledger import merkle
+from tenios_io.ledger.custody import canonical_entry_digest, canonical_json
 from tenios_io.store import ArchiveStore
-from tenios_io.store.keys import PROBE_NAME, SIDECAR_SUFFIX
+from tenios_io.store.keys import PROBE_NAME, SIDECAR_SUFFIX, manifest_prefix
+
+_MANIFEST_MAX_BYTES = 64 * 1024 * 1024
+"""A custody manifest larger than this is not one (a batch of 500 lines is ~300 kB)."""
 
 W = merkle.TILE_WIDTH
 #: (phase, done, total) — total None while it is not known yet.
@@ -50,7 +63,7 @@ class Finding:
 
     check: str
     """``signature``, ``checkpoint``, ``tree``, ``consistency``, ``entry``, ``object``,
-    ``unaccounted``."""
+    ``manifest``, ``unaccounted``."""
     subject: str
     detail: str
 
@@ -68,6 +81,16 @@ class LoggedObject:
 
 
 @dataclass
+class _LogIndex:
+    """What the entries say: the archived objects (purged ones removed), the recordings
+    purged, and every entry's digest (custody.entry_digest, as manifests name them)."""
+
+    objects: dict[str, LoggedObject] = field(default_factory=dict)
+    purged: set[str] = field(default_factory=set)
+    digests: set[bytes] = field(default_factory=set)
+
+
+@dataclass
 class BucketReport:
     """What :func:`verify_bucket` found."""
 
@@ -75,6 +98,8 @@ class BucketReport:
     tree_size: int = 0
     objects_checked: int = 0
     objects_listed: int = 0
+    manifests_checked: int = 0
+    manifest_lines: int = 0
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -106,11 +131,12 @@ def verify_bucket(
     report.checkpoints = checkpoints
     size = checkpoints[-1].size
     report.tree_size = size
-    objects = _check_tree(files, checkpoints, report, progress)
+    index = _check_tree(files, checkpoints, report, progress)
     _check_consistency(files, checkpoints, report)
-    if objects is not None:
-        _check_objects(store, objects, deep, report, progress)
-        _check_unaccounted(store, objects, report, progress)
+    if index is not None:
+        _check_objects(store, index.objects, deep, report, progress)
+        _check_manifests(store, index, report, progress)
+        _check_unaccounted(store, index.objects, report, progress)
     return report
 
 
@@ -176,15 +202,15 @@ def _check_tree(
     checkpoints: list[LogCheckpoint],
     report: BucketReport,
     progress: Progress,
-) -> dict[str, LoggedObject] | None:
+) -> _LogIndex | None:
     """Re-hash the entry bundles into the tree; compare tiles and every checkpoint's root.
 
-    Returns the archived objects the entries name (None if the entries are unreadable).
+    Returns what the entries say (None if the entries are unreadable).
     """
     size = checkpoints[-1].size
     roots = {c.size: c.root for c in checkpoints}
     edge = TreeEdge()
-    objects: dict[str, LoggedObject] = {}
+    logged = _LogIndex()
     bad_tiles: list[str] = []
 
     def compare(path: str, body: bytes) -> None:
@@ -202,7 +228,7 @@ def _check_tree(
             entries = files.bundle(index, width)
             for offset, entry in enumerate(entries):
                 leaf = index * W + offset
-                _read_entry(entry, leaf, objects, report, files)
+                _read_entry(entry, leaf, logged, report)
                 edge.append(entry, compare)
                 if edge.size in roots and edge.root() != roots[edge.size]:
                     report.findings.append(
@@ -219,16 +245,10 @@ def _check_tree(
         return None
     for path, body in edge.partials():
         compare(path, body)
-    return objects
+    return logged
 
 
-def _read_entry(
-    entry: bytes,
-    leaf: int,
-    objects: dict[str, LoggedObject],
-    report: BucketReport,
-    files: LogFiles,
-) -> None:
+def _read_entry(entry: bytes, leaf: int, index: _LogIndex, report: BucketReport) -> None:
     try:
         event = parse_entry(entry)
     except ValueError as exc:
@@ -240,7 +260,16 @@ def _read_entry(
         )
     uuid = event["recording_uuid"]
     details: dict[str, Any] = event["details"]
+    index.digests.add(
+        bytes.fromhex(
+            canonical_entry_digest(
+                uuid, event["event"], event["actor"], event["occurred_at"], canonical_json(details)
+            )
+        )
+    )
+    objects = index.objects
     if event["event"] == "archived" and uuid and details.get("s3_key"):
+        index.purged.discard(uuid)
         objects[uuid] = LoggedObject(
             uuid,
             str(details["s3_key"]),
@@ -251,6 +280,7 @@ def _read_entry(
         )
     elif event["event"] == "purged" and uuid:
         objects.pop(uuid, None)
+        index.purged.add(uuid)
 
 
 def _check_consistency(
@@ -312,6 +342,58 @@ def _object_problems(store: ArchiveStore, obj: LoggedObject, deep: bool) -> Iter
             return
         if (sha256, size) != (obj.sha256, obj.size):
             yield f"bytes hash to {sha256} ({size} bytes), the log says {obj.sha256}"
+
+
+def _check_manifests(
+    store: ArchiveStore, index: _LogIndex, report: BucketReport, progress: Progress
+) -> None:
+    """Every manifest line's events are in the log and its object is the logged one."""
+    for listed in store.iter_objects(manifest_prefix(store.prefix)):
+        report.manifests_checked += 1
+        key = listed.key
+        buffer = io.BytesIO()
+        try:
+            if listed.size > _MANIFEST_MAX_BYTES:
+                raise ValueError(f"{listed.size} bytes is larger than a manifest can be")
+            store.download(key, buffer)
+            lines = buffer.getvalue().decode("ascii").splitlines()
+        except (TeniosArchiveError, ValueError) as exc:
+            report.findings.append(Finding("manifest", key, f"cannot be read ({exc})"))
+            continue
+        for number, text in enumerate(lines, start=1):
+            report.manifest_lines += 1
+            for problem in _manifest_line_problems(text, index):
+                report.findings.append(Finding("manifest", key, f"line {number}: {problem}"))
+        progress("manifests", report.manifests_checked, None)
+
+
+def _manifest_line_problems(text: str, index: _LogIndex) -> Iterator[str]:
+    try:
+        line = json.loads(text)
+        uuid = str(line["recording_uuid"])
+        events = [bytes.fromhex(str(digest)) for digest in line["events"]]
+        named = (line["key"], line["version_id"], line["sha256"], line["size"])
+    except (ValueError, KeyError, TypeError) as exc:
+        yield f"not a manifest line ({exc})"
+        return
+    missing = [digest.hex() for digest in events if digest not in index.digests]
+    if missing:
+        yield (
+            f"{uuid}: {len(missing)} of its {len(events)} custody event(s) are not in the "
+            f"signed log (first {missing[0]}); a run that stopped before its checkpoint "
+            "leaves them out until the next one signs"
+        )
+    logged = index.objects.get(uuid)
+    if logged is None:
+        if uuid not in index.purged:
+            yield f"{uuid}: the signed log has no archived event for it"
+        return
+    if named != (logged.key, logged.version_id, logged.sha256, logged.size):
+        yield (
+            f"{uuid}: names {named[0]} version {named[1]} SHA-256 {named[2]} ({named[3]} "
+            f"bytes), the log says {logged.key} version {logged.version_id} SHA-256 "
+            f"{logged.sha256} ({logged.size} bytes)"
+        )
 
 
 def _check_unaccounted(

@@ -23,6 +23,7 @@ from tenios_io.custodylog.tree import LogFiles, TreeEdge
 from tenios_io.ledger import merkle
 from tenios_io.ledger.custody import canonical_json
 from tenios_io.ledger.schema import upgrade
+from tenios_io.store.keys import manifest_prefix
 from tests.fixtures.cli import CliResult
 from tests.fixtures.moto import FAKE_CREDENTIALS
 from tests.integration.test_audit_support import AuditWorld, make_world
@@ -174,6 +175,21 @@ def _tamper(logged: Logged, case: str) -> None:
             body = bytearray(logged.get(key))
             body[-1] ^= 0xFF
             logged.put(key, bytes(body), Metadata=head["Metadata"])
+    elif case in ("manifest edited", "manifest names an event not in the log"):
+        key = next(
+            o["Key"]
+            for o in world.s3.list_objects_v2(
+                Bucket=world.bucket, Prefix=manifest_prefix("recordings")
+            )["Contents"]
+        )
+        lines = [json.loads(line) for line in logged.get(key).decode().splitlines()]
+        if case == "manifest edited":
+            lines[0]["sha256"] = "0" * 64
+        else:
+            lines[0]["events"][-1] = "f" * 64
+        body = "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines)
+        world.s3.delete_object(Bucket=world.bucket, Key=key)  # a plain bucket: it can go
+        logged.put(key, body.encode())
     elif case == "object with no log entry":
         logged.put(store.key_for(str(uuid.uuid4()), date(2026, 1, 2), "wav"), b"RIFF")
     else:
@@ -188,6 +204,8 @@ TAMPERING = {
     "object bytes changed": ("object", True),
     "object deleted": ("object", False),
     "object with no log entry": ("unaccounted", False),
+    "manifest edited": ("manifest", False),
+    "manifest names an event not in the log": ("manifest", False),
 }
 
 
@@ -196,6 +214,8 @@ def test_verify_bucket_passes_on_an_untouched_archive(logged: Logged, cli: Cli) 
     assert shallow.exit_code == 0, shallow.output
     assert "2 checkpoint(s) signed by archive.test" in shallow.stdout
     assert "4 archived object(s) checked" in shallow.stdout and "custody log OK" in shallow.stdout
+    # one manifest per archived batch (two batches of two), every line agreeing with the log
+    assert "2 custody manifest(s) of 4 line(s) checked" in shallow.stdout
     deep = cli("audit", "verify-bucket", "--key", logged.key, "--deep")
     assert deep.exit_code == 0, deep.output
     assert "bytes re-hashed" in deep.stdout
