@@ -247,6 +247,44 @@ def queued_count(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(custody_queue)).scalar_one())
 
 
+def lock_chain(conn: Connection, *, wait: bool) -> bool:
+    """Take the sequencer's lock for this transaction; False if ``wait`` is off and
+    another process holds it (PostgreSQL).  On SQLite the caller's ``BEGIN IMMEDIATE``
+    already makes it the only writer."""
+    if conn.dialect.name != "postgresql":
+        return True
+    if wait:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
+        return True
+    return bool(
+        conn.execute(
+            sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY}
+        ).scalar_one()
+    )
+
+
+#: An event ready to be sequenced: recording_uuid, event, actor, occurred_at and its
+#: details as canonical JSON.
+Entry = tuple[str | None, str, str, str, str]
+
+
+def sequence(conn: Connection, entries: Iterable[Entry]) -> int:
+    """Hash ``entries`` onto the chain after its head, in this order, and insert them in
+    this transaction; returns how many.  The caller holds the chain lock
+    (:func:`lock_chain`) until it commits."""
+    head = read_head(conn)
+    prev, seq = head.hash, head.seq
+    rows: list[tuple[Any, ...]] = []
+    for recording_uuid, event, actor, occurred_at, details in entries:
+        seq += 1
+        digest = chain_hash(prev, seq, recording_uuid, event, actor, occurred_at, details)
+        rows.append((seq, recording_uuid, event, actor, occurred_at, details, prev, digest))
+        prev = digest
+    if rows:
+        _insert_events(conn, rows)
+    return len(rows)
+
+
 def integrate(engine: Engine, *, wait: bool = False, limit: int = INTEGRATE_CHUNK) -> int:
     """Sequence up to ``limit`` queued events onto the chain; returns how many.
 
@@ -254,13 +292,8 @@ def integrate(engine: Engine, *, wait: bool = False, limit: int = INTEGRATE_CHUN
     0 at once — it will integrate these too.  ``wait=True``: wait for the lock.
     """
     with write_transaction(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            if wait:
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
-            elif not conn.execute(
-                sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY}
-            ).scalar_one():
-                return 0
+        if not lock_chain(conn, wait=wait):
+            return 0
         # The driver's cursor, in this transaction: plain tuples for thousands of rows,
         # without SQLAlchemy's per-row result processing (all columns are text and ints).
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -271,28 +304,14 @@ def integrate(engine: Engine, *, wait: bool = False, limit: int = INTEGRATE_CHUN
             cursor.close()
         if not queued:
             return 0
-        head = read_head(conn)
-        prev, seq = head.hash, head.seq
-        rows: list[dict[str, Any]] = []
-        for _id, recording_uuid, event, actor, occurred_at, raw_details in queued:
-            seq += 1
-            # Re-canonicalised: the hash is defined over canonical JSON, whoever queued it.
-            details = canonical_json(json.loads(raw_details))
-            digest = chain_hash(prev, seq, recording_uuid, event, actor, occurred_at, details)
-            rows.append(
-                {
-                    "seq": seq,
-                    "recording_uuid": recording_uuid,
-                    "event": event,
-                    "actor": actor,
-                    "occurred_at": occurred_at,
-                    "details": details,
-                    "prev_hash": prev,
-                    "hash": digest,
-                }
-            )
-            prev = digest
-        _insert_events(conn, rows)
+        # Re-canonicalised: the hash is defined over canonical JSON, whoever queued it.
+        count = sequence(
+            conn,
+            (
+                (recording_uuid, event, actor, occurred_at, canonical_json(json.loads(details)))
+                for _id, recording_uuid, event, actor, occurred_at, details in queued
+            ),
+        )
         ids = [int(item[0]) for item in queued]
         if conn.dialect.name == "postgresql":
             # Exactly the ids read: a row with a smaller id committed after the read is
@@ -303,27 +322,41 @@ def integrate(engine: Engine, *, wait: bool = False, limit: int = INTEGRATE_CHUN
             # every queued id up to the largest one.
             conn.execute(custody_queue.delete().where(custody_queue.c.id <= ids[-1]))
         crashpoints.reached("integrated_uncommitted")
-        return len(rows)
+        return count
 
 
-def _insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert chain entries: PostgreSQL's COPY (the sequencer's hot path), else executemany."""
-    if conn.dialect.name == "postgresql":
-        driver = conn.connection.driver_connection
-        statement = f"COPY custody_events ({', '.join(_COLUMNS)}) FROM STDIN"
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-            for row in rows:
-                copy.write_row([row[name] for name in _COLUMNS])
-        return
-    # SQLite: the driver's own executemany over tuples, in this transaction; SQLAlchemy's
-    # per-row parameter processing costs more than the insert itself here (all values
-    # are already plain text and integers).
+#: COPY's text format: a backslash, tab, newline or carriage return inside a value is
+#: written as a backslash escape; NULL is ``\N``.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    text = str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
+
+
+def _insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert chain entries (tuples in ``_COLUMNS`` order): PostgreSQL's COPY in its text
+    format, written by us in one block (the sequencer's and the import's hot path: the
+    driver's per-row ``write_row`` costs more than the server's work), SQLite's
+    executemany — the driver's own, over tuples (SQLAlchemy's per-row parameter
+    processing would cost more than the insert itself)."""
     driver = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        statement = f"COPY custody_events ({', '.join(_COLUMNS)}) FROM STDIN"
+        block = "".join("\t".join(map(_copy_value, row)) + "\n" for row in rows)
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            copy.write(block.encode("utf-8"))
+        return
     placeholders = ", ".join("?" for _ in _COLUMNS)
     statement = f"INSERT INTO custody_events ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
     cursor = driver.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(statement, [tuple(row[name] for name in _COLUMNS) for row in rows])
+        cursor.executemany(statement, rows)
     finally:
         cursor.close()
 

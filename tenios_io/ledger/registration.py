@@ -1,56 +1,62 @@
-"""Registering recordings: one id or a stream of millions, all-or-nothing.
+"""Registering recordings: one id or a stream of millions.
 
-Both go through a staging table: the ids are streamed into it (PostgreSQL:
+Everything goes through a staging table: the ids are streamed into it (PostgreSQL:
 ``COPY`` into a temporary table; SQLite: ``executemany`` into a temporary table, in
-chunks), then one set-based statement inserts the new ids, one queues their
-``registered`` custody events, and one gives known rows the SFTP path they learnt.
-Memory stays bounded whatever the input's size, re-registering known ids costs no
-per-row statement, and a bad line anywhere (the iterator raises) leaves nothing
-behind: PostgreSQL runs it all in one transaction, SQLite stages before it takes the
-write lock and merges in one transaction.
+chunks), then merged in chunks of :data:`MERGE_CHUNK` staged lines, each one short
+write transaction: one set-based statement inserts the chunk's new ids, and their
+``registered`` custody events are sequenced straight onto the chain in the same
+transaction (custody.sequence, under the sequencer's lock) — an import's million
+events never pass through the custody queue.  Known rows that learn their SFTP path
+(sweeps) get their ``source_found`` events through the queue as every other writer.
 
-No lock that claims or outcome writes wait on is taken: the new rows are invisible
-to claims until the import commits, and custody events go to the queue (custody.py),
-not to the chain's head.  On SQLite the merge itself is one write transaction
-(SQLite has one writer at a time); staging, the slow part, happens before it.
+- **All-or-nothing for a bad file**: the whole input is staged (and validated) before
+  anything is merged, so a bad line anywhere leaves nothing behind.
+- **Crash-safe**: each chunk commits its rows together with their events, so a crash
+  mid-import keeps whole chunks — every id in the ledger has its ``registered``
+  event, none has two — and running the import again adds the rest.
+- **Bounded memory** whatever the input's size, and re-registering known ids costs no
+  per-row statement.
+- **No lock that claims or outcome writes wait on**: new rows are invisible to claims
+  until their chunk commits; the chain lock a chunk holds (from its head read to its
+  commit) is the sequencer's, which workers only ever try.  On SQLite each chunk is
+  one write transaction (SQLite has one writer at a time): workers wait at most one
+  chunk, not the import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from tenios_io import crashpoints
+from tenios_io.ledger import custody
 from tenios_io.ledger.core import LedgerCore
 from tenios_io.ledger.custody import format_time
+from tenios_io.ledger.engine import WRITE_OPTION
 from tenios_io.ledger.importing import ProgressFn
 from tenios_io.ledger.records import ImportResult, NewRecording, RegisterResult
 from tenios_io.ledger.tables import TS
 
 _STAGE = "ledger_staging"
-# Which date the S3 key and the retention period start at (records.Recording.key_date),
-# said in the ``registered`` event: a producer's or an import's recorded_at, else the
-# discovery date.
-_DATE_FROM = "CASE WHEN {col} IS NULL THEN 'discovered_at' ELSE 'recorded_at' END"
+#: Lines staged per progress report (PostgreSQL's COPY) or driver call (SQLite), and
+#: staged lines merged per write transaction (rows inserted, events sequenced): bounds
+#: memory and how long a chunk holds the chain lock (and, on SQLite, the write lock).
 _CHUNK = 10_000
+MERGE_CHUNK = 50_000
 
 # PostgreSQL: canonical UTC text of a timestamptz, as custody.format_time writes it.
 _PG_ISO = "to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-
-_staging_sqlite = sa.Table(
-    _STAGE,
-    sa.MetaData(),
-    sa.Column("line", sa.Integer),
-    sa.Column("recording_uuid", sa.String(36), primary_key=True),
-    sa.Column("call_uuid", sa.String(36)),
-    sa.Column("recorded_at", TS),
-    sa.Column("source_path", sa.Text),
-    sa.Column("producer", sa.Text),
-    prefixes=["TEMPORARY"],
+# SQLite: the same from the text SQLAlchemy's DateTime stores (UTC, no offset).
+_SQLITE_ISO = "CASE WHEN {col} IS NULL THEN NULL ELSE replace({col}, ' ', 'T') || 'Z' END"
+_COLUMNS = "line, recording_uuid, call_uuid, recorded_at, source_path, producer"
+_NEW_ROW = (
+    "recording_uuid, call_uuid, source_hint, source_path, state, attempts, next_attempt_at, "
+    "discovered_at, recorded_at, legal_hold, updated_at, lease_expiries"
 )
 
 
@@ -62,14 +68,14 @@ class Registration(LedgerCore):
     ) -> RegisterResult:
         """Add unknown recordings as ``pending``; a known uuid changes nothing and says so.
 
-        All-or-nothing, for inputs of any size (see the module docstring); returns
-        the ids by outcome — for imports of millions use :meth:`import_recordings`,
-        which returns counts.  A known recording found on the SFTP drop for the first
-        time gets its path (one row per recording, whichever way it was found).
+        For inputs of any size (see the module docstring); returns the ids by outcome —
+        for imports of millions use :meth:`import_recordings`, which returns counts.  A
+        known recording found on the SFTP drop for the first time gets its path (one
+        row per recording, whichever way it was found).
         """
         out = self._merge(items, actor=actor or self.actor, progress=None, collect=True)
         assert isinstance(out, RegisterResult)
-        if out.added or out.source_found:
+        if out.source_found:
             self.integrate()
         return out
 
@@ -83,8 +89,9 @@ class Registration(LedgerCore):
     ) -> ImportResult:
         """Register a stream of recordings (bounded memory); counts, not ids.
 
-        ``progress(n)`` is called as lines are staged.  With ``integrate`` the import's
-        ``registered`` events are then integrated into the chain before returning.
+        ``progress(n)`` is called as lines are staged.  The ``registered`` events are
+        on the chain when this returns; with ``integrate`` whatever else is queued
+        (``source_found`` events, other writers' events) is integrated too.
         """
         out = self._merge(items, actor=actor or self.actor, progress=progress, collect=False)
         assert isinstance(out, ImportResult)
@@ -103,72 +110,135 @@ class Registration(LedgerCore):
         collect: bool,
     ) -> RegisterResult | ImportResult:
         now = self.now()
-        if self.engine.dialect.name == "postgresql":
-            with self._write() as conn:
-                _create_stage_postgres(conn)
-                read = _copy_postgres(conn, items, progress)
-                listing = _listing(conn, f"{_STAGE}") if collect else None
-                counts = _merge_postgres(
-                    conn, read, actor=actor, now=now, db_clock=self.lease_clock == "database"
-                )
-                return _finish(counts, listing)
-        with self._sqlite_stage() as conn:
-            read = _stage_sqlite(conn, items, progress)
+        with self.engine.connect() as conn:
+            _drop_stage(conn)
+            _create_stage(conn)
             conn.commit()
-            conn.execution_options(ledger_write=True)
-            with conn.begin():
-                listing = _listing(conn, f"temp.{_STAGE}") if collect else None
-                counts = _merge_sqlite(conn, read, actor=actor, now=now)
-                return _finish(counts, listing)
+            try:
+                read = _stage(conn, items, progress)
+                conn.commit()
+                listing = _listing(conn) if collect else None
+                conn.rollback()  # the listing's read transaction, if any
+                conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    distinct = _distinct(conn)
+                    found = _found(conn, actor=actor, now=now)
+                added = 0
+                for lo in range(0, read, MERGE_CHUNK):
+                    with conn.begin():
+                        added += self._add_new(conn, lo, lo + MERGE_CHUNK, actor=actor, now=now)
+                    crashpoints.reached("import_chunk_committed")
+            finally:
+                if conn.in_transaction():
+                    conn.rollback()
+                conn.execution_options(**{WRITE_OPTION: False})
+                _drop_stage(conn)
+                conn.commit()
+        counts = ImportResult(read, added, distinct - added, read - distinct, found)
+        return counts if listing is None else _finish(listing)
 
     def _register_in(
         self, conn: Connection, items: Iterable[NewRecording], *, actor: str
     ) -> ImportResult:
         """The same staging merge inside the caller's write transaction ``conn``, so the
         caller commits the registration together with its own writes (the intake drain
-        deletes its rows in it).  For bounded inputs: on SQLite the staging happens under
-        the caller's write lock."""
+        deletes its rows in it), as one chunk.  For bounded inputs: on SQLite the staging
+        happens under the caller's write lock."""
         now = self.now()
-        if conn.dialect.name == "postgresql":
-            _create_stage_postgres(conn)
-            read = _copy_postgres(conn, items, None)
-            counts = _merge_postgres(
-                conn, read, actor=actor, now=now, db_clock=self.lease_clock == "database"
-            )
-            conn.exec_driver_sql(f"DROP TABLE {_STAGE}")
-            return counts
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_STAGE}")
-        _staging_sqlite.create(conn)
-        read = _stage_sqlite(conn, items, None)
-        counts = _merge_sqlite(conn, read, actor=actor, now=now)
-        conn.exec_driver_sql(f"DROP TABLE temp.{_STAGE}")
-        return counts
+        _drop_stage(conn)
+        _create_stage(conn)
+        read = _stage(conn, items, None)
+        distinct = _distinct(conn)
+        found = _found(conn, actor=actor, now=now)
+        added = self._add_new(conn, 0, read, actor=actor, now=now)
+        _drop_stage(conn)
+        return ImportResult(read, added, distinct - added, read - distinct, found)
 
-    @contextmanager
-    def _sqlite_stage(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_STAGE}")
-            _staging_sqlite.create(conn)
-            conn.commit()
-            try:
-                yield conn
-            finally:
-                if conn.in_transaction():
-                    conn.rollback()
-                conn.execution_options(ledger_write=False)
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_STAGE}")
-                conn.commit()
+    def _add_new(self, conn: Connection, lo: int, hi: int, *, actor: str, now: datetime) -> int:
+        """Insert the new ids among staged lines ``lo < line <= hi`` (first line of an id
+        wins) and sequence their ``registered`` events onto the chain, in line order, in
+        ``conn``'s transaction; returns how many were added."""
+        if conn.dialect.name == "postgresql":
+            rows = _insert_postgres(conn, lo, hi, now=now, db_clock=self.lease_clock == "database")
+        else:
+            rows = _insert_sqlite(conn, lo, hi, now=now)
+        if not rows:
+            return 0
+        occurred = format_time(now)
+        # The chain lock from the head read to the commit: after the rows, so the rows'
+        # index updates (the slow part) are not done under it.
+        custody.lock_chain(conn, wait=True)
+        return custody.sequence(
+            conn,
+            (
+                (key, "registered", actor, occurred, registered_details(call, at, path, producer))
+                for key, call, at, path, producer in rows
+            ),
+        )
+
+
+def registered_details(
+    call_uuid: str | None, recorded_at: str | None, source_path: str | None, producer: str | None
+) -> str:
+    """The canonical JSON details of a ``registered`` event, built directly (the same
+    text as ``custody.canonical_json`` of the dict, keys in sorted order).
+
+    ``recorded_at`` is canonical UTC text (custody.format_time); ``date_from`` says which
+    date the S3 key and the retention period start at (records.Recording.key_date): a
+    producer's or an import's recorded_at, else the discovery date.
+    """
+    return (
+        f'{{"call_uuid":{_json(call_uuid)},'
+        f'"date_from":"{"discovered_at" if recorded_at is None else "recorded_at"}",'
+        f'"producer":{_json(producer)},"recorded_at":{_json(recorded_at)},'
+        f'"source_path":{_json(source_path)}}}'
+    )
+
+
+def _json(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
 
 
 def _lower(value: str | None) -> str | None:
     return value.lower() if value else None
 
 
-def _create_stage_postgres(conn: Connection) -> None:
-    conn.exec_driver_sql(
-        f"CREATE TEMP TABLE {_STAGE} (line bigint, recording_uuid text, call_uuid text, "
-        "recorded_at timestamptz, source_path text, producer text) ON COMMIT DROP"
-    )
+def _stage_name(conn: Connection) -> str:
+    return _STAGE if conn.dialect.name == "postgresql" else f"temp.{_STAGE}"
+
+
+def _drop_stage(conn: Connection) -> None:
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_stage_name(conn)}")
+
+
+def _create_stage(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {_STAGE} (line bigint, recording_uuid text, call_uuid text, "
+            "recorded_at timestamptz, source_path text, producer text)"
+        )
+    else:
+        # ``line`` is the rowid (chunks are rowid ranges); an id's first line wins
+        # (INSERT OR IGNORE on the unique recording_uuid).
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {_STAGE} (line INTEGER PRIMARY KEY, "
+            "recording_uuid TEXT NOT NULL UNIQUE, call_uuid TEXT, recorded_at TEXT, "
+            "source_path TEXT, producer TEXT)"
+        )
+
+
+def _stage(conn: Connection, items: Iterable[NewRecording], progress: ProgressFn | None) -> int:
+    """Stream ``items`` into the staging table; how many were read."""
+    if not conn.in_transaction():
+        conn.begin()  # one transaction for the staging (the caller's, inside a drain)
+    if conn.dialect.name == "postgresql":
+        read = _copy_postgres(conn, items, progress)
+        # Chunks read line ranges; the planner needs the staged table's statistics
+        # (autovacuum never analyses temporary tables).
+        conn.exec_driver_sql(f"CREATE INDEX ON {_STAGE} (line)")
+        conn.exec_driver_sql(f"ANALYZE {_STAGE}")
+        return read
+    return _stage_sqlite(conn, items, progress)
 
 
 def _copy_postgres(
@@ -176,10 +246,7 @@ def _copy_postgres(
 ) -> int:
     driver = conn.connection.driver_connection
     count = 0
-    statement = (
-        f"COPY {_STAGE} (line, recording_uuid, call_uuid, recorded_at, source_path, producer) "
-        "FROM STDIN"
-    )
+    statement = f"COPY {_STAGE} ({_COLUMNS}) FROM STDIN"
     with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
         for item in items:
             count += 1
@@ -200,71 +267,6 @@ def _copy_postgres(
     return count
 
 
-def _merge_postgres(
-    conn: Connection, read: int, *, actor: str, now: datetime, db_clock: bool
-) -> ImportResult:
-    params = {"actor": actor, "occurred": format_time(now), "now": now}
-    distinct = int(
-        conn.exec_driver_sql(f"SELECT count(DISTINCT recording_uuid) FROM {_STAGE}").scalar_one()
-    )
-    found = conn.execute(
-        sa.text(
-            f"""
-            WITH s AS (
-              SELECT DISTINCT ON (recording_uuid) recording_uuid, source_path FROM {_STAGE}
-              WHERE source_path IS NOT NULL ORDER BY recording_uuid, line
-            ), upd AS (
-              UPDATE recordings AS r SET source_path = s.source_path, updated_at = :now
-              FROM s WHERE r.recording_uuid = s.recording_uuid AND r.source_path IS NULL
-              RETURNING r.recording_uuid, r.source_path
-            ), q AS (
-              INSERT INTO custody_queue (recording_uuid, event, actor, occurred_at, details)
-              SELECT recording_uuid, 'source_found', :actor, :occurred,
-                     json_build_object('source_path', source_path)::text
-              FROM upd ORDER BY recording_uuid
-            )
-            SELECT count(*) FROM upd
-            """
-        ),
-        params,
-    ).scalar_one()
-    due_sql = "clock_timestamp()" if db_clock else ":now"
-    added = conn.execute(
-        sa.text(
-            f"""
-            WITH s AS (
-              SELECT DISTINCT ON (recording_uuid) * FROM {_STAGE} ORDER BY recording_uuid, line
-            ), ins AS (
-              INSERT INTO recordings (recording_uuid, call_uuid, source_hint, source_path, state,
-                attempts, next_attempt_at, discovered_at, recorded_at, legal_hold, updated_at,
-                lease_expiries)
-              SELECT s.recording_uuid, s.call_uuid,
-                     CASE WHEN s.source_path IS NULL THEN 'api' ELSE 'sftp' END, s.source_path,
-                     'pending', 0, {due_sql}, :now, s.recorded_at, false, :now, 0
-              FROM s
-              WHERE NOT EXISTS (
-                SELECT 1 FROM recordings r WHERE r.recording_uuid = s.recording_uuid)
-              ORDER BY s.line
-              ON CONFLICT (recording_uuid) DO NOTHING
-              RETURNING recording_uuid, call_uuid, recorded_at, source_path
-            ), q AS (
-              INSERT INTO custody_queue (recording_uuid, event, actor, occurred_at, details)
-              SELECT ins.recording_uuid, 'registered', :actor, :occurred,
-                     json_build_object('call_uuid', ins.call_uuid,
-                                       'recorded_at', {_PG_ISO.format(col="ins.recorded_at")},
-                                       'date_from', {_DATE_FROM.format(col="ins.recorded_at")},
-                                       'source_path', ins.source_path,
-                                       'producer', s.producer)::text
-              FROM ins JOIN s ON s.recording_uuid = ins.recording_uuid
-            )
-            SELECT count(*) FROM ins
-            """
-        ),
-        params,
-    ).scalar_one()
-    return ImportResult(read, added, distinct - added, read - distinct, found)
-
-
 def _stage_sqlite(
     conn: Connection, items: Iterable[NewRecording], progress: ProgressFn | None
 ) -> int:
@@ -272,16 +274,21 @@ def _stage_sqlite(
     # parameter processing would cost more than the inserts.  Datetimes go through the
     # column type's own bind processor, so they are stored exactly as SQLAlchemy would.
     bind = TS.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    statement = (
-        f"INSERT OR IGNORE INTO temp.{_STAGE} "
-        "(line, recording_uuid, call_uuid, recorded_at, source_path, producer) "
-        "VALUES (?, ?, ?, ?, ?, ?)"
-    )
-    if not conn.in_transaction():
-        conn.begin()  # one transaction for the staging, not one per row
+    statement = f"INSERT OR IGNORE INTO temp.{_STAGE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     count = 0
     chunk: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        # In uuid order (a stable sort: an id's first line still comes first): the unique
+        # index is then written page by page, not at random (random uuids over a B-tree
+        # larger than the page cache cost several times more, mostly in I/O).
+        chunk.sort(key=_uuid_of)
+        cursor.executemany(statement, chunk)
+        if progress:
+            progress(len(chunk))
+        chunk.clear()
+
     try:
         for item in items:
             count += 1
@@ -296,32 +303,60 @@ def _stage_sqlite(
                     item.producer,
                 )
             )
-            if len(chunk) >= _CHUNK:
-                cursor.executemany(statement, chunk)
-                chunk = []
-                if progress:
-                    progress(_CHUNK)
+            if len(chunk) >= MERGE_CHUNK:
+                flush()
         if chunk:
-            cursor.executemany(statement, chunk)
-            if progress:
-                progress(len(chunk))
+            flush()
     finally:
         cursor.close()
     return count
 
 
-_SQLITE_NEW = (
-    f"FROM temp.{_STAGE} s WHERE NOT EXISTS "
-    "(SELECT 1 FROM recordings r WHERE r.recording_uuid = s.recording_uuid)"
-)
+def _uuid_of(row: tuple[Any, ...]) -> str:
+    return str(row[1])
 
 
-def _merge_sqlite(conn: Connection, read: int, *, actor: str, now: datetime) -> ImportResult:
+def _distinct(conn: Connection) -> int:
+    """How many different ids are staged."""
+    if conn.dialect.name == "postgresql":
+        query = f"SELECT count(DISTINCT recording_uuid) FROM {_STAGE}"
+    else:
+        query = f"SELECT count(*) FROM temp.{_STAGE}"  # deduplicated as it was staged
+    return int(conn.exec_driver_sql(query).scalar_one())
+
+
+def _found(conn: Connection, *, actor: str, now: datetime) -> int:
+    """Known rows without an SFTP path that the staged lines give one (sweeps): set it
+    and queue their ``source_found`` events; how many."""
+    if conn.dialect.name == "postgresql":
+        return int(
+            conn.execute(
+                sa.text(
+                    f"""
+                    WITH s AS (
+                      SELECT DISTINCT ON (recording_uuid) recording_uuid, source_path
+                      FROM {_STAGE}
+                      WHERE source_path IS NOT NULL ORDER BY recording_uuid, line
+                    ), upd AS (
+                      UPDATE recordings AS r SET source_path = s.source_path, updated_at = :now
+                      FROM s WHERE r.recording_uuid = s.recording_uuid AND r.source_path IS NULL
+                      RETURNING r.recording_uuid, r.source_path
+                    ), q AS (
+                      INSERT INTO custody_queue (recording_uuid, event, actor, occurred_at,
+                                                 details)
+                      SELECT recording_uuid, 'source_found', :actor, :occurred,
+                             json_build_object('source_path', source_path)::text
+                      FROM upd ORDER BY recording_uuid
+                    )
+                    SELECT count(*) FROM upd
+                    """
+                ),
+                {"actor": actor, "occurred": format_time(now), "now": now},
+            ).scalar_one()
+        )
     # Raw SQL: store "now" exactly as SQLAlchemy's DateTime stores it on SQLite.
     bind = TS.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    params = {"actor": actor, "occurred": format_time(now), "now": bind(now) if bind else now}
-    distinct = int(conn.exec_driver_sql(f"SELECT count(*) FROM temp.{_STAGE}").scalar_one())
-    # Known rows learning their SFTP path (few; sweeps only).
+    stored_now = bind(now) if bind else now
     found = conn.execute(
         sa.text(
             f"SELECT s.recording_uuid, s.source_path FROM temp.{_STAGE} s "
@@ -335,7 +370,7 @@ def _merge_sqlite(conn: Connection, read: int, *, actor: str, now: datetime) -> 
                 "UPDATE recordings SET source_path = :path, updated_at = :now "
                 "WHERE recording_uuid = :key"
             ),
-            [{"path": path, "key": key, "now": params["now"]} for key, path in found],
+            [{"path": path, "key": key, "now": stored_now} for key, path in found],
         )
         conn.execute(
             sa.text(
@@ -343,38 +378,88 @@ def _merge_sqlite(conn: Connection, read: int, *, actor: str, now: datetime) -> 
                 "VALUES (:key, 'source_found', :actor, :occurred, "
                 "json_object('source_path', :path))"
             ),
-            [{**params, "key": key, "path": path} for key, path in found],
+            [
+                {"actor": actor, "occurred": format_time(now), "key": key, "path": path}
+                for key, path in found
+            ],
         )
-    # Events first, rows second: both select "not yet in recordings" in one transaction.
-    conn.execute(
-        sa.text(
-            "INSERT INTO custody_queue (recording_uuid, event, actor, occurred_at, details) "
-            "SELECT s.recording_uuid, 'registered', :actor, :occurred, "
-            "json_object('call_uuid', s.call_uuid, 'recorded_at', "
-            "CASE WHEN s.recorded_at IS NULL THEN NULL "
-            "ELSE replace(s.recorded_at, ' ', 'T') || 'Z' END, "
-            f"'date_from', {_DATE_FROM.format(col='s.recorded_at')}, 'source_path', s.source_path, "
-            "'producer', s.producer) "
-            f"{_SQLITE_NEW} ORDER BY s.line"
-        ),
-        params,
-    )
-    inserted = conn.execute(
-        sa.text(
-            "INSERT INTO recordings (recording_uuid, call_uuid, source_hint, source_path, state, "
-            "attempts, next_attempt_at, discovered_at, recorded_at, legal_hold, updated_at, "
-            "lease_expiries) "
+    return len(found)
+
+
+#: The new rows' event fields: recording_uuid, call_uuid, recorded_at (canonical text),
+#: source_path, producer.
+_NewRows = Sequence[tuple[str, str | None, str | None, str | None, str | None]]
+
+
+def _insert_postgres(
+    conn: Connection, lo: int, hi: int, *, now: datetime, db_clock: bool
+) -> _NewRows:
+    due = "clock_timestamp()" if db_clock else "%(now)s"
+    statement = f"""
+        WITH s AS (
+          SELECT DISTINCT ON (recording_uuid) * FROM {_STAGE}
+          WHERE line > %(lo)s AND line <= %(hi)s ORDER BY recording_uuid, line
+        ), ins AS (
+          INSERT INTO recordings ({_NEW_ROW})
+          SELECT s.recording_uuid, s.call_uuid,
+                 CASE WHEN s.source_path IS NULL THEN 'api' ELSE 'sftp' END, s.source_path,
+                 'pending', 0, {due}, %(now)s, s.recorded_at, false, %(now)s, 0
+          FROM s
+          WHERE NOT EXISTS (SELECT 1 FROM recordings r WHERE r.recording_uuid = s.recording_uuid)
+          ORDER BY s.recording_uuid
+          ON CONFLICT (recording_uuid) DO NOTHING
+          RETURNING recording_uuid
+        )
+        SELECT s.recording_uuid, s.call_uuid, {_PG_ISO.format(col="s.recorded_at")},
+               s.source_path, s.producer
+        FROM ins JOIN s ON s.recording_uuid = ins.recording_uuid ORDER BY s.recording_uuid
+    """
+    # The driver's cursor: plain tuples for tens of thousands of rows.
+    with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(statement, {"lo": lo, "hi": hi, "now": now})
+        return cursor.fetchall()  # type: ignore[no-any-return]
+
+
+_SQLITE_NEW = (
+    f"FROM temp.{_STAGE} s WHERE s.line > :lo AND s.line <= :hi AND NOT EXISTS "
+    "(SELECT 1 FROM recordings r WHERE r.recording_uuid = s.recording_uuid) "
+    "ORDER BY s.recording_uuid"
+)
+
+
+def _insert_sqlite(conn: Connection, lo: int, hi: int, *, now: datetime) -> _NewRows:
+    # Raw SQL: store "now" exactly as SQLAlchemy's DateTime stores it on SQLite.
+    bind = TS.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    params = {"lo": lo, "hi": hi, "now": bind(now) if bind else now}
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        # Events' fields first, rows second: both select "not yet in recordings" in this
+        # one write transaction (SQLite's only writer), so they name the same ids.
+        cursor.execute(
             "SELECT s.recording_uuid, s.call_uuid, "
-            "CASE WHEN s.source_path IS NULL THEN 'api' ELSE 'sftp' END, s.source_path, "
-            "'pending', 0, :now, :now, s.recorded_at, 0, :now, 0 "
-            f"{_SQLITE_NEW} ORDER BY s.line"
-        ),
-        params,
-    ).rowcount
-    return ImportResult(read, inserted, distinct - inserted, read - distinct, len(found))
+            f"{_SQLITE_ISO.format(col='s.recorded_at')}, s.source_path, s.producer "
+            f"{_SQLITE_NEW}",
+            params,
+        )
+        rows = cursor.fetchall()
+        if rows:
+            cursor.execute(
+                f"INSERT INTO recordings ({_NEW_ROW}) "
+                "SELECT s.recording_uuid, s.call_uuid, "
+                "CASE WHEN s.source_path IS NULL THEN 'api' ELSE 'sftp' END, s.source_path, "
+                f"'pending', 0, :now, :now, s.recorded_at, 0, :now, 0 {_SQLITE_NEW}",
+                params,
+            )
+            if cursor.rowcount != len(rows):
+                raise RuntimeError(
+                    f"staging merge inserted {cursor.rowcount} rows for {len(rows)} new ids"
+                )
+    finally:
+        cursor.close()
+    return rows  # type: ignore[no-any-return]
 
 
-def _listing(conn: Connection, stage: str) -> list[tuple[str, bool, bool]]:
+def _listing(conn: Connection) -> list[tuple[str, bool, bool]]:
     """Before the merge: each staged id in first-seen order, whether the ledger knows it,
     and whether it brings an SFTP path to a known row that has none (small inputs only)."""
     rows = conn.execute(
@@ -383,18 +468,15 @@ def _listing(conn: Connection, stage: str) -> list[tuple[str, bool, bool]]:
             "max(CASE WHEN r.recording_uuid IS NULL THEN 0 ELSE 1 END) AS known, "
             "max(CASE WHEN r.recording_uuid IS NOT NULL AND r.source_path IS NULL "
             "AND s.source_path IS NOT NULL THEN 1 ELSE 0 END) AS finds "
-            f"FROM {stage} s LEFT JOIN recordings r ON r.recording_uuid = s.recording_uuid "
+            f"FROM {_stage_name(conn)} s "
+            "LEFT JOIN recordings r ON r.recording_uuid = s.recording_uuid "
             "GROUP BY s.recording_uuid ORDER BY first"
         )
     ).all()
     return [(str(key), bool(known), bool(finds)) for key, _first, known, finds in rows]
 
 
-def _finish(
-    counts: ImportResult, listing: list[tuple[str, bool, bool]] | None
-) -> RegisterResult | ImportResult:
-    if listing is None:
-        return counts
+def _finish(listing: list[tuple[str, bool, bool]]) -> RegisterResult:
     return RegisterResult(
         added=[key for key, known, _ in listing if not known],
         known=[key for key, known, _ in listing if known],
