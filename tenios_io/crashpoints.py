@@ -6,7 +6,9 @@ nightly` in a child process that replaces it, so the child stops exactly at
 killed with SIGKILL; the re-run must end with one object per recording and a
 consistent ledger.  In the ledger, ``integrated_uncommitted`` (the sequencer has
 written its chain entries) and ``leased_write_uncommitted`` (a worker has written
-its state change and events) stop a transaction just before its commit.
+its state change and events) stop a transaction just before its commit;
+``import_chunk_uncommitted`` and ``import_chunk_committed`` stop an import just before
+and just after a chunk of its merge commits.
 """
 
 from __future__ import annotations

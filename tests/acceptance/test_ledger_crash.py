@@ -1,6 +1,6 @@
-"""SIGKILL inside the ledger's transactions: the sequencer mid-integration and a worker
-mid-write, each stopped just before its commit (a real `tenios-archive` child process,
-both ledger backends).
+"""SIGKILL inside the ledger's transactions: the sequencer mid-integration, a worker
+mid-write, each stopped just before its commit, and an import mid-merge, before and
+after a chunk's commit (a real `tenios-archive` child process, both ledger backends).
 
 Afterwards the custody history verifies, every event written is integrated exactly
 once (the multiset of entry digests of queued + integrated events is unchanged), and
@@ -25,7 +25,9 @@ import sqlalchemy as sa
 from flows.nightly import nightly_archive
 from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
 from tenios_io.ledger.custody import row_digest
-from tenios_io.ledger.tables import custody_queue
+from tenios_io.ledger.importing import iter_import_file
+from tenios_io.ledger.registration import MERGE_CHUNK
+from tenios_io.ledger.tables import custody_queue, recordings
 from tests.acceptance.conftest import ArchiveWorld
 from tests.acceptance.test_crash import RUNNER, assert_consistent
 
@@ -182,3 +184,55 @@ def test_worker_killed_mid_write_loses_nothing_and_the_rerun_finishes(
     assert events.count("found_archived") == len(uploaded)
     assert events.count("archived") == 3
     ledger.engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["import_chunk_uncommitted", "import_chunk_committed"])
+def test_import_killed_mid_merge_keeps_whole_chunks_and_the_rerun_adds_the_rest(
+    database_url: str, tmp_path: Path, point: str
+) -> None:
+    ledger = Ledger(create_ledger_engine(database_url), actor="worker")
+    known = [str(uuid.uuid4()) for _ in range(3)]
+    ledger.register([NewRecording(key) for key in known])
+    chunk = MERGE_CHUNK[ledger.engine.dialect.name]
+    fresh = [str(uuid.uuid4()) for _ in range(chunk + 100)]  # two merge chunks
+    path = tmp_path / "ids.txt"
+    path.write_text("".join(f"{key}\n" for key in known + fresh))
+
+    # `ledger import` is killed in its first chunk: before its commit, or right after.
+    child = start_until(
+        point,
+        tmp_path / "reached",
+        child_env({"TENIOS_DATABASE_URL": database_url}),
+        "ledger",
+        "import",
+        str(path),
+    )
+    sigkill(child)
+
+    landed = chunk - len(known) if point == "import_chunk_committed" else 0
+    assert sum(ledger.counts().values()) == len(known) + landed  # whole chunks or nothing
+    assert_every_recording_registered_once(ledger, len(known) + landed)
+
+    again = ledger.import_recordings(iter_import_file(path))
+    assert (again.added, again.known) == (len(fresh) - landed, len(known) + landed)
+    assert_every_recording_registered_once(ledger, len(known) + len(fresh))
+    ledger.engine.dispose()
+
+
+def assert_every_recording_registered_once(ledger: Ledger, count: int) -> None:
+    """The chain verifies, its seq runs 1..N, nothing waits in the queue, and every
+    recording in the ledger has exactly one `registered` event (none without, none
+    twice)."""
+    report = ledger.verify_chain(integrate=False)
+    assert report.ok, report.problem
+    assert report.queued == 0
+    events = list(ledger.iter_events(page=10_000))
+    assert [int(row["seq"]) for row in events] == list(range(1, len(events) + 1))
+    registered = Counter(
+        str(row["recording_uuid"]) for row in events if row["event"] == "registered"
+    )
+    assert len(registered) == count and set(registered.values()) == {1}
+    with ledger.engine.connect() as conn:
+        keys = {str(key) for key in conn.execute(sa.select(recordings.c.recording_uuid)).scalars()}
+    assert keys == set(registered)

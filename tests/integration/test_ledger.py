@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 
 from tenios_io.exceptions import IllegalTransition, StaleLease, UnknownRecording
 from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
+from tenios_io.ledger.custody import NewEvent
 from tenios_io.ledger.tables import custody_events, recordings
 
 
@@ -281,15 +283,37 @@ def test_register_across_chunks_is_one_consistent_import(
     from tenios_io.ledger import registration
 
     monkeypatch.setattr(registration, "_CHUNK", 7)  # staged in chunks of 7
+    monkeypatch.setattr(registration, "MERGE_CHUNK", {"postgresql": 7, "sqlite": 7})
     first = ids(10)
     ledger.register([NewRecording(i) for i in first])
     more = ids(20)
-    items = [NewRecording(i) for i in more] + [
-        NewRecording(i, source_path=f"/drop/{i}.wav") for i in first
-    ]
+    items = (
+        [NewRecording(i) for i in more]
+        + [NewRecording(i, source_path=f"/drop/{i}.wav") for i in first]
+        + [NewRecording(more[0]), NewRecording(more[15])]  # repeated, chunks later
+    )
     result = ledger.register(items)
     assert result.added == more and result.known == first
     assert sorted(result.source_found) == sorted(first)
     report = ledger.verify_chain()
     assert report.ok and report.events == 10 + 20 + 10
     assert ledger.counts()[State.PENDING] == 30
+    for key in first + more:
+        assert [e["event"] for e in ledger.events(key)][:1] == ["registered"]
+        assert [e["event"] for e in ledger.events(key)].count("registered") == 1
+    again = ledger.import_recordings(NewRecording(i) for i in more + more[:3] + ids(2))
+    assert (again.read, again.added, again.known, again.duplicates) == (25, 2, 20, 3)
+
+
+def test_values_with_backslashes_tabs_and_newlines_survive_the_chain(ledger: Ledger) -> None:
+    # PostgreSQL writes chain entries with COPY in its text format, escaped by us.
+    path = '/drop/a\\b\tc\nd "e" ü.wav'
+    key = ids(1)[0]
+    ledger.register([NewRecording(key, source_path=path)], actor="tab\there\\back")
+    ledger.append_events([NewEvent(key, "annotated", {"note": "x\\y\r\nz\t"})])
+    report = ledger.verify_chain()
+    assert report.ok and report.events == 2, report.problem
+    registered, annotated = ledger.events(key)
+    assert json.loads(registered["details"])["source_path"] == path
+    assert registered["actor"] == "tab\there\\back"
+    assert json.loads(annotated["details"]) == {"note": "x\\y\r\nz\t"}

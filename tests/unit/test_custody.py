@@ -120,3 +120,28 @@ def test_canonical_entry_digest_is_entry_digest(details: dict[str, object]) -> N
     assert custody.canonical_entry_digest(
         None, "run_stopped", "w", "t", "{}"
     ) == custody.entry_digest(None, "run_stopped", "w", "t", "{ }")
+
+
+@pytest.mark.parametrize(
+    ("call_uuid", "recorded_at", "source_path", "producer"),
+    [
+        (None, None, None, None),
+        ("0b1e0c5e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", "2016-04-11T09:00:00.000000Z", None, "pbx-7"),
+        (None, None, '/drop/a\\b\t"c"\nü.wav', None),
+    ],
+)
+def test_registered_details_are_the_canonical_json_of_the_dict(
+    call_uuid: str | None, recorded_at: str | None, source_path: str | None, producer: str | None
+) -> None:
+    from tenios_io.ledger.registration import registered_details
+
+    expected = canonical_json(
+        {
+            "call_uuid": call_uuid,
+            "recorded_at": recorded_at,
+            "date_from": "discovered_at" if recorded_at is None else "recorded_at",
+            "source_path": source_path,
+            "producer": producer,
+        }
+    )
+    assert registered_details(call_uuid, recorded_at, source_path, producer) == expected
