@@ -21,6 +21,13 @@ How events get there — the shape transparency logs use (Trillian, Tessera):
    integrates nothing and the next one starts from the same head.  Any process
    can be the sequencer: claims integrate opportunistically, and a run integrates
    everything it wrote before it writes its checkpoint (``integrate_all``).
+3. **An import sequences its own events** (:func:`sequence`, registration.py): each
+   chunk of an import inserts its new rows, then takes the same lock (waiting for
+   it: a sequencer holds it for one batch), reads the head and appends the chunk's
+   ``registered`` events to the chain directly, in the rows' transaction — a
+   million events never make the queue's insert/read/delete round trip.  Workers
+   only ever *try* that lock, so they are not held up; their queued events are
+   integrated after the chunk commits.
 
 What is guaranteed about order:
 
@@ -33,8 +40,11 @@ What is guaranteed about order:
 - **Across recordings**, the chain's order is integration order: an event of one
   recording may be sequenced before an event of another that was committed
   slightly earlier.  ``occurred_at`` keeps the writer's time.
+  A recording's ``registered`` event is on the chain before the recording can be
+  claimed (its row commits with it), so it precedes the recording's other events.
 - ``seq`` stays gap-free and every queued event is integrated exactly once (the
-  queue row is deleted in the transaction that inserts its chain entry).
+  queue row is deleted in the transaction that inserts its chain entry); every
+  sequencing transaction holds the lock from its head read to its commit.
 - ``verify-chain``, ``export-events``, checkpoints and the report cover integrated
   events; the number still queued is reported beside them.
 
