@@ -175,7 +175,7 @@ def run_archival(
             limit = flow_args["limit"]
             result = run_flow(title, min(checked.due, limit) if limit else checked.due, call)
     except RunInterrupted as exc:
-        err_console.print(f"[red]{escape(str(exc))}: stopped before archiving anything[/]")
+        err_console.print(f"[red]{escape(str(exc))}: no claim was held; run it again[/]")
         raise typer.Exit(exc.exit_code) from None
     finally:
         remove_own_spools(cfg.spool_dir)
