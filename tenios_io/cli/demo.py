@@ -22,6 +22,7 @@ from tenios_io.demo import PRODUCER_INSERT, demo_environment, hand_over_by_sql
 from tenios_io.ledger.schema import upgrade
 from tenios_io.runloop import sweep_first
 from tenios_io.store import make_s3_client, parse_object_key
+from tenios_io.store.keys import manifest_prefix
 
 
 def register(app: typer.Typer) -> None:
@@ -89,11 +90,12 @@ def demo(
         ]
         s3.close()
     objects = [k for k in keys if parse_object_key(cfg.s3_prefix, k)]
+    manifests = [k for k in keys if k.startswith(manifest_prefix(cfg.s3_prefix))]
     archived = first["counts"].get("archived", 0) + second["counts"].get("archived", 0)
     console.print(
         Panel.fit(
             f"S3 holds {len(objects)} recordings, one object each (custody facts in its "
-            "metadata); "
+            f"metadata), and {len(manifests)} custody manifest(s), one per archived batch; "
             f"{archived} uploads in two runs — nothing twice.\n"
             f"Audit report: {report_file}\n\n"
             "Look next (the demo's servers have stopped; these read only the ledger):\n"
