@@ -127,8 +127,7 @@ def watch_workers(
 
     for _ in range(workers):
         start(False)
-    replacements = 0
-    quiet_since: float | None = None
+    watch = fanout.Watch(workers=workers, grace_seconds=grace_seconds)
     with get_client(sync_client=True) as client:
         while True:
             open_runs, starting = [], False
@@ -140,27 +139,22 @@ def watch_workers(
                         starting or state is None or state.is_scheduled() or (state.is_pending())
                     )
             stats = collect(pipeline.ledger, pipeline.ledger.clock_now())
-            held = stats.in_progress - stats.expired_leases
-            if not open_runs and not fanout.work_left(stats):
+            step = watch.next(
+                open_runs=len(open_runs), starting=starting, stats=stats, now=time.monotonic()
+            )
+            if step == "done":
                 break
-            # Nothing for the open runs to do (no work, or work nobody's live lease
-            # holds) for a while: they are lost, or none is left to do it.
-            idle = not starting and (not fanout.work_left(stats) or held == 0)
-            quiet_since = (quiet_since or time.monotonic()) if idle else None
-            if quiet_since is not None and time.monotonic() - quiet_since >= grace_seconds:
-                if fanout.work_left(stats) and replacements < workers:
-                    replacements += 1
-                    start(True)
-                    quiet_since = None
-                elif not fanout.work_left(stats) or replacements >= workers:
-                    lost.update(open_runs)
-                    for run_id in open_runs:
-                        client.set_flow_run_state(
-                            run_id,
-                            Crashed(message="lost: held no lease while work was done or due"),
-                            force=True,
-                        )
-                    break
+            if step == "replace":
+                start(True)
+            elif step == "lost":
+                lost.update(open_runs)
+                for run_id in open_runs:
+                    client.set_flow_run_state(
+                        run_id,
+                        Crashed(message="lost: held no lease while work was done or due"),
+                        force=True,
+                    )
+                break
             time.sleep(POLL_SECONDS)  # polling the Prefect server between looks
         summaries = _summaries(client, list(names))
         ended = []

@@ -99,3 +99,35 @@ def work_left(stats: LedgerStats) -> bool:
     """Something is claimable now or held under a lease (a live worker's, or a dead
     one's until it expires): the fan-out is not done."""
     return stats.due > 0 or stats.in_progress > 0
+
+
+@dataclass
+class Watch:
+    """The parent's decision each time it looks at its worker runs and the ledger:
+    ``"done"`` (no open run, no work left), ``"wait"``, ``"replace"`` (work left that
+    no live lease holds and no run starting, for ``grace_seconds``: start one more
+    worker run, at most ``workers`` of them) or ``"lost"`` (the open runs had nothing
+    to do for ``grace_seconds``, or no replacement is left: name them crashed)."""
+
+    workers: int
+    grace_seconds: float
+    replacements: int = 0
+    quiet_since: float | None = None
+
+    def next(self, *, open_runs: int, starting: bool, stats: LedgerStats, now: float) -> str:
+        left = work_left(stats)
+        if open_runs == 0 and not left:
+            return "done"
+        held = stats.in_progress - stats.expired_leases
+        if starting or (left and held > 0):
+            self.quiet_since = None
+            return "wait"
+        if self.quiet_since is None:
+            self.quiet_since = now
+        if now - self.quiet_since < self.grace_seconds:
+            return "wait"
+        self.quiet_since = None
+        if left and self.replacements < self.workers:
+            self.replacements += 1
+            return "replace"
+        return "lost"
