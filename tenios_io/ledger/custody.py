@@ -281,18 +281,23 @@ Entry = tuple[str | None, str, str, str, str]
 def sequence(conn: Connection, entries: Iterable[Entry]) -> int:
     """Hash ``entries`` onto the chain after its head, in this order, and insert them in
     this transaction; returns how many.  The caller holds the chain lock
-    (:func:`lock_chain`) until it commits."""
+    (:func:`lock_chain`) until it commits.  Streamed: the chain entries are made as
+    the insert consumes them (an import's chunk holds no list of them)."""
     head = read_head(conn)
-    prev, seq = head.hash, head.seq
-    rows: list[tuple[Any, ...]] = []
-    for recording_uuid, event, actor, occurred_at, details in entries:
-        seq += 1
-        digest = chain_hash(prev, seq, recording_uuid, event, actor, occurred_at, details)
-        rows.append((seq, recording_uuid, event, actor, occurred_at, details, prev, digest))
-        prev = digest
-    if rows:
-        _insert_events(conn, rows)
-    return len(rows)
+    last = head.seq
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        nonlocal last
+        prev, seq = head.hash, head.seq
+        for recording_uuid, event, actor, occurred_at, details in entries:
+            seq += 1
+            digest = chain_hash(prev, seq, recording_uuid, event, actor, occurred_at, details)
+            last = seq
+            yield (seq, recording_uuid, event, actor, occurred_at, details, prev, digest)
+            prev = digest
+
+    _insert_events(conn, rows())
+    return last - head.seq
 
 
 def integrate(engine: Engine, *, wait: bool = False, limit: int = INTEGRATE_CHUNK) -> int:
@@ -340,6 +345,10 @@ def integrate(engine: Engine, *, wait: bool = False, limit: int = INTEGRATE_CHUN
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+#: Chain entries per COPY write.
+_COPY_BLOCK = 5000
+
+
 def _copy_value(value: Any) -> str:
     if value is None:
         return "\\N"
@@ -349,18 +358,24 @@ def _copy_value(value: Any) -> str:
     return text
 
 
-def _insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+def _insert_events(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
     """Insert chain entries (tuples in ``_COLUMNS`` order): PostgreSQL's COPY in its text
-    format, written by us in one block (the sequencer's and the import's hot path: the
+    format, written by us in blocks (the sequencer's and the import's hot path: the
     driver's per-row ``write_row`` costs more than the server's work), SQLite's
     executemany — the driver's own, over tuples (SQLAlchemy's per-row parameter
     processing would cost more than the insert itself)."""
     driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
         statement = f"COPY custody_events ({', '.join(_COLUMNS)}) FROM STDIN"
-        block = "".join("\t".join(map(_copy_value, row)) + "\n" for row in rows)
+        block: list[str] = []
         with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-            copy.write(block.encode("utf-8"))
+            for row in rows:
+                block.append("\t".join(map(_copy_value, row)) + "\n")
+                if len(block) == _COPY_BLOCK:
+                    copy.write("".join(block).encode("utf-8"))
+                    block.clear()
+            if block:
+                copy.write("".join(block).encode("utf-8"))
         return
     placeholders = ", ".join("?" for _ in _COLUMNS)
     statement = f"INSERT INTO custody_events ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
