@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
+import pytest
+
 pytest_plugins = [
     "tests.fixtures.cli",
     "tests.fixtures.databases",
@@ -9,3 +14,14 @@ pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.sshd",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _library_log_level_restored() -> Iterator[None]:
+    """An in-process `run nightly` sets the library's console level to ERROR (right for
+    the CLI's own process); tests after it in this process read the library's INFO and
+    WARNING records with caplog, so every test starts and ends at the level it found."""
+    library = logging.getLogger("tenios_io")
+    level = library.level
+    yield
+    library.setLevel(level)

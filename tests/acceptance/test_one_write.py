@@ -6,11 +6,9 @@ manifest.  A crash before a manifest loses nothing: the next run writes it."""
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,16 +28,6 @@ PREFIX = "recordings"
 MANIFEST_KEY = re.compile(
     r"recordings/_custody/manifests/\d{4}/\d{2}/\d{2}/[A-Za-z0-9._-]+-[A-Za-z0-9]+\.jsonl"
 )
-
-
-@pytest.fixture(autouse=True)
-def _library_log_level_restored() -> Iterator[None]:
-    """`run nightly` in-process sets the library's log level for its console (ERROR);
-    later tests in this process read the library's warnings with caplog."""
-    library = logging.getLogger("tenios_io")
-    level = library.level
-    yield
-    library.setLevel(level)
 
 
 def manifests(world: ArchiveWorld) -> dict[str, list[dict[str, object]]]:

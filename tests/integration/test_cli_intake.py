@@ -78,9 +78,9 @@ def test_a_runs_preflight_drains_the_intake_and_says_so(
     done = run_sql(db, [insert_values(rows), insert_values([("x", None, None, "pbx-7")])])
     assert done.returncode == 0, done.stderr
 
-    due = preflight(load_settings(), 1)
+    checked = preflight(load_settings(), 1)
 
-    assert due == 2
+    assert checked.due == 2
     out = capsys.readouterr().out
     assert "intake: 2 new, 0 already known, 1 rejected" in out and "--rejected" in out
     with open_ledger(load_settings()) as ledger:
