@@ -62,6 +62,11 @@ class _Commands(LazyGroup):
             "purge",
             "Delete archived recordings whose retention has ended (with evidence).",
         ),
+        "prefect": LazyCommand(
+            "tenios_io.cli.prefect_apply",
+            "app",
+            "The Prefect server's shared settings (the TENIOS API rate limit), applied once.",
+        ),
         "demo": LazyCommand(
             "tenios_io.cli.demo", "demo", "Run the archive end to end on 127.0.0.1."
         ),

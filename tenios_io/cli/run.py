@@ -119,6 +119,11 @@ def archive(
     if prefect_api_url() is not None:
         prepare_prefect(verbose)
         archive_flow = load_flow(flow)
+        from tenios_io.prefect_setup import require_rate_limit
+
+        # The server's limit is the operator's (`prefect apply`): missing is exit 2 here.
+        rate = flow_args.get("rate_limit")
+        require_rate_limit(rate if rate is not None else cfg.api_rate_limit)
         return lambda: archive_flow(**flow_args)
     prepare_logging(verbose)
 

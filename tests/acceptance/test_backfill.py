@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect.client.orchestration import get_client
-
 from flows.backfill import backfill
-from flows.limits import LIMIT_NAME
 from tenios_io.ledger import State
+from tenios_io.prefect_setup import ServerRateLimit, apply_rate_limit, read_rate_limit
 from tests.acceptance.conftest import ArchiveWorld
 
 
@@ -25,14 +23,18 @@ def test_backfill_imports_archives_and_resumes(world: ArchiveWorld, tmp_path: Pa
     first = backfill(str(source), concurrency=2, batch_size=2, limit=5, max_wait_seconds=30)
     assert first["imported"] == {"added": 9, "known": 0}
     assert first["counts"] == {"archived": 5}
-    second = backfill(str(source), concurrency=2, rate_limit=50.0, max_wait_seconds=30)
+    # With a Prefect server the API rate limit is the server's global limit (shared by
+    # every worker process), applied by the operator: the run's own rate_limit uses it
+    # and leaves it as applied (it used to create/overwrite it from its parameter).
+    apply_rate_limit(20.0)
+    try:
+        second = backfill(str(source), concurrency=2, rate_limit=50.0, max_wait_seconds=30)
+        limit = read_rate_limit()
+    finally:
+        apply_rate_limit(None)
     assert second["imported"] == {"added": 0, "known": 9}
     assert second["counts"] == {"archived": 4}
-    # With a Prefect server the API rate limit is the server's global limit (shared by
-    # every worker process): `rate_limit` slots decaying per second.
-    with get_client(sync_client=True) as client:
-        limit = client.read_global_concurrency_limit_by_name(LIMIT_NAME)
-    assert limit.slot_decay_per_second == 50.0 and limit.limit == 50 and limit.active
+    assert limit == ServerRateLimit(per_second=20.0, burst=20, active=True)
     ledger = world.ledger()
     assert ledger.counts()[State.ARCHIVED] == 9
     rec = ledger.get(uuids[2])
