@@ -1,7 +1,11 @@
 """The S3 archive: deterministic keys, never-overwriting verified uploads, retention, custody.
 
 :class:`ArchiveStore` receives a boto3 S3 client (it never builds one; see
-:func:`make_s3_client`) and does four things with a spooled recording:
+:func:`make_s3_client`) and builds three parts on it: an :class:`ArchiveWriter`
+(uploads, documents, the bucket check), an :class:`ArchiveReader` (the audit's
+reads) and a :class:`RetentionPolicy` (Object Lock, retention, legal holds,
+deletes).  Callers that need one part take that part.  With a spooled recording
+the store does four things:
 
 1. **Key** — :func:`object_key` builds ``{prefix}/{yyyy}/{mm}/{dd}/{uuid}.{ext}``
    from the ledger's fixed date, so every retry targets the same key, and
@@ -39,7 +43,10 @@ bucket and what to fix.  No message carries a credential.
 
 The modules, from the outside in:
 
-- ``archive_store`` — :class:`ArchiveStore`;
+- ``archive_store`` — :class:`ArchiveStore`, the three parts built together;
+- ``writer`` — :class:`ArchiveWriter`: recordings and documents, never overwriting;
+- ``reader`` — :class:`ArchiveReader`: HEAD, listings, downloads, documents, sidecars;
+- ``retention_policy`` — :class:`RetentionPolicy`: Object Lock, holds, deletes;
 - ``upload`` — single and multipart PUTs, the read-back and its comparison;
 - ``metadata`` — the custody facts each recording object carries as user metadata;
 - ``sidecar`` — reading the ``.json`` sidecars earlier versions wrote;
@@ -68,6 +75,7 @@ from tenios_io.store.keys import (
     sidecar_key,
     validate_prefix,
 )
+from tenios_io.store.reader import ArchiveReader
 from tenios_io.store.results import (
     ArchivedObject,
     BucketStatus,
@@ -76,18 +84,23 @@ from tenios_io.store.results import (
     RetentionMode,
     SseMode,
 )
+from tenios_io.store.retention_policy import RetentionPolicy
+from tenios_io.store.writer import ArchiveWriter
 
 __all__ = [
     "EXTENSIONS",
     "PROBE_NAME",
     "SIDECAR_SUFFIX",
+    "ArchiveReader",
     "ArchiveStore",
+    "ArchiveWriter",
     "ArchivedObject",
     "BucketStatus",
     "KeyParts",
     "ObjectInfo",
     "ObjectSummary",
     "RetentionMode",
+    "RetentionPolicy",
     "SseMode",
     "make_s3_client",
     "object_key",
