@@ -164,6 +164,35 @@ def pg_world(
 
 
 @pytest.fixture
+def slow_pg_world(
+    prefect_api_url: str,
+    postgres_url: str,
+    moto_server: str,
+    locked_bucket: str,
+    s3_client: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_simulator: Callable[..., Simulator],
+) -> Iterator[ArchiveWorld]:
+    """A PostgreSQL ledger and short recordings whose every API answer is delayed
+    up to 0.3 s (the simulator's latency fault): runs that stay running a while."""
+    from tenios_io.ledger.schema import upgrade
+    from tenios_io.simulator.faults import FaultPlan
+
+    upgrade(postgres_url)
+    yield from _make_world(
+        prefect_api_url=prefect_api_url,
+        database_url=postgres_url,
+        moto_server=moto_server,
+        bucket=locked_bucket,
+        s3_client=s3_client,
+        tmp_path=tmp_path,
+        monkeypatch=monkeypatch,
+        sim=make_simulator(seed=15, recording_seconds=(0.5, 1.5), faults=FaultPlan(latency=0.3)),
+    )
+
+
+@pytest.fixture
 def drop(world: ArchiveWorld, sftp_server: SftpServer, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The world with a real SFTP drop (OpenSSH sshd): settings in this process and in
     ``world.env`` (for child processes); files released by ``move:archived``."""

@@ -5,55 +5,30 @@ second nightly run refused while one holds the slot."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import State as RunState
 from prefect.client.schemas.objects import StateType
-from prefect.exceptions import ObjectAlreadyExists
 from prefect.states import Cancelled, Pending
 
 from tenios_io.ledger import State
 from tests.acceptance.conftest import ArchiveWorld
-
-ROOT = Path(__file__).resolve().parents[2]
-PREFECT = str(Path(sys.executable).with_name("prefect"))
-
-
-def _env(world: ArchiveWorld) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TENIOS_", "AWS_"))}
-    env.update(world.env, PYTHONPATH=str(ROOT))
-    return env
-
-
-def _prefect(world: ArchiveWorld, *args: str, timeout: float = 300) -> str:
-    done = subprocess.run(
-        [PREFECT, *args],
-        env=_env(world),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout + done.stderr
+from tests.acceptance.prefect_processes import (
+    archived_by_actor,
+    deploy_all,
+    kill_tree,
+    prefect,
+    start_worker,
+)
 
 
 @pytest.mark.slow
 def test_deploy_all_then_a_worker_runs_the_nightly_deployment(world: ArchiveWorld) -> None:
-    with get_client(sync_client=True) as client:
-        try:
-            client.create_work_pool(WorkPoolCreate(name="tenios-archive", type="process"))
-        except ObjectAlreadyExists:
-            pass
-    _prefect(world, "--no-prompt", "deploy", "--all")
+    deploy_all(world)
     with get_client(sync_client=True) as client:
         deployments = {d.name: d for d in client.read_deployments()}
         assert {"nightly-archive", "backfill", "archive-worker", "audit"} <= set(deployments)
@@ -89,10 +64,70 @@ def test_deploy_all_then_a_worker_runs_the_nightly_deployment(world: ArchiveWorl
         uuids = world.sim.seed(3)
         world.register(uuids)
         run = client.create_flow_run_from_deployment(nightly.id)
-    _prefect(world, "worker", "start", "--pool", "tenios-archive", "--run-once", timeout=600)
+    prefect(world, "worker", "start", "--pool", "tenios-archive", "--run-once", timeout=600)
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(run.id).state
     assert state is not None and state.is_completed(), state
     ledger = world.ledger()
     assert all(ledger.get(u).state is State.ARCHIVED for u in uuids)
+    ledger.engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_second_nightly_run_is_cancelled_while_one_is_running(
+    slow_pg_world: ArchiveWorld, tmp_path: Path
+) -> None:
+    """Not only the configuration: nightly deployed from prefect.yaml, one run really
+    running on a process worker (slowed API answers keep it running), a second one
+    created meanwhile is taken by the same worker and ends Cancelled (CANCEL_NEW);
+    the first completes and archives everything."""
+    world = slow_pg_world
+    uuids = world.sim.seed(120)
+    world.register(uuids)
+    deploy_all(world)
+    params = {"concurrency": 2, "batch_size": 5}
+    with get_client(sync_client=True) as client:
+        nightly = client.read_deployment_by_name("nightly-archive/nightly-archive")
+        first = client.create_flow_run_from_deployment(nightly.id, parameters=params)
+    worker = start_worker(world, "default", tmp_path / "worker.log")
+    ledger = world.ledger()
+    try:
+        deadline = time.monotonic() + 600
+        with get_client(sync_client=True) as client:
+            # The first run is running and has archived something (it holds the slot).
+            while True:
+                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                state = client.read_flow_run(first.id).state
+                assert state is not None and not state.is_final(), state
+                if state.is_running() and ledger.counts().get(State.ARCHIVED, 0) > 0:
+                    break
+                time.sleep(0.5)  # polling the server and the ledger
+            second = client.create_flow_run_from_deployment(nightly.id, parameters=params)
+            while True:
+                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                refused = client.read_flow_run(second.id).state
+                if refused is not None and refused.is_final():
+                    break
+                time.sleep(0.5)
+            assert refused.type == StateType.CANCELLED, refused
+            assert "concurrency limit" in (refused.message or ""), refused
+            running = client.read_flow_run(first.id).state
+            assert running is not None and running.is_running(), running
+            while True:
+                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                ended = client.read_flow_run(first.id).state
+                if ended is not None and ended.is_final():
+                    break
+                time.sleep(0.5)
+            assert ended.is_completed(), ended
+            # The second never ran: it never was Running, nothing archived under its name.
+            history = [s.type for s in client.read_flow_run_states(second.id)]
+            assert StateType.RUNNING not in history, history
+    finally:
+        kill_tree(worker)
+    assert {ledger.get(u).state for u in uuids} == {State.ARCHIVED}
+    assert set(world.versions().values()) == {1} and len(world.versions()) == len(uuids)
+    by_actor = archived_by_actor(ledger)
+    assert sum(by_actor.values()) == len(uuids)
+    assert all(f":{first.id}@" in actor for actor in by_actor), by_actor
     ledger.engine.dispose()
