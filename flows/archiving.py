@@ -22,6 +22,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture
 
+from flows.alerts import report_backlog
 from flows.limits import api_rate_limiter
 from tenios_io import clients, runloop
 from tenios_io.archive import Archiver, Outcome, RecordingResult
@@ -207,6 +208,8 @@ def run_archive(
         get_run_logger().error("%s", result.summary.stopped.message)
     publish_summary(result.summary, key=flow_name)
     if result.backlog is not None:
+        if checkpoint:  # a fanned-out run's parent reports it once, not every worker
+            report_backlog(result.backlog, alert_hours=settings.alert_oldest_due_hours)
         create_markdown_artifact(
             key=f"{flow_name}-ledger",
             markdown=markdown(result.backlog),

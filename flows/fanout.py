@@ -26,6 +26,7 @@ from prefect.client.schemas.filters import (
 from prefect.deployments import run_deployment
 from prefect.states import Crashed
 
+from flows.alerts import report_backlog
 from flows.archiving import checkpoint_chain, open_clients, run_actor
 from flows.worker import RESULT_KEY
 from tenios_io import clients, fanout
@@ -87,6 +88,7 @@ def run_fanned_out(
         )
         extra["checkpoint"] = checkpoint_chain(run)
         backlog = collect(pipeline.ledger, pipeline.ledger.clock_now())
+    report_backlog(backlog, alert_hours=settings.alert_oldest_due_hours)
     create_table_artifact(
         key=f"{flow_name}-workers",
         table=fanout.table(summary),

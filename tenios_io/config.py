@@ -204,6 +204,13 @@ class Settings(BaseSettings):
         description="`audit verify --rolling` re-verifies the whole archive within this many "
         "days: each run checks ceil(archived / days) recordings, least recently verified first.",
     )
+    alert_oldest_due_hours: float = Field(
+        default=36.0,
+        gt=0,
+        description="A run through Prefect that ends with a recording due for longer than this "
+        "emits the event tenios-archive.backlog.overdue (the automation `prefect apply` "
+        "creates turns it into a notification).",
+    )
 
     @field_validator("api_url")
     @classmethod

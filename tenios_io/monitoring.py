@@ -51,3 +51,13 @@ def markdown(stats: LedgerStats) -> str:
     ]
     lines += [f"| {label} | {value} |" for label, value in rows(stats)]
     return "\n".join(lines) + "\n"
+
+
+OVERDUE_EVENT = "tenios-archive.backlog.overdue"
+LEDGER_RESOURCE = "tenios-archive.ledger"
+
+
+def overdue(stats: LedgerStats, hours: float) -> bool:
+    """Whether the most overdue recording has waited longer than ``hours``: the
+    condition the backlog notification fires on (TENIOS_ALERT_OLDEST_DUE_HOURS)."""
+    return stats.due > 0 and stats.oldest_due_seconds > hours * 3600.0
