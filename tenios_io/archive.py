@@ -38,7 +38,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tenios_io import crashpoints, progress
+from tenios_io import crashpoints
 from tenios_io.checksum import HashingSpool, Spooled
 from tenios_io.container import AudioFacts, inspect_recording
 from tenios_io.exceptions import (
@@ -53,6 +53,7 @@ from tenios_io.lease import LeaseKeeper
 from tenios_io.ledger import Claim, LeasedWrite, Ledger, State
 from tenios_io.ledger.custody import format_time
 from tenios_io.manifests import write_batch_manifest
+from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.release import release_archived
 from tenios_io.retry import Decision, RetryPolicy
 from tenios_io.runstop import RunGuard
@@ -114,14 +115,15 @@ class _Worked:
 class _CountingSink:
     """Passes writes to the spool and reports fetched bytes to the progress bar."""
 
-    def __init__(self, inner: HashingSpool) -> None:
+    def __init__(self, inner: HashingSpool, progress: ProgressListener) -> None:
         self._inner = inner
+        self._progress = progress
         self._reported = 0
 
     def write(self, data: bytes, /) -> int:
         n = self._inner.write(data)
         self._reported += n
-        progress.bytes_fetched(n)
+        self._progress.bytes_fetched(n)
         return n
 
     def seek(self, offset: int, whence: int = 0, /) -> int:
@@ -129,7 +131,7 @@ class _CountingSink:
 
     def truncate(self, size: int | None = None, /) -> int:
         if (size or 0) == 0 and self._reported:
-            progress.bytes_fetched(-self._reported)
+            self._progress.bytes_fetched(-self._reported)
             self._reported = 0
         return self._inner.truncate(size)
 
@@ -149,6 +151,7 @@ class Archiver:
         clock: Callable[[], float] = time.monotonic,
         guard: RunGuard | None = None,
         run_id: str | None = None,
+        progress: ProgressListener = NO_PROGRESS,
     ) -> None:
         if not sources:
             raise ValueError("at least one recording source is needed")
@@ -164,6 +167,8 @@ class Archiver:
         self.run_id = run_id or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         """Names this run's custody manifests (``{run_id}-{batch}.jsonl``)."""
         self._batches = itertools.count(1)
+        self.progress = progress
+        """Told of bytes fetched and of each recording's outcome (the CLI's bar)."""
 
     def archive_batch(
         self, claims: Sequence[Claim], *, deadline: float | None = None
@@ -305,7 +310,7 @@ class Archiver:
         except Exception as exc:  # noqa: BLE001 - every error becomes a ledger verdict
             worked = self._judge(claim, exc)
         result = dataclasses.replace(worked.result, seconds=self._clock() - started)
-        progress.recording_done(result.outcome.value, result.size)
+        self.progress.recording_done(result.outcome.value, result.size)
         return dataclasses.replace(worked, result=result)
 
     # -- the happy path --------------------------------------------------------------------
@@ -314,7 +319,7 @@ class Archiver:
         rec = claim.recording
         token = claim.lease_token
         with HashingSpool(self.spool_dir) as spool:
-            source, fetched = self._fetch(request, _CountingSink(spool))
+            source, fetched = self._fetch(request, _CountingSink(spool, self.progress))
             spooled = spool.finish()
             audio = _validate(spooled, fetched, rec.recording_uuid)
             fetched_at = self.ledger.now()

@@ -34,6 +34,7 @@ from tenios_io.exceptions import (
 from tenios_io.ledger import Ledger, create_ledger_engine
 from tenios_io.ledger.schema import require_current
 from tenios_io.manifests import ManifestWritten, write_missing_manifests
+from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.retry import RetryPolicy
 from tenios_io.sftp import SftpDrop, SftpSource
 from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
@@ -186,6 +187,7 @@ class Pipeline:
                 self.ledger,
                 release=self.settings.sftp_after != "keep",
                 actor=actor,
+                progress=self.archiver.progress,
             )
         except SourceUnavailable as exc:
             logger.warning("SFTP sweep skipped: %s", exc)
@@ -199,8 +201,10 @@ def open_pipeline(
     actor: str,
     concurrency: int = 8,
     before_request: Callable[[], None] | None = None,
+    progress: ProgressListener = NO_PROGRESS,
 ) -> Iterator[Pipeline]:
-    """Build the run's pipeline; checks the access key and that the ledger is migrated."""
+    """Build the run's pipeline; checks the access key and that the ledger is migrated.
+    ``progress`` hears of the run's fetches, outcomes and discoveries."""
     access_key = settings.require_access_key()
     settings.require_bucket()
     require_current(settings.database_url)
@@ -231,5 +235,6 @@ def open_pipeline(
             ),
             lease_seconds=settings.lease_seconds,
             spool_dir=settings.spool_dir,
+            progress=progress,
         )
         yield Pipeline(settings, ledger, store, sources, archiver, sftp)

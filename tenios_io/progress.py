@@ -1,53 +1,45 @@
-"""Progress events from the pipeline to whoever shows them (the CLI's progress bar).
+"""Progress events from the archiving code to whoever shows them (the CLI's progress bar).
 
-The archiving code publishes; a listener subscribes for the duration of a run.
-Prefect tasks run in threads of the same process, so a process-wide, thread-safe
-list of listeners reaches them without passing callables through flow parameters.
+A listener is passed in: the CLI builds its bar and hands it through the run loop
+(:func:`tenios_io.runloop.run_in_process` → :func:`tenios_io.pipeline.open_pipeline`)
+to the :class:`~tenios_io.archive.Archiver` and the drop sweep, where the events
+happen.  Whoever passes none gets :data:`NO_PROGRESS`, which ignores them: the
+Prefect flows' tasks take plain data, so their runs report no live progress (the
+Prefect server shows the run and its summary artifact instead).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Protocol
+from typing import Final, Protocol
+
+__all__ = ["NO_PROGRESS", "NoProgress", "ProgressListener"]
 
 
 class ProgressListener(Protocol):
-    def bytes_fetched(self, n: int) -> None: ...
+    """What a run tells its progress display (called from the batches' threads)."""
 
-    def recording_done(self, outcome: str, size: int) -> None: ...
+    def bytes_fetched(self, n: int) -> None:
+        """``n`` more bytes fetched (negative: a fetch restarted and gave them back)."""
 
-    def discovered(self, n: int) -> None: ...
+    def recording_done(self, outcome: str, size: int) -> None:
+        """A recording's attempt ended with ``outcome`` (an ``Outcome`` value)."""
 
-
-_listeners: list[ProgressListener] = []
-_lock = threading.Lock()
-
-
-@contextmanager
-def listening(listener: ProgressListener) -> Iterator[None]:
-    """Deliver progress events to ``listener`` inside the block."""
-    with _lock:
-        _listeners.append(listener)
-    try:
-        yield
-    finally:
-        with _lock:
-            _listeners.remove(listener)
+    def discovered(self, n: int) -> None:
+        """``n`` more recordings became due during the run (e.g. found on the SFTP drop)."""
 
 
-def bytes_fetched(n: int) -> None:
-    for listener in list(_listeners):
-        listener.bytes_fetched(n)
+class NoProgress:
+    """A listener that ignores every event."""
+
+    def bytes_fetched(self, n: int) -> None:
+        pass
+
+    def recording_done(self, outcome: str, size: int) -> None:
+        pass
+
+    def discovered(self, n: int) -> None:
+        pass
 
 
-def recording_done(outcome: str, size: int) -> None:
-    for listener in list(_listeners):
-        listener.recording_done(outcome, size)
-
-
-def discovered(n: int) -> None:
-    """``n`` more recordings became due during the run (e.g. found on the SFTP drop)."""
-    for listener in list(_listeners):
-        listener.discovered(n)
+NO_PROGRESS: Final[ProgressListener] = NoProgress()
+"""The listener of runs nobody watches."""

@@ -30,6 +30,7 @@ from tenios_io.interrupt import Interruption
 from tenios_io.ledger import Claim
 from tenios_io.ledger.stats import LedgerStats, collect
 from tenios_io.pipeline import Pipeline, open_pipeline
+from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.ratelimit import TokenBucket
 from tenios_io.runs import (
     MAX_CONCURRENCY,
@@ -136,15 +137,21 @@ def run_archive(
     stats: bool = False,
     interruption: Interruption | None = None,
     lend: Callable[[Pipeline], AbstractContextManager[Any]] | None = None,
+    progress: ProgressListener = NO_PROGRESS,
 ) -> RunResult:
     """Wire the pipeline, preflight, ``before`` (sweep, import), archive until done,
     ``checkpoint`` the custody chain (not after a run-wide stop: the bucket or the
     ledger may be gone; the next run checkpoints).  ``lend``: a context the run holds
-    around its open pipeline (the flows lend it to their tasks: tenios_io.clients)."""
+    around its open pipeline (the flows lend it to their tasks: tenios_io.clients).
+    ``progress``: told of the run's progress (the CLI's bar)."""
     concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
     with (
         open_pipeline(
-            settings, actor=actor, concurrency=concurrency, before_request=before_request
+            settings,
+            actor=actor,
+            concurrency=concurrency,
+            before_request=before_request,
+            progress=progress,
         ) as pipeline,
         (lend or (lambda _p: nullcontext()))(pipeline),
     ):
@@ -184,6 +191,7 @@ def run_in_process(
     before: Callable[[Pipeline, str], dict[str, Any]],
     rate_limit: float | None = None,
     interruption: Interruption | None = None,
+    progress: ProgressListener = NO_PROGRESS,
 ) -> RunResult:
     """The run in this process, batches on a thread pool: what ``run nightly`` /
     ``run backfill`` do when no Prefect API is configured (no Prefect imported).
@@ -212,6 +220,7 @@ def run_in_process(
             ),
             before_request=None if rate is None else TokenBucket(rate),
             interruption=interruption,
+            progress=progress,
         )
         cut_short = result.summary.cut_short
         return result

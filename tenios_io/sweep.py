@@ -21,10 +21,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tenios_io import progress
 from tenios_io import release as releasing
 from tenios_io.ledger import Ledger, NewEvent, NewRecording, State
 from tenios_io.ledger.releases import ReleaseIntent
+from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.release import FAILED, RELEASED, UNRECORDED, finish_interrupted
 from tenios_io.sftp import SftpDrop
 from tenios_io.sftp.naming import AMBIGUOUS_EVENT, KnownIds
@@ -76,8 +76,16 @@ def known_ids_of(ledger: Ledger) -> Callable[[Collection[str]], KnownIds]:
     return known
 
 
-def sweep_drop(drop: SftpDrop, ledger: Ledger, *, release: bool, actor: str) -> SweepReport:
-    """Sweep ``drop``; register new recordings; release archived ones still there."""
+def sweep_drop(
+    drop: SftpDrop,
+    ledger: Ledger,
+    *,
+    release: bool,
+    actor: str,
+    progress: ProgressListener = NO_PROGRESS,
+) -> SweepReport:
+    """Sweep ``drop``; register new recordings (``progress`` hears how many); release
+    archived ones still there."""
     found = drop.sweep(known_ids_of(ledger), sightings=ledger)
     report = SweepReport(
         ready=len(found.ready),

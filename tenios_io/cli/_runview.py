@@ -25,8 +25,6 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from tenios_io import progress
-
 #: Outcomes after which a recording is done for this run (retries are not).
 FINAL = frozenset({"archived", "already_archived", "missing", "failed", "conflict"})
 
@@ -111,14 +109,11 @@ class RunProgress:
         from rich.console import Group
         from rich.live import Live
 
-        with (
-            Live(
-                Group(self._progress, self._bytes),
-                console=self._progress.console,
-                refresh_per_second=8,
-                transient=False,
-            ),
-            progress.listening(self),
+        with Live(
+            Group(self._progress, self._bytes),
+            console=self._progress.console,
+            refresh_per_second=8,
+            transient=False,
         ):
             yield
 

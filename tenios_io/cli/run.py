@@ -31,6 +31,7 @@ from tenios_io.interrupt import Interruption, RunInterrupted
 from tenios_io.ledger import ImportResult, NewRecording
 from tenios_io.ledger.importing import iter_import_file
 from tenios_io.pipeline import Pipeline, open_pipeline
+from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.runloop import run_in_process, sweep_first
 
 app = typer.Typer(
@@ -89,12 +90,24 @@ def preflight(
         return Preflight(pipeline.ledger.count_due(), imported)
 
 
-def run_flow(title: str, total: int | None, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run an archival run under the progress bar and print its summary; returns its
-    result (the summary as a dict)."""
-    view = RunProgress(console, total)
-    with view.shown():
-        result = call()
+@dataclass(frozen=True)
+class Archival:
+    """A run to call with its progress listener.  ``reports_progress`` is False for a
+    Prefect flow: its tasks take plain data and report none (the server shows the run)."""
+
+    call: Callable[[ProgressListener], dict[str, Any]]
+    reports_progress: bool
+
+
+def run_flow(title: str, total: int | None, run: Archival) -> dict[str, Any]:
+    """Run an archival run (under the progress bar when it reports progress) and print
+    its summary; returns its result (the summary as a dict)."""
+    if run.reports_progress:
+        view = RunProgress(console, total)
+        with view.shown():
+            result = run.call(view)
+    else:
+        result = run.call(NO_PROGRESS)
     console.print(summary_table(result, title))
     for extra in (claimed_elsewhere_table(result), problems_table(result)):
         if extra is not None:
@@ -112,7 +125,7 @@ def archive(
     flow_args: dict[str, Any],
     before: Callable[[Pipeline, str], dict[str, Any]],
     interruption: Interruption | None = None,
-) -> Callable[[], dict[str, Any]]:
+) -> Archival:
     """The run to call: the Prefect flow ``flow`` with ``flow_args`` when a Prefect API
     is configured, else the same run in this process (no Prefect imported), stopped by
     ``interruption``'s signals."""
@@ -124,10 +137,10 @@ def archive(
         # The server's limit is the operator's (`prefect apply`): missing is exit 2 here.
         rate = flow_args.get("rate_limit")
         require_rate_limit(rate if rate is not None else cfg.api_rate_limit)
-        return lambda: archive_flow(**flow_args)
+        return Archival(lambda _progress: archive_flow(**flow_args), reports_progress=False)
     prepare_logging(verbose)
 
-    def in_process() -> dict[str, Any]:
+    def in_process(progress: ProgressListener) -> dict[str, Any]:
         return run_in_process(
             cfg,
             name=flow,
@@ -138,9 +151,10 @@ def archive(
             rate_limit=flow_args.get("rate_limit"),
             before=before,
             interruption=interruption,
+            progress=progress,
         ).to_dict()
 
-    return in_process
+    return Archival(in_process, reports_progress=True)
 
 
 def run_archival(
@@ -169,7 +183,7 @@ def run_archival(
     try:
         with interruption.installed() if interruption is not None else nullcontext():
             checked = preflight(cfg, flow_args["concurrency"], register=register)
-            call = archive(
+            archival = archive(
                 cfg,
                 verbose=cli.verbose,
                 flow=flow,
@@ -178,7 +192,7 @@ def run_archival(
                 interruption=interruption,
             )
             limit = flow_args["limit"]
-            result = run_flow(title, min(checked.due, limit) if limit else checked.due, call)
+            result = run_flow(title, min(checked.due, limit) if limit else checked.due, archival)
     except RunInterrupted as exc:
         err_console.print(f"[red]{escape(str(exc))}: no claim was held; run it again[/]")
         raise typer.Exit(exc.exit_code) from None

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from tenios_io import progress
 from tenios_io.archive import Archiver, Outcome
 from tenios_io.checksum import Spooled
 from tenios_io.exceptions import (
@@ -157,8 +156,9 @@ class Recorder:
 def test_archives_records_events_and_removes_the_spool(ledger: Ledger, tmp_path: Path) -> None:
     store = FakeStore()
     recorder = Recorder()
-    with progress.listening(recorder):
-        result = archiver(ledger, store, tmp=tmp_path).archive_one(claim(ledger))
+    work = archiver(ledger, store, tmp=tmp_path)
+    work.progress = recorder
+    result = work.archive_one(claim(ledger))
     assert result.outcome is Outcome.ARCHIVED and result.size == len(WAV)
     rec = ledger.get(REC)
     assert rec.state is State.ARCHIVED and rec.s3_key == f"recordings/2026/02/03/{REC}.wav"
