@@ -58,8 +58,9 @@ from tenios_io.release import release_archived
 from tenios_io.retry import Decision, RetryPolicy
 from tenios_io.runstop import RunGuard
 from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
-from tenios_io.store import ArchivedObject, ArchiveStore
+from tenios_io.store import ArchivedObject
 from tenios_io.store.keys import sidecar_key
+from tenios_io.store.protocols import ArchiverStore
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +138,19 @@ class _CountingSink:
 
 
 class Archiver:
-    """Everything ``archive_one`` needs, wired once per run."""
+    """Everything ``archive_one`` needs, wired once per run.
+
+    What it needs is a Protocol each: the store (:class:`ArchiverStore`: the upload,
+    the manifests, late legal holds), the sources (:class:`RecordingSource`) and the
+    progress listener; unit tests pass the fakes in :mod:`tenios_io.testing`.  The
+    ledger is the real one (SQLite in unit tests): its fencing is what matters.
+    """
 
     def __init__(
         self,
         *,
         ledger: Ledger,
-        store: ArchiveStore,
+        store: ArchiverStore,
         sources: Sequence[RecordingSource],
         policy: RetryPolicy,
         lease_seconds: float,

@@ -38,8 +38,8 @@ from tenios_io import crashpoints
 from tenios_io.ledger import Ledger
 from tenios_io.ledger.custody import format_time
 from tenios_io.ledger.manifests import ManifestEntry
-from tenios_io.store import ArchiveStore
 from tenios_io.store.keys import manifest_key
+from tenios_io.store.protocols import DocumentWriter
 from tenios_io.store.retention import iso
 
 __all__ = [
@@ -102,7 +102,7 @@ def manifest_body(entries: Iterable[ManifestEntry]) -> bytes:
 
 def write_batch_manifest(
     ledger: Ledger,
-    store: ArchiveStore,
+    store: DocumentWriter,
     recording_uuids: Iterable[str],
     *,
     run_id: str,
@@ -132,7 +132,7 @@ def write_batch_manifest(
 
 def write_missing_manifests(
     ledger: Ledger,
-    store: ArchiveStore,
+    store: DocumentWriter,
     *,
     run_id: str,
     grace_seconds: float,
@@ -160,7 +160,7 @@ def write_missing_manifests(
     return written
 
 
-def _retain_until(store: ArchiveStore) -> datetime | None:
+def _retain_until(store: DocumentWriter) -> datetime | None:
     """Now + the store's retention period: a manifest outlives the recordings it names."""
     if store.retention_mode == "none" or store.retention_days <= 0:
         return None

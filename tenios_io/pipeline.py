@@ -168,7 +168,7 @@ class Pipeline:
         try:
             return write_missing_manifests(
                 self.ledger,
-                self.store,
+                self.store.writer,
                 run_id=self.archiver.run_id,
                 grace_seconds=self.settings.lease_seconds,
             )

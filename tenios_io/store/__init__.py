@@ -47,6 +47,8 @@ The modules, from the outside in:
 - ``writer`` — :class:`ArchiveWriter`: recordings and documents, never overwriting;
 - ``reader`` — :class:`ArchiveReader`: HEAD, listings, downloads, documents, sidecars;
 - ``retention_policy`` — :class:`RetentionPolicy`: Object Lock, holds, deletes;
+- ``protocols`` — what the archiving code needs of a store, as Protocols (the
+  in-memory fake that tests use is :mod:`tenios_io.testing`);
 - ``upload`` — single and multipart PUTs, the read-back and its comparison;
 - ``metadata`` — the custody facts each recording object carries as user metadata;
 - ``sidecar`` — reading the ``.json`` sidecars earlier versions wrote;

@@ -8,26 +8,11 @@ from pathlib import Path
 
 from tenios_io.config import load_settings
 from tenios_io.runloop import run_in_process, sweep_first
+from tenios_io.testing import ProgressRecorder
 from tests.acceptance.conftest import ArchiveWorld, deliver
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.bytes = 0
-        self.found = 0
-        self.done: list[str] = []
-
-    def bytes_fetched(self, n: int) -> None:
-        self.bytes += n
-
-    def recording_done(self, outcome: str, size: int) -> None:
-        self.done.append(outcome)
-
-    def discovered(self, n: int) -> None:
-        self.found += n
-
-
-def _run(progress: Recorder) -> dict[str, object]:
+def _run(progress: ProgressRecorder) -> dict[str, object]:
     return run_in_process(
         load_settings(),
         name="progress-test",
@@ -49,7 +34,7 @@ def test_the_listener_passed_to_the_run_hears_the_sweep_fetches_and_outcomes(
         deliver(world, drop, u, f"{u}.wav")
     api_only = world.sim.seed(1)
     world.register(api_only)
-    recorder = Recorder()
+    recorder = ProgressRecorder()
     result = _run(recorder)
     assert result["exit_code"] == 0
     assert recorder.found == 3  # registered by the sweep during the run

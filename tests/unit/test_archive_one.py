@@ -1,20 +1,21 @@
-"""archive_one's decisions with in-memory fakes of the source and store (a real SQLite
-ledger underneath: it is fast and the fencing is what matters).  The real peers are
-exercised in tests/acceptance."""
+"""archive_one's decisions with the in-memory fakes of tenios_io.testing for the source
+and the store (a real SQLite ledger underneath: it is fast and the fencing is what
+matters).  The fakes are held to the real ones' contract in
+tests/integration/test_fakes_contract.py; the real peers are exercised in
+tests/acceptance."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tenios_io.archive import Archiver, Outcome
-from tenios_io.checksum import Spooled
 from tenios_io.exceptions import (
     AccessDenied,
     ApiUnavailable,
@@ -28,7 +29,7 @@ from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine, 
 from tenios_io.ledger.schema import upgrade
 from tenios_io.retry import RetryPolicy
 from tenios_io.sources import Fetched, FetchRequest, Sink
-from tenios_io.store import ArchivedObject
+from tenios_io.testing import FakeSource, MemoryStore, ProgressRecorder
 from tests.fixtures.moto import sample_wav
 
 WAV = sample_wav(144)  # a whole WAV: archive_one validates the container before upload
@@ -36,78 +37,9 @@ REC = "8101fcb3-3843-4db3-9829-f7ab586625fe"
 OTHER = "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
 
 
-@dataclass
-class FakeSource:
-    name: str = "api"
-    errors: list[Exception] = field(default_factory=list)
-    available: bool = True
-    released: list[str] = field(default_factory=list)
-    release_error: Exception | None = None
-
-    def can_fetch(self, request: FetchRequest) -> bool:
-        return self.available
-
-    def fetch(self, request: FetchRequest, sink: Sink) -> Fetched:
-        sink.write(WAV[:10])
-        if self.errors:
-            raise self.errors.pop(0)
-        sink.seek(0)
-        sink.truncate()
-        sink.write(WAV)
-        return Fetched(source=self.name, size=len(WAV))
-
-    def after_archived(self, request: FetchRequest, fetched: Fetched) -> str | None:
-        if self.release_error:
-            raise self.release_error
-        self.released.append(request.recording_uuid)
-        return "deleted" if self.name == "sftp" else None
-
-
-@dataclass
-class FakeStore:
-    error: Exception | None = None
-    uploads: list[Spooled] = field(default_factory=list)
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    documents: dict[str, bytes] = field(default_factory=dict)
-    bucket: str = "b"
-    prefix: str = "recordings"
-    retention_mode: str = "governance"
-    retention_days: int = 30
-    holds: list[bool] = field(default_factory=list)
-    held_later: list[tuple[str, str | None]] = field(default_factory=list)
-
-    def archive(self, spooled: Spooled, *, key_date: date, **kw: Any) -> ArchivedObject:
-        self.holds.append(kw["legal_hold"])
-        self.calls.append(kw)
-        if self.error:
-            raise self.error
-        assert spooled.path.read_bytes() == WAV
-        self.uploads.append(spooled)
-        return ArchivedObject(
-            bucket="b",
-            key=f"recordings/{key_date:%Y/%m/%d}/{kw['recording_uuid']}.wav",
-            version_id="v1",
-            sha256=spooled.sha256,
-            size=spooled.size,
-            content_type=spooled.content_type,
-            retention_mode="governance",
-            retain_until=datetime(2033, 1, 1, tzinfo=UTC),
-            retention_enforced=True,
-            already_archived=False,
-            legal_hold=kw["legal_hold"],
-        )
-
-    def put_document(self, key: str, body: bytes, **kw: Any) -> str | None:
-        assert key not in self.documents  # written once
-        self.documents[key] = body
-        return "v1"
-
-    def set_legal_hold(self, key: str, version_id: str | None, on: bool) -> None:
-        assert on
-        self.held_later.append((key, version_id))
-
-    def head(self, key: str) -> None:
-        return None  # no sidecar to hold in this fake
+def source(**kw: Any) -> FakeSource:
+    """A source holding both test recordings."""
+    return FakeSource({REC: WAV, OTHER: WAV}, **kw)
 
 
 @pytest.fixture
@@ -121,14 +53,17 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
     engine.dispose()
 
 
-def archiver(ledger: Ledger, store: FakeStore, *sources: FakeSource, tmp: Path) -> Archiver:
+def archiver(
+    ledger: Ledger, store: MemoryStore, *sources: FakeSource, tmp: Path, **kw: Any
+) -> Archiver:
     return Archiver(
         ledger=ledger,
         store=store,
-        sources=list(sources) or [FakeSource()],  # type: ignore[arg-type]
+        sources=list(sources) or [source()],
         policy=RetryPolicy(max_attempts=2),
         lease_seconds=60,
         spool_dir=tmp,
+        **kw,
     )
 
 
@@ -137,28 +72,10 @@ def claim(ledger: Ledger) -> Any:
     return c
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.bytes = 0
-        self.found = 0
-        self.done: list[str] = []
-
-    def bytes_fetched(self, n: int) -> None:
-        self.bytes += n
-
-    def recording_done(self, outcome: str, size: int) -> None:
-        self.done.append(outcome)
-
-    def discovered(self, n: int) -> None:
-        self.found += n
-
-
 def test_archives_records_events_and_removes_the_spool(ledger: Ledger, tmp_path: Path) -> None:
-    store = FakeStore()
-    recorder = Recorder()
-    work = archiver(ledger, store, tmp=tmp_path)
-    work.progress = recorder
-    result = work.archive_one(claim(ledger))
+    store = MemoryStore()
+    recorder = ProgressRecorder()
+    result = archiver(ledger, store, tmp=tmp_path, progress=recorder).archive_one(claim(ledger))
     assert result.outcome is Outcome.ARCHIVED and result.size == len(WAV)
     rec = ledger.get(REC)
     assert rec.state is State.ARCHIVED and rec.s3_key == f"recordings/2026/02/03/{REC}.wav"
@@ -175,6 +92,7 @@ def test_archives_records_events_and_removes_the_spool(ledger: Ledger, tmp_path:
     assert call["fetched_at"] == json.loads(events[2]["details"])["fetched_at"]
     assert (call["recording_uuid"], call["source"]) == (REC, "api")
     assert call["audio_metadata"]["codec"] == "pcm"
+    assert store.body(rec.s3_key) == WAV
     # Then the batch's custody manifest: one line naming the object and its events.
     ((key, body),) = store.documents.items()
     assert key.startswith("recordings/_custody/manifests/") and key.endswith("-000001.jsonl")
@@ -197,12 +115,12 @@ def test_archives_records_events_and_removes_the_spool(ledger: Ledger, tmp_path:
 def test_source_errors_become_ledger_verdicts(
     ledger: Ledger, tmp_path: Path, error: Exception, state: State, outcome: Outcome
 ) -> None:
-    store = FakeStore()
-    result = archiver(ledger, store, FakeSource(errors=[error]), tmp=tmp_path).archive_one(
+    store = MemoryStore()
+    result = archiver(ledger, store, source(errors=[error]), tmp=tmp_path).archive_one(
         claim(ledger)
     )
     assert result.outcome is outcome and ledger.get(REC).state is state
-    assert store.uploads == [] and list(tmp_path.glob("tenios-*.spool")) == []
+    assert store.calls == [] and list(tmp_path.glob("tenios-*.spool")) == []
     assert str(error) in (ledger.get(REC).last_error or "")
 
 
@@ -210,7 +128,7 @@ def test_access_denied_stops_the_run_and_gives_the_claim_back(
     ledger: Ledger, tmp_path: Path
 ) -> None:
     # On main a refused key failed the recording (terminal); now it is run-wide.
-    work = archiver(ledger, FakeStore(), FakeSource(errors=[AccessDenied("403")]), tmp=tmp_path)
+    work = archiver(ledger, MemoryStore(), source(errors=[AccessDenied("403")]), tmp=tmp_path)
     result = work.archive_one(claim(ledger))
     rec = ledger.get(REC)
     assert result.outcome is Outcome.RELEASED and (rec.state, rec.attempts) == (State.PENDING, 0)
@@ -218,15 +136,17 @@ def test_access_denied_stops_the_run_and_gives_the_claim_back(
 
 
 def test_conflict_is_never_overwritten(ledger: Ledger, tmp_path: Path) -> None:
-    store = FakeStore(error=ArchiveConflict("other bytes", expected_sha256="a", found_sha256="b"))
+    store = MemoryStore(
+        fail_with=[ArchiveConflict("other bytes", expected_sha256="a", found_sha256="b")]
+    )
     result = archiver(ledger, store, tmp=tmp_path).archive_one(claim(ledger))
     assert result.outcome is Outcome.CONFLICT and ledger.get(REC).state is State.CONFLICT
     assert '"found_sha256":"b"' in ledger.events(REC)[-1]["details"]
 
 
 def test_attempts_exhausted_fail(ledger: Ledger, tmp_path: Path) -> None:
-    source = FakeSource(errors=[ApiUnavailable("503"), ApiUnavailable("503")])
-    arch = archiver(ledger, FakeStore(), source, tmp=tmp_path)
+    flaky = source(errors=[ApiUnavailable("503"), ApiUnavailable("503")])
+    arch = archiver(ledger, MemoryStore(), flaky, tmp=tmp_path)
     assert arch.archive_one(claim(ledger)).outcome is Outcome.RETRY
     ledger._clock = lambda: datetime.now(UTC) + timedelta(hours=2)  # type: ignore[method-assign]
     result = arch.archive_one(claim(ledger))
@@ -236,22 +156,22 @@ def test_attempts_exhausted_fail(ledger: Ledger, tmp_path: Path) -> None:
 def test_sftp_first_then_api_when_the_file_is_gone_and_release_after_archive(
     ledger: Ledger, tmp_path: Path
 ) -> None:
-    sftp = FakeSource(name="sftp", errors=[SourceFileMissing("gone")])
-    api = FakeSource(name="api")
-    result = archiver(ledger, FakeStore(), sftp, api, tmp=tmp_path).archive_one(claim(ledger))
+    sftp = source(name="sftp", errors=[SourceFileMissing("gone")])
+    api = source(name="api")
+    result = archiver(ledger, MemoryStore(), sftp, api, tmp=tmp_path).archive_one(claim(ledger))
     assert result.outcome is Outcome.ARCHIVED and result.source == "api"
     assert api.released == [REC] and sftp.released == []
 
 
 def test_a_failed_release_never_unarchives(ledger: Ledger, tmp_path: Path) -> None:
-    sftp = FakeSource(name="sftp", release_error=SourceUnavailable("connection dropped"))
-    result = archiver(ledger, FakeStore(), sftp, tmp=tmp_path).archive_one(claim(ledger))
+    sftp = source(name="sftp", release_error=SourceUnavailable("connection dropped"))
+    result = archiver(ledger, MemoryStore(), sftp, tmp=tmp_path).archive_one(claim(ledger))
     assert result.outcome is Outcome.ARCHIVED and ledger.get(REC).state is State.ARCHIVED
     assert ledger.events(REC)[-1]["event"] == "release_failed"
 
 
 def test_budget_spent_releases_unworked_claims(ledger: Ledger, tmp_path: Path) -> None:
-    arch = archiver(ledger, FakeStore(), tmp=tmp_path)
+    arch = archiver(ledger, MemoryStore(), tmp=tmp_path)
     (result,) = arch.archive_batch([claim(ledger)], deadline=0.0)
     assert result.outcome is Outcome.RELEASED
     rec = ledger.get(REC)
@@ -264,33 +184,36 @@ def test_a_hold_placed_while_claimed_is_on_the_object_before_archived(
     # Changed with the batched outcome write: the hold is no longer re-read before the
     # upload (a hold placed after that read was missed); it is settled under the row
     # lock when the outcome is written, so no hold placed in flight can be missed.
-    store = FakeStore()
+    store = MemoryStore()
     c = claim(ledger)
     assert c.recording.legal_hold is False
     ledger.annotate(REC, "legal_hold", {"on": True}, updates={"legal_hold": True})
     result = archiver(ledger, store, tmp=tmp_path).archive_one(c)
     assert result.outcome is Outcome.ARCHIVED
-    assert store.holds == [False]  # uploaded as claimed ...
-    assert store.held_later == [(f"recordings/2026/02/03/{REC}.wav", "v1")]  # ... then held
+    assert [c["legal_hold"] for c in store.calls] == [False]  # uploaded as claimed ...
+    key = f"recordings/2026/02/03/{REC}.wav"
+    assert store.holds_set == [(key, "v1", True)]  # ... then held
+    held = store.head(key)
+    assert held is not None and held.legal_hold
     events = [e["event"] for e in ledger.events(REC)]
     assert events.index("legal_hold_applied") < events.index("archived")
 
 
 def test_a_hold_known_at_claim_goes_with_the_upload(ledger: Ledger, tmp_path: Path) -> None:
     ledger.annotate(REC, "legal_hold", {"on": True}, updates={"legal_hold": True})
-    store = FakeStore()
+    store = MemoryStore()
     archiver(ledger, store, tmp=tmp_path).archive_one(claim(ledger))
-    assert store.holds == [True] and store.held_later == []
+    assert [c["legal_hold"] for c in store.calls] == [True] and store.holds_set == []
 
 
 def test_a_rerun_batch_skips_what_it_already_finished(ledger: Ledger, tmp_path: Path) -> None:
-    store = FakeStore()
+    store = MemoryStore()
     arch = archiver(ledger, store, tmp=tmp_path)
     batch = [claim(ledger)]
     assert [r.outcome for r in arch.archive_batch(batch)] == [Outcome.ARCHIVED]
     again = arch.archive_batch(batch)  # as when Prefect retries a crashed batch
     assert [r.outcome for r in again] == [Outcome.LOST_LEASE]
-    assert len(store.uploads) == 1
+    assert len(store.calls) == 1
 
 
 @dataclass
@@ -298,6 +221,7 @@ class TimedSource(FakeSource):
     """A source whose every fetch takes ``seconds`` of the archiver's clock, and which
     notes, as each fetch starts, which recordings the ledger already calls archived."""
 
+    recordings: dict[str, bytes] = field(default_factory=lambda: {REC: WAV, OTHER: WAV})
     clock: list[float] = field(default_factory=lambda: [0.0])
     seconds: float = 0.0
     ledger: Ledger | None = None
@@ -321,7 +245,7 @@ def test_outcomes_are_written_together_unless_a_recording_took_long(
     source = TimedSource(seconds=seconds, ledger=ledger)
     arch = Archiver(
         ledger=ledger,
-        store=FakeStore(),  # type: ignore[arg-type]
+        store=MemoryStore(),
         sources=[source],
         policy=RetryPolicy(max_attempts=2),
         lease_seconds=60,
