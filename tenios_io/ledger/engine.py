@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +16,10 @@ from tenios_io.exceptions import ConfigError, LedgerUnavailable
 
 #: Execution option marking a connection whose transactions write (see write_transaction).
 WRITE_OPTION = "ledger_write"
+
+#: SQLite engine → the lock its write transactions take in this process (see
+#: write_transaction).
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 
 
 def create_ledger_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -41,6 +47,7 @@ def create_ledger_engine(url: str, *, pool_size: int = 10) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(parsed, connect_args={"timeout": 60})
+        _WRITERS[engine] = threading.RLock()
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
     elif parsed.get_backend_name() == "postgresql":
@@ -93,8 +100,15 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
-    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, plain on PostgreSQL."""
-    with engine.connect() as conn:
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, plain on PostgreSQL.
+
+    On SQLite the threads of one process take turns on a lock first, so only one of
+    them at a time waits in ``BEGIN IMMEDIATE`` (for other processes): SQLite's own
+    busy handler polls with sleeps growing to 100 ms, and with a run's threads all
+    writing, a waiter slept long after the writer before it had committed.
+    """
+    lock = _WRITERS.get(engine)
+    with lock if lock is not None else nullcontext(), engine.connect() as conn:
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
             yield conn
