@@ -104,17 +104,30 @@ def archive_until_done(
                 ):
                     ledger.drain_intake(actor=owner)
                     drained_at = clock()
+                claimed = False
                 while len(inflight) < concurrency and may_claim():
-                    size = batch_size if remaining is None else min(batch_size, remaining)
-                    batch = ledger.claim_batch(
-                        size, lease_seconds=lease_seconds, owner=owner, max_attempts=max_attempts
+                    # Every free slot's batch in one claim (one transaction), split
+                    # evenly; the sequencer's turn waits until they are submitted.
+                    free = concurrency - len(inflight)
+                    size = free * batch_size
+                    size = size if remaining is None else min(size, remaining)
+                    claims = ledger.claim_batch(
+                        size,
+                        lease_seconds=lease_seconds,
+                        owner=owner,
+                        max_attempts=max_attempts,
+                        integrate=False,
                     )
-                    if not batch:
+                    for batch in split_claims(claims, free, batch_size):
+                        inflight[submit(archiver, batch, deadline)] = batch
+                    if remaining is not None:
+                        remaining -= len(claims)
+                    claimed = claimed or bool(claims)
+                    if len(claims) < size:  # nothing more is due right now
                         exhausted = True
                         break
-                    inflight[submit(archiver, batch, deadline)] = batch
-                    if remaining is not None:
-                        remaining -= len(batch)
+                if claimed:
+                    ledger.integrate()
             if inflight:
                 done, _ = wait(inflight, timeout=poll, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -140,6 +153,23 @@ def archive_until_done(
         record_stop(ledger, summary.stopped, released=summary.counts["released"])
     summary.finish()
     return summary
+
+
+def split_claims(claims: list[Claim], slots: int, batch_size: int) -> list[list[Claim]]:
+    """``claims`` (at most ``slots * batch_size``) as at most ``slots`` batches, sizes as
+    even as they can be: a short claim still keeps every free slot busy."""
+    if len(claims) > slots * batch_size:
+        raise ValueError("more claims than the free slots take")
+    count = min(slots, len(claims))
+    if not count:
+        return []
+    size, extra = divmod(len(claims), count)
+    batches, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        batches.append(claims[start:end])
+        start = end
+    return batches
 
 
 def give_back(
