@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from tenios_io.api import ApiSource, TeniosClient, make_http_client
 from tenios_io.archive import Archiver
@@ -36,10 +37,12 @@ from tenios_io.ledger.schema import require_current
 from tenios_io.manifests import ManifestWritten, write_missing_manifests
 from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.retry import RetryPolicy
-from tenios_io.sftp import SftpDrop, SftpSource
 from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.store import ArchiveStore, BucketStatus, make_s3_client
 from tenios_io.sweep import SweepReport, sweep_drop
+
+if TYPE_CHECKING:
+    from tenios_io.sftp import SftpDrop, SftpSource
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +86,8 @@ class PerThreadSftp:
                 raise self._refused
             if self._down is not None:
                 raise SourceUnavailable(self._down)
+            from tenios_io.sftp import SftpSource  # paramiko only when a drop is used
+
             try:
                 existing = SftpSource.from_settings(self._settings)
             except SourceUnavailable as exc:

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenios_io import crashpoints
 from tenios_io.exceptions import LedgerUnavailable, SourceUnavailable
 from tenios_io.ledger import Ledger
 from tenios_io.ledger.releases import ReleaseIntent
-from tenios_io.sftp.drop import SftpDrop
 from tenios_io.sources import DropSource, Fetched, FetchRequest, RecordingSource
+
+if TYPE_CHECKING:
+    from tenios_io.sftp.drop import SftpDrop
 
 log = logging.getLogger(__name__)
 

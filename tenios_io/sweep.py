@@ -20,14 +20,17 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from tenios_io import release as releasing
 from tenios_io.ledger import Ledger, NewEvent, NewRecording, State
 from tenios_io.ledger.releases import ReleaseIntent
 from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.release import FAILED, RELEASED, UNRECORDED, finish_interrupted
-from tenios_io.sftp import SftpDrop
 from tenios_io.sftp.naming import AMBIGUOUS_EVENT, KnownIds
+
+if TYPE_CHECKING:
+    from tenios_io.sftp.drop import SftpDrop
 
 _MAX_LISTED = 200  # paths per event
 
