@@ -32,7 +32,7 @@ from flows.worker import RESULT_KEY
 from tenios_io import clients, fanout
 from tenios_io.clients import RunClients
 from tenios_io.config import load_settings
-from tenios_io.ledger.stats import collect
+from tenios_io.ledger.stats import collect, probe
 from tenios_io.monitoring import markdown
 from tenios_io.pipeline import Pipeline
 
@@ -140,9 +140,10 @@ def watch_workers(
                     starting = (
                         starting or state is None or state.is_scheduled() or (state.is_pending())
                     )
-            stats = collect(pipeline.ledger, pipeline.ledger.clock_now())
+            # A light probe (three EXISTS), not the whole backlog's counts, every look.
+            work = probe(pipeline.ledger, pipeline.ledger.clock_now())
             step = watch.next(
-                open_runs=len(open_runs), starting=starting, stats=stats, now=time.monotonic()
+                open_runs=len(open_runs), starting=starting, probe=work, now=time.monotonic()
             )
             if step == "done":
                 break

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tenios_io.ledger.stats import LedgerStats
+from tenios_io.ledger.stats import WorkProbe
 
 
 def worker_summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -95,10 +95,10 @@ def table(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def work_left(stats: LedgerStats) -> bool:
+def work_left(probe: WorkProbe) -> bool:
     """Something is claimable now or held under a lease (a live worker's, or a dead
     one's until it expires): the fan-out is not done."""
-    return stats.due > 0 or stats.in_progress > 0
+    return probe.due or probe.leased
 
 
 @dataclass
@@ -114,12 +114,11 @@ class Watch:
     replacements: int = 0
     quiet_since: float | None = None
 
-    def next(self, *, open_runs: int, starting: bool, stats: LedgerStats, now: float) -> str:
-        left = work_left(stats)
+    def next(self, *, open_runs: int, starting: bool, probe: WorkProbe, now: float) -> str:
+        left = work_left(probe)
         if open_runs == 0 and not left:
             return "done"
-        held = stats.in_progress - stats.expired_leases
-        if starting or (left and held > 0):
+        if starting or (left and probe.live_lease):
             self.quiet_since = None
             return "wait"
         if self.quiet_since is None:

@@ -125,3 +125,34 @@ def collect(ledger: LedgerCore, now: datetime) -> LedgerStats:
         archived_per_hour=archived_per_hour,
         custody_queued=queued,
     )
+
+
+@dataclass(frozen=True)
+class WorkProbe:
+    """Whether work is left, as cheaply as the ledger can say it: a fanned-out run's
+    parent asks every few seconds, and counting a backlog of millions each time (as
+    :func:`collect` does) would be a range scan per look."""
+
+    due: bool
+    """A pending recording is claimable now."""
+    leased: bool
+    """A recording is in progress (under a lease, live or expired)."""
+    live_lease: bool
+    """A recording is in progress under a lease that has not expired."""
+
+
+def probe(ledger: LedgerCore, now: datetime) -> WorkProbe:
+    """Three EXISTS reads, each the first entry of an index range
+    (ix_recordings_state_next_attempt_at, ix_recordings_state_lease_expires_at)."""
+    now = now.astimezone(UTC)
+    in_progress = _R.state == State.IN_PROGRESS.value
+
+    with ledger.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(
+                sa.exists().where(_R.state == State.PENDING.value, _R.next_attempt_at <= now),
+                sa.exists().where(in_progress),
+                sa.exists().where(in_progress, _R.lease_expires_at >= now),
+            )
+        ).one()
+    return WorkProbe(due=bool(row[0]), leased=bool(row[1]), live_lease=bool(row[2]))

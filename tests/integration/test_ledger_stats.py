@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
-from tenios_io.ledger.stats import LedgerStats, collect
+from tenios_io.ledger.stats import LedgerStats, WorkProbe, collect, probe
 from tests.fixtures.cli import CliResult
 
 Cli = Callable[..., CliResult]
@@ -120,6 +120,29 @@ def test_an_empty_ledger_has_nothing_due_and_no_age(database_url: str) -> None:
     engine.dispose()
     assert (stats.due, stats.oldest_due_seconds, stats.in_progress) == (0, 0.0, 0)
     assert stats.archived_per_hour == {} and sum(stats.last_24h.values()) == 0
+
+
+def test_the_fan_out_probe_says_what_is_left_at_any_moment(seeded: str) -> None:
+    """The parent's light probe (EXISTS, no counts) agrees with the seeded contents:
+    one due since 30 h ago, one live lease (a day's), one expired (60 s)."""
+    engine = create_ledger_engine(seeded)
+    ledger = Ledger(engine)
+    now = ledger.clock_now()
+    assert probe(ledger, now) == WorkProbe(due=True, leased=True, live_lease=True)
+    # Before anything was due; the leases are in_progress whatever the moment.
+    before = NOW - timedelta(hours=31)
+    assert probe(ledger, before) == WorkProbe(due=False, leased=True, live_lease=True)
+    # Two days on: the day's lease has expired too, the put-off one is due as well.
+    later = now + timedelta(days=2)
+    assert probe(ledger, later) == WorkProbe(due=True, leased=True, live_lease=False)
+    engine.dispose()
+
+
+def test_the_probe_of_an_empty_ledger_finds_nothing(database_url: str) -> None:
+    engine = create_ledger_engine(database_url)
+    ledger = Ledger(engine)
+    assert probe(ledger, ledger.clock_now()) == WorkProbe(False, False, False)
+    engine.dispose()
 
 
 def test_cli_json_and_text(seeded: str, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:

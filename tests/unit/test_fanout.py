@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from tenios_io.fanout import Watch, WorkerRun, aggregate, table, work_left, worker_summary
-from tenios_io.ledger.stats import LedgerStats
+from tenios_io.ledger.stats import WorkProbe
 
 
 def _result(archived: int, failed: int, size: int, seconds: float) -> dict[str, object]:
@@ -51,15 +49,9 @@ def test_the_aggregate_adds_up_and_names_a_crashed_worker() -> None:
     assert rows["total"]["recordings"] == 36 and rows["total"]["state"] == "1 crashed"
 
 
-def _stats(due: int, in_progress: int, expired: int = 0) -> LedgerStats:
-    return LedgerStats(
-        at=datetime.now(UTC),
-        due=due,
-        oldest_due_seconds=0.0,
-        in_progress=in_progress,
-        expired_leases=expired,
-        last_24h={},
-    )
+def _stats(due: int, in_progress: int, expired: int = 0) -> WorkProbe:
+    """What the parent's probe says of a ledger with these counts."""
+    return WorkProbe(due=due > 0, leased=in_progress > 0, live_lease=in_progress > expired)
 
 
 def test_work_is_left_while_anything_is_due_or_leased() -> None:
@@ -70,35 +62,35 @@ def test_work_is_left_while_anything_is_due_or_leased() -> None:
 
 def test_the_parent_is_done_when_no_run_is_open_and_nothing_is_left() -> None:
     watch = Watch(workers=3, grace_seconds=60)
-    assert watch.next(open_runs=0, starting=False, stats=_stats(0, 0), now=0) == "done"
+    assert watch.next(open_runs=0, starting=False, probe=_stats(0, 0), now=0) == "done"
 
 
 def test_the_parent_waits_while_runs_start_or_hold_live_leases() -> None:
     watch = Watch(workers=3, grace_seconds=60)
-    assert watch.next(open_runs=3, starting=True, stats=_stats(500, 0), now=0) == "wait"
-    assert watch.next(open_runs=3, starting=False, stats=_stats(400, 6), now=100) == "wait"
-    assert watch.next(open_runs=2, starting=False, stats=_stats(0, 4, 4), now=200) == "wait"
+    assert watch.next(open_runs=3, starting=True, probe=_stats(500, 0), now=0) == "wait"
+    assert watch.next(open_runs=3, starting=False, probe=_stats(400, 6), now=100) == "wait"
+    assert watch.next(open_runs=2, starting=False, probe=_stats(0, 4, 4), now=200) == "wait"
     assert watch.quiet_since == 200  # only expired leases: nobody alive holds work
 
 
 def test_work_nobody_holds_is_given_to_a_replacement_after_the_grace() -> None:
     watch = Watch(workers=1, grace_seconds=60)
     # A dead run's leases expired and every other run has ended.
-    assert watch.next(open_runs=1, starting=False, stats=_stats(0, 5, 5), now=0) == "wait"
-    assert watch.next(open_runs=1, starting=False, stats=_stats(5, 0), now=59) == "wait"
-    assert watch.next(open_runs=1, starting=False, stats=_stats(5, 0), now=60) == "replace"
+    assert watch.next(open_runs=1, starting=False, probe=_stats(0, 5, 5), now=0) == "wait"
+    assert watch.next(open_runs=1, starting=False, probe=_stats(5, 0), now=59) == "wait"
+    assert watch.next(open_runs=1, starting=False, probe=_stats(5, 0), now=60) == "replace"
     assert watch.replacements == 1
     # The replacement is starting: wait; no second replacement past ``workers``.
-    assert watch.next(open_runs=2, starting=True, stats=_stats(5, 0), now=61) == "wait"
-    assert watch.next(open_runs=1, starting=False, stats=_stats(5, 0), now=70) == "wait"
-    assert watch.next(open_runs=1, starting=False, stats=_stats(5, 0), now=130) == "lost"
+    assert watch.next(open_runs=2, starting=True, probe=_stats(5, 0), now=61) == "wait"
+    assert watch.next(open_runs=1, starting=False, probe=_stats(5, 0), now=70) == "wait"
+    assert watch.next(open_runs=1, starting=False, probe=_stats(5, 0), now=130) == "lost"
 
 
 def test_a_run_still_open_when_nothing_is_left_is_lost_after_the_grace() -> None:
     watch = Watch(workers=3, grace_seconds=60)
-    assert watch.next(open_runs=1, starting=False, stats=_stats(0, 0), now=0) == "wait"
+    assert watch.next(open_runs=1, starting=False, probe=_stats(0, 0), now=0) == "wait"
     # Work appeared again (a live lease): the clock starts over.
-    assert watch.next(open_runs=1, starting=False, stats=_stats(0, 2), now=30) == "wait"
-    assert watch.next(open_runs=1, starting=False, stats=_stats(0, 0), now=40) == "wait"
-    assert watch.next(open_runs=1, starting=False, stats=_stats(0, 0), now=99) == "wait"
-    assert watch.next(open_runs=1, starting=False, stats=_stats(0, 0), now=100) == "lost"
+    assert watch.next(open_runs=1, starting=False, probe=_stats(0, 2), now=30) == "wait"
+    assert watch.next(open_runs=1, starting=False, probe=_stats(0, 0), now=40) == "wait"
+    assert watch.next(open_runs=1, starting=False, probe=_stats(0, 0), now=99) == "wait"
+    assert watch.next(open_runs=1, starting=False, probe=_stats(0, 0), now=100) == "lost"
