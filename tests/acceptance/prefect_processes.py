@@ -1,16 +1,22 @@
 """Shared by the acceptance tests that drive Prefect from outside, as an operator
-does: the `prefect` CLI (deploy, worker start) in child processes with a world's
-settings, the process work pool, killing a worker with the flow run it started."""
+does: a real `prefect server start`, the `prefect` CLI (deploy, worker start) in child
+processes with a world's settings, the process work pool, killing a worker with the
+flow run it started."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psutil
 import sqlalchemy as sa
 from prefect.client.orchestration import get_client
@@ -119,3 +125,54 @@ def archived_by_actor(ledger: Ledger) -> Counter[str]:
             for actor, n in rows:
                 out[actor] += n
     return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def prefect_server(database_url: str, home: Path, log: Path) -> Iterator[str]:
+    """`prefect server start` on 127.0.0.1 and a free port, its database at
+    ``database_url`` (``postgresql+asyncpg://…`` as the runbook has it, or a SQLite
+    file), services on; yields its API URL once /api/health answers; stopped after."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TENIOS_", "AWS_"))}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_UI_ENABLED="false",
+        PREFECT_SERVER_LOGGING_LEVEL="WARNING",
+    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)  # polling the server's health endpoint until it is up
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            kill_tree(proc)
