@@ -39,6 +39,7 @@ from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.retry import RetryPolicy
 from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.store import ArchiveStore, BucketStatus, make_s3_client
+from tenios_io.store.client import DEFAULT_POOL
 from tenios_io.sweep import SweepReport, sweep_drop
 
 if TYPE_CHECKING:
@@ -219,7 +220,8 @@ def open_pipeline(
         ledger = Ledger(engine, actor=actor)
         http = stack.enter_context(make_http_client(settings.api_url, pool_size=concurrency))
         client = TeniosClient(http, access_key, before_request=before_request)
-        s3 = make_s3_client()
+        # A connection per batch thread, and a few for the run's own requests.
+        s3 = make_s3_client(max_pool_connections=max(DEFAULT_POOL, concurrency + 2))
         stack.callback(s3.close)
         store = ArchiveStore.from_settings(settings, s3)
         sftp = None
