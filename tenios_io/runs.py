@@ -30,6 +30,10 @@ MAX_CONCURRENCY = 32
 #: The producers' intake is drained before claiming, at most this often while batches
 #: are in flight (always when none is): what other systems inserted is claimable soon.
 DRAIN_EVERY_SECONDS = 1.0
+#: The sequencer gets a turn after claiming at most this often while batches are in
+#: flight: each turn is a write transaction of its own, and the events wait safely in
+#: the custody queue meanwhile (manifests read them there; the checkpoint integrates all).
+INTEGRATE_EVERY_SECONDS = 1.0
 #: How often the loop looks at its interruption's flags while batches are in flight.
 POLL_SECONDS = 0.2
 
@@ -75,6 +79,7 @@ def archive_until_done(
     remaining = limit
     inflight: dict[Future[list[RecordingResult]], list[Claim]] = {}
     drained_at: float | None = None
+    integrated_at: float | None = None
 
     def signalled() -> None:
         if interruption is not None and interruption.signal is not None:
@@ -107,7 +112,7 @@ def archive_until_done(
                 claimed = False
                 while len(inflight) < concurrency and may_claim():
                     # Every free slot's batch in one claim (one transaction), split
-                    # evenly; the sequencer's turn waits until they are submitted.
+                    # evenly; the sequencer's turn comes after they are submitted.
                     free = concurrency - len(inflight)
                     size = free * batch_size
                     size = size if remaining is None else min(size, remaining)
@@ -126,8 +131,11 @@ def archive_until_done(
                     if len(claims) < size:  # nothing more is due right now
                         exhausted = True
                         break
-                if claimed:
+                if claimed and (
+                    integrated_at is None or clock() - integrated_at >= INTEGRATE_EVERY_SECONDS
+                ):
                     ledger.integrate()
+                    integrated_at = clock()
             if inflight:
                 done, _ = wait(inflight, timeout=poll, return_when=FIRST_COMPLETED)
                 for future in done:
