@@ -111,8 +111,8 @@ def archive_until_done(
                     drained_at = clock()
                 claimed = False
                 while len(inflight) < concurrency and may_claim():
-                    # Every free slot's batch in one claim (one transaction), split
-                    # evenly; the sequencer's turn comes after they are submitted.
+                    # Every free slot's batch in one claim (one transaction); the
+                    # sequencer's turn comes after they are submitted.
                     free = concurrency - len(inflight)
                     size = free * batch_size
                     size = size if remaining is None else min(size, remaining)
@@ -164,20 +164,11 @@ def archive_until_done(
 
 
 def split_claims(claims: list[Claim], slots: int, batch_size: int) -> list[list[Claim]]:
-    """``claims`` (at most ``slots * batch_size``) as at most ``slots`` batches, sizes as
-    even as they can be: a short claim still keeps every free slot busy."""
+    """``claims`` (at most ``slots * batch_size``) as batches of ``batch_size`` in claim
+    order, the last one short if need be (a batch is what ``--batch-size`` says)."""
     if len(claims) > slots * batch_size:
         raise ValueError("more claims than the free slots take")
-    count = min(slots, len(claims))
-    if not count:
-        return []
-    size, extra = divmod(len(claims), count)
-    batches, start = [], 0
-    for i in range(count):
-        end = start + size + (1 if i < extra else 0)
-        batches.append(claims[start:end])
-        start = end
-    return batches
+    return [claims[i : i + batch_size] for i in range(0, len(claims), batch_size)]
 
 
 def give_back(

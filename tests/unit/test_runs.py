@@ -44,12 +44,11 @@ def test_failed_or_conflict_make_exit_1_and_are_listed_with_reasons() -> None:
     assert s2.exit_code == 0 and s2.to_dict()["problems"][0]["outcome"] == "missing"
 
 
-def test_one_claim_for_every_free_slot_is_split_evenly() -> None:
+def test_one_claim_for_every_free_slot_is_cut_into_batches() -> None:
     claims: list[Any] = list(range(80))
     assert [len(b) for b in split_claims(claims, 8, 10)] == [10] * 8
-    assert [len(b) for b in split_claims(claims[:12], 3, 10)] == [4, 4, 4]
-    assert [len(b) for b in split_claims(claims[:7], 3, 10)] == [3, 2, 2]
-    assert [len(b) for b in split_claims(claims[:2], 8, 10)] == [1, 1]
+    assert [len(b) for b in split_claims(claims[:12], 3, 10)] == [10, 2]
+    assert [len(b) for b in split_claims(claims[:2], 8, 10)] == [2]
     assert split_claims([], 8, 10) == []
     assert [x for b in split_claims(claims[:25], 3, 10) for x in b] == claims[:25]
     with pytest.raises(ValueError):
