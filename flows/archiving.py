@@ -20,20 +20,24 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import get_run_context
+from prefect.exceptions import Abort
 from prefect.futures import PrefectFuture
+from prefect.states import Cancelled
 
 from flows.alerts import report_backlog
 from flows.limits import api_rate_limiter
 from tenios_io import clients, runloop
 from tenios_io.archive import Archiver, Outcome, RecordingResult
+from tenios_io.checksum import remove_own_spools
 from tenios_io.clients import RunClients
 from tenios_io.config import load_settings
 from tenios_io.exceptions import is_transient
+from tenios_io.interrupt import Interruption, RunInterrupted
 from tenios_io.ledger import Claim
 from tenios_io.monitoring import markdown
 from tenios_io.pipeline import Pipeline, open_pipeline
 from tenios_io.runloop import RETRIES, RETRY_DELAYS_SECONDS, checkpoint_step, sweep_step
-from tenios_io.runs import MAX_CONCURRENCY, RunSummary
+from tenios_io.runs import MAX_CONCURRENCY, BatchNotStarted, RunSummary
 
 
 def only_transient(_task: Any, _run: TaskRun, state: State) -> bool:
@@ -55,9 +59,14 @@ RETRIED_TASK: dict[str, Any] = {
     "persist_result": False,
 }
 
+FlowResult = dict[str, Any] | State[dict[str, Any]]
+"""What an archiving flow returns: its summary, or a Cancelled state holding it."""
+
 __all__ = [
     "MAX_CONCURRENCY",
     "RETRIED_TASK",
+    "FlowResult",
+    "flow_end",
     "pipeline_of",
     "run_actor",
     "run_archive",
@@ -116,6 +125,12 @@ def task_submitter(run: RunClients) -> runloop.Submit:
         def settle(done: PrefectFuture[list[RecordingResult]]) -> None:
             try:
                 result = done.result(raise_on_failure=False)
+            except Abort as exc:
+                # Prefect refused the task's Running state (its flow run is being
+                # cancelled): the batch did not start.  Its claims are given back; had
+                # it written an outcome, the ledger would fence the release.
+                out.set_exception(BatchNotStarted(str(exc)))
+                return
             except BaseException as exc:  # noqa: BLE001 - the loop must hear of every batch
                 out.set_exception(exc)
                 return
@@ -177,7 +192,14 @@ def run_archive(
     """The body of an archiving flow: the library's run with batches as tasks, then
     the summary, failures and ledger stats as artifacts.  Returns the summary plus
     what ``before`` returned (it gets the run's clients key).  ``checkpoint=False``:
-    an archive worker of a fanned-out run, whose parent checkpoints once at the end."""
+    an archive worker of a fanned-out run, whose parent checkpoints once at the end.
+
+    SIGINT and SIGTERM during the run are the run's (tenios_io.interrupt), and so is
+    Prefect's cancellation of the flow run, which a worker or ``flow.serve`` delivers
+    as SIGTERM to the run's process group (after a 30 s grace, SIGKILL): the run
+    stops claiming, lets the recordings in flight finish (10 s grace) or gives their
+    claims back, records one ``run_stopped`` event and publishes its summary; the
+    result then names the ``signal`` and the flow ends Cancelled (:func:`flow_end`)."""
     settings = load_settings(config_file)
     rate = rate_limit if rate_limit is not None else settings.api_rate_limit
     concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
@@ -187,25 +209,37 @@ def run_archive(
         concurrency=concurrency,
         rate_limit=rate,
     )
-    result = runloop.run_archive(
-        settings,
-        actor=run.actor,
-        submit=task_submitter(run),
-        concurrency=concurrency,
-        limit=limit,
-        batch_size=batch_size,
-        time_budget_minutes=time_budget_minutes,
-        max_wait_seconds=max_wait_seconds,
-        before=lambda _pipeline, _actor: before(run),
-        checkpoint=lambda _pipeline, _actor: (
-            checkpoint_chain(run) if checkpoint else {"skipped": "the parent run checkpoints"}
-        ),
-        before_request=api_rate_limiter(rate),
-        stats=True,
-        lend=lambda pipeline: clients.lend(run, pipeline),
-    )
+    logger = get_run_logger()
+    interruption = Interruption(notify=logger.warning)
+    try:
+        with interruption.installed():
+            result = runloop.run_archive(
+                settings,
+                actor=run.actor,
+                submit=task_submitter(run),
+                concurrency=concurrency,
+                limit=limit,
+                batch_size=batch_size,
+                time_budget_minutes=time_budget_minutes,
+                max_wait_seconds=max_wait_seconds,
+                before=lambda _pipeline, _actor: before(run),
+                checkpoint=lambda _pipeline, _actor: (
+                    checkpoint_chain(run)
+                    if checkpoint
+                    else {"skipped": "the parent run checkpoints"}
+                ),
+                before_request=api_rate_limiter(rate),
+                stats=True,
+                lend=lambda pipeline: clients.lend(run, pipeline),
+                interruption=interruption,
+            )
+    except RunInterrupted as exc:
+        message = f"{exc}: no claim was held; run it again"
+        return {"interrupted": message, "exit_code": exc.exit_code, "signal": exc.signal.name}
+    finally:
+        remove_own_spools(settings.spool_dir)
     if result.summary.stopped is not None:
-        get_run_logger().error("%s", result.summary.stopped.message)
+        logger.error("%s", result.summary.stopped.message)
     publish_summary(result.summary, key=flow_name)
     if result.backlog is not None:
         if checkpoint:  # a fanned-out run's parent reports it once, not every worker
@@ -215,4 +249,24 @@ def run_archive(
             markdown=markdown(result.backlog),
             description="`ledger stats` after this run.",
         )
-    return result.to_dict()
+    out = result.to_dict()
+    if interruption.signal is not None:
+        out["signal"] = interruption.signal.name
+        if result.summary.stopped is None:  # the signal came after the last batch
+            out["exit_code"] = interruption.exit_code
+    return out
+
+
+def flow_end(result: dict[str, Any], value: Any = None) -> FlowResult:
+    """What an archiving flow returns: ``value`` (default: the run's ``result``), in a
+    Cancelled state when a signal or Prefect's cancellation stopped the run."""
+    value = result if value is None else value
+    if not result.get("signal"):
+        return value
+    stopped = result.get("stopped") or {}
+    message = (
+        stopped.get("message")
+        or result.get("interrupted")
+        or (f"interrupted by {result['signal']} after the last batch")
+    )
+    return Cancelled(message=message, data=value)

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.archiving import MAX_CONCURRENCY, pipeline_of, run_archive
+from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, pipeline_of, run_archive
 from flows.fanout import run_fanned_out, worker_parameters
 from tenios_io.clients import RunClients
 from tenios_io.ledger.importing import iter_import_file
@@ -33,7 +33,7 @@ def backfill(
     max_wait_seconds: float = 120.0,
     config_file: str | None = None,
     workers: int = 1,
-) -> dict[str, Any]:
+) -> FlowResult:
     """Register every id in ``source_file`` and archive what is due.
 
     ``rate_limit`` (requests/s to the TENIOS API) overrides TENIOS_API_RATE_LIMIT.
@@ -72,14 +72,16 @@ def backfill(
             ),
             before=import_first,
         )
-    return run_archive(
-        "backfill",
-        config_file=config_file,
-        rate_limit=rate_limit,
-        concurrency=concurrency,
-        limit=limit,
-        batch_size=batch_size,
-        time_budget_minutes=time_budget_minutes,
-        max_wait_seconds=max_wait_seconds,
-        before=import_first,
+    return flow_end(
+        run_archive(
+            "backfill",
+            config_file=config_file,
+            rate_limit=rate_limit,
+            concurrency=concurrency,
+            limit=limit,
+            batch_size=batch_size,
+            time_budget_minutes=time_budget_minutes,
+            max_wait_seconds=max_wait_seconds,
+            before=import_first,
+        )
     )

@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.archiving import MAX_CONCURRENCY, run_archive, sweep_sftp
+from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, run_archive, sweep_sftp
 from flows.fanout import run_fanned_out, worker_parameters
 from tenios_io.clients import RunClients
 
@@ -26,7 +26,7 @@ def nightly_archive(
     max_wait_seconds: float = 120.0,
     config_file: str | None = None,
     workers: int = 1,
-) -> dict[str, Any]:
+) -> FlowResult:
     """Sweep the SFTP drop (when configured), then archive every due recording.
 
     Claims ``concurrency`` batches of ``batch_size`` at a time and archives them in
@@ -53,14 +53,16 @@ def nightly_archive(
             ),
             before=sweep_first,
         )
-    return run_archive(
-        "nightly-archive",
-        config_file=config_file,
-        rate_limit=None,
-        concurrency=concurrency,
-        limit=limit,
-        batch_size=batch_size,
-        time_budget_minutes=time_budget_minutes,
-        max_wait_seconds=max_wait_seconds,
-        before=sweep_first,
+    return flow_end(
+        run_archive(
+            "nightly-archive",
+            config_file=config_file,
+            rate_limit=None,
+            concurrency=concurrency,
+            limit=limit,
+            batch_size=batch_size,
+            time_budget_minutes=time_budget_minutes,
+            max_wait_seconds=max_wait_seconds,
+            before=sweep_first,
+        )
     )

@@ -4,13 +4,11 @@ nothing is due or its time budget ends; one of the runs a fanned-out `backfill` 
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.archiving import MAX_CONCURRENCY, run_archive
+from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, run_archive
 from tenios_io.fanout import worker_summary
 
 #: The artifact key of a worker's plain summary; the parent reads it back.
@@ -30,7 +28,7 @@ def archive_worker(
     time_budget_minutes: float | None = None,
     max_wait_seconds: float = 120.0,
     config_file: str | None = None,
-) -> dict[str, Any]:
+) -> FlowResult:
     """Archive due recordings of the shared ledger (no import, no sweep, no checkpoint:
     the parent run does those) and return a plain summary: recordings, archived,
     bytes, seconds, rate (recordings/s), failures."""
@@ -52,4 +50,4 @@ def archive_worker(
         table=[summary],
         description="This worker's summary, aggregated by the run that started it.",
     )
-    return summary
+    return flow_end(result, summary)

@@ -34,6 +34,7 @@ class RunInterrupted(BaseException):
 
     def __init__(self, signum: signal.Signals) -> None:
         super().__init__(f"interrupted by {signum.name}")
+        self.signal = signum
         self.exit_code = 128 + int(signum)
 
 

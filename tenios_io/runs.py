@@ -20,7 +20,7 @@ from tenios_io.archive import PROBLEMS, Archiver, Outcome, RecordingResult
 from tenios_io.exceptions import LedgerUnavailable
 from tenios_io.interrupt import Interruption
 from tenios_io.ledger import Claim, Ledger, utc_now
-from tenios_io.runstop import RunStop, record_stop
+from tenios_io.runstop import EXIT_PROBLEMS, RunStop, record_stop
 
 _SHORT = 200
 
@@ -37,9 +37,28 @@ INTEGRATE_EVERY_SECONDS = 1.0
 #: How often the loop looks at its interruption's flags while batches are in flight.
 POLL_SECONDS = 0.2
 
+
+class BatchNotStarted(Exception):
+    """The caller's runner refused to start a claimed batch (a Prefect flow run being
+    cancelled aborts its new tasks).  The run stops as it does on a run-wide failure:
+    the batch's claims are given back at once without spending an attempt (had it
+    written an outcome, the ledger fences the release), nothing more is claimed."""
+
+
+def not_started_stop(exc: BatchNotStarted) -> RunStop:
+    """The stop a refused batch causes."""
+    return RunStop(
+        "the run's batches were refused (its flow run is being cancelled)",
+        "Run it again to continue",
+        EXIT_PROBLEMS,
+        f"{type(exc).__name__}: {exc}",
+    )
+
+
 Submit = Callable[[Archiver, list[Claim], float | None], Future[list[RecordingResult]]]
 """How the caller runs one claimed batch: ``submit(archiver, claims, deadline)`` returns a
-future of its results (the flows submit a Prefect task, the CLI uses a thread pool)."""
+future of its results (the flows submit a Prefect task, the CLI uses a thread pool).
+A future that fails with :class:`BatchNotStarted` gets its claims given back."""
 
 
 def archive_until_done(
@@ -139,7 +158,7 @@ def archive_until_done(
             if inflight:
                 done, _ = wait(inflight, timeout=poll, return_when=FIRST_COMPLETED)
                 for future in done:
-                    summary.add(_results(inflight.pop(future), future))
+                    summary.add(_results(ledger, archiver, inflight.pop(future), future))
                 signalled()  # at once, not when a batch next finishes
                 if interruption is not None and interruption.abort and inflight:
                     interruption.giving_back(sum(len(b) for b in inflight.values()))
@@ -184,13 +203,20 @@ def give_back(
         future.cancel()
         claims.extend(batch)
     inflight.clear()
-    reason = f"run stopped: {reason} (given back at once)"
+    return release_claims(ledger, claims, f"run stopped: {reason} (given back at once)")
+
+
+def release_claims(ledger: Ledger, claims: list[Claim], reason: str) -> list[RecordingResult]:
+    """Give ``claims`` back (pending, due now, no attempt spent); those the ledger
+    fences (their outcome is written, or the lease is gone) are left as they are.
+    Returns the released recordings (none when the ledger is unavailable: their
+    leases expire and the next run takes them over)."""
     try:
         written = ledger.write_outcomes(
             [ledger.released_write(c.recording_uuid, c.lease_token, reason) for c in claims]
         )
     except LedgerUnavailable:
-        return []  # their leases expire; the next run takes them over
+        return []
     return [
         RecordingResult(c.recording_uuid, Outcome.RELEASED, reason=reason)
         for c in claims
@@ -198,9 +224,14 @@ def give_back(
     ]
 
 
-def _results(batch: list[Claim], future: Future[list[RecordingResult]]) -> list[RecordingResult]:
+def _results(
+    ledger: Ledger, archiver: Archiver, batch: list[Claim], future: Future[list[RecordingResult]]
+) -> list[RecordingResult]:
     try:
         return future.result()
+    except BatchNotStarted as exc:
+        stop = archiver.guard.trip(not_started_stop(exc))
+        return release_claims(ledger, batch, f"run stopped: {stop.cause}")
     except Exception as exc:  # noqa: BLE001 - a batch that crashed as a whole
         # Even after its retries: its leases expire and the recordings are claimed again
         # next run; this run reports them as failed.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import tomllib
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -50,6 +51,23 @@ def load_flow(name: str) -> Callable[..., dict[str, Any]]:
         f"PREFECT_API_URL is set but the Prefect flow {name!r} is not installed "
         "(reinstall tenios-archive, or unset PREFECT_API_URL to run without Prefect)"
     )
+
+
+def call_flow(flow: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:
+    """Call an archiving flow in this process and return its summary, also when the
+    flow ended Cancelled (a signal stopped it: the summary is the state's result).
+    A flow stopped before it claimed anything raises :class:`RunInterrupted`."""
+    from tenios_io.interrupt import RunInterrupted
+
+    state = flow(**args, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    if isinstance(result, dict) and "interrupted" in result:
+        raise RunInterrupted(signal.Signals(int(result["exit_code"]) - 128))
+    if not isinstance(result, dict):
+        raise RuntimeError(f"the flow ended {state.type.value}: {state.message}")
+    return result
 
 
 def prepare_logging(verbose: bool) -> None:

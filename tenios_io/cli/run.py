@@ -19,7 +19,13 @@ from rich.markup import escape
 
 from tenios_io.checksum import remove_own_spools
 from tenios_io.cli._common import console, err_console, settings, state
-from tenios_io.cli._prefect import load_flow, prefect_api_url, prepare_logging, prepare_prefect
+from tenios_io.cli._prefect import (
+    call_flow,
+    load_flow,
+    prefect_api_url,
+    prepare_logging,
+    prepare_prefect,
+)
 from tenios_io.cli._runview import (
     RunProgress,
     claimed_elsewhere_table,
@@ -137,7 +143,9 @@ def archive(
         # The server's limit is the operator's (`prefect apply`): missing is exit 2 here.
         rate = flow_args.get("rate_limit")
         require_rate_limit(rate if rate is not None else cfg.api_rate_limit)
-        return Archival(lambda _progress: archive_flow(**flow_args), reports_progress=False)
+        return Archival(
+            lambda _progress: call_flow(archive_flow, flow_args), reports_progress=False
+        )
     prepare_logging(verbose)
 
     def in_process(progress: ProgressListener) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 from tenios_io.archive import Outcome, RecordingResult
 from tenios_io.ledger import Claim, Ledger, NewRecording, State, create_ledger_engine
 from tenios_io.ledger.schema import upgrade
-from tenios_io.runs import RunSummary, archive_until_done
+from tenios_io.runs import BatchNotStarted, RunSummary, archive_until_done
 from tenios_io.runstop import RunGuard
 
 
@@ -114,4 +114,53 @@ def test_a_crashed_batch_is_reported_failed_and_the_loop_goes_on(database_url: s
     assert summary.counts == {"archived": 2, "failed": 1}
     (problem,) = summary.problems
     assert problem.recording_uuid == keys[1] and "database went away" in (problem.reason or "")
+    ledger.engine.dispose()
+
+
+def test_a_batch_the_runner_refused_to_start_stops_the_run_and_gives_its_claims_back(
+    database_url: str,
+) -> None:
+    """A Prefect flow run being cancelled aborts the tasks it starts: the loop gives
+    that batch's claims back (no attempt spent), claims nothing more, and waits for the
+    batch already in flight, which finishes."""
+    upgrade(database_url)
+    ledger = Ledger(create_ledger_engine(database_url), actor="test")
+    keys = [f"00000000-0000-4000-8000-{i:012d}" for i in range(6)]
+    ledger.register([NewRecording(k) for k in keys])
+    batches = Batches()
+    summaries: list[RunSummary] = []
+    guard = RunGuard()
+    loop = threading.Thread(
+        target=lambda: summaries.append(
+            archive_until_done(
+                ledger,
+                SimpleNamespace(guard=guard),  # type: ignore[arg-type]
+                batches,
+                owner="window-test",
+                limit=None,
+                concurrency=2,
+                batch_size=2,
+                lease_seconds=600,
+                max_attempts=None,
+                time_budget_minutes=None,
+                max_wait_seconds=0,
+            )
+        )
+    )
+    loop.start()
+    batches.wait_for(2)
+    refused, _ = batches.submitted[1]
+    batches.submitted[1][1].set_exception(BatchNotStarted("flow run must be running"))
+    batches.finish(0)
+    loop.join(timeout=60)
+    assert not loop.is_alive()
+    assert len(batches.submitted) == 2  # nothing claimed after the refusal
+    (summary,) = summaries
+    assert summary.counts == {"archived": 2, "released": 2}
+    assert summary.stopped is not None and "being cancelled" in summary.stopped.cause
+    for claim in refused:
+        rec = ledger.get(claim.recording_uuid)
+        assert (rec.state, rec.attempts, rec.lease_token) == (State.PENDING, 0, None)
+    (stop,) = ledger.events_named(["run_stopped"])
+    assert "BatchNotStarted" in stop["details"]
     ledger.engine.dispose()
