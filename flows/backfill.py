@@ -49,8 +49,9 @@ def backfill(
         pass
 
     def import_first(run: RunClients) -> dict[str, Any]:
-        registered = pipeline_of(run).ledger.import_recordings(
-            iter_import_file(path), actor=f"{run.actor}:import"
+        pipeline = pipeline_of(run)
+        registered = pipeline.ledger.import_recordings(
+            iter_import_file(path), actor=f"{run.actor}:import", stop=pipeline.stop
         )
         get_run_logger().info(
             "%s: %d ids, %d new, %d already known",
@@ -59,7 +60,10 @@ def backfill(
             registered.added,
             registered.known,
         )
-        return {"imported": {"added": registered.added, "known": registered.known}}
+        imported: dict[str, Any] = {"added": registered.added, "known": registered.known}
+        if registered.stopped_after is not None:
+            imported["stopped_after_lines"] = registered.stopped_after
+        return {"imported": imported}
 
     if workers > 1:
         return run_fanned_out(

@@ -8,7 +8,8 @@ consistent ledger.  In the ledger, ``integrated_uncommitted`` (the sequencer has
 written its chain entries) and ``leased_write_uncommitted`` (a worker has written
 its state change and events) stop a transaction just before its commit;
 ``import_chunk_uncommitted`` and ``import_chunk_committed`` stop an import just before
-and just after a chunk of its merge commits.
+and just after a chunk of its merge commits; ``sweep_file_looked_at`` follows each drop
+file a sweep has sorted (the signal tests pause there).
 """
 
 from __future__ import annotations

@@ -131,6 +131,9 @@ class Pipeline:
     sources: list[RecordingSource]
     archiver: Archiver
     sftp: PerThreadSftp | None = None
+    stop: threading.Event | None = None
+    """Set by a signal (interrupt.py): the long steps before archiving (the sweep, a
+    backfill's import) end early at their next file or chunk."""
 
     def preflight(self) -> BucketStatus:
         """Bucket reachable and writable and this ledger's (its ledger id, written at the
@@ -194,6 +197,7 @@ class Pipeline:
                 release=self.settings.sftp_after != "keep",
                 actor=actor,
                 progress=self.archiver.progress,
+                stop=self.stop,
             )
         except SourceUnavailable as exc:
             logger.warning("SFTP sweep skipped: %s", exc)

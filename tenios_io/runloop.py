@@ -156,6 +156,8 @@ def run_archive(
         (lend or (lambda _p: nullcontext()))(pipeline),
     ):
         pipeline.preflight()
+        if interruption is not None:
+            pipeline.stop = interruption.stop  # the sweep and an import end early too
         extra = before(pipeline, actor)
         # Claims a killed worker left behind: said in the summary, taken over when due.
         extra["claimed_elsewhere"] = claims_of_others(pipeline.ledger, actor)

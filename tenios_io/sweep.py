@@ -17,6 +17,7 @@ hashed again and are the archived ones.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,6 +51,8 @@ class SweepReport:
     """Why the drop could not be swept in this run (it is down), if it could not."""
     incomplete: int = 0
     """Settled files whose container is not whole (counted in ``unsettled`` too)."""
+    stopped: bool = False
+    """A stop request (a signal) ended the sweep early; the next sweep does the rest."""
     released: int = 0
     release_failed: int = 0
     release_refused: int = 0
@@ -86,11 +89,17 @@ def sweep_drop(
     release: bool,
     actor: str,
     progress: ProgressListener = NO_PROGRESS,
+    stop: threading.Event | None = None,
 ) -> SweepReport:
     """Sweep ``drop``; register new recordings (``progress`` hears how many); release
-    archived ones still there."""
-    found = drop.sweep(known_ids_of(ledger), sightings=ledger)
+    archived ones still there.
+
+    ``stop`` (a signal) set meanwhile ends the sweep at the next directory or file:
+    what was found settled until then is registered (one transaction), releases
+    begun are finished, no new one is begun (``SweepReport.stopped``)."""
+    found = drop.sweep(known_ids_of(ledger), sightings=ledger, stop=stop)
     report = SweepReport(
+        stopped=found.stopped,
         ready=len(found.ready),
         unsettled=len(found.unsettled),
         unmatched=len(found.unmatched),
@@ -133,7 +142,7 @@ def sweep_drop(
     report.registered = len(result.added)
     progress.discovered(len(result.added))
     report.source_found = len(result.source_found)
-    if not release:
+    if not release or report.stopped:
         return report
     interrupted = finish_interrupted(ledger, drop, actor=actor)
     report.interrupted_releases = len(interrupted)
@@ -141,6 +150,9 @@ def sweep_drop(
         _count(report, event)
     newly = set(result.added)
     for drop_file in found.ready:
+        if stop is not None and stop.is_set():
+            report.stopped = True
+            break
         if drop_file.recording_uuid in newly or drop_file.recording_uuid in interrupted:
             continue
         rec = ledger.get(drop_file.recording_uuid)

@@ -160,6 +160,8 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
         interrupted = int(sweep.get("interrupted_releases", 0))
         if interrupted:
             table.add_row("  interrupted releases settled", f"{interrupted:,}")
+        if sweep.get("stopped"):
+            table.add_row("  sweep stopped early (signal)", "the next run sweeps the rest")
         for path, why in [
             *sweep.get("ambiguous_files", [])[:5],
             *sweep.get("incomplete_files", [])[:5],

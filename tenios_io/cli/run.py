@@ -65,14 +65,19 @@ class Preflight:
 
 
 def preflight(
-    cfg: Settings, concurrency: int, register: Path | Sequence[NewRecording] | None = None
+    cfg: Settings,
+    concurrency: int,
+    register: Path | Sequence[NewRecording] | None = None,
+    interruption: Interruption | None = None,
 ) -> Preflight:
     """Database migrated, bucket reachable, access key present — before any work.
 
     Imports the file ``register`` (a backfill's ids, streamed: the flow's own import
     then finds them known), drains the producers' intake, and returns how many
     recordings are due now, for the progress bar.
-    Errors are ConfigError / SchemaNotCurrent: exit 2 with the reason.
+    Errors are ConfigError / SchemaNotCurrent: exit 2 with the reason.  A first
+    signal during the import ends it after the chunk being merged (``interruption``);
+    the run then stops before claiming anything.
     """
     imported = None
     with open_pipeline(cfg, actor="cli:preflight", concurrency=concurrency) as pipeline:
@@ -81,11 +86,12 @@ def preflight(
             err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
         if register is not None:
             items = iter_import_file(register) if isinstance(register, Path) else register
-            imported = pipeline.ledger.import_recordings(items, actor="cli:run-backfill")
-            console.print(
-                f"{imported.read:,} ids: {imported.added:,} new, {imported.known:,} already known"
-                + (f", {imported.duplicates:,} repeated in the file" if imported.duplicates else "")
+            imported = pipeline.ledger.import_recordings(
+                items,
+                actor="cli:run-backfill",
+                stop=interruption.stop if interruption is not None else None,
             )
+            console.print(import_line(imported, interruption))
         drained = pipeline.ledger.drain_intake(actor="cli:preflight")
         if drained.taken:
             console.print(
@@ -94,6 +100,25 @@ def preflight(
                 + (" (`tenios-archive ledger intake --rejected`)" if drained.rejected else "")
             )
         return Preflight(pipeline.ledger.count_due(), imported)
+
+
+def import_line(imported: ImportResult, interruption: Interruption | None) -> str:
+    """What the backfill's import did, in one line."""
+    if imported.stopped_after is not None:
+        why = interruption.signal.name if interruption and interruption.signal else "a stop"
+        if imported.stopped_after == 0:
+            return (
+                f"import stopped by {why} while reading the file ({imported.read:,} lines "
+                "read): nothing imported; run it again"
+            )
+        return (
+            f"import stopped by {why} after {imported.stopped_after:,} of {imported.read:,} "
+            f"lines read: {imported.added:,} new (whole chunks, committed); run it again to "
+            "import the rest"
+        )
+    return f"{imported.read:,} ids: {imported.added:,} new, {imported.known:,} already known" + (
+        f", {imported.duplicates:,} repeated in the file" if imported.duplicates else ""
+    )
 
 
 @dataclass(frozen=True)
@@ -190,7 +215,9 @@ def run_archival(
         )
     try:
         with interruption.installed() if interruption is not None else nullcontext():
-            checked = preflight(cfg, flow_args["concurrency"], register=register)
+            checked = preflight(
+                cfg, flow_args["concurrency"], register=register, interruption=interruption
+            )
             archival = archive(
                 cfg,
                 verbose=cli.verbose,
@@ -279,7 +306,10 @@ def backfill(
 
         def before(_pipeline: Pipeline, _actor: str) -> dict[str, Any]:
             # The preflight imported the file: the in-process run does not read it again.
-            return {"imported": {"added": imported.added, "known": imported.known}}
+            out: dict[str, Any] = {"added": imported.added, "known": imported.known}
+            if imported.stopped_after is not None:
+                out["stopped_after_lines"] = imported.stopped_after
+            return {"imported": out}
 
         return before
 

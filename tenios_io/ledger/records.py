@@ -72,6 +72,15 @@ class ImportResult:
     duplicates: int
     """Lines naming a recording_uuid an earlier line of the same input named."""
     source_found: int
+    stopped_after: int | None = None
+    """Set when a stop request ended the import early (a signal): how many lines of
+    the input were merged, in whole committed chunks (0: stopped while the input was
+    still being read and checked, nothing imported).  ``added`` counts what those
+    chunks added; ``known`` and ``duplicates`` are then 0 (not counted)."""
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopped_after is not None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ written page by page); across chunks, in the file's order.  Known rows that lear
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from json.encoder import encode_basestring
 from typing import Any
@@ -90,14 +91,23 @@ class Registration(LedgerCore):
         actor: str | None = None,
         progress: ProgressFn | None = None,
         integrate: bool = True,
+        stop: threading.Event | None = None,
     ) -> ImportResult:
         """Register a stream of recordings (bounded memory); counts, not ids.
 
         ``progress(n)`` is called as lines are staged.  The ``registered`` events are
         on the chain when this returns; with ``integrate`` whatever else is queued
         (``source_found`` events, other writers' events) is integrated too.
+
+        ``stop`` (a signal, interrupt.py) set while the input is read ends the import
+        with nothing imported (a file is checked whole before anything is merged);
+        set during the merge, it ends the import after the chunk being merged commits:
+        what was imported stays, in whole chunks with their events, and running the
+        import again adds the rest (``ImportResult.stopped_after``).
         """
-        out = self._merge(items, actor=actor or self.actor, progress=progress, collect=False)
+        out = self._merge(
+            items, actor=actor or self.actor, progress=progress, collect=False, stop=stop
+        )
         assert isinstance(out, ImportResult)
         if integrate:
             self.integrate_all()
@@ -112,15 +122,20 @@ class Registration(LedgerCore):
         actor: str,
         progress: ProgressFn | None,
         collect: bool,
+        stop: threading.Event | None = None,
     ) -> RegisterResult | ImportResult:
         now = self.now()
+        stopped_after: int | None = None
+        reading = _Until(items, stop)
         with self.engine.connect() as conn:
             _drop_stage(conn)
             _create_stage(conn)
             conn.commit()
             try:
-                read = _stage(conn, items, progress)
+                read = _stage(conn, reading, progress)
                 conn.commit()
+                if reading.cut:  # not read (nor checked) whole: nothing is merged
+                    return ImportResult(read, 0, 0, 0, 0, stopped_after=0)
                 listing = _listing(conn) if collect else None
                 conn.rollback()  # the listing's read transaction, if any
                 conn.execution_options(**{WRITE_OPTION: True})
@@ -129,6 +144,9 @@ class Registration(LedgerCore):
                     found = _found(conn, actor=actor, now=now)
                 added, step = 0, MERGE_CHUNK[conn.dialect.name]
                 for lo in range(0, read, step):
+                    if stop is not None and stop.is_set():
+                        stopped_after = lo
+                        break
                     with conn.begin():
                         added += self._add_new(conn, lo, lo + step, actor=actor, now=now)
                     crashpoints.reached("import_chunk_committed")
@@ -138,6 +156,8 @@ class Registration(LedgerCore):
                 conn.execution_options(**{WRITE_OPTION: False})
                 _drop_stage(conn)
                 conn.commit()
+        if stopped_after is not None:
+            return ImportResult(read, added, 0, 0, found, stopped_after=stopped_after)
         counts = ImportResult(read, added, distinct - added, read - distinct, found)
         return counts if listing is None else _finish(listing)
 
@@ -207,6 +227,22 @@ def _json(value: str | None) -> str:
 
 def _lower(value: str | None) -> str | None:
     return value.lower() if value else None
+
+
+class _Until:
+    """``items`` until ``stop`` is set (then ``cut``)."""
+
+    def __init__(self, items: Iterable[NewRecording], stop: threading.Event | None) -> None:
+        self.items = items
+        self.stop = stop
+        self.cut = False
+
+    def __iter__(self) -> Iterator[NewRecording]:
+        for item in self.items:
+            if self.stop is not None and self.stop.is_set():
+                self.cut = True
+                return
+            yield item
 
 
 def _stage_name(conn: Connection) -> str:

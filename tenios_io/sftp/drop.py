@@ -28,11 +28,13 @@ else → SourceUnavailable); a lost connection is the connection's business (see
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import posixpath
 import re
 import stat
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ from typing import BinaryIO, Literal, NoReturn, Protocol, cast
 
 import paramiko
 
+from tenios_io import crashpoints
 from tenios_io.config import DEFAULT_SFTP_PATTERN, ENV_PREFIX, Settings
 from tenios_io.container import check_complete
 from tenios_io.exceptions import (
@@ -132,6 +135,9 @@ class SweepResult:
     incomplete: list[tuple[str, str]] = field(default_factory=list)
     """``(path, why)`` of settled files whose container is not whole (also counted in
     ``unsettled``): left alone, looked at again next sweep."""
+    stopped: bool = False
+    """A stop request (a signal) ended the sweep early: the lists hold what was looked
+    at until then; the rest waits for the next sweep."""
 
 
 class Sighted(Protocol):
@@ -277,7 +283,10 @@ class SftpDrop:
     # -- sweep ----------------------------------------------------------------------------
 
     def sweep(
-        self, known: Lookup | None = None, sightings: SightingLog | None = None
+        self,
+        known: Lookup | None = None,
+        sightings: SightingLog | None = None,
+        stop: threading.Event | None = None,
     ) -> SweepResult:
         """List the drop recursively and sort its files (see :class:`SweepResult`).
 
@@ -292,8 +301,16 @@ class SftpDrop:
         — and its container is complete (WAV sizes agree with the file; checked once
         per size and mtime).  Without it (tests, tools) this instance remembers what it
         saw and also trusts ``clock() - mtime``.
+
+        ``stop`` (a signal) set meanwhile ends the sweep at the next directory listed or
+        file checked (``SweepResult.stopped``): what it found so far is returned.
         """
-        files = self._connection.run(self._list_files, what=f"sweep {self.root}")
+        stopping = stop or threading.Event()
+        files = self._connection.run(
+            lambda sftp: self._list_files(sftp, stopping), what=f"sweep {self.root}"
+        )
+        if stopping.is_set():
+            return SweepResult(stopped=True)
         now = self._clock()
         result = SweepResult()
         named = []
@@ -322,6 +339,8 @@ class SftpDrop:
         knowing = known(every) if known is not None and every else KnownIds()
         claimed: set[str] = set()
         for path, size, mtime, changed_at, ids in named:
+            if stopping.is_set():
+                break
             if is_temporary_name(posixpath.basename(path)):
                 result.unsettled.append(path)
                 continue
@@ -345,6 +364,7 @@ class SftpDrop:
             else:
                 result.unsettled.append(path)
             claimed.add(owner.recording_uuid)
+            crashpoints.reached("sweep_file_looked_at")
         if sightings is not None:
             sightings.mark_drop_files_complete(
                 [path for path in complete if not sighted[path].complete]
@@ -358,6 +378,8 @@ class SftpDrop:
             len(result.ambiguous),
             len(result.duplicates),
         )
+        if stopping.is_set():
+            return dataclasses.replace(result, stopped=True)
         return result
 
     def _whole(self, found: DropFile, result: SweepResult) -> bool:
@@ -399,10 +421,12 @@ class SftpDrop:
             return False
         return changed_at is None or now - changed_at >= self._settle_seconds
 
-    def _list_files(self, sftp: paramiko.SFTPClient) -> list[tuple[str, paramiko.SFTPAttributes]]:
+    def _list_files(
+        self, sftp: paramiko.SFTPClient, stop: threading.Event
+    ) -> list[tuple[str, paramiko.SFTPAttributes]]:
         files: list[tuple[str, paramiko.SFTPAttributes]] = []
         pending = [self.root]
-        while pending:
+        while pending and not stop.is_set():
             directory = pending.pop()
             try:
                 entries = sftp.listdir_attr(directory)

@@ -192,9 +192,10 @@ def slow_pg_world(
     )
 
 
-@pytest.fixture
-def drop(world: ArchiveWorld, sftp_server: SftpServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The world with a real SFTP drop (OpenSSH sshd): settings in this process and in
+def attach_drop(
+    world: ArchiveWorld, sftp_server: SftpServer, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A real SFTP drop (OpenSSH sshd) for ``world``: settings in this process and in
     ``world.env`` (for child processes); files released by ``move:archived``."""
     settings = {
         "TENIOS_SFTP_URL": sftp_server.url(),
@@ -207,6 +208,12 @@ def drop(world: ArchiveWorld, sftp_server: SftpServer, monkeypatch: pytest.Monke
         monkeypatch.setenv(key, value)
         world.env[key] = value
     return sftp_server.drop_dir
+
+
+@pytest.fixture
+def drop(world: ArchiveWorld, sftp_server: SftpServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The world with a real SFTP drop (attach_drop)."""
+    return attach_drop(world, sftp_server, monkeypatch)
 
 
 def deliver(world: ArchiveWorld, drop: Path, uuid: str, name: str, *, age: float = 120) -> Path:

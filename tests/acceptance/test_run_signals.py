@@ -22,14 +22,19 @@ import subprocess
 import sys
 import termios
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tenios_io.ledger import State
+from tenios_io.ledger.importing import iter_import_file
+from tenios_io.ledger.registration import MERGE_CHUNK
 from tenios_io.simulator import FaultPlan, Simulator
-from tests.acceptance.conftest import ArchiveWorld, _make_world, child_env
+from tests.acceptance.conftest import ArchiveWorld, _make_world, attach_drop, child_env, deliver
+from tests.fixtures.sshd import SftpServer
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
@@ -212,8 +217,8 @@ def check_ledger(world: ArchiveWorld, uuids: list[str]) -> dict[State, int]:
         ledger.engine.dispose()
 
 
-def check_output(text: str, signame: str) -> None:
-    assert "nightly run" in text and "total" in text, text  # the summary table
+def check_output(text: str, signame: str, title: str = "nightly run") -> None:
+    assert title in text and "total" in text, text  # the summary table
     assert f"interrupted by {signame}" in text, text
     assert "Traceback" not in text, text
 
@@ -287,3 +292,131 @@ def test_a_second_sigint_to_the_process_group_gives_everything_back(stuck: Archi
     assert GAVE_BACK.search(text), text
     assert check_ledger(stuck, uuids) == {State.PENDING: RECORDINGS}
     assert spool_files(stuck) == []
+
+
+PAUSE_RUNNER = Path(__file__).with_name("pause_runner.py")
+
+
+def paused_at(
+    world: ArchiveWorld, point: str, tmp_path: Path, *args: str
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`tenios-archive ARGS` in its own process group, returned once it waits at
+    ``point`` (its marker file exists); it carries on when the returned go file is
+    written."""
+    marker, go = tmp_path / "reached", tmp_path / "go"
+    proc = subprocess.Popen(
+        [sys.executable, str(PAUSE_RUNNER), point, str(marker), str(go), "--", *args],
+        env=child_env(world),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()[0].decode()
+        assert time.monotonic() < deadline, f"the run did not reach {point}"
+        time.sleep(0.05)  # polling for the marker, not waiting for a guessed moment
+    return proc, go
+
+
+def test_a_signal_during_a_backfill_import_stops_it_after_the_chunk_being_merged(
+    no_prefect_world: ArchiveWorld, tmp_path: Path
+) -> None:
+    """The import of a long backfill file stops at the next chunk boundary (not when
+    the whole file is imported): what was merged stays, whole chunks with their
+    events; the run claims nothing, says how far the import got and exits 130; the
+    next import adds the rest."""
+    world = no_prefect_world
+    ledger = world.ledger()
+    known = world.sim.seed(3)
+    world.register(known)
+    chunk = MERGE_CHUNK[ledger.engine.dialect.name]
+    fresh = [str(uuid.uuid4()) for _ in range(chunk + 100)]  # two merge chunks
+    path = tmp_path / "ids.txt"
+    path.write_text("".join(f"{key}\n" for key in known + fresh))
+
+    proc, go = paused_at(world, "import_chunk_committed", tmp_path, "run", "backfill", str(path))
+    # The first chunk is committed: the import is mid-way.
+    assert sum(ledger.counts().values()) == chunk
+    os.killpg(proc.pid, signal.SIGINT)
+    go.write_text("go")
+    out, _ = proc.communicate(timeout=300)
+    text = ANSI.sub("", out.decode())
+    assert proc.returncode == 130, text
+    assert f"import stopped by SIGINT after {chunk:,} of {len(known) + len(fresh):,}" in text
+    check_output(text, "SIGINT", "backfill")
+    try:
+        # Only the first chunk was imported, nothing was claimed, the chain verifies and
+        # every row has its one `registered` event.
+        counts = {state: n for state, n in ledger.counts().items() if n}
+        assert counts == {State.PENDING: chunk}, counts
+        assert ledger.verify_chain().ok
+        registered = Counter(
+            str(e["recording_uuid"])
+            for e in ledger.iter_events(page=10_000)
+            if e["event"] == "registered"
+        )
+        assert len(registered) == chunk and set(registered.values()) == {1}
+        assert len(ledger.events_named(["run_stopped"])) == 1
+        again = ledger.import_recordings(iter_import_file(path))
+        assert (again.added, again.known) == (len(fresh) + len(known) - chunk, chunk)
+    finally:
+        ledger.engine.dispose()
+
+
+@pytest.fixture
+def drop_world(
+    no_prefect_world: ArchiveWorld, sftp_server: SftpServer, monkeypatch: pytest.MonkeyPatch
+) -> tuple[ArchiveWorld, Path]:
+    """No Prefect API, and a real SFTP drop (OpenSSH sshd)."""
+    return no_prefect_world, attach_drop(no_prefect_world, sftp_server, monkeypatch)
+
+
+def test_a_signal_during_the_sftp_sweep_stops_it_at_the_next_file(
+    drop_world: tuple[ArchiveWorld, Path], tmp_path: Path
+) -> None:
+    """SIGTERM while the sweep goes through the drop: it stops at the next file (not
+    when the whole drop is swept); what it had found settled is registered, nothing is
+    claimed, the summary says the sweep stopped early, exit 143; the next run sweeps
+    and archives the rest."""
+    world, drop = drop_world
+    uuids = world.sim.seed(5)
+    for u in uuids:
+        deliver(world, drop, u, f"{u}.wav")
+    proc, go = paused_at(world, "sweep_file_looked_at", tmp_path, "run", "nightly")
+    os.killpg(proc.pid, signal.SIGTERM)
+    go.write_text("go")
+    out, _ = proc.communicate(timeout=300)
+    text = ANSI.sub("", out.decode())
+    assert proc.returncode == 143, text
+    check_output(text, "SIGTERM")
+    assert "sweep stopped early" in text, text
+    ledger = world.ledger()
+    try:
+        # The sweep looked at one file when the signal came: only its recording is known.
+        first = sorted(uuids)[0]
+        counts = {state: n for state, n in ledger.counts().items() if n}
+        assert counts == {State.PENDING: 1}, counts
+        assert ledger.get(first).attempts == 0
+        assert len(ledger.events_named(["run_stopped"])) == 1
+        assert ledger.verify_chain().ok
+    finally:
+        ledger.engine.dispose()
+    assert sorted(p.name for p in drop.glob("*.wav")) == sorted(f"{u}.wav" for u in uuids)
+
+    again = subprocess.run(
+        [sys.executable, "-m", "tenios_io.cli", "run", "nightly"],
+        env=child_env(world),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout.decode() + again.stderr.decode()
+    ledger = world.ledger()
+    try:
+        assert {ledger.get(u).state for u in uuids} == {State.ARCHIVED}
+    finally:
+        ledger.engine.dispose()
+    assert len(world.versions()) == len(uuids) and set(world.versions().values()) == {1}
