@@ -239,7 +239,7 @@ def run_archive(
     finally:
         remove_own_spools(settings.spool_dir)
     if result.summary.stopped is not None:
-        logger.error("%s", result.summary.stopped.message)
+        logger.error("%s", result.summary.stop_message)
     publish_summary(result.summary, key=flow_name)
     if result.backlog is not None:
         if checkpoint:  # a fanned-out run's parent reports it once, not every worker

@@ -76,6 +76,9 @@ class Outcome(StrEnum):
     CONFLICT = "conflict"
     LOST_LEASE = "lost_lease"
     RELEASED = "released"
+    UNRELEASED = "unreleased"
+    """The run stopped and the ledger did not take the claim back: ``in_progress``
+    until its lease ends, then the next run takes it over."""
 
 
 #: Outcomes that make a run exit 1 (README "Exit codes": failed or conflict in this run).
@@ -265,13 +268,14 @@ class Archiver:
         except LedgerUnavailable as exc:
             # Run-wide (runstop.py): nothing can be written; the leases expire and the next
             # run claims these again (objects already uploaded are found archived).
+            # The run loop tries once more to give the claims back (runs.py).
             stop = self.guard.judge(exc)
             reason = f"run stopped: {stop.cause if stop else exc} (lease left to expire)"
             for item in worked:
                 if keeper is not None:
                     keeper.done(item.result.recording_uuid)
             return [
-                RecordingResult(w.result.recording_uuid, Outcome.RELEASED, reason=reason)
+                RecordingResult(w.result.recording_uuid, Outcome.UNRELEASED, reason=reason)
                 for w in worked
             ]
         crashpoints.reached("after_record")

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tenios_io.archive import PROBLEMS, Archiver, Outcome, RecordingResult
@@ -176,8 +176,16 @@ def archive_until_done(
         if interruption is not None:
             interruption.looping = False
     summary.stopped = archiver.guard.stopped
+    if summary.unreleased:
+        summary.lease_ends_by = utc_now() + timedelta(seconds=lease_seconds)
     if summary.stopped is not None:
-        record_stop(ledger, summary.stopped, released=summary.counts["released"])
+        record_stop(
+            ledger,
+            summary.stopped,
+            released=summary.counts["released"],
+            unreleased=summary.unreleased,
+            lease_ends_by=summary.lease_ends_by,
+        )
     summary.finish()
     return summary
 
@@ -209,14 +217,15 @@ def give_back(
 def release_claims(ledger: Ledger, claims: list[Claim], reason: str) -> list[RecordingResult]:
     """Give ``claims`` back (pending, due now, no attempt spent); those the ledger
     fences (their outcome is written, or the lease is gone) are left as they are.
-    Returns the released recordings (none when the ledger is unavailable: their
-    leases expire and the next run takes them over)."""
+    Returns the released recordings (``unreleased`` when the ledger is unavailable:
+    their leases expire and the next run takes them over)."""
     try:
         written = ledger.write_outcomes(
             [ledger.released_write(c.recording_uuid, c.lease_token, reason) for c in claims]
         )
     except LedgerUnavailable:
-        return []
+        why = f"{reason} (the ledger did not answer: lease left to expire)"
+        return [RecordingResult(c.recording_uuid, Outcome.UNRELEASED, reason=why) for c in claims]
     return [
         RecordingResult(c.recording_uuid, Outcome.RELEASED, reason=reason)
         for c in claims
@@ -228,7 +237,7 @@ def _results(
     ledger: Ledger, archiver: Archiver, batch: list[Claim], future: Future[list[RecordingResult]]
 ) -> list[RecordingResult]:
     try:
-        return future.result()
+        results = future.result()
     except BatchNotStarted as exc:
         stop = archiver.guard.trip(not_started_stop(exc))
         return release_claims(ledger, batch, f"run stopped: {stop.cause}")
@@ -237,6 +246,25 @@ def _results(
         # next run; this run reports them as failed.
         reason = f"batch crashed: {exc}; retried after the lease expires"
         return [RecordingResult(c.recording_uuid, Outcome.FAILED, reason=reason) for c in batch]
+    return retry_release(ledger, batch, results)
+
+
+def retry_release(
+    ledger: Ledger, batch: list[Claim], results: list[RecordingResult]
+) -> list[RecordingResult]:
+    """Give back, once more, the claims the batch could not (the ledger did not answer
+    its write): released now if the ledger answers again (it restarted), else they stay
+    ``unreleased`` — in_progress until their lease ends."""
+    left = {r.recording_uuid for r in results if r.outcome is Outcome.UNRELEASED}
+    if not left:
+        return results
+    claims = [c for c in batch if c.recording_uuid in left]
+    reason = next(r.reason for r in results if r.outcome is Outcome.UNRELEASED) or ""
+    again = {
+        r.recording_uuid: r
+        for r in release_claims(ledger, claims, reason.replace(" (lease left to expire)", ""))
+    }
+    return [again.get(r.recording_uuid, r) if r.recording_uuid in left else r for r in results]
 
 
 def wait_for_due(
@@ -274,6 +302,10 @@ class RunSummary:
     """Set when a run-wide failure or a signal stopped the run early (runstop.py)."""
     cut_short: bool = False
     """The run gave back the claims in flight and did not wait for their batches."""
+    unreleased: list[str] = field(default_factory=list)
+    """Claims the run could not give back (the ledger did not answer): in_progress
+    until their lease ends (``lease_ends_by`` at the latest)."""
+    lease_ends_by: datetime | None = None
 
     def add(self, results: Iterable[RecordingResult]) -> None:
         for result in results:
@@ -284,6 +316,15 @@ class RunSummary:
                 self.bytes_archived += result.size
             if result.outcome in PROBLEMS or result.outcome is Outcome.MISSING:
                 self.problems.append(result)
+            if result.outcome is Outcome.UNRELEASED:
+                self.unreleased.append(result.recording_uuid)
+
+    @property
+    def stop_message(self) -> str | None:
+        """Why the run stopped and what became of its claims (None: it did not stop)."""
+        if self.stopped is None:
+            return None
+        return self.stopped.message_for(self.unreleased, self.lease_ends_by)
 
     def finish(self) -> None:
         self.finished = time.monotonic()
@@ -349,7 +390,14 @@ class RunSummary:
             "per_source": dict(self.per_source),
             "bytes_archived": self.bytes_archived,
             "exit_code": self.exit_code,
-            "stopped": self.stopped.to_dict() if self.stopped else None,
+            "stopped": {
+                **self.stopped.to_dict(),
+                "message": self.stop_message,
+                "unreleased": self.unreleased,
+                "lease_ends_by": self.lease_ends_by.isoformat() if self.lease_ends_by else None,
+            }
+            if self.stopped
+            else None,
             "cut_short": self.cut_short,
             "problems": [
                 {"recording_uuid": p.recording_uuid, "outcome": p.outcome.value, "reason": p.reason}

@@ -21,7 +21,9 @@ pipeline tries it once per run and then fetches from the API (pipeline.py).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from tenios_io.config import ENV_PREFIX
@@ -46,6 +48,8 @@ NOT_FOUND_STREAK = 50
 
 EXIT_CONFIG = 2
 EXIT_PROBLEMS = 1
+#: Recordings a stop message names at most.
+_NAMED = 5
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,24 @@ class RunStop:
 
     @property
     def message(self) -> str:
-        """One line for the console: cause, what to do, that nothing was failed."""
+        """One line for the console: cause, what to do, that nothing was failed (when
+        every claim was given back: :meth:`message_for` says which were not)."""
+        return self.message_for([], None)
+
+    def message_for(self, unreleased: Sequence[str], lease_ends_by: datetime | None) -> str:
+        """The console line once the run knows which claims it could not give back
+        (the ledger did not take them): those stay ``in_progress`` until their lease
+        ends, by ``lease_ends_by`` at the latest, and the next run takes them over."""
+        head = f"run stopped: {self.cause}: {self.error}. {self.advice}. "
+        if not unreleased:
+            return head + "Claimed recordings were released to pending without spending an attempt"
+        named = ", ".join(unreleased[:_NAMED]) + (" ..." if len(unreleased) > _NAMED else "")
+        by = f" (by {lease_ends_by:%Y-%m-%d %H:%M:%S} UTC at the latest)" if lease_ends_by else ""
         return (
-            f"run stopped: {self.cause}: {self.error}. {self.advice}. Claimed recordings were "
-            "released to pending without spending an attempt"
+            head + f"{len(unreleased)} claim(s) could not be released (the ledger did not "
+            f"answer): {named}; they stay in_progress until their lease ends{by}, then the "
+            "next run takes them over. The other claims were released to pending without "
+            "spending an attempt"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,13 +138,24 @@ def run_wide(exc: BaseException) -> RunStop | None:
     return None
 
 
-def record_stop(ledger: Ledger, stop: RunStop, *, released: int) -> str | None:
+def record_stop(
+    ledger: Ledger,
+    stop: RunStop,
+    *,
+    released: int,
+    unreleased: Sequence[str] = (),
+    lease_ends_by: datetime | None = None,
+) -> str | None:
     """The run's one ``run_stopped`` custody event (None when the ledger is the cause
     and cannot take it: the console and the run's summary still say it)."""
+    details = {
+        **stop.to_dict(),
+        "message": stop.message_for(unreleased, lease_ends_by),
+        "released": released,
+        "unreleased": list(unreleased),
+    }
     try:
-        [digest] = ledger.append_events(
-            [NewEvent(None, "run_stopped", {**stop.to_dict(), "released": released})]
-        )
+        [digest] = ledger.append_events([NewEvent(None, "run_stopped", details)])
     except LedgerUnavailable:
         return None
     return digest
