@@ -68,10 +68,18 @@ def first(
     world.ledger.engine.dispose()
 
 
-@pytest.fixture
-def second(tmp_path: Path, api_env: RunningSimulator) -> Iterator[Ledger]:
-    """Another ledger (a new SQLite file) with three recordings the simulator has."""
-    url = f"sqlite:///{tmp_path / 'second.sqlite'}"
+@pytest.fixture(
+    params=["second-sqlite", pytest.param("second-postgresql", marks=pytest.mark.postgres)]
+)
+def second(
+    request: pytest.FixtureRequest, tmp_path: Path, api_env: RunningSimulator
+) -> Iterator[Ledger]:
+    """Another ledger (a new SQLite file, or a new PostgreSQL database) with three
+    recordings the simulator has."""
+    if request.param == "second-sqlite":
+        url = f"sqlite:///{tmp_path / 'second.sqlite'}"
+    else:
+        url = str(request.getfixturevalue("another_postgres_url"))
     upgrade(url)
     ledger = Ledger(create_ledger_engine(url), actor="test")
     ids = api_env.sim.seed(3)
