@@ -18,9 +18,11 @@ from rich.table import Table
 
 # Module-level imports stay light (`ledger list` starts fast); the audit package (boto3)
 # and mutagen are imported inside the commands that use them.
-from tenios_io.cli._common import cli_actor, console, output_file, settings
+from tenios_io.cli._common import cli_actor, console, err_console, output_file, settings
+from tenios_io.cli._importing import import_line
 from tenios_io.cli.ledger_stats import stats
 from tenios_io.exceptions import ImportFileError, UnknownRecording
+from tenios_io.interrupt import Interruption, RunInterrupted
 from tenios_io.ledger import NewRecording, State, open_ledger
 from tenios_io.ledger.importing import iter_import_file, parse_uuid
 from tenios_io.ledger.intake import IntakeState
@@ -86,12 +88,26 @@ def import_(
     A malformed uuid or date names its line and column and imports nothing from the
     file. Re-importing the same file changes nothing.
     """
-    with _progress() as progress:
-        task = progress.add_task("importing (lines read)", total=None)
-        with open_ledger(settings(ctx), actor=cli_actor(f"ledger-import:{file.name}")) as ledger:
-            result = ledger.import_recordings(
-                iter_import_file(file, progress=lambda n: progress.advance(task, n))
-            )
+    # SIGINT / SIGTERM: the import ends after the chunk being merged (what was merged
+    # stays, whole chunks), says how far it got and exits 130 / 143; a second signal
+    # ends it at once (the chunk in its transaction is rolled back).
+    interruption = Interruption()
+    try:
+        with interruption.installed(), _progress() as progress:
+            task = progress.add_task("importing (lines read)", total=None)
+            with open_ledger(
+                settings(ctx), actor=cli_actor(f"ledger-import:{file.name}")
+            ) as ledger:
+                result = ledger.import_recordings(
+                    iter_import_file(file, progress=lambda n: progress.advance(task, n)),
+                    stop=interruption.stop,
+                )
+    except RunInterrupted as exc:
+        err_console.print(f"{exc}: the chunk being merged was rolled back; run it again")
+        raise typer.Exit(exc.exit_code) from None
+    if result.stopped:
+        console.print(f"{file}: {import_line(result, interruption)}", soft_wrap=True)
+        raise typer.Exit(interruption.exit_code)
     if result.read == 0:
         raise typer.BadParameter(
             f"{file} names no recordings (it is empty, or only blank lines, comments or a "

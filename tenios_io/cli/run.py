@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from tenios_io.checksum import remove_own_spools
 from tenios_io.cli._common import console, err_console, settings, state
+from tenios_io.cli._importing import import_line
 from tenios_io.cli._prefect import (
     call_flow,
     load_flow,
@@ -100,25 +101,6 @@ def preflight(
                 + (" (`tenios-archive ledger intake --rejected`)" if drained.rejected else "")
             )
         return Preflight(pipeline.ledger.count_due(), imported)
-
-
-def import_line(imported: ImportResult, interruption: Interruption | None) -> str:
-    """What the backfill's import did, in one line."""
-    if imported.stopped_after is not None:
-        why = interruption.signal.name if interruption and interruption.signal else "a stop"
-        if imported.stopped_after == 0:
-            return (
-                f"import stopped by {why} while reading the file ({imported.read:,} lines "
-                "read): nothing imported; run it again"
-            )
-        return (
-            f"import stopped by {why} after {imported.stopped_after:,} of {imported.read:,} "
-            f"lines read: {imported.added:,} new (whole chunks, committed); run it again to "
-            "import the rest"
-        )
-    return f"{imported.read:,} ids: {imported.added:,} new, {imported.known:,} already known" + (
-        f", {imported.duplicates:,} repeated in the file" if imported.duplicates else ""
-    )
 
 
 @dataclass(frozen=True)

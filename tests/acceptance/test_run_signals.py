@@ -420,3 +420,33 @@ def test_a_signal_during_the_sftp_sweep_stops_it_at_the_next_file(
     finally:
         ledger.engine.dispose()
     assert len(world.versions()) == len(uuids) and set(world.versions().values()) == {1}
+
+
+def test_a_signal_during_ledger_import_stops_it_after_the_chunk_being_merged(
+    no_prefect_world: ArchiveWorld, tmp_path: Path
+) -> None:
+    """`ledger import` of a long file: SIGTERM ends it at the next chunk boundary, it
+    says how far it got and exits 143; the next import adds the rest."""
+    world = no_prefect_world
+    ledger = world.ledger()
+    chunk = MERGE_CHUNK[ledger.engine.dialect.name]
+    fresh = [str(uuid.uuid4()) for _ in range(chunk + 100)]  # two merge chunks
+    path = tmp_path / "ids.txt"
+    path.write_text("".join(f"{key}\n" for key in fresh))
+
+    proc, go = paused_at(world, "import_chunk_committed", tmp_path, "ledger", "import", str(path))
+    assert sum(ledger.counts().values()) == chunk  # the first chunk is committed
+    os.killpg(proc.pid, signal.SIGTERM)
+    go.write_text("go")
+    out, _ = proc.communicate(timeout=300)
+    text = ANSI.sub("", out.decode())
+    assert proc.returncode == 143, text
+    assert f"import stopped by SIGTERM after {chunk:,} of {len(fresh):,}" in text, text
+    assert "Traceback" not in text, text
+    try:
+        assert sum(ledger.counts().values()) == chunk
+        assert ledger.verify_chain().ok
+        again = ledger.import_recordings(iter_import_file(path))
+        assert (again.added, again.known) == (len(fresh) - chunk, chunk)
+    finally:
+        ledger.engine.dispose()
