@@ -118,6 +118,26 @@ RETURNING r.*, p.old_owner
 """
 
 
+_SQLITE_LEASE = (
+    recordings.update()
+    .where(recordings.c.recording_uuid == sa.bindparam("k_uuid"))
+    .values(
+        {
+            name: sa.bindparam(f"v_{name}")
+            for name in (
+                "state",
+                "lease_token",
+                "lease_owner",
+                "lease_expires_at",
+                "attempts",
+                "lease_expiries",
+                "updated_at",
+            )
+        }
+    )
+)
+
+
 def died_reason(times: int, cap: int) -> str:
     """The reason a recording ends failed when its workers kept dying."""
     return (
@@ -285,6 +305,7 @@ class WorkQueue(LedgerCore):
             )
             out_dead.append({**row, **values, "old_owner": row["lease_owner"]})
         claimed: list[tuple[Mapping[Any, Any], bool]] = []
+        params: list[dict[str, Any]] = []
         for candidate, was_rescued in [(r, True) for r in rescued] + [(r, False) for r in fresh]:
             row = dict(candidate)
             values = {
@@ -296,10 +317,13 @@ class WorkQueue(LedgerCore):
                 "lease_expiries": row["lease_expiries"] + (1 if was_rescued else 0),
                 "updated_at": now,
             }
-            conn.execute(
-                recordings.update().where(_R.recording_uuid == row["recording_uuid"]).values(values)
+            params.append(
+                {"k_uuid": row["recording_uuid"], **{f"v_{k}": v for k, v in values.items()}}
             )
             claimed.append(({**row, **values, "old_owner": row["lease_owner"]}, was_rescued))
+        if params:
+            # One statement for every claimed row (executemany), not one built per row.
+            conn.execute(_SQLITE_LEASE, params)
         return out_dead, claimed
 
     def renew(self, recording_uuid: str, lease_token: str, lease_seconds: float) -> datetime:
