@@ -4,8 +4,8 @@ A listener is passed in: the CLI builds its bar and hands it through the run loo
 (:func:`tenios_io.runloop.run_in_process` → :func:`tenios_io.pipeline.open_pipeline`)
 to the :class:`~tenios_io.archive.Archiver` and the drop sweep, where the events
 happen.  Whoever passes none gets :data:`NO_PROGRESS`, which ignores them: the
-Prefect flows' tasks take plain data, so their runs report no live progress (the
-Prefect server shows the run and its summary artifact instead).
+Prefect flows' tasks take plain data and report no events, so the CLI feeds its bar
+for a run through Prefect from the ledger instead (:mod:`tenios_io.progress_poll`).
 """
 
 from __future__ import annotations

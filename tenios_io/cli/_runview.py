@@ -50,10 +50,11 @@ class RunProgress:
     time, and the summary's "time" does not count them either.  It stops with the last
     recording (Rich freezes a finished task's elapsed time), and the bar never shows
     more done than its total: recordings that became due during the run (a lease that
-    ran out, a retry whose wait ended) raise the total with them.
+    ran out, a retry whose wait ended) raise the total with them.  Without ``fetched``
+    the bytes line is left out (a run followed through the ledger hears no bytes).
     """
 
-    def __init__(self, console: Console, total: int | None) -> None:
+    def __init__(self, console: Console, total: int | None, *, fetched: bool = True) -> None:
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description:<10}"),
@@ -76,6 +77,7 @@ class RunProgress:
         self._data = self._bytes.add_task("fetched", total=None, start=False)
         self._lock = threading.Lock()
         self._started = False
+        self._fetched = fetched
 
     def _start(self) -> None:
         """Start both clocks at the first event (caller holds the lock)."""
@@ -110,7 +112,7 @@ class RunProgress:
         from rich.live import Live
 
         with Live(
-            Group(self._progress, self._bytes),
+            Group(self._progress, self._bytes) if self._fetched else self._progress,
             console=self._progress.console,
             refresh_per_second=8,
             transient=False,

@@ -35,10 +35,11 @@ from tenios_io.cli._runview import (
 )
 from tenios_io.config import Settings
 from tenios_io.interrupt import Interruption, RunInterrupted
-from tenios_io.ledger import ImportResult, NewRecording
+from tenios_io.ledger import ImportResult, NewRecording, open_ledger
 from tenios_io.ledger.importing import iter_import_file
 from tenios_io.pipeline import Pipeline, open_pipeline
-from tenios_io.progress import NO_PROGRESS, ProgressListener
+from tenios_io.progress import ProgressListener
+from tenios_io.progress_poll import LedgerProgress, polling
 from tenios_io.runloop import run_in_process, sweep_first
 
 app = typer.Typer(
@@ -105,22 +106,20 @@ def preflight(
 
 @dataclass(frozen=True)
 class Archival:
-    """A run to call with its progress listener.  ``reports_progress`` is False for a
-    Prefect flow: its tasks take plain data and report none (the server shows the run)."""
+    """A run to call with its progress listener.  ``fetches_bytes`` is False for a
+    Prefect flow: its tasks take plain data and report no events, so the listener is
+    fed from the ledger (tenios_io.progress_poll), which knows outcomes, not bytes."""
 
     call: Callable[[ProgressListener], dict[str, Any]]
-    reports_progress: bool
+    fetches_bytes: bool = True
 
 
 def run_flow(title: str, total: int | None, run: Archival) -> dict[str, Any]:
-    """Run an archival run (under the progress bar when it reports progress) and print
-    its summary; returns its result (the summary as a dict)."""
-    if run.reports_progress:
-        view = RunProgress(console, total)
-        with view.shown():
-            result = run.call(view)
-    else:
-        result = run.call(NO_PROGRESS)
+    """Run an archival run under the progress bar and print its summary; returns its
+    result (the summary as a dict)."""
+    view = RunProgress(console, total, fetched=run.fetches_bytes)
+    with view.shown():
+        result = run.call(view)
     console.print(summary_table(result, title))
     for extra in (claimed_elsewhere_table(result), problems_table(result)):
         if extra is not None:
@@ -138,9 +137,11 @@ def archive(
     flow_args: dict[str, Any],
     before: Callable[[Pipeline, str], dict[str, Any]],
     interruption: Interruption | None = None,
+    total: int | None = None,
 ) -> Archival:
     """The run to call: the Prefect flow ``flow`` with ``flow_args`` when a Prefect API
-    is configured, else the same run in this process (no Prefect imported), stopped by
+    is configured (its progress read from the ledger, ``total`` being what the bar was
+    told is due), else the same run in this process (no Prefect imported), stopped by
     ``interruption``'s signals."""
     if prefect_api_url() is not None:
         prepare_prefect(verbose)
@@ -150,9 +151,14 @@ def archive(
         # The server's limit is the operator's (`prefect apply`): missing is exit 2 here.
         rate = flow_args.get("rate_limit")
         require_rate_limit(rate if rate is not None else cfg.api_rate_limit)
-        return Archival(
-            lambda _progress: call_flow(archive_flow, flow_args), reports_progress=False
-        )
+
+        def through_prefect(progress: ProgressListener) -> dict[str, Any]:
+            # The flow's tasks may run anywhere: the bar follows the ledger instead.
+            with open_ledger(cfg, check_schema=False) as ledger:
+                with polling(LedgerProgress(ledger, progress, total=total)):
+                    return call_flow(archive_flow, flow_args)
+
+        return Archival(through_prefect, fetches_bytes=False)
     prepare_logging(verbose)
 
     def in_process(progress: ProgressListener) -> dict[str, Any]:
@@ -169,7 +175,7 @@ def archive(
             progress=progress,
         ).to_dict()
 
-    return Archival(in_process, reports_progress=True)
+    return Archival(in_process)
 
 
 def run_archival(
@@ -200,6 +206,8 @@ def run_archival(
             checked = preflight(
                 cfg, flow_args["concurrency"], register=register, interruption=interruption
             )
+            limit = flow_args["limit"]
+            total = min(checked.due, limit) if limit else checked.due
             archival = archive(
                 cfg,
                 verbose=cli.verbose,
@@ -207,9 +215,9 @@ def run_archival(
                 flow_args=flow_args,
                 before=before(checked),
                 interruption=interruption,
+                total=total,
             )
-            limit = flow_args["limit"]
-            result = run_flow(title, min(checked.due, limit) if limit else checked.due, archival)
+            result = run_flow(title, total, archival)
     except RunInterrupted as exc:
         err_console.print(f"[red]{escape(str(exc))}: no claim was held; run it again[/]")
         raise typer.Exit(exc.exit_code) from None

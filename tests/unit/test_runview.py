@@ -44,3 +44,17 @@ def test_without_a_total_it_only_counts() -> None:
     view.recording_done("archived", 10)
     task = view._progress.tasks[0]
     assert (task.completed, task.total) == (1, None)
+
+
+def test_a_bar_without_bytes_draws_recordings_only() -> None:
+    out = io.StringIO()
+    view = RunProgress(Console(file=out, width=120), 3, fetched=False)
+    with view.shown():
+        view.recording_done("archived", 0)
+    drawn = out.getvalue()
+    assert "recordings" in drawn and "1/3" in drawn
+    assert "fetched" not in drawn
+    full = io.StringIO()
+    with RunProgress(Console(file=full, width=120), 3).shown():
+        pass
+    assert "fetched" in full.getvalue()
