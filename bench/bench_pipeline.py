@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import math
 import os
 import shutil
 import socket
@@ -268,6 +269,16 @@ def case(label: str, concurrency: int, batch_size: int, rounds: int) -> tuple[fl
                     ours[n] = run
     f1, f2 = floor_s[n1], floor_s[n2]
     r1, r2 = ours[n1], ours[n2]
+    first = min(r1.first_archived, r2.first_archived)
+    if f2 <= f1 or r2.seconds <= r1.seconds:
+        # A busy machine made the smaller run the slower one: no marginal rate to compare.
+        print(
+            f"  floor {n1}: {f1:.2f} s, {n2}: {f2:.2f} s; pipeline {n1}: {r1.seconds:.2f} s, "
+            f"{n2}: {r2.seconds:.2f} s; no steady-state ratio: the machine was too busy "
+            f"(run again, or with --rounds 3); time to the first archived recording "
+            f"{first:.2f} s (no Prefect server)"
+        )
+        return math.nan, first
     floor_rate = (n2 - n1) / (f2 - f1)
     ours_rate = (n2 - n1) / (r2.seconds - r1.seconds)
     ratio = ours_rate / floor_rate
@@ -281,7 +292,6 @@ def case(label: str, concurrency: int, batch_size: int, rounds: int) -> tuple[fl
         f"{ours_rate:7.1f} rec/s {ours_rate * mib:6.1f} MiB/s  fixed "
         f"{r2.seconds - n2 / ours_rate:5.2f} s"
     )
-    first = min(r1.first_archived, r2.first_archived)
     print(
         f"  ratio pipeline/floor (steady state) {ratio:.2f}; time to the first archived "
         f"recording {first:.2f} s (no Prefect server)"
@@ -308,7 +318,7 @@ def main() -> int:
         rounds = args.rounds or (2 if label == "256k" else 1)
         ratio, first = case(label, args.concurrency, args.batch_size, rounds)
         if label == "256k":
-            failed |= ratio < FLOOR or first > MAX_FIXED_SECONDS
+            failed |= not ratio >= FLOOR or first > MAX_FIXED_SECONDS  # NaN: not measured
             print(f"  floors: steady state ≥ {FLOOR}, first archived ≤ {MAX_FIXED_SECONDS} s")
     return 1 if failed else 0
 
