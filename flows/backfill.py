@@ -66,15 +66,17 @@ def backfill(
         return {"imported": imported}
 
     if workers > 1:
-        return run_fanned_out(
-            "backfill",
-            workers=workers,
-            config_file=config_file,
-            rate_limit=rate_limit,
-            worker_parameters=worker_parameters(
-                concurrency, batch_size, limit, time_budget_minutes, max_wait_seconds
-            ),
-            before=import_first,
+        return flow_end(
+            run_fanned_out(
+                "backfill",
+                workers=workers,
+                config_file=config_file,
+                rate_limit=rate_limit,
+                worker_parameters=worker_parameters(
+                    concurrency, batch_size, limit, time_budget_minutes, max_wait_seconds
+                ),
+                before=import_first,
+            )
         )
     return flow_end(
         run_archive(

@@ -10,6 +10,7 @@ open when the ledger has had nothing left to do for a while is named lost (crash
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,7 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
 )
 from prefect.deployments import run_deployment
-from prefect.states import Crashed
+from prefect.states import Cancelling, Crashed
 
 from flows.alerts import report_backlog
 from flows.archiving import checkpoint_chain, open_clients, run_actor
@@ -32,6 +33,7 @@ from flows.worker import RESULT_KEY
 from tenios_io import clients, fanout
 from tenios_io.clients import RunClients
 from tenios_io.config import load_settings
+from tenios_io.interrupt import Interruption
 from tenios_io.ledger.stats import collect, probe
 from tenios_io.monitoring import markdown
 from tenios_io.pipeline import Pipeline
@@ -76,17 +78,28 @@ def run_fanned_out(
     settings = load_settings(config_file)
     rate = rate_limit if rate_limit is not None else settings.api_rate_limit
     run = RunClients(config_file=config_file, actor=run_actor(flow_name), concurrency=2)
-    with open_clients(run) as pipeline, clients.lend(run, pipeline):
+    # SIGINT / SIGTERM (Prefect's cancellation of this run): the sweep or import ends
+    # early, and the worker runs are cancelled too; each stops cleanly (their flows).
+    interruption = Interruption(notify=get_run_logger().warning)
+    interruption.looping = True  # a second signal: the watch stops waiting (no raise)
+    with (
+        interruption.installed(),
+        open_clients(run) as pipeline,
+        clients.lend(run, pipeline),
+    ):
         pipeline.preflight()
+        pipeline.stop = interruption.stop
         extra = before(run)
         parameters = {**worker_parameters, "rate_limit": rate, "config_file": config_file}
         summary = watch_workers(
             pipeline,
-            workers=workers,
+            workers=0 if interruption.stop.is_set() else workers,
             parameters=parameters,
             grace_seconds=max(2 * settings.lease_seconds, MIN_GRACE_SECONDS),
+            interruption=interruption,
         )
-        extra["checkpoint"] = checkpoint_chain(run)
+        if interruption.signal is None:
+            extra["checkpoint"] = checkpoint_chain(run)
         backlog = collect(pipeline.ledger, pipeline.ledger.clock_now())
     report_backlog(backlog, alert_hours=settings.alert_oldest_due_hours)
     create_table_artifact(
@@ -105,6 +118,18 @@ def run_fanned_out(
     exit_code = (
         1 if summary["failures"] or any(w.get("exit_code") for w in summary["per_worker"]) else 0
     )
+    if interruption.signal is not None:
+        return {
+            **summary,
+            **extra,
+            "exit_code": interruption.exit_code,
+            "signal": interruption.signal.name,
+            "stopped": {
+                "message": f"run stopped: interrupted by {interruption.signal.name}: the "
+                "worker runs were cancelled (each gave back what it had not archived); run "
+                "it again to continue"
+            },
+        }
     return {**summary, **extra, "exit_code": exit_code}
 
 
@@ -115,10 +140,13 @@ def watch_workers(
     parameters: dict[str, Any],
     grace_seconds: float,
     deployment: str = WORKER_DEPLOYMENT,
+    interruption: Interruption | None = None,
 ) -> dict[str, Any]:
     """Start ``workers`` worker runs, wait until they ended and the ledger has nothing
     left (starting replacements when work is left that no live lease holds), and
-    return the aggregate of their summaries."""
+    return the aggregate of their summaries.  Once ``interruption`` stops the run, the
+    worker runs still open are cancelled (each stops cleanly: its claims finish or go
+    back) and the parent waits until they have ended; a second signal: not even that."""
     started = time.monotonic()
     names: dict[UUID, tuple[str, bool]] = {}
     lost: set[UUID] = set()
@@ -130,6 +158,8 @@ def watch_workers(
     for _ in range(workers):
         start(False)
     watch = fanout.Watch(workers=workers, grace_seconds=grace_seconds)
+    stop = interruption.stop if interruption is not None else threading.Event()
+    cancelled: set[UUID] = set()
     with get_client(sync_client=True) as client:
         while True:
             open_runs, starting = [], False
@@ -140,6 +170,16 @@ def watch_workers(
                     starting = (
                         starting or state is None or state.is_scheduled() or (state.is_pending())
                     )
+            if stop.is_set():
+                if not open_runs or (interruption is not None and interruption.abort):
+                    break
+                for run_id in set(open_runs) - cancelled:
+                    client.set_flow_run_state(
+                        run_id, Cancelling(message="its parent run was cancelled")
+                    )
+                    cancelled.add(run_id)
+                stop.wait(POLL_SECONDS)
+                continue
             # A light probe (three EXISTS), not the whole backlog's counts, every look.
             work = probe(pipeline.ledger, pipeline.ledger.clock_now())
             step = watch.next(
@@ -158,7 +198,7 @@ def watch_workers(
                         force=True,
                     )
                 break
-            time.sleep(POLL_SECONDS)  # polling the Prefect server between looks
+            stop.wait(POLL_SECONDS)  # polling the Prefect server between looks
         summaries = _summaries(client, list(names))
         ended = []
         for run_id, (name, replacement) in names.items():

@@ -43,15 +43,17 @@ def nightly_archive(
         return {"sweep": sweep_sftp(run)}
 
     if workers > 1:
-        return run_fanned_out(
-            "nightly-archive",
-            workers=workers,
-            config_file=config_file,
-            rate_limit=None,
-            worker_parameters=worker_parameters(
-                concurrency, batch_size, limit, time_budget_minutes, max_wait_seconds
-            ),
-            before=sweep_first,
+        return flow_end(
+            run_fanned_out(
+                "nightly-archive",
+                workers=workers,
+                config_file=config_file,
+                rate_limit=None,
+                worker_parameters=worker_parameters(
+                    concurrency, batch_size, limit, time_budget_minutes, max_wait_seconds
+                ),
+                before=sweep_first,
+            )
         )
     return flow_end(
         run_archive(
