@@ -7,6 +7,7 @@ CLI's in-process runs); nothing here imports Prefect, so it is tested plainly.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -21,6 +22,8 @@ from tenios_io.exceptions import LedgerUnavailable
 from tenios_io.interrupt import Interruption
 from tenios_io.ledger import Claim, Ledger, utc_now
 from tenios_io.runstop import EXIT_PROBLEMS, RunStop, record_stop
+
+log = logging.getLogger(__name__)
 
 _SHORT = 200
 
@@ -153,7 +156,14 @@ def archive_until_done(
                 if claimed and (
                     integrated_at is None or clock() - integrated_at >= INTEGRATE_EVERY_SECONDS
                 ):
-                    ledger.integrate()
+                    try:
+                        ledger.integrate()
+                    except LedgerUnavailable as exc:
+                        # The sequencer's turn is not the run's work: its events stay
+                        # queued (the turn is one transaction) for the next turn or the
+                        # checkpoint.  A ledger that is really down fails the batches'
+                        # own writes, which stop the run the way a ledger failure does.
+                        log.warning("sequencer turn skipped: %s", exc)
                     integrated_at = clock()
             if inflight:
                 done, _ = wait(inflight, timeout=poll, return_when=FIRST_COMPLETED)

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from tenios_io.archive import Outcome, RecordingResult
+from tenios_io.exceptions import LedgerUnavailable
 from tenios_io.ledger import Claim, Ledger, NewRecording, State, create_ledger_engine
 from tenios_io.ledger.schema import upgrade
 from tenios_io.runs import BatchNotStarted, RunSummary, archive_until_done
@@ -114,6 +115,52 @@ def test_a_crashed_batch_is_reported_failed_and_the_loop_goes_on(database_url: s
     assert summary.counts == {"archived": 2, "failed": 1}
     (problem,) = summary.problems
     assert problem.recording_uuid == keys[1] and "database went away" in (problem.reason or "")
+    ledger.engine.dispose()
+
+
+class CutSequencerLedger(Ledger):
+    """A ledger whose connection is cut during every sequencer turn (what a PostgreSQL
+    restart does to a connection in use), and only then."""
+
+    turns = 0
+
+    def integrate(self, *args: Any, **kwargs: Any) -> Any:
+        self.turns += 1
+        raise LedgerUnavailable("ledger database unavailable: terminating connection")
+
+
+def test_a_cut_sequencer_turn_does_not_end_the_run(database_url: str) -> None:
+    """The sequencer's turn in the loop is not the run's work: when its connection is
+    cut the run goes on (the events stay queued for the next turn or the checkpoint).
+    Before, the LedgerUnavailable escaped the loop and the flow failed with a traceback
+    (seen in CI: test_run_faults::test_postgresql_restart_mid_run, when the cut hit the
+    main thread's turn rather than a batch's write)."""
+    upgrade(database_url)
+    ledger = CutSequencerLedger(create_ledger_engine(database_url), actor="test")
+    keys = [f"00000000-0000-4000-8000-{i:012d}" for i in range(3)]
+    ledger.register([NewRecording(k) for k in keys])
+
+    def submit(_archiver: Any, claims: list[Claim], _deadline: float | None) -> Any:
+        future: Future[list[RecordingResult]] = Future()
+        future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
+        return future
+
+    summary = archive_until_done(
+        ledger,
+        SimpleNamespace(guard=RunGuard()),  # type: ignore[arg-type]
+        submit,
+        owner="window-test",
+        limit=None,
+        concurrency=1,
+        batch_size=3,
+        lease_seconds=600,
+        max_attempts=None,
+        time_budget_minutes=None,
+        max_wait_seconds=0,
+    )
+    assert ledger.turns >= 1  # the turn was taken, and cut
+    assert summary.counts == {"archived": 3}
+    assert summary.stopped is None
     ledger.engine.dispose()
 
 
