@@ -40,6 +40,30 @@ class Batches:
         future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
 
 
+def run_window(
+    ledger: Ledger,
+    submit: Any,
+    *,
+    concurrency: int,
+    batch_size: int,
+    guard: RunGuard | None = None,
+) -> RunSummary:
+    """The run loop with ``submit`` as its batches, until nothing is due."""
+    return archive_until_done(
+        ledger,
+        SimpleNamespace(guard=guard or RunGuard()),  # type: ignore[arg-type]
+        submit,
+        owner="window-test",
+        limit=None,
+        concurrency=concurrency,
+        batch_size=batch_size,
+        lease_seconds=600,
+        max_attempts=None,
+        time_budget_minutes=None,
+        max_wait_seconds=0,
+    )
+
+
 def test_a_batch_is_claimed_as_soon_as_any_in_flight_batch_finishes(database_url: str) -> None:
     upgrade(database_url)
     ledger = Ledger(create_ledger_engine(database_url), actor="test")
@@ -48,21 +72,7 @@ def test_a_batch_is_claimed_as_soon_as_any_in_flight_batch_finishes(database_url
     batches = Batches()
     summaries: list[RunSummary] = []
     loop = threading.Thread(
-        target=lambda: summaries.append(
-            archive_until_done(
-                ledger,
-                SimpleNamespace(guard=RunGuard()),  # type: ignore[arg-type]
-                batches,
-                owner="window-test",
-                limit=None,
-                concurrency=2,
-                batch_size=1,
-                lease_seconds=600,
-                max_attempts=None,
-                time_budget_minutes=None,
-                max_wait_seconds=0,
-            )
-        )
+        target=lambda: summaries.append(run_window(ledger, batches, concurrency=2, batch_size=1))
     )
     loop.start()
     batches.wait_for(2)
@@ -99,19 +109,7 @@ def test_a_crashed_batch_is_reported_failed_and_the_loop_goes_on(database_url: s
             future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
         return future
 
-    summary = archive_until_done(
-        ledger,
-        SimpleNamespace(guard=RunGuard()),  # type: ignore[arg-type]
-        submit,
-        owner="window-test",
-        limit=None,
-        concurrency=2,
-        batch_size=1,
-        lease_seconds=600,
-        max_attempts=None,
-        time_budget_minutes=None,
-        max_wait_seconds=0,
-    )
+    summary = run_window(ledger, submit, concurrency=2, batch_size=1)
     assert summary.counts == {"archived": 2, "failed": 1}
     (problem,) = summary.problems
     assert problem.recording_uuid == keys[1] and "database went away" in (problem.reason or "")
@@ -145,19 +143,7 @@ def test_a_cut_sequencer_turn_does_not_end_the_run(database_url: str) -> None:
         future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
         return future
 
-    summary = archive_until_done(
-        ledger,
-        SimpleNamespace(guard=RunGuard()),  # type: ignore[arg-type]
-        submit,
-        owner="window-test",
-        limit=None,
-        concurrency=1,
-        batch_size=3,
-        lease_seconds=600,
-        max_attempts=None,
-        time_budget_minutes=None,
-        max_wait_seconds=0,
-    )
+    summary = run_window(ledger, submit, concurrency=1, batch_size=3)
     assert ledger.turns >= 1  # the turn was taken, and cut
     assert summary.counts == {"archived": 3}
     assert summary.stopped is None
@@ -179,19 +165,7 @@ def test_a_batch_the_runner_refused_to_start_stops_the_run_and_gives_its_claims_
     guard = RunGuard()
     loop = threading.Thread(
         target=lambda: summaries.append(
-            archive_until_done(
-                ledger,
-                SimpleNamespace(guard=guard),  # type: ignore[arg-type]
-                batches,
-                owner="window-test",
-                limit=None,
-                concurrency=2,
-                batch_size=2,
-                lease_seconds=600,
-                max_attempts=None,
-                time_budget_minutes=None,
-                max_wait_seconds=0,
-            )
+            run_window(ledger, batches, concurrency=2, batch_size=2, guard=guard)
         )
     )
     loop.start()
