@@ -118,6 +118,14 @@ def archive_until_done(
             and (deadline is None or clock() < deadline)
         )
 
+    def ledger_gone(exc: LedgerUnavailable) -> None:
+        # One of the loop's own ledger steps (intake, claim, the wait for retries) got
+        # no answer: the run stops as a ledger failure in a batch stops it
+        # (runstop.py): nothing more is claimed, the batches in flight finish, the
+        # summary says why.  A claim whose commit was cut off is not lost: its leases
+        # expire and the next run takes the recordings over.
+        archiver.guard.judge(exc)
+
     if interruption is not None:
         interruption.looping = True
     try:
@@ -129,7 +137,11 @@ def archive_until_done(
                     or drained_at is None
                     or clock() - drained_at >= DRAIN_EVERY_SECONDS
                 ):
-                    ledger.drain_intake(actor=owner)
+                    try:
+                        ledger.drain_intake(actor=owner)
+                    except LedgerUnavailable as exc:
+                        ledger_gone(exc)
+                        continue  # wait for the batches in flight, then stop
                     drained_at = clock()
                 claimed = False
                 while len(inflight) < concurrency and may_claim():
@@ -138,13 +150,17 @@ def archive_until_done(
                     free = concurrency - len(inflight)
                     size = free * batch_size
                     size = size if remaining is None else min(size, remaining)
-                    claims = ledger.claim_batch(
-                        size,
-                        lease_seconds=lease_seconds,
-                        owner=owner,
-                        max_attempts=max_attempts,
-                        integrate=False,
-                    )
+                    try:
+                        claims = ledger.claim_batch(
+                            size,
+                            lease_seconds=lease_seconds,
+                            owner=owner,
+                            max_attempts=max_attempts,
+                            integrate=False,
+                        )
+                    except LedgerUnavailable as exc:
+                        ledger_gone(exc)
+                        break
                     for batch in split_claims(claims, free, batch_size):
                         inflight[submit(archiver, batch, deadline)] = batch
                     if remaining is not None:
@@ -178,9 +194,18 @@ def archive_until_done(
                 continue
             if not exhausted or remaining == 0:
                 break
-            if not wait_for_due(
-                ledger, horizon_seconds=max_wait_seconds, deadline=deadline, clock=clock, stop=stop
-            ):
+            try:
+                due = wait_for_due(
+                    ledger,
+                    horizon_seconds=max_wait_seconds,
+                    deadline=deadline,
+                    clock=clock,
+                    stop=stop,
+                )
+            except LedgerUnavailable as exc:
+                ledger_gone(exc)
+                break
+            if not due:
                 break
     finally:
         if interruption is not None:

@@ -9,6 +9,8 @@ from concurrent.futures import Future
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from tenios_io.archive import Outcome, RecordingResult
 from tenios_io.exceptions import LedgerUnavailable
 from tenios_io.ledger import Claim, Ledger, NewRecording, State, create_ledger_engine
@@ -147,6 +149,89 @@ def test_a_cut_sequencer_turn_does_not_end_the_run(database_url: str) -> None:
     assert ledger.turns >= 1  # the turn was taken, and cut
     assert summary.counts == {"archived": 3}
     assert summary.stopped is None
+    ledger.engine.dispose()
+
+
+class CutClaimLedger(Ledger):
+    """A ledger whose connection is cut during the loop's ``cut``-th call of ``step``
+    (``claim_batch``, ``drain_intake`` or ``next_due_at``), and only then."""
+
+    def __init__(self, *args: Any, step: str, cut: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.step, self.cut, self.calls = step, cut, 0
+
+    def _maybe_cut(self) -> None:
+        self.calls += 1
+        if self.calls == self.cut:
+            raise LedgerUnavailable("ledger database unavailable: terminating connection")
+
+    def claim_batch(self, *args: Any, **kwargs: Any) -> Any:
+        if self.step == "claim_batch":
+            self._maybe_cut()
+        return super().claim_batch(*args, **kwargs)
+
+    def drain_intake(self, *args: Any, **kwargs: Any) -> Any:
+        if self.step == "drain_intake":
+            self._maybe_cut()
+        return super().drain_intake(*args, **kwargs)
+
+    def next_due_at(self, *args: Any, **kwargs: Any) -> Any:
+        if self.step == "next_due_at":
+            self._maybe_cut()
+        return super().next_due_at(*args, **kwargs)
+
+
+@pytest.mark.parametrize("step", ["claim_batch", "drain_intake"])
+def test_a_cut_claim_or_intake_stops_the_run_cleanly(database_url: str, step: str) -> None:
+    """The loop's own ledger steps (the claim, the intake drain) run in its thread: when
+    the connection is cut there, the run stops as a ledger failure in a batch stops it
+    (the batches already claimed finish, nothing more is claimed, the summary and the
+    ledger's run_stopped event say the ledger was the cause) instead of the
+    LedgerUnavailable escaping the loop (a traceback, no summary), as it did before."""
+    upgrade(database_url)
+    ledger = CutClaimLedger(create_ledger_engine(database_url), actor="test", step=step, cut=2)
+    keys = [f"00000000-0000-4000-8000-{i:012d}" for i in range(5)]
+    ledger.register([NewRecording(k) for k in keys])
+
+    def submit(_archiver: Any, claims: list[Claim], _deadline: float | None) -> Any:
+        future: Future[list[RecordingResult]] = Future()
+        future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
+        return future
+
+    # The first claim fills both slots (two batches of one); the loop's second claim
+    # (or its second intake drain, which comes before that claim) is cut.
+    summary = run_window(ledger, submit, concurrency=2, batch_size=1)
+    assert ledger.calls == 2
+    assert summary.counts == {"archived": 2}
+    assert summary.stopped is not None and "ledger" in summary.stopped.cause.lower()
+    states = [ledger.get(k).state for k in keys]
+    assert states.count(State.IN_PROGRESS) == 2  # the two claimed (this test's batches
+    assert states.count(State.PENDING) == 3  # write no outcomes), the rest untouched
+    (stop,) = ledger.events_named(["run_stopped"])
+    assert "LedgerUnavailable" in stop["details"]
+    ledger.engine.dispose()
+
+
+def test_a_cut_look_for_retries_ends_the_run_with_the_ledger_as_cause(database_url: str) -> None:
+    """Nothing left to claim: the loop asks the ledger when the next retry is due.  A cut
+    connection there ends the run with its summary (everything claimed was archived)
+    and the ledger named as the cause, rather than a traceback."""
+    upgrade(database_url)
+    ledger = CutClaimLedger(
+        create_ledger_engine(database_url), actor="test", step="next_due_at", cut=1
+    )
+    keys = [f"00000000-0000-4000-8000-{i:012d}" for i in range(3)]
+    ledger.register([NewRecording(k) for k in keys])
+
+    def submit(_archiver: Any, claims: list[Claim], _deadline: float | None) -> Any:
+        future: Future[list[RecordingResult]] = Future()
+        future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
+        return future
+
+    summary = run_window(ledger, submit, concurrency=2, batch_size=2)
+    assert ledger.calls == 1
+    assert summary.counts == {"archived": 3}
+    assert summary.stopped is not None and "ledger" in summary.stopped.cause.lower()
     ledger.engine.dispose()
 
 
