@@ -26,9 +26,15 @@ spooled file (bounded memory, whatever its size), :func:`inspect_recording`:
 A body without ``Content-Length`` (close-delimited) is therefore accepted only
 when its container says it is whole.  The result, :class:`AudioFacts` (codec,
 channels, sample rate, duration), goes to the ledger, the object's metadata and
-the custody events.  Header facts are read with mutagen; the size checks are
-hand-written because no library compares a container's sizes with the bytes
-actually present (mutagen and ``wave`` trust the header).
+the custody events.  The size checks are hand-written because no library compares
+a container's sizes with the bytes actually present (mutagen and ``wave`` trust the
+header).  MP3 facts are read with mutagen.  A plain WAV's facts are read from the
+``fmt `` and ``data`` chunks that size check already walks, computed as mutagen
+computes them (``tests/unit/test_container.py`` compares the two); mutagen would
+walk the file a second time and probe for an ID3 chunk, about three quarters of the
+check's CPU.  A WAV with anything mutagen reads differently (an ``id3 `` chunk, a
+nested ``LIST``, a chunk id mutagen stops at, a second ``fmt ``/``data``) is still
+read by mutagen, so the facts and what is refused stay the same.
 """
 
 from __future__ import annotations
@@ -50,6 +56,9 @@ _SNIFF = 512
 """Bytes looked at to tell a document (JSON / HTML / text) from audio."""
 _RIFF_UNKNOWN = (0, 0xFFFFFFFF)
 _ID3V1_SIZE = 128
+_FMT_SIZE = 16
+"""The ``fmt `` chunk fields every WAV has (format, channels, rate, byte rate, align, bits)."""
+_NOT_PLAIN = (b"LIST", b"RIFF", b"id3 ")
 _WAV_CODECS = {1: "pcm", 3: "pcm_float", 6: "alaw", 7: "mulaw", 0xFFFE: "pcm_extensible"}
 
 
@@ -116,8 +125,7 @@ def inspect_recording(path: Path, size: int, declared_size: int | None = None) -
                 "an error answer delivered as the recording"
             )
         if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-            _check_wav(f, size)
-            return _wav_facts(path)
+            return _wav_facts(path, _check_wav(f, size))
         if head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
             return _check_mp3(f, path, size)
     raise RecordingInvalid(
@@ -175,7 +183,21 @@ def _document_kind(head: bytes) -> str | None:
 # -- WAV --------------------------------------------------------------------------------------
 
 
-def _check_wav(f: BinaryIO, size: int) -> None:
+@dataclass(frozen=True)
+class _WavChunks:
+    """What the chunk walk of a whole WAV saw that its facts need."""
+
+    fmt: bytes
+    """The first 16 bytes of the ``fmt `` chunk (the last one, if there are several)."""
+    data_size: int
+    """The ``data`` chunk's size (the last one, if there are several)."""
+    plain: bool
+    """One ``fmt `` and one ``data`` chunk, and no chunk mutagen reads differently from
+    this walk (see :func:`_plain_chunk`): the facts can be taken from ``fmt`` and
+    ``data_size`` exactly as mutagen would compute them."""
+
+
+def _check_wav(f: BinaryIO, size: int) -> _WavChunks:
     """The RIFF chunk tree covers exactly ``size`` bytes, with whole fmt and data chunks."""
     f.seek(4)
     (riff_size,) = struct.unpack("<I", f.read(4))
@@ -188,7 +210,9 @@ def _check_wav(f: BinaryIO, size: int) -> None:
             f"WAV header says {riff_size + 8} bytes, the file has {size}"
             + (": cut short" if size < riff_size + 8 else "")
         )
-    offset, block_align, seen_fmt, data_size = 12, 0, False, None
+    offset, block_align, fmt, data_size = 12, 0, b"", None
+    fmt_chunks = data_chunks = 0
+    plain = True
     while offset < size:
         f.seek(offset)
         header = f.read(8)
@@ -202,15 +226,18 @@ def _check_wav(f: BinaryIO, size: int) -> None:
                 f"the file holds {size - offset - 8}: cut short"
             )
         if chunk_id == b"fmt ":
-            fmt = f.read(16)
-            if len(fmt) < 16:
+            if chunk_size < _FMT_SIZE:
                 raise RecordingInvalid("WAV fmt chunk is shorter than 16 bytes")
+            fmt = f.read(_FMT_SIZE)
             block_align = struct.unpack("<H", fmt[12:14])[0]
-            seen_fmt = True
+            fmt_chunks += 1
         elif chunk_id == b"data":
-            if not seen_fmt:
+            if not fmt_chunks:
                 raise RecordingInvalid("WAV data chunk comes before its fmt chunk")
             data_size = chunk_size
+            data_chunks += 1
+        else:
+            plain = plain and _plain_chunk(chunk_id)
         offset = end + (chunk_size & 1)  # chunks are word-aligned
     if offset != size and offset != size + 1:
         raise RecordingInvalid("WAV chunks do not tile the file")
@@ -220,16 +247,46 @@ def _check_wav(f: BinaryIO, size: int) -> None:
         raise RecordingInvalid(
             f"WAV data chunk ({data_size} bytes) does not hold whole frames of {block_align} bytes"
         )
+    return _WavChunks(fmt, data_size, plain and fmt_chunks == 1 and data_chunks == 1)
 
 
-def _wav_facts(path: Path) -> AudioFacts:
+def _plain_chunk(chunk_id: bytes) -> bool:
+    """Whether mutagen walks past this chunk as this module does, and finds no tag in it.
+
+    mutagen stops its walk at an id that is not four printable ASCII characters (so it
+    would not see a ``data`` chunk after it), parses ``LIST``/``RIFF`` as containers
+    (refusing some), and reads an ``id3 `` chunk as a tag (refusing a broken one).
+    """
+    return (
+        chunk_id not in _NOT_PLAIN
+        and all(0x20 <= byte <= 0x7E for byte in chunk_id)
+        and chunk_id != b"    "
+    )
+
+
+def _wav_facts(path: Path, chunks: _WavChunks) -> AudioFacts:
+    if chunks.plain:
+        # As mutagen.wave.WaveStreamInfo computes them, float for float.
+        audio_format, channels, sample_rate, _, block_align, _ = struct.unpack(
+            "<HHIIHH", chunks.fmt
+        )
+        samples = chunks.data_size / block_align if block_align > 0 else 0
+        length = samples / sample_rate if sample_rate > 0 else 0.0
+        return AudioFacts(_wav_codec(audio_format), channels, sample_rate, float(length))
+    return _mutagen_wav_facts(path)
+
+
+def _mutagen_wav_facts(path: Path) -> AudioFacts:
     try:
         info = WAVE(path).info
     except mutagen.MutagenError as exc:
         raise RecordingInvalid(f"WAV header unreadable: {exc}") from exc
     audio_format = getattr(info, "audio_format", 0)
-    codec = _WAV_CODECS.get(audio_format, f"wav-format-{audio_format:#06x}")
-    return AudioFacts(codec, info.channels, info.sample_rate, float(info.length))
+    return AudioFacts(_wav_codec(audio_format), info.channels, info.sample_rate, float(info.length))
+
+
+def _wav_codec(audio_format: int) -> str:
+    return _WAV_CODECS.get(audio_format, f"wav-format-{audio_format:#06x}")
 
 
 # -- MP3 --------------------------------------------------------------------------------------
