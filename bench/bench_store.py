@@ -1,6 +1,7 @@
 """Benchmark: ArchiveStore.archive against boto3 doing the bare upload (the peer), on moto.
 
     .venv/bin/python bench/bench_store.py [--small N] [--large-mib M]
+    .venv/bin/python bench/bench_store.py --cpu N [--threads T] [--rounds R]
 
 Prints objects/s and MiB/s for both and the ratio ours/peer, and exits 1 if a
 ratio is under its floor.  The peer does less — one PUT (``put_object``) for small
@@ -8,6 +9,13 @@ files and boto3's threaded transfer manager (``upload_file``) for a large one,
 without conditional writes, read-back or metadata — so a ratio below 1 is the
 price of the guarantees; the floors catch it growing.  moto is slow (~100 PUT/s on
 these machines) and does not verify checksums, so absolute numbers mean little.
+
+``--cpu N`` instead measures what the S3 client path costs this process: N spooled
+256 KiB recordings archived by ArchiveWriter.archive on T threads (8) into an Object
+Lock bucket (governance retention, as ``run nightly`` writes), against a moto server
+in its own process, so the process's CPU time is the client's alone.  It prints CPU
+ms per recording (best of R rounds, after a warm-up); compare runs of it, alternately,
+before and after a change.
 """
 
 from __future__ import annotations
@@ -15,10 +23,13 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -27,6 +38,7 @@ from moto.server import ThreadedMotoServer
 
 from tenios_io.checksum import HashingSpool, Spooled
 from tenios_io.store import ArchiveStore, make_s3_client
+from tenios_io.store.client import DEFAULT_POOL
 
 MiB = 1024 * 1024
 SMALL_SIZE = 64 * 1024
@@ -50,11 +62,100 @@ def rate(label: str, count: int, size: int, seconds: float) -> float:
     return seconds
 
 
+CPU_SIZE = 256 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"moto server never listened on {port}") from None
+            time.sleep(0.05)
+
+
+def cpu_case(count: int, threads: int, rounds: int) -> None:
+    """CPU ms of this process per recording archived, moto in its own process."""
+    port = _free_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_listening(port, moto)
+        session = boto3.session.Session(
+            aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1"
+        )
+        client = make_s3_client(
+            session=session,
+            endpoint_url=f"http://127.0.0.1:{port}",
+            max_pool_connections=max(DEFAULT_POOL, threads + 2),
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            spools = [spool(Path(tmp), CPU_SIZE, i) for i in range(count)]
+            print(
+                f"{count} recordings of {CPU_SIZE // 1024} KiB, ArchiveWriter.archive on "
+                f"{threads} threads, Object Lock bucket (governance), moto in its own process:"
+            )
+            best = float("inf")
+            for round_ in range(rounds + 1):  # the first round warms up (models, pools)
+                name = f"bench-cpu-{uuid.uuid4().hex[:8]}"
+                client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+                store = ArchiveStore(client, name, retention_mode="governance")
+
+                def one(spooled: Spooled, store: ArchiveStore = store) -> None:
+                    store.writer.archive(
+                        spooled,
+                        recording_uuid=str(uuid.uuid4()),
+                        call_uuid=str(uuid.uuid4()),
+                        source="bench",
+                        key_date=date(2024, 1, 1),
+                        audio_metadata={"codec": "pcm_s16le", "duration": "8.2"},
+                        fetched_at="2024-01-01T00:00:00.000000Z",
+                    )
+
+                batch = spools if round_ else spools[: max(1, count // 10)]
+                cpu, wall = time.process_time(), time.perf_counter()
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(one, [s for _, s in batch]))
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                if round_:
+                    best = min(best, cpu)
+                    print(
+                        f"  round {round_}: {cpu * 1000 / count:6.2f} CPU ms/recording "
+                        f"({cpu:.2f} s CPU, {wall:.2f} s wall)"
+                    )
+            print(f"  best: {best * 1000 / count:.2f} CPU ms per recording (client process)")
+            for hashing, _ in spools:
+                hashing.close()
+    finally:
+        moto.terminate()
+        moto.wait(30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", type=int, default=200, help="number of 64 KiB recordings")
     parser.add_argument("--large-mib", type=int, default=256, help="size of the large recording")
+    parser.add_argument(
+        "--cpu", type=int, metavar="N", help="only the client-CPU case, N 256 KiB recordings"
+    )
+    parser.add_argument("--threads", type=int, default=8, help="threads of the --cpu case")
+    parser.add_argument("--rounds", type=int, default=2, help="measured rounds of --cpu")
     args = parser.parse_args()
+    if args.cpu:
+        cpu_case(args.cpu, args.threads, args.rounds)
+        return 0
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
