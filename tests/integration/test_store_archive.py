@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -210,3 +211,30 @@ def test_kms_encryption_is_requested_with_the_key(
     head = s3_client.head_object(Bucket=plain_bucket, Key=obj.key)
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"].endswith("alias/rec")
+
+
+def test_response_timestamps_are_utc_instants(
+    locked_bucket: str,
+    make_store: Callable[..., ArchiveStore],
+    make_spooled: Callable[[bytes], Spooled],
+    s3_client: S3Client,
+) -> None:
+    """make_s3_client's timestamp parser on moto's answers: Last-Modified (an HTTP date),
+    the retain-until header and a listing's LastModified (ISO 8601) come back as UTC
+    datetimes, the retain-until the very instant the store asked for."""
+    store = make_store(locked_bucket)
+    before = datetime.now(UTC).replace(microsecond=0)
+    obj = archive_spooled(store, make_spooled(sample_wav(50_000, seed=7)), str(uuid.uuid4()))
+    after = datetime.now(UTC)
+
+    head = s3_client.head_object(Bucket=locked_bucket, Key=obj.key, VersionId=obj.version_id)
+    listed = s3_client.list_objects_v2(Bucket=locked_bucket, Prefix=obj.key)["Contents"][0]
+    for moment in (head["LastModified"], head["ObjectLockRetainUntilDate"], listed["LastModified"]):
+        assert moment.tzinfo is UTC
+    assert obj.retain_until is not None
+    assert head["ObjectLockRetainUntilDate"] == obj.retain_until
+    assert before <= head["LastModified"] <= after
+    assert listed["LastModified"].replace(microsecond=0) == head["LastModified"]
+    info = store.head(obj.key, version_id=obj.version_id)
+    assert info is not None
+    assert (info.retain_until, info.last_modified) == (obj.retain_until, head["LastModified"])
