@@ -56,6 +56,11 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE: Final = "application/x-ndjson"
 _MISSING_BATCH: Final = 500
 """Recordings per manifest when writing the missing ones."""
+#: A line's canonical JSON encoder, built once (``json.dumps`` with options builds one
+#: per call).
+_LINE_ENCODER: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
 
 
 @dataclass(frozen=True)
@@ -69,18 +74,17 @@ class ManifestWritten:
 
 def manifest_line(entry: ManifestEntry) -> dict[str, Any]:
     """One recording's line (as a dict)."""
-    rec = entry.recording
     return {
-        "recording_uuid": rec.recording_uuid,
-        "bucket": rec.s3_bucket,
-        "key": rec.s3_key,
-        "version_id": rec.s3_version_id,
-        "sha256": rec.sha256,
-        "size": rec.size_bytes,
-        "retention_mode": rec.retention_mode or "none",
-        "retain_until": iso(rec.retain_until) if rec.retain_until else None,
-        "legal_hold": rec.legal_hold,
-        "archived_at": format_time(rec.archived_at) if rec.archived_at else None,
+        "recording_uuid": entry.recording_uuid,
+        "bucket": entry.s3_bucket,
+        "key": entry.s3_key,
+        "version_id": entry.s3_version_id,
+        "sha256": entry.sha256,
+        "size": entry.size_bytes,
+        "retention_mode": entry.retention_mode or "none",
+        "retain_until": iso(entry.retain_until) if entry.retain_until else None,
+        "legal_hold": entry.legal_hold,
+        "archived_at": format_time(entry.archived_at) if entry.archived_at else None,
         "events": list(entry.event_digests),
     }
 
@@ -88,15 +92,7 @@ def manifest_line(entry: ManifestEntry) -> dict[str, Any]:
 def manifest_body(entries: Iterable[ManifestEntry]) -> bytes:
     """The manifest's bytes: one canonical JSON line per recording."""
     return b"".join(
-        json.dumps(
-            manifest_line(entry),
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=True,
-            allow_nan=False,
-        ).encode("ascii")
-        + b"\n"
-        for entry in entries
+        _LINE_ENCODER.encode(manifest_line(entry)).encode("ascii") + b"\n" for entry in entries
     )
 
 

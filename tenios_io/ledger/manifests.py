@@ -9,6 +9,7 @@ holds, and the next run writes the manifests that are missing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 
 from tenios_io.ledger import custody
 from tenios_io.ledger.core import LedgerCore
-from tenios_io.ledger.records import Recording, as_utc
+from tenios_io.ledger.records import as_utc
 from tenios_io.ledger.states import State
 from tenios_io.ledger.tables import custody_events, custody_queue, manifest_queue, recordings
 
@@ -31,12 +32,66 @@ _CHUNK = 900
 
 @dataclass(frozen=True)
 class ManifestEntry:
-    """One archived recording as its manifest line tells it."""
+    """One archived recording as its manifest line tells it: the columns of its row the
+    line names (not the whole row) and its event digests."""
 
-    recording: Recording
+    recording_uuid: str
+    s3_bucket: str | None
+    s3_key: str | None
+    s3_version_id: str | None
+    sha256: str | None
+    size_bytes: int | None
+    retention_mode: str | None
+    retain_until: datetime | None
+    legal_hold: bool
+    archived_at: datetime | None
     event_digests: tuple[str, ...]
     """The entry digests (custody.entry_digest) of its custody events up to ``archived``,
     in chain order: what the custody log holds for it."""
+
+
+#: What a manifest line needs of a recording's row, in ManifestEntry's field order.
+_ENTRY_COLUMNS = (
+    "recording_uuid",
+    "s3_bucket",
+    "s3_key",
+    "s3_version_id",
+    "sha256",
+    "size_bytes",
+    "retention_mode",
+    "retain_until",
+    "legal_hold",
+    "archived_at",
+)
+#: Built once (not per batch): the archived rows among ``:keys``.
+_ARCHIVED_ROWS = sa.select(*(recordings.c[name] for name in _ENTRY_COLUMNS)).where(
+    recordings.c.recording_uuid.in_(sa.bindparam("keys", expanding=True)),
+    recordings.c.state == State.ARCHIVED.value,
+)
+_EVENT_COLUMNS = ("recording_uuid", "event", "actor", "occurred_at", "details")
+
+
+def _events_query() -> sa.Select[Any]:
+    """The events of ``:keys``: integrated ones by seq, then what still waits in the
+    queue, in ONE statement (one snapshot, so an event the sequencer moves meanwhile is
+    seen exactly once)."""
+    integrated = sa.select(
+        *(custody_events.c[name] for name in _EVENT_COLUMNS),
+        sa.literal(0).label("part"),
+        custody_events.c.seq.label("position"),
+    ).where(custody_events.c.recording_uuid.in_(sa.bindparam("keys", expanding=True)))
+    queued = sa.select(
+        *(custody_queue.c[name] for name in _EVENT_COLUMNS),
+        sa.literal(1).label("part"),
+        custody_queue.c.id.label("position"),
+    ).where(custody_queue.c.recording_uuid.in_(sa.bindparam("keys", expanding=True)))
+    union = sa.union_all(integrated, queued).subquery()
+    return sa.select(*(union.c[name] for name in _EVENT_COLUMNS)).order_by(
+        union.c.part, union.c.position
+    )
+
+
+_EVENTS = _events_query()
 
 
 class ManifestQueue(LedgerCore):
@@ -44,23 +99,36 @@ class ManifestQueue(LedgerCore):
 
     def manifest_entries(self, recording_uuids: Iterable[str]) -> list[ManifestEntry]:
         """The archived recordings among ``recording_uuids`` with their event digests,
-        in uuid order (one read of rows and one of events per chunk)."""
+        in uuid order (one read of rows and one of events per chunk).
+
+        Reads only the columns a manifest line names, as plain tuples: a manifest is
+        written per archived batch, on every worker's hot path."""
         keys = sorted({key.lower() for key in recording_uuids})
         entries: list[ManifestEntry] = []
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
             with self.engine.connect() as conn:
-                rows = conn.execute(
-                    sa.select(recordings).where(
-                        recordings.c.recording_uuid.in_(chunk),
-                        recordings.c.state == State.ARCHIVED.value,
+                found = {
+                    row[0]: row for row in conn.execute(_ARCHIVED_ROWS, {"keys": chunk}).tuples()
+                }
+                digests = _event_digests(conn, sorted(found))
+            for key in sorted(found):
+                (uuid, bucket, s3_key, version, sha256, size, mode, until, hold, at) = found[key]
+                entries.append(
+                    ManifestEntry(
+                        uuid,
+                        bucket,
+                        s3_key,
+                        version,
+                        sha256,
+                        size,
+                        mode,
+                        as_utc(until),
+                        bool(hold),
+                        as_utc(at),
+                        tuple(digests.get(key, ())),
                     )
-                ).mappings()
-                found = {row["recording_uuid"]: Recording.from_row(row) for row in rows}
-                digests = _event_digests(conn, list(found))
-            entries.extend(
-                ManifestEntry(found[key], tuple(digests.get(key, ()))) for key in sorted(found)
-            )
+                )
         return entries
 
     def manifests_written(self, recording_uuids: Iterable[str]) -> None:
@@ -112,29 +180,17 @@ def queue_manifest_rows(conn: sa.Connection, recording_uuids: Sequence[str], now
 
 
 def _event_digests(conn: sa.Connection, keys: Sequence[str]) -> dict[str, list[str]]:
-    """Each recording's event entry digests up to its ``archived`` event, in chain order:
-    integrated events by seq, then what still waits in the queue, read in ONE statement
-    (one snapshot, so an event the sequencer moves meanwhile is seen exactly once)."""
+    """Each recording's event entry digests up to its ``archived`` event, in chain order
+    (:data:`_EVENTS`), each recomputed from the stored fields (custody.row_digest)."""
     if not keys:
         return {}
-    columns: list[Any] = ["recording_uuid", "event", "actor", "occurred_at", "details"]
-    integrated = sa.select(
-        *(custody_events.c[name] for name in columns),
-        sa.literal(0).label("part"),
-        custody_events.c.seq.label("position"),
-    ).where(custody_events.c.recording_uuid.in_(keys))
-    queued = sa.select(
-        *(custody_queue.c[name] for name in columns),
-        sa.literal(1).label("part"),
-        custody_queue.c.id.label("position"),
-    ).where(custody_queue.c.recording_uuid.in_(keys))
-    union = sa.union_all(integrated, queued).subquery()
-    query = sa.select(union).order_by(union.c.part, union.c.position)
     digests: dict[str, list[str]] = {}
     archived_upto: dict[str, int] = {}
-    for row in conn.execute(query).mappings():
-        found = digests.setdefault(row["recording_uuid"], [])
-        found.append(custody.row_digest(row))
-        if row["event"] == "archived":
-            archived_upto[row["recording_uuid"]] = len(found)
+    canonical_json, loads = custody.canonical_json, json.loads
+    digest = custody.canonical_entry_digest
+    for key, event, actor, occurred_at, details in conn.execute(_EVENTS, {"keys": keys}).tuples():
+        found = digests.setdefault(key, [])
+        found.append(digest(key, event, actor, occurred_at, canonical_json(loads(details))))
+        if event == "archived":
+            archived_upto[key] = len(found)
     return {key: found[: archived_upto.get(key, len(found))] for key, found in digests.items()}
