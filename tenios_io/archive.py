@@ -49,7 +49,7 @@ from tenios_io.exceptions import (
     StaleLease,
     TeniosArchiveError,
 )
-from tenios_io.lease import LeaseKeeper
+from tenios_io.lease import BatchStarts, LeaseKeeper
 from tenios_io.ledger import Claim, LeasedWrite, Ledger, State
 from tenios_io.ledger.custody import format_time
 from tenios_io.manifests import write_batch_manifest
@@ -177,6 +177,8 @@ class Archiver:
         self.run_id = run_id or f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         """Names this run's custody manifests (``{run_id}-{batch}.jsonl``)."""
         self._batches = itertools.count(1)
+        self._starts = BatchStarts()
+        """Tells a batch's first start from a re-run (LeaseKeeper renews only on those)."""
         self.progress = progress
         """Told of bytes fetched and of each recording's outcome (the CLI's bar)."""
 
@@ -201,7 +203,7 @@ class Archiver:
         results: list[RecordingResult] = []
         unwritten: list[_Worked] = []
         first_started = 0.0
-        with LeaseKeeper(self.ledger, claims, self.lease_seconds) as keeper:
+        with LeaseKeeper(self.ledger, claims, self.lease_seconds, starts=self._starts) as keeper:
             for claim in claims:
                 key = claim.recording_uuid
                 if key in keeper.lost:

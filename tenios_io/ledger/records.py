@@ -5,8 +5,9 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -138,12 +139,21 @@ class Recording:
         return self.recorded_at or self.discovered_at
 
 
+#: Names this process in the claims it makes: a claim's age (``Claim.claimed_at``, a
+#: monotonic clock) means something only in the process that made it.
+THIS_PROCESS = uuid.uuid4().hex
+
+
 @dataclass(frozen=True)
 class Claim:
     """A recording leased to one worker; ``lease_token`` fences everything it writes."""
 
     recording: Recording
     lease_token: str
+    claimed_at: float | None = field(default=None, compare=False)
+    """``time.monotonic()`` when ``claimed_in`` made the claim (None: not known)."""
+    claimed_in: str | None = field(default=None, compare=False)
+    """The process that made the claim (:data:`THIS_PROCESS` there)."""
 
     @property
     def recording_uuid(self) -> str:

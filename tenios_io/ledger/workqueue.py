@@ -18,6 +18,7 @@ whose lease expired ``TENIOS_MAX_ATTEMPTS`` times (its worker died each time) en
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from tenios_io.ledger.custody import (
     insert_queue_rows,
 )
 from tenios_io.ledger.manifests import queue_manifest_rows
-from tenios_io.ledger.records import Claim, Recording, as_utc
+from tenios_io.ledger.records import THIS_PROCESS, Claim, Recording, as_utc
 from tenios_io.ledger.states import State, check_transition
 from tenios_io.ledger.tables import recordings
 
@@ -172,6 +173,7 @@ class WorkQueue(LedgerCore):
         owner = owner or self.actor
         cap = max_attempts if max_attempts is not None else _NO_CAP
         now = self.now()
+        claimed_at = time.monotonic()  # before the leases are taken: never younger than they
         with self._write() as conn:
             if conn.dialect.name == "postgresql":
                 dead, claimed = self._claim_postgres(conn, limit, lease_seconds, owner, cap, now)
@@ -195,7 +197,14 @@ class WorkQueue(LedgerCore):
                 if rescued:
                     details["rescued_from"] = row["old_owner"]
                 events.append(NewEvent(row["recording_uuid"], "claimed", details))
-                claims.append(Claim(Recording.from_row(row), str(row["lease_token"])))
+                claims.append(
+                    Claim(
+                        Recording.from_row(row),
+                        str(row["lease_token"]),
+                        claimed_at=claimed_at,
+                        claimed_in=THIS_PROCESS,
+                    )
+                )
             self._enqueue(conn, events, actor=owner, now=now)
         if integrate and events:
             self.integrate()
