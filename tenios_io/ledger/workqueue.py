@@ -18,6 +18,7 @@ whose lease expired ``TENIOS_MAX_ATTEMPTS`` times (its worker died each time) en
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -137,6 +138,15 @@ _SQLITE_LEASE = (
         }
     )
 )
+
+
+#: The rows write_outcomes fences on (by key, in key order); built once.
+_OURS = (
+    sa.select(_R.recording_uuid, _R.lease_token, _R.state, _R.lease_owner, _R.legal_hold)
+    .where(_R.recording_uuid.in_(sa.bindparam("keys", expanding=True)))
+    .order_by(_R.recording_uuid)
+)
+_OURS_LOCKED = _OURS.with_for_update()
 
 
 def died_reason(times: int, cap: int) -> str:
@@ -592,16 +602,8 @@ class WorkQueue(LedgerCore):
                 check_transition(write.recording_uuid, State.IN_PROGRESS.value, write.target)
         now = self.now()
         with self._write() as conn:
-            query = (
-                sa.select(
-                    _R.recording_uuid, _R.lease_token, _R.state, _R.lease_owner, _R.legal_hold
-                )
-                .where(_R.recording_uuid.in_(keys))
-                .order_by(_R.recording_uuid)
-            )
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()
-            found = {row.recording_uuid: row for row in conn.execute(query)}
+            query = _OURS_LOCKED if conn.dialect.name == "postgresql" else _OURS
+            found = {row.recording_uuid: row for row in conn.execute(query, {"keys": keys})}
             ours: list[tuple[LeasedWrite, str]] = []
             stale: dict[str, str] = {}
             for write in writes:
@@ -646,21 +648,28 @@ def _apply_updates(conn: Connection, writes: Sequence[LeasedWrite], now: datetim
                 lease_owner=None,
                 lease_expires_at=None,
             )
-        where = _R.recording_uuid == write.recording_uuid
         if any(isinstance(value, sa.ClauseElement) for value in values.values()):
-            conn.execute(recordings.update().where(where).values(values))
+            conn.execute(
+                recordings.update().where(_R.recording_uuid == write.recording_uuid).values(values)
+            )
             continue
         shape = tuple(sorted(values))
-        shapes.setdefault(shape, []).append(
-            {"k_recording_uuid": write.recording_uuid, **{f"v_{k}": v for k, v in values.items()}}
-        )
-    for shape, params in shapes.items():
-        statement = (
-            recordings.update()
-            .where(_R.recording_uuid == sa.bindparam("k_recording_uuid"))
-            .values({name: sa.bindparam(f"v_{name}") for name in shape})
-        )
-        conn.execute(statement, params)
+        params = {f"v_{k}": v for k, v in values.items()}
+        params["k_recording_uuid"] = write.recording_uuid
+        shapes.setdefault(shape, []).append(params)
+    for shape, rows in shapes.items():
+        conn.execute(_update_statement(shape), rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _update_statement(shape: tuple[str, ...]) -> sa.Update:
+    """The UPDATE of one shape of outcome (these columns, by primary key), built once per
+    shape: a run writes a handful of shapes thousands of times."""
+    return (
+        recordings.update()
+        .where(_R.recording_uuid == sa.bindparam("k_recording_uuid"))
+        .values({name: sa.bindparam(f"v_{name}") for name in shape})
+    )
 
 
 def _jsonable(values: Mapping[Any, Any]) -> dict[str, Any]:
