@@ -9,7 +9,6 @@ holds, and the next run writes the manifests that are missing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -186,11 +185,10 @@ def _event_digests(conn: sa.Connection, keys: Sequence[str]) -> dict[str, list[s
         return {}
     digests: dict[str, list[str]] = {}
     archived_upto: dict[str, int] = {}
-    canonical_json, loads = custody.canonical_json, json.loads
-    digest = custody.canonical_entry_digest
+    recanonical, digest = custody.recanonical, custody.canonical_entry_digest
     for key, event, actor, occurred_at, details in conn.execute(_EVENTS, {"keys": keys}).tuples():
         found = digests.setdefault(key, [])
-        found.append(digest(key, event, actor, occurred_at, canonical_json(loads(details))))
+        found.append(digest(key, event, actor, occurred_at, recanonical(details)))
         if event == "archived":
             archived_upto[key] = len(found)
     return {key: found[: archived_upto.get(key, len(found))] for key, found in digests.items()}

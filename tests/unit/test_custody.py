@@ -145,3 +145,34 @@ def test_registered_details_are_the_canonical_json_of_the_dict(
         }
     )
     assert registered_details(call_uuid, recorded_at, source_path, producer) == expected
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        '{"a":1}',
+        '{"b": 2, "a": [1, 2.5, -0.0, 1e300, null, true, false]}',
+        '{"name":"M\\u00fcller","emoji":"\\ud83d\\ude00","raw":"Müller","esc":"a\\"b\\\\c\\n"}',
+        '{"nested":{"z":{"y":[{"b":1,"a":2}]}},"n":123456789012345678901234567890}',
+        '{"x": NaN, "y": -Infinity}',
+        '  {"a": 1}  ',
+        '{"a":1}\n',
+        '"text"',
+        "42",
+        "[]",
+        "{}",
+    ],
+)
+def test_recanonical_is_canonical_json_of_json_loads(stored: str) -> None:
+    assert custody.recanonical(stored) == canonical_json(json.loads(stored))
+
+
+@pytest.mark.parametrize(
+    "stored", ["", "   ", "{", '{"a":1} x', '{"a":1}{"b":2}', "\ufeff{}", '{"a":"\\x"}', "[1,]"]
+)
+def test_recanonical_raises_what_json_loads_raises(stored: str) -> None:
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(stored)
+    with pytest.raises(json.JSONDecodeError) as raised:
+        custody.recanonical(stored)
+    assert (raised.value.msg, raised.value.pos) == (expected.value.msg, expected.value.pos)
