@@ -14,7 +14,7 @@ import pytest
 import tenios_io
 from tenios_io.checksum import HashingSpool, Spooled
 from tenios_io.exceptions import ArchiveConflict
-from tenios_io.store import ArchiveStore
+from tenios_io.store import ArchiveStore, make_s3_client
 from tests.fixtures.moto import SAMPLE_DAY, archive_spooled, object_versions, sample_wav
 
 if TYPE_CHECKING:
@@ -213,16 +213,26 @@ def test_kms_encryption_is_requested_with_the_key(
     assert head["SSEKMSKeyId"].endswith("alias/rec")
 
 
+@pytest.mark.parametrize("built", ["with-session", "from-environment"])
 def test_response_timestamps_are_utc_instants(
+    built: str,
     locked_bucket: str,
     make_store: Callable[..., ArchiveStore],
     make_spooled: Callable[[bytes], Spooled],
     s3_client: S3Client,
+    moto_server: str,
+    moto_credentials: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """make_s3_client's timestamp parser on moto's answers: Last-Modified (an HTTP date),
-    the retain-until header and a listing's LastModified (ISO 8601) come back as UTC
-    datetimes, the retain-until the very instant the store asked for."""
-    store = make_store(locked_bucket)
+    """make_s3_client's timestamp parser on moto's answers, for a session passed in and
+    for the one it makes itself: Last-Modified (an HTTP date), the retain-until header
+    and a listing's LastModified (ISO 8601) come back as UTC datetimes, the retain-until
+    the very instant the store asked for."""
+    if built == "from-environment":
+        for name, value in {**moto_credentials, "AWS_ENDPOINT_URL_S3": moto_server}.items():
+            monkeypatch.setenv(name, value)
+        s3_client = make_s3_client()
+    store = make_store(locked_bucket, client=s3_client)
     before = datetime.now(UTC).replace(microsecond=0)
     obj = archive_spooled(store, make_spooled(sample_wav(50_000, seed=7)), str(uuid.uuid4()))
     after = datetime.now(UTC)
