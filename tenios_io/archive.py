@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from tenios_io import crashpoints
-from tenios_io.checksum import HashingSpool, Spooled
+from tenios_io.checksum import HashingSpool, Spooled, SpoolFiles
 from tenios_io.container import AudioFacts, inspect_recording
 from tenios_io.exceptions import (
     LedgerUnavailable,
@@ -171,6 +171,8 @@ class Archiver:
         self.policy = policy
         self.lease_seconds = lease_seconds
         self.spool_dir = spool_dir
+        self._spool_files = SpoolFiles(spool_dir)
+        """Spool files kept between recordings (checksum.SpoolFiles); :meth:`close`."""
         self._clock = clock
         self.guard = guard or RunGuard()
         """Shared by every batch of the run: once tripped, claims are released unworked."""
@@ -181,6 +183,10 @@ class Archiver:
         """Tells a batch's first start from a re-run (LeaseKeeper renews only on those)."""
         self.progress = progress
         """Told of bytes fetched and of each recording's outcome (the CLI's bar)."""
+
+    def close(self) -> None:
+        """Delete the spool files kept for reuse (also done when the archiver is collected)."""
+        self._spool_files.close()
 
     def archive_batch(
         self, claims: Sequence[Claim], *, deadline: float | None = None
@@ -331,7 +337,7 @@ class Archiver:
     def _archive(self, claim: Claim, request: FetchRequest) -> _Worked:
         rec = claim.recording
         token = claim.lease_token
-        with HashingSpool(self.spool_dir) as spool:
+        with self._spool_files.spool() as spool:
             source, fetched = self._fetch(request, _CountingSink(spool, self.progress))
             spooled = spool.finish()
             audio = _validate(spooled, fetched, rec.recording_uuid)

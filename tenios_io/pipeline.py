@@ -248,4 +248,5 @@ def open_pipeline(
             spool_dir=settings.spool_dir,
             progress=progress,
         )
+        stack.callback(archiver.close)
         yield Pipeline(settings, ledger, store, sources, archiver, sftp)

@@ -6,6 +6,7 @@ tests/acceptance."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -75,7 +76,8 @@ def claim(ledger: Ledger) -> Any:
 def test_archives_records_events_and_removes_the_spool(ledger: Ledger, tmp_path: Path) -> None:
     store = MemoryStore()
     recorder = ProgressRecorder()
-    result = archiver(ledger, store, tmp=tmp_path, progress=recorder).archive_one(claim(ledger))
+    work = archiver(ledger, store, tmp=tmp_path, progress=recorder)
+    result = work.archive_one(claim(ledger))
     assert result.outcome is Outcome.ARCHIVED and result.size == len(WAV)
     rec = ledger.get(REC)
     assert rec.state is State.ARCHIVED and rec.s3_key == f"recordings/2026/02/03/{REC}.wav"
@@ -100,6 +102,9 @@ def test_archives_records_events_and_removes_the_spool(ledger: Ledger, tmp_path:
     assert (line["recording_uuid"], line["key"], line["version_id"]) == (REC, rec.s3_key, "v1")
     assert line["events"] == [custody.row_digest(e) for e in events]
     assert ledger.manifests_pending() == []
+    # The spool file is kept for the next recording to overwrite, until the archiver closes.
+    assert len(list(tmp_path.glob("tenios-*.spool"))) == 1
+    work.close()
     assert list(tmp_path.glob("tenios-*.spool")) == []
     assert recorder.bytes == len(WAV) and recorder.done == ["archived"]
 
@@ -116,10 +121,10 @@ def test_source_errors_become_ledger_verdicts(
     ledger: Ledger, tmp_path: Path, error: Exception, state: State, outcome: Outcome
 ) -> None:
     store = MemoryStore()
-    result = archiver(ledger, store, source(errors=[error]), tmp=tmp_path).archive_one(
-        claim(ledger)
-    )
+    work = archiver(ledger, store, source(errors=[error]), tmp=tmp_path)
+    result = work.archive_one(claim(ledger))
     assert result.outcome is outcome and ledger.get(REC).state is state
+    work.close()
     assert store.calls == [] and list(tmp_path.glob("tenios-*.spool")) == []
     assert str(error) in (ledger.get(REC).last_error or "")
 
@@ -259,3 +264,21 @@ def test_outcomes_are_written_together_unless_a_recording_took_long(
     # Fast recordings share one write at the end; one that took longer than
     # FLUSH_SECONDS is archived in the ledger before the next one is fetched.
     assert source.archived_at_fetch == [set(), {first} if separate_writes else set()]
+
+
+def test_recordings_after_the_first_reuse_its_spool_file(ledger: Ledger, tmp_path: Path) -> None:
+    """Each recording is hashed and uploaded from its own bytes, though the spool file
+    is the previous recording's, overwritten (a shorter one after a longer one)."""
+    longer, shorter = sample_wav(4000, seed=1), sample_wav(300, seed=2)
+    store = MemoryStore()
+    work = archiver(ledger, store, FakeSource({REC: longer, OTHER: shorter}), tmp=tmp_path)
+    assert work.archive_one(claim(ledger)).outcome is Outcome.ARCHIVED  # REC, the longer
+    ledger.register([NewRecording(OTHER, recorded_at=datetime(2026, 2, 3, tzinfo=UTC))])
+    assert work.archive_one(claim(ledger)).outcome is Outcome.ARCHIVED
+    for uuid, body in ((REC, longer), (OTHER, shorter)):
+        rec = ledger.get(uuid)
+        assert rec.s3_key is not None and store.body(rec.s3_key) == body
+        assert (rec.sha256, rec.size_bytes) == (hashlib.sha256(body).hexdigest(), len(body))
+    assert len(list(tmp_path.glob("tenios-*.spool"))) == 1
+    work.close()
+    assert list(tmp_path.glob("tenios-*.spool")) == []

@@ -5,11 +5,21 @@ from __future__ import annotations
 import gc
 import hashlib
 import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tenios_io.checksum import HashingSpool, Spooled, detect_content_type, spool_stream
+from tenios_io.checksum import (
+    HashingSpool,
+    Spooled,
+    SpoolFiles,
+    detect_content_type,
+    remove_own_spools,
+    remove_stale_spools,
+    spool_stream,
+)
 from tenios_io.sources import Sink
 
 WAV = b"RIFF\x24\x08\x00\x00WAVEfmt " + bytes(100)
@@ -62,6 +72,7 @@ def test_restart_resets_digest_and_size(tmp_path: Path, order: str) -> None:
         spool.write(b"second ")
         spool.write(b"try")
         spooled = spool.finish()
+        assert spooled.path.read_bytes() == b"second try"  # the file is cut at finish
     assert spooled.sha256 == sha(b"second try")
     assert spooled.size == len(b"second try")
     # the magic bytes are those of the restarted download, not of the abandoned one
@@ -216,3 +227,112 @@ def test_stale_spools_of_dead_processes_are_removed_live_ones_kept(tmp_path: Pat
         assert remove_stale_spools(tmp_path) == [stale]
         assert not stale.exists() and other_host.exists() and unrelated.exists()
         assert len(list(tmp_path.glob("*.spool"))) == 2  # ours (alive) and the other host's
+
+
+# -- SpoolFiles: spool files kept for the next recording to overwrite --------------------------
+
+
+def spool_bytes(files: SpoolFiles, data: bytes) -> tuple[Spooled, int]:
+    """Spool ``data`` from ``files``; the Spooled and the file's inode while it was in use."""
+    with files.spool() as spool:
+        spool.write(data)
+        spooled = spool.finish()
+        assert spooled.path.read_bytes() == data
+        inode = spooled.path.stat().st_ino
+    return spooled, inode
+
+
+def test_kept_files_are_overwritten_by_the_next_spool(tmp_path: Path) -> None:
+    files = SpoolFiles(tmp_path)
+    first, first_inode = spool_bytes(files, WAV + b"a longer first recording")
+    assert first.sha256 == sha(WAV + b"a longer first recording")
+    # Given back renamed: the first Spooled names no file, as when it was deleted.
+    assert not first.path.exists() and files.kept == 1
+    second, second_inode = spool_bytes(files, b"short")
+    assert second_inode == first_inode and second.path != first.path
+    assert (second.size, second.sha256, second.extension) == (5, sha(b"short"), "bin")
+    assert files.kept == 1 and len(list(tmp_path.iterdir())) == 1
+    files.close()
+    assert list(tmp_path.iterdir()) == [] and files.kept == 0
+
+
+def test_a_restart_on_a_kept_file_hashes_and_keeps_only_the_second_try(tmp_path: Path) -> None:
+    files = SpoolFiles(tmp_path)
+    spool_bytes(files, bytes(1000))
+    with files.spool() as spool:
+        spool.write(b"abandoned download")
+        spool.seek(0)
+        spool.truncate()
+        spool.write(b"second try")
+        spooled = spool.finish()
+        assert spooled.path.read_bytes() == b"second try"
+        assert spooled.sha256 == sha(b"second try")
+    files.close()
+
+
+def test_files_larger_than_the_limit_are_not_kept(tmp_path: Path) -> None:
+    files = SpoolFiles(tmp_path, keep_bytes=100)
+    spool_bytes(files, bytes(101))
+    assert files.kept == 0 and list(tmp_path.iterdir()) == []
+    spool_bytes(files, bytes(100))
+    assert files.kept == 1
+
+
+def test_closing_deletes_kept_files_and_spools_given_back_later(tmp_path: Path) -> None:
+    files = SpoolFiles(tmp_path)
+    spool_bytes(files, b"kept")
+    in_use = files.spool()
+    in_use.write(b"still being written")
+    files.close()
+    files.close()  # idempotent
+    assert list(tmp_path.iterdir()) == [in_use.path]
+    in_use.close()
+    assert list(tmp_path.iterdir()) == []
+    spool_bytes(files, b"after close")  # still works, keeps nothing
+    assert list(tmp_path.iterdir()) == [] and files.kept == 0
+
+
+def test_kept_files_go_when_the_pool_is_forgotten(tmp_path: Path) -> None:
+    files = SpoolFiles(tmp_path)
+    spool_bytes(files, b"kept")
+    assert len(list(tmp_path.iterdir())) == 1
+    del files
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_kept_files_are_spools_for_the_cleanup_functions(tmp_path: Path) -> None:
+    files = SpoolFiles(tmp_path)
+    spool_bytes(files, b"one")
+    (kept,) = tmp_path.iterdir()
+    assert remove_stale_spools(tmp_path) == []  # this process is alive
+    assert remove_own_spools(tmp_path) == [kept]
+    # A kept file removed behind the pool's back: the next spool makes a new one.
+    spooled, _ = spool_bytes(files, b"two")
+    assert spooled.sha256 == sha(b"two") and files.kept == 1
+    files.close()
+
+
+def test_threads_never_share_a_spool_file(tmp_path: Path) -> None:
+    files = SpoolFiles(tmp_path)
+    ready = threading.Barrier(4)
+
+    def work(n: int) -> list[tuple[str, bytes]]:
+        seen = []
+        for i in range(50):
+            data = f"thread {n} recording {i} ".encode() * (1 + (i * 7 + n) % 13)
+            with files.spool() as spool:
+                if i == 0:
+                    ready.wait()  # four spools open at once
+                spool.write(data)
+                spooled = spool.finish()
+                seen.append((spooled.sha256, spooled.path.read_bytes()))
+        return seen
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(4)))
+    for seen in results:
+        assert all(digest == sha(body) for digest, body in seen)
+    assert files.kept == 4
+    files.close()
+    assert list(tmp_path.iterdir()) == []
