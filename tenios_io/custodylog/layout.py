@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tenios_io.ledger.custody import canonical_json
+from tenios_io.ledger.custody import canonical_json, event_body, recanonical
 
 LOG_DIR = "_custody/log"
 
@@ -43,16 +43,17 @@ LATEST = "checkpoint"
 
 
 def event_entry(row: Mapping[str, Any]) -> bytes:
-    """The log entry of a stored custody event row (``details`` as stored JSON text)."""
-    body = {
-        "seq": int(row["seq"]),
-        "recording_uuid": row["recording_uuid"],
-        "event": row["event"],
-        "actor": row["actor"],
-        "occurred_at": row["occurred_at"],
-        "details": json.loads(row["details"]),
-    }
-    return canonical_json(body).encode("utf-8")
+    """The log entry of a stored custody event row (``details`` as stored JSON text):
+    ``canonical_json`` of the event with its details parsed, built as the chain builds
+    it (custody.event_body; every event of a run is logged at its checkpoint)."""
+    return event_body(
+        int(row["seq"]),
+        row["recording_uuid"],
+        row["event"],
+        row["actor"],
+        row["occurred_at"],
+        recanonical(row["details"]),
+    ).encode("utf-8")
 
 
 def parse_entry(entry: bytes) -> dict[str, Any]:

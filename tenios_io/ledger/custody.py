@@ -160,18 +160,31 @@ def chain_hash(
     occurred_at: str,
     canonical_details: str,
 ) -> str:
-    """``sha256(prev_hash || canonical_json(event))`` with the event's canonical JSON
-    built directly: the same bytes as ``canonical_json`` of the dict (keys in sorted
-    order, the standard library's own string encoder), without building and sorting a
-    dict per event — the sequencer hashes millions of them in an import.
+    """``sha256(prev_hash || canonical_json(event))``, the event's canonical JSON built
+    by :func:`event_body`.  ``canonical_details`` must already be canonical JSON."""
+    body = event_body(seq, recording_uuid, event, actor, occurred_at, canonical_details)
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def event_body(
+    seq: int,
+    recording_uuid: str | None,
+    event: str,
+    actor: str,
+    occurred_at: str,
+    canonical_details: str,
+) -> str:
+    """An event's canonical JSON (what the chain hashes and the custody log holds) built
+    directly: the same string as ``canonical_json`` of the dict (keys in sorted order,
+    the standard library's own string encoder), without building and sorting a dict
+    per event — the sequencer hashes millions of them in an import.
     ``canonical_details`` must already be canonical JSON."""
-    body = (
+    return (
         f'{{"actor":{_json_str(actor)},"details":{canonical_details},'
         f'"event":{_json_str(event)},"occurred_at":{_json_str(occurred_at)},'
         f'"recording_uuid":{"null" if recording_uuid is None else _json_str(recording_uuid)},'
         f'"seq":{seq}}}'
     )
-    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

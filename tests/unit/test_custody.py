@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tenios_io.custodylog.layout import event_entry
 from tenios_io.ledger import custody
 from tenios_io.ledger.custody import GENESIS, canonical_json, event_hash, format_time, verify
 
@@ -176,3 +177,28 @@ def test_recanonical_raises_what_json_loads_raises(stored: str) -> None:
     with pytest.raises(json.JSONDecodeError) as raised:
         custody.recanonical(stored)
     assert (raised.value.msg, raised.value.pos) == (expected.value.msg, expected.value.pos)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"recording_uuid": "8101fcb3-3843-4db3-9829-f7ab586625fe", "details": '{"b": 1, "a": "ü"}'},
+        {"recording_uuid": None, "details": '{"key":"x","nested":{"z":[1,2.5,null]}}'},
+        {"recording_uuid": "r", "details": '{"quote":"a\\"b","nl":"x\\ny","u":"\\u00e9"}'},
+    ],
+)
+def test_a_log_entry_is_the_events_canonical_json(row: dict[str, Any]) -> None:
+    stored = {
+        "seq": 7,
+        "event": "ärchived",
+        "actor": "cli:x",
+        "occurred_at": "2026-01-01T00:00:00.000000Z",
+        **row,
+    }
+    as_dict = {**stored, "details": json.loads(row["details"])}
+    assert event_entry(stored) == canonical_json(as_dict).encode("utf-8")
+    prev = "1" * 64
+    assert (
+        event_hash(prev, stored)
+        == hashlib.sha256((prev + canonical_json(as_dict)).encode("utf-8")).hexdigest()
+    )
