@@ -191,9 +191,10 @@ class SpoolFiles:
         self._keep_bytes = keep_bytes
         self._kept: list[Path] = []
         self._lock = threading.Lock()
-        self._token = uuid.uuid4().hex[:8]
+        self._pid = os.getpid()
+        self._prefix = f"{_spool_prefix()}{uuid.uuid4().hex[:8]}-"
         self._names = itertools.count(1)
-        self._finalizer = weakref.finalize(self, _remove_kept, self._kept, self._lock)
+        self._finalizer = weakref.finalize(self, _remove_kept, self._kept, self._lock, self._pid)
 
     def spool(self) -> HashingSpool:
         """A spool on a kept file if there is one, else on a new one."""
@@ -209,7 +210,8 @@ class SpoolFiles:
         """A kept file opened for writing from its start, or a new one (for HashingSpool)."""
         while True:
             with self._lock:
-                path = self._kept.pop() if self._kept else None
+                # A forked child never takes its parent's files.
+                path = self._kept.pop() if self._kept and os.getpid() == self._pid else None
             if path is None:
                 return _new_spool_file(self._dir)
             try:
@@ -233,9 +235,9 @@ class SpoolFiles:
 
     def _renamed_to_keep(self, path: Path) -> Path | None:
         """``path`` renamed to a fresh spool name, or None when it is not to be kept."""
-        if not self._finalizer.alive:
+        if not self._finalizer.alive or os.getpid() != self._pid:
             return None
-        renamed = self._dir / f"{_spool_prefix()}{self._token}-{next(self._names)}{SPOOL_SUFFIX}"
+        renamed = self._dir / f"{self._prefix}{next(self._names)}{SPOOL_SUFFIX}"
         try:
             if path.stat().st_size > self._keep_bytes:
                 return None
@@ -249,7 +251,9 @@ class SpoolFiles:
         self._finalizer()
 
 
-def _remove_kept(kept: list[Path], lock: threading.Lock) -> None:
+def _remove_kept(kept: list[Path], lock: threading.Lock, pid: int) -> None:
+    if os.getpid() != pid:  # a forked child's copy: the files are its parent's
+        return
     with lock:
         paths = list(kept)
         kept.clear()

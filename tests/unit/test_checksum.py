@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import io
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -336,3 +337,26 @@ def test_threads_never_share_a_spool_file(tmp_path: Path) -> None:
     assert files.kept == 4
     files.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_forked_child_never_uses_or_deletes_its_parents_kept_files(tmp_path: Path) -> None:
+    files = SpoolFiles(tmp_path)
+    spool_bytes(files, b"parent's")
+    (kept,) = tmp_path.iterdir()
+    pid = os.fork()
+    if pid == 0:  # the child: exit codes say what went wrong
+        code = 9
+        try:
+            with files.spool() as spool:
+                spool.write(b"child's")
+                code = 1 if spool.finish().path == kept else 0
+            files.close()
+            if len(list(tmp_path.iterdir())) != 1:
+                code = 2  # the child's file was kept, or the parent's deleted
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert list(tmp_path.iterdir()) == [kept] and kept.read_bytes() == b"parent's"
+    assert files.kept == 1
+    files.close()
