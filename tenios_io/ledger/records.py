@@ -125,7 +125,10 @@ class Recording:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Recording:
-        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
+        # The field names once per class (dataclasses.fields builds a tuple per call), and
+        # the row's keys once per row (a RowMapping's `in` is Python code per lookup).
+        present = row.keys()
+        values = {name: row[name] for name in _FIELD_NAMES if name in present}
         for key, value in values.items():
             if isinstance(value, datetime):
                 values[key] = as_utc(value)
@@ -137,6 +140,9 @@ class Recording:
     def key_date(self) -> datetime:
         """The fixed date the S3 key is built from: recorded_at, else discovered_at."""
         return self.recorded_at or self.discovered_at
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Recording))
 
 
 #: Names this process in the claims it makes: a claim's age (``Claim.claimed_at``, a

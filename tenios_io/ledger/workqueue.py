@@ -149,6 +149,28 @@ _OURS = (
 _OURS_LOCKED = _OURS.with_for_update()
 
 
+#: SQLite's claim reads (built once): expired leases, then due pending rows, each
+#: through its index.
+_SQLITE_EXPIRED = (
+    sa.select(recordings)
+    .where(
+        _R.state == State.IN_PROGRESS.value,
+        _R.lease_expires_at < sa.bindparam("now", type_=_R.lease_expires_at.type),
+    )
+    .order_by(_R.lease_expires_at)
+    .limit(sa.bindparam("n", type_=sa.Integer))
+)
+_SQLITE_DUE = (
+    sa.select(recordings)
+    .where(
+        _R.state == State.PENDING.value,
+        _R.next_attempt_at <= sa.bindparam("now", type_=_R.next_attempt_at.type),
+    )
+    .order_by(_R.next_attempt_at)
+    .limit(sa.bindparam("n", type_=sa.Integer))
+)
+
+
 def died_reason(times: int, cap: int) -> str:
     """The reason a recording ends failed when its workers kept dying."""
     return (
@@ -286,25 +308,14 @@ class WorkQueue(LedgerCore):
         # One writer at a time (BEGIN IMMEDIATE): read the candidates through the two
         # indexes, then update them by primary key.
         expires = now + timedelta(seconds=lease_seconds)
-        expired = (
-            sa.select(recordings)
-            .where(_R.state == State.IN_PROGRESS.value, _R.lease_expires_at < now)
-            .order_by(_R.lease_expires_at)
-            .limit(limit)
-        )
         dead: list[Mapping[Any, Any]] = []
         rescued: list[Mapping[Any, Any]] = []
-        for found in conn.execute(expired).mappings():
+        for found in conn.execute(_SQLITE_EXPIRED, {"now": now, "n": limit}).mappings():
             (dead if found["attempts"] >= cap else rescued).append(found)
         fresh: list[Mapping[Any, Any]] = []
         if len(rescued) < limit:
             fresh = list(
-                conn.execute(
-                    sa.select(recordings)
-                    .where(_R.state == State.PENDING.value, _R.next_attempt_at <= now)
-                    .order_by(_R.next_attempt_at)
-                    .limit(limit - len(rescued))
-                ).mappings()
+                conn.execute(_SQLITE_DUE, {"now": now, "n": limit - len(rescued)}).mappings()
             )
         out_dead: list[Mapping[Any, Any]] = []
         for dead_row in dead:
