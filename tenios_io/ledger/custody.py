@@ -132,10 +132,15 @@ def recanonical(details: str) -> str:
 
 
 def format_time(moment: datetime) -> str:
-    """UTC, microseconds, 'Z': the form hashed and stored."""
+    """UTC, microseconds, 'Z': the form hashed and stored (``%Y-%m-%dT%H:%M:%S.%fZ``)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    elif moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    if moment.year < 1000:  # strftime's %Y does not pad them to 4 digits; isoformat does
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is C code: a third of strftime's cost, several times per recording.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def event_hash(prev_hash: str, row: Mapping[Any, Any]) -> str:

@@ -91,6 +91,10 @@ def _events_query() -> sa.Select[Any]:
 
 
 _EVENTS = _events_query()
+#: Built once: take ``:keys`` off the queue.
+_UNQUEUE = manifest_queue.delete().where(
+    manifest_queue.c.recording_uuid.in_(sa.bindparam("keys", expanding=True))
+)
 
 
 class ManifestQueue(LedgerCore):
@@ -137,11 +141,7 @@ class ManifestQueue(LedgerCore):
             return
         with self._write() as conn:
             for start in range(0, len(keys), _CHUNK):
-                conn.execute(
-                    manifest_queue.delete().where(
-                        _M.recording_uuid.in_(keys[start : start + _CHUNK])
-                    )
-                )
+                conn.execute(_UNQUEUE, {"keys": keys[start : start + _CHUNK]})
 
     def manifests_missing(self, *, queued_before: datetime, limit: int = 10_000) -> list[str]:
         """Recordings queued at or before ``queued_before`` whose manifest is still not written

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -39,6 +40,23 @@ def test_format_time_is_utc_with_microseconds() -> None:
     assert format_time(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == (
         "2026-01-02T03:04:05.000006Z"
     )
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 1, 2, 3, 4, 5, 0, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, 999999),
+        datetime(2026, 1, 1, 1, 30, 0, 5, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 6, 30, 20, 0, 0, 123, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+        datetime(2026, 3, 29, 1, 0, 0, 1, tzinfo=ZoneInfo("Europe/Berlin")),
+        datetime(999, 5, 6, 7, 8, 9, 10, tzinfo=UTC),
+    ],
+)
+def test_format_time_is_what_strftime_wrote(moment: datetime) -> None:
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    expected = aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert format_time(moment) == expected
 
 
 def test_intact_chain_verifies() -> None:
