@@ -21,13 +21,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import itertools
 import os
 import re
 import socket
 import tempfile
 import threading
-import uuid
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +83,9 @@ def detect_content_type(head: bytes) -> tuple[str, str]:
 class Spooled:
     """A finished spool file: what was written, its SHA-256 (hex) and size, its detected type.
 
-    The file belongs to the :class:`HashingSpool` that made it and is deleted when
-    that spool is closed.
+    The file belongs to the :class:`HashingSpool` that made it and is deleted (or,
+    from :class:`SpoolFiles`, given back to be overwritten) when that spool is closed:
+    read it only before.
     """
 
     path: Path
@@ -171,13 +170,16 @@ class SpoolFiles:
     Why not a new temporary file per recording: creating one, filling it and deleting
     it costs the kernel about 90 µs of CPU per 256 KiB recording (page-cache pages and
     ext4 blocks allocated and freed, a directory entry made and removed), overwriting a
-    kept file and renaming it about 25 µs; the run is CPU-bound (issue 13).  The
-    standard library's tempfile has no such reuse, so it is written here.
+    kept file about 15 µs, and 8 threads creating and deleting files in one directory
+    contend for it; the run is CPU-bound (issue 13).  The standard library's tempfile
+    has no such reuse, so it is written here.
 
-    A spool given back is renamed to a fresh name before it is kept, so the
-    :class:`Spooled` of its last use names no file any more (reading it fails, as it
-    did when the file was deleted) and no one reads the next recording's bytes under
-    an old name.  Names follow the spool pattern, so :func:`remove_own_spools` and
+    A kept file keeps its name, so a :class:`Spooled` read after its spool was closed
+    may name the next recording's bytes (it named no file before): the archive reads
+    a spool only while it is open, and the upload carries the SHA-256 that was hashed
+    while spooling (S3 refuses other bytes).  Renaming each file given back would make
+    a stale path fail instead, but 8 threads renaming in one directory cost more than
+    the reuse saves.  Names follow the spool pattern, so :func:`remove_own_spools` and
     :func:`remove_stale_spools` clean up kept files like any other.  Files larger than
     ``keep_bytes`` are deleted.  :meth:`close` (or garbage collection, or the
     interpreter's exit) deletes the kept files; spools in use are given back as
@@ -192,8 +194,6 @@ class SpoolFiles:
         self._kept: list[Path] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._prefix = f"{_spool_prefix()}{uuid.uuid4().hex[:8]}-"
-        self._names = itertools.count(1)
         self._finalizer = weakref.finalize(self, _remove_kept, self._kept, self._lock, self._pid)
 
     def spool(self) -> HashingSpool:
@@ -221,30 +221,20 @@ class SpoolFiles:
             return os.fdopen(fd, "wb"), path
 
     def give(self, file: BinaryIO, path: Path) -> None:
-        """Keep a spool's file for the next spool, renamed; or delete it (for HashingSpool)."""
+        """Keep a spool's file for the next spool, or delete it (for HashingSpool)."""
         file.close()
-        renamed = self._renamed_to_keep(path)
-        if renamed is None:
-            path.unlink(missing_ok=True)
-            return
-        with self._lock:
-            if self._finalizer.alive:
-                self._kept.append(renamed)
-                return
-        renamed.unlink(missing_ok=True)  # closed meanwhile
+        if os.getpid() == self._pid and self._small_enough(path):
+            with self._lock:
+                if self._finalizer.alive:
+                    self._kept.append(path)
+                    return
+        path.unlink(missing_ok=True)
 
-    def _renamed_to_keep(self, path: Path) -> Path | None:
-        """``path`` renamed to a fresh spool name, or None when it is not to be kept."""
-        if not self._finalizer.alive or os.getpid() != self._pid:
-            return None
-        renamed = self._dir / f"{self._prefix}{next(self._names)}{SPOOL_SUFFIX}"
+    def _small_enough(self, path: Path) -> bool:
         try:
-            if path.stat().st_size > self._keep_bytes:
-                return None
-            os.rename(path, renamed)
-        except OSError:
-            return None
-        return renamed
+            return os.stat(path).st_size <= self._keep_bytes
+        except OSError:  # removed meanwhile (remove_own_spools)
+            return False
 
     def close(self) -> None:
         """Delete the kept files; spools given back later are deleted too.  Idempotent."""
