@@ -138,7 +138,9 @@ def put_single(
 ) -> Put | None:
     """One PUT of the spool file, streamed from disk; None if the key exists (412)."""
     args = put_args(bucket, key, spooled.content_type, metadata, retention)
-    with spooled.path.open("rb") as body:  # botocore streams it from disk
+    # botocore streams it from disk (with Expect: 100-continue, as for any file body).
+    # Reading small files into memory instead (no Expect) measured no CPU gain.
+    with spooled.path.open("rb") as body:
         return _put_if_absent(bucket, body, spooled.sha256, ContentLength=spooled.size, **args)
 
 
