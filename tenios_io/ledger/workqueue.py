@@ -116,8 +116,18 @@ UPDATE recordings AS r
 SET {assign}, updated_at = :updated
 FROM picked AS p
 WHERE r.recording_uuid = p.recording_uuid
-RETURNING r.*, p.old_owner
+RETURNING {returning}, p.old_owner
 """
+
+
+@functools.lru_cache(maxsize=16)
+def _pg_claim_statement(where: str, order: str, assign: str) -> sa.TextualSelect:
+    """One of PostgreSQL's claim statements, built once: its columns named and typed, so
+    SQLAlchemy caches how to read its rows instead of working it out from the cursor at
+    every claim (35 columns, three statements per claim)."""
+    returning = ", ".join(f"r.{column.name}" for column in recordings.c)
+    sql = _PG_CLAIM.format(where=where, order=order, assign=assign, returning=returning)
+    return sa.text(sql).columns(*recordings.c, sa.column("old_owner", sa.String))
 
 
 _SQLITE_LEASE = (
@@ -265,8 +275,8 @@ class WorkQueue(LedgerCore):
         expired = f"state = 'in_progress' AND lease_expires_at < {clock}"
 
         def run(where: str, order: str, assign: str, n: int) -> list[Mapping[Any, Any]]:
-            sql = _PG_CLAIM.format(where=where, order=order, assign=assign)
-            return list(conn.execute(sa.text(sql), {**params, "limit": n}).mappings())
+            statement = _pg_claim_statement(where, order, assign)
+            return list(conn.execute(statement, {**params, "limit": n}).mappings())
 
         dead = run(
             f"{expired} AND attempts >= :cap",
