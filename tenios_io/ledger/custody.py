@@ -135,7 +135,7 @@ def format_time(moment: datetime) -> str:
     """UTC, microseconds, 'Z': the form hashed and stored (``%Y-%m-%dT%H:%M:%S.%fZ``)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    elif moment.utcoffset():
+    elif moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
     if moment.year < 1000:  # strftime's %Y does not pad them to 4 digits; isoformat does
         return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -50,6 +50,8 @@ def test_format_time_is_utc_with_microseconds() -> None:
         datetime(2026, 1, 1, 1, 30, 0, 5, tzinfo=timezone(timedelta(hours=2))),
         datetime(2026, 6, 30, 20, 0, 0, 123, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
         datetime(2026, 3, 29, 1, 0, 0, 1, tzinfo=ZoneInfo("Europe/Berlin")),
+        datetime(2026, 1, 5, 6, 7, 8, 9, tzinfo=ZoneInfo("Europe/London")),
+        datetime(2026, 1, 5, 6, 7, 8, 9, tzinfo=timezone(timedelta(0), "Z")),
         datetime(999, 5, 6, 7, 8, 9, 10, tzinfo=UTC),
     ],
 )
