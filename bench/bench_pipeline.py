@@ -12,6 +12,13 @@ custody metadata in the same PUT, a custody manifest per batch, custody events a
 the ledger.  Both use the same peers (the simulator and
 a moto server, each in its own process) and the same concurrency.
 
+A third contender, the design floor, is the floor making exactly the S3 requests the
+design asks for and nothing else (no spool, validation or ledger): the PUT with the
+custody metadata and Object Lock retention into a locked bucket, the HEAD of that
+version, and per batch a custody manifest PUT under the lock and its read-back.  Its
+ratio to the floor is what the peers' cost for those requests leaves to any
+implementation of the design on this machine (printed, not a pass/fail figure).
+
 For each recording size, two sizes of work give the marginal (steady-state) rate —
 (n2 - n1) / (t2 - t1) — so start-up is not counted in it; the fixed cost is printed
 separately as the time from starting `run nightly` to its first archived recording
@@ -28,6 +35,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -41,7 +49,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -51,6 +59,7 @@ import sqlalchemy as sa
 from tenios_io.ledger import Ledger, NewRecording, create_ledger_engine
 from tenios_io.ledger.schema import upgrade
 from tenios_io.ledger.tables import recordings
+from tenios_io.store.metadata import custody_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key"
@@ -200,6 +209,94 @@ def floor(p: Peers, uuids: list[str], concurrency: int) -> float:
     return seconds
 
 
+def design_floor(p: Peers, uuids: list[str], concurrency: int, batch_size: int) -> float:
+    """Seconds for plain threads to make the S3 requests the design asks for, and
+    nothing else (no spool, validation or ledger): per recording the floor's fetch and
+    SHA-256, the PUT with the custody metadata and the Object Lock retention into a
+    locked bucket, the HEAD of that version; per batch of ``batch_size`` (one thread
+    works a batch, as `run nightly` does) a custody manifest of one JSON line per
+    recording, PUT under the lock and read back.  What the peers cost for these
+    requests bounds every implementation of the design on this machine."""
+    bucket = p.bucket(locked=True)
+    s3 = p.s3()
+    http = httpx.Client(
+        base_url=p.api_url, limits=httpx.Limits(max_connections=concurrency), timeout=60
+    )
+    retain = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2557)
+    lock = {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": retain}
+    audio = {"codec": "pcm", "channels": "1", "sample_rate": "8000", "duration_seconds": "16.381"}
+
+    def one(recording_uuid: str) -> str:
+        body = {"access_key": KEY, "recording_uuid": recording_uuid}
+        with http.stream("POST", "/record-call/retrieve", json=body) as response:
+            response.raise_for_status()
+            data = b"".join(response.iter_raw(MiB))
+        sha = hashlib.sha256(data)
+        key = f"design/{recording_uuid}.wav"
+        metadata = custody_metadata(
+            recording_uuid=recording_uuid,
+            call_uuid=str(uuid.uuid4()),
+            sha256=sha.hexdigest(),
+            size=len(data),
+            source="api",
+            fetched_at=datetime.now(UTC).isoformat(),
+            tool_version="bench",
+            audio=audio,
+        )
+        put = s3.put_object(  # type: ignore[attr-defined]
+            Bucket=bucket,
+            Key=key,
+            Body=data,
+            ContentType="audio/wav",
+            Metadata=metadata,
+            IfNoneMatch="*",
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=base64.b64encode(sha.digest()).decode(),
+            **lock,
+        )
+        head = s3.head_object(  # type: ignore[attr-defined]
+            Bucket=bucket, Key=key, VersionId=put["VersionId"], ChecksumMode="ENABLED"
+        )
+        assert head["ContentLength"] == len(data)
+        return json.dumps(
+            {
+                "key": key,
+                "version_id": head["VersionId"],
+                "sha256": sha.hexdigest(),
+                "size": len(data),
+                "retention_mode": "GOVERNANCE",
+                "retain_until": retain.isoformat(),
+                "legal_hold": False,
+                "events": [hashlib.sha256(f"{key}{i}".encode()).hexdigest() for i in range(6)],
+            },
+            sort_keys=True,
+        )
+
+    def batch(number: int, keys: list[str]) -> None:
+        document = ("\n".join(one(k) for k in keys) + "\n").encode()
+        digest = hashlib.sha256(document).digest()
+        key = f"_custody/manifests/design-{number:06d}.jsonl"
+        put = s3.put_object(  # type: ignore[attr-defined]
+            Bucket=bucket,
+            Key=key,
+            Body=document,
+            ContentType="application/x-ndjson",
+            IfNoneMatch="*",
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=base64.b64encode(digest).decode(),
+            **lock,
+        )
+        s3.head_object(Bucket=bucket, Key=key, VersionId=put["VersionId"], ChecksumMode="ENABLED")  # type: ignore[attr-defined]
+
+    batches = [uuids[i : i + batch_size] for i in range(0, len(uuids), batch_size)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(batch, range(len(batches)), batches))
+    seconds = time.perf_counter() - started
+    http.close()
+    return seconds
+
+
 @dataclass
 class PipelineRun:
     seconds: float
@@ -265,12 +362,16 @@ def case(label: str, concurrency: int, batch_size: int, rounds: int) -> tuple[fl
         f"{concurrency}, batches of {batch_size}"
     )
     floor_s = {n1: float("inf"), n2: float("inf")}
+    design_s = {n1: float("inf"), n2: float("inf")}
     ours: dict[int, PipelineRun] = {}
     with peers(size, 2 * n2) as p:
         floor(p, p.uuids[n2 : n2 + min(n1, 20)], concurrency)  # warm the peers up
         for _ in range(rounds):
             for n in (n1, n2):
                 floor_s[n] = min(floor_s[n], floor(p, p.uuids[:n], concurrency))
+                design_s[n] = min(
+                    design_s[n], design_floor(p, p.uuids[:n], concurrency, batch_size)
+                )
                 run = pipeline(p, p.uuids[:n], concurrency, batch_size)
                 if n not in ours or run.seconds < ours[n].seconds:
                     ours[n] = run
@@ -294,6 +395,14 @@ def case(label: str, concurrency: int, batch_size: int, rounds: int) -> tuple[fl
         f"  floor     {n1}: {f1:6.2f} s  {n2}: {f2:6.2f} s  steady {floor_rate:7.1f} rec/s "
         f"{floor_rate * mib:6.1f} MiB/s  fixed {f2 - n2 / floor_rate:5.2f} s"
     )
+    d1, d2 = design_s[n1], design_s[n2]
+    if d2 > d1:
+        design_rate = (n2 - n1) / (d2 - d1)
+        print(
+            f"  design    {n1}: {d1:6.2f} s  {n2}: {d2:6.2f} s  steady {design_rate:7.1f} rec/s "
+            f"{design_rate * mib:6.1f} MiB/s  ({design_rate / floor_rate:.2f} of the floor: "
+            "the design's S3 requests alone, the most any implementation reaches here)"
+        )
     print(
         f"  pipeline  {n1}: {r1.seconds:6.2f} s  {n2}: {r2.seconds:6.2f} s  steady "
         f"{ours_rate:7.1f} rec/s {ours_rate * mib:6.1f} MiB/s  fixed "
