@@ -42,6 +42,13 @@ class Batches:
         future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
 
 
+def archived_at_once(_archiver: Any, claims: list[Claim], _deadline: float | None) -> Any:
+    """A submit whose batches are done at once, every recording archived."""
+    future: Future[list[RecordingResult]] = Future()
+    future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
+    return future
+
+
 def run_window(
     ledger: Ledger,
     submit: Any,
@@ -140,12 +147,7 @@ def test_a_cut_sequencer_turn_does_not_end_the_run(database_url: str) -> None:
     keys = [f"00000000-0000-4000-8000-{i:012d}" for i in range(3)]
     ledger.register([NewRecording(k) for k in keys])
 
-    def submit(_archiver: Any, claims: list[Claim], _deadline: float | None) -> Any:
-        future: Future[list[RecordingResult]] = Future()
-        future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
-        return future
-
-    summary = run_window(ledger, submit, concurrency=1, batch_size=3)
+    summary = run_window(ledger, archived_at_once, concurrency=1, batch_size=3)
     assert ledger.turns >= 1  # the turn was taken, and cut
     assert summary.counts == {"archived": 3}
     assert summary.stopped is None
@@ -193,14 +195,9 @@ def test_a_cut_claim_or_intake_stops_the_run_cleanly(database_url: str, step: st
     keys = [f"00000000-0000-4000-8000-{i:012d}" for i in range(5)]
     ledger.register([NewRecording(k) for k in keys])
 
-    def submit(_archiver: Any, claims: list[Claim], _deadline: float | None) -> Any:
-        future: Future[list[RecordingResult]] = Future()
-        future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
-        return future
-
     # The first claim fills both slots (two batches of one); the loop's second claim
     # (or its second intake drain, which comes before that claim) is cut.
-    summary = run_window(ledger, submit, concurrency=2, batch_size=1)
+    summary = run_window(ledger, archived_at_once, concurrency=2, batch_size=1)
     assert ledger.calls == 2
     assert summary.counts == {"archived": 2}
     assert summary.stopped is not None and "ledger" in summary.stopped.cause.lower()
@@ -223,12 +220,7 @@ def test_a_cut_look_for_retries_ends_the_run_with_the_ledger_as_cause(database_u
     keys = [f"00000000-0000-4000-8000-{i:012d}" for i in range(3)]
     ledger.register([NewRecording(k) for k in keys])
 
-    def submit(_archiver: Any, claims: list[Claim], _deadline: float | None) -> Any:
-        future: Future[list[RecordingResult]] = Future()
-        future.set_result([RecordingResult(c.recording_uuid, Outcome.ARCHIVED) for c in claims])
-        return future
-
-    summary = run_window(ledger, submit, concurrency=2, batch_size=2)
+    summary = run_window(ledger, archived_at_once, concurrency=2, batch_size=2)
     assert ledger.calls == 1
     assert summary.counts == {"archived": 3}
     assert summary.stopped is not None and "ledger" in summary.stopped.cause.lower()
