@@ -82,7 +82,10 @@ def test_a_second_nightly_run_is_cancelled_while_one_is_running(
     created meanwhile is taken by the same worker and ends Cancelled (CANCEL_NEW);
     the first completes and archives everything."""
     world = slow_pg_world
-    uuids = world.sim.seed(120)
+    # Enough work that the first run is still running well after the second is created
+    # and taken by the worker: with 120 recordings (~10 s of answers at concurrency 2) a
+    # CI run once saw the second one Completed, i.e. the first had ended by then.
+    uuids = world.sim.seed(360)
     world.register(uuids)
     deploy_all(world)
     params = {"concurrency": 2, "batch_size": 5}
