@@ -30,12 +30,13 @@ from pathlib import Path
 import boto3
 from moto.server import ThreadedMotoServer
 
-from tenios_io import signing
-from tenios_io.custodylog import log_prefix, publish_log
-from tenios_io.custodylog.verify import verify_bucket
+from tenios_io.custody import signing
+from tenios_io.custody.chain import NewEvent
+from tenios_io.custody.layout import log_prefix
+from tenios_io.custody.verify import verify_bucket
 from tenios_io.ledger import Ledger, create_ledger_engine
-from tenios_io.ledger.custody import NewEvent
 from tenios_io.ledger.schema import upgrade
+from tenios_io.publish.log import publish_log
 from tenios_io.store import ArchiveStore, make_s3_client
 
 FLOOR_PUBLISH = 0.3  # PUT + read-back HEAD per object vs one bare PUT

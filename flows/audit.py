@@ -36,8 +36,8 @@ from tenios_io.audit import (
     write_checkpoint,
 )
 from tenios_io.config import Settings, load_settings
-from tenios_io.custodylog import load_signer
 from tenios_io.ledger import ChainReport, Ledger
+from tenios_io.publish.log import load_signer
 from tenios_io.store import ArchiveStore
 
 

@@ -12,7 +12,7 @@ One S3 write per recording: the object carries its custody facts (uuids, SHA-256
 size, source, fetch time, tool version, audio facts) as user metadata in the PUT
 that writes it; earlier versions wrote a ``.json`` sidecar beside it as well.  Once a
 batch's outcomes are in the ledger, one custody manifest names the batch's archived
-recordings (tenios_io/manifests.py); a crash before it loses nothing (the ledger
+recordings (tenios_io/publish/manifests.py); a crash before it loses nothing (the ledger
 queued them, and the next run writes it).
 
 Custody events per recording: ``claimed`` (at claim) → ``fetched``, ``uploaded``
@@ -41,6 +41,7 @@ from typing import Any
 from tenios_io import crashpoints
 from tenios_io.checksum import HashingSpool, Spooled, SpoolFiles
 from tenios_io.container import AudioFacts, inspect_recording
+from tenios_io.custody.chain import format_time
 from tenios_io.exceptions import (
     LedgerUnavailable,
     RecordingInvalid,
@@ -51,9 +52,8 @@ from tenios_io.exceptions import (
 )
 from tenios_io.lease import BatchStarts, LeaseKeeper
 from tenios_io.ledger import Claim, LeasedWrite, Ledger, State
-from tenios_io.ledger.custody import format_time
-from tenios_io.manifests import write_batch_manifest
 from tenios_io.progress import NO_PROGRESS, ProgressListener
+from tenios_io.publish.manifests import write_batch_manifest
 from tenios_io.release import release_archived
 from tenios_io.retry import Decision, RetryPolicy
 from tenios_io.runstop import RunGuard

@@ -18,10 +18,8 @@ from typing import TYPE_CHECKING
 
 from tenios_io.api import ApiSource, TeniosClient, make_http_client
 from tenios_io.archive import Archiver
-from tenios_io.audit.identity import bind_bucket
 from tenios_io.checksum import remove_stale_spools
 from tenios_io.config import Settings
-from tenios_io.custodylog import load_signer
 from tenios_io.exceptions import (
     BucketNotUsable,
     BucketOfAnotherLedger,
@@ -34,8 +32,10 @@ from tenios_io.exceptions import (
 )
 from tenios_io.ledger import Ledger, create_ledger_engine
 from tenios_io.ledger.schema import require_current
-from tenios_io.manifests import ManifestWritten, write_missing_manifests
 from tenios_io.progress import NO_PROGRESS, ProgressListener
+from tenios_io.publish.identity import bind_bucket
+from tenios_io.publish.log import load_signer
+from tenios_io.publish.manifests import ManifestWritten, write_missing_manifests
 from tenios_io.retry import RetryPolicy
 from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.store import ArchiveStore, BucketStatus, make_s3_client
@@ -137,7 +137,7 @@ class Pipeline:
 
     def preflight(self) -> BucketStatus:
         """Bucket reachable and writable and this ledger's (its ledger id, written at the
-        first run: :mod:`tenios_io.audit.identity`), the SFTP drop (when configured)
+        first run: :mod:`tenios_io.publish.identity`), the SFTP drop (when configured)
         reachable with a trusted host key (the database and access key were checked when
         the pipeline was opened), the custody signing key readable; ConfigError with the
         reason otherwise."""

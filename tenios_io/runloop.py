@@ -22,15 +22,15 @@ from typing import Any, TypeVar
 
 from tenios_io.archive import Archiver, RecordingResult
 from tenios_io.audit import write_checkpoint
-from tenios_io.audit.checkpoint import unchanged_since_checkpoint
 from tenios_io.config import Settings
-from tenios_io.custodylog import load_signer
 from tenios_io.exceptions import is_transient
 from tenios_io.interrupt import Interruption
 from tenios_io.ledger import Claim
 from tenios_io.ledger.stats import LedgerStats, collect
 from tenios_io.pipeline import Pipeline, open_pipeline
 from tenios_io.progress import NO_PROGRESS, ProgressListener
+from tenios_io.publish.checkpoints import unchanged_since_checkpoint
+from tenios_io.publish.log import load_signer
 from tenios_io.ratelimit import TokenBucket
 from tenios_io.runs import (
     MAX_CONCURRENCY,

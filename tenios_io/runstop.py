@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from tenios_io.config import ENV_PREFIX
+from tenios_io.custody.chain import NewEvent
 from tenios_io.exceptions import (
     AccessDenied,
     ConfigError,
@@ -37,7 +38,6 @@ from tenios_io.exceptions import (
     WrongApiUrl,
 )
 from tenios_io.ledger import Ledger
-from tenios_io.ledger.custody import NewEvent
 
 #: Settings whose ConfigError means the SFTP drop refused this archiver's login.
 SFTP_LOGIN_SETTINGS = frozenset({f"{ENV_PREFIX}SFTP_KEY_FILE", f"{ENV_PREFIX}SFTP_PASSWORD"})

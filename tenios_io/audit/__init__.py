@@ -3,7 +3,7 @@
 - :mod:`~tenios_io.audit.verify` — re-check archived objects (HEAD / deep re-hash) and
   their custody metadata (or earlier versions' sidecars) against the ledger; verdicts
   become custody events.
-- :mod:`~tenios_io.audit.checkpoint` — pin the custody chain head in the bucket
+- :mod:`~tenios_io.publish.checkpoints` — pin the custody chain head in the bucket
   (:func:`write_checkpoint`) and check the ledger against every checkpoint.
 - :mod:`~tenios_io.audit.reconcile` — ledger vs bucket listing vs SFTP drop.
 - :mod:`~tenios_io.audit.retention` — retention due, legal holds, purging with evidence.
@@ -13,15 +13,6 @@
 
 from __future__ import annotations
 
-from tenios_io.audit.checkpoint import (
-    Checkpoint,
-    CheckpointProblem,
-    CheckpointReport,
-    check_checkpoints,
-    checkpoint_key,
-    checkpoint_prefix,
-    write_checkpoint,
-)
 from tenios_io.audit.export import EXPORT_COLUMNS, export_row
 from tenios_io.audit.reconcile import Category, Finding, ReconcileReport, reconcile
 from tenios_io.audit.report import AuditReport, Period, build_report
@@ -46,6 +37,15 @@ from tenios_io.audit.verify import (
     verify_archive,
 )
 from tenios_io.audit.wiring import AuditContext, drop_entries, open_audit
+from tenios_io.publish.checkpoints import (
+    Checkpoint,
+    CheckpointProblem,
+    CheckpointReport,
+    check_checkpoints,
+    checkpoint_key,
+    checkpoint_prefix,
+    write_checkpoint,
+)
 
 __all__ = [
     "EXPORT_COLUMNS",

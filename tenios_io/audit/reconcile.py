@@ -40,10 +40,10 @@ from enum import StrEnum
 from itertools import islice
 from typing import NamedTuple, TypeVar
 
-from tenios_io.audit.checkpoint import checkpoint_prefix
-from tenios_io.audit.identity import ledger_id_key
-from tenios_io.custodylog.layout import log_prefix
+from tenios_io.custody.layout import log_prefix
 from tenios_io.ledger import Ledger, Recording, State
+from tenios_io.publish.checkpoints import checkpoint_prefix
+from tenios_io.publish.identity import ledger_id_key
 from tenios_io.store import PROBE_NAME, SIDECAR_SUFFIX, ArchiveStore, parse_object_key
 from tenios_io.store.keys import manifest_prefix
 

@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tenios_io import __version__
-from tenios_io.audit.checkpoint import CheckpointReport, check_checkpoints
 from tenios_io.audit.export import EXPORT_COLUMNS, RowWriter, export_row
 from tenios_io.audit.report_html import MAX_ROWS, render_html
 from tenios_io.audit.retention import RetentionOverview, retention_overview
-from tenios_io.custodylog.publish import LoggedCheckpoint, latest_log_checkpoint
+from tenios_io.custody.chain import format_time
 from tenios_io.files import atomic_text_file
 from tenios_io.ledger import ChainReport, Ledger, Recording, State
-from tenios_io.ledger.custody import format_time
+from tenios_io.publish.checkpoints import CheckpointReport, check_checkpoints
+from tenios_io.publish.log import LoggedCheckpoint, latest_log_checkpoint
 from tenios_io.sftp.naming import AMBIGUOUS_EVENT
 from tenios_io.store import ArchiveStore
 

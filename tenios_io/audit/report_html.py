@@ -14,8 +14,8 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from tenios_io.container import describe_duration
+from tenios_io.custody.chain import format_time
 from tenios_io.ledger import Recording, State
-from tenios_io.ledger.custody import format_time
 
 if TYPE_CHECKING:
     from tenios_io.audit.report import AuditReport, EventEntry

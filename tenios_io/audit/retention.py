@@ -32,10 +32,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from tenios_io.audit.times import iso, parse_time
+from tenios_io.custody.chain import format_time
+from tenios_io.custody.times import iso, parse_time
 from tenios_io.exceptions import BucketNotUsable, StoreError, StoreUnavailable
 from tenios_io.ledger import Ledger, Recording, State
-from tenios_io.ledger.custody import format_time
 from tenios_io.store import ArchiveStore, ObjectInfo, sidecar_key
 
 DEFAULT_PURGE_REASON = "retention period ended"

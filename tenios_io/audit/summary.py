@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tenios_io.audit.checkpoint import CheckpointReport
 from tenios_io.audit.reconcile import ReconcileReport
 from tenios_io.audit.report import AuditReport
 from tenios_io.audit.verify import Selection, VerifyReport
 from tenios_io.ledger import ChainReport
+from tenios_io.publish.checkpoints import CheckpointReport
 
 _LIST_AT_MOST = 50
 

@@ -39,7 +39,7 @@ from enum import StrEnum
 from itertools import islice
 from typing import Any, Literal
 
-from tenios_io.audit.times import iso, parse_time
+from tenios_io.custody.times import iso, parse_time
 from tenios_io.exceptions import StoreUnavailable, VerificationFailed
 from tenios_io.ledger import Ledger, Recording
 from tenios_io.store import ArchiveStore, ObjectInfo

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from tenios_io.audit.identity import check_bucket
 from tenios_io.audit.reconcile import DropEntry
 from tenios_io.config import Settings
 from tenios_io.exceptions import StoreError
 from tenios_io.ledger import Ledger, open_ledger
+from tenios_io.publish.identity import check_bucket
 from tenios_io.store import ArchiveStore, make_s3_client
 
 
@@ -24,7 +24,7 @@ class AuditContext:
 
     The store is this ledger's: the first time a command asks for it, the bucket's
     ledger id is compared with the ledger's (BucketOfAnotherLedger, exit 2, when the
-    bucket prefix belongs to another ledger; :mod:`tenios_io.audit.identity`).
+    bucket prefix belongs to another ledger; :mod:`tenios_io.publish.identity`).
     """
 
     settings: Settings

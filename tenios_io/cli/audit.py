@@ -41,11 +41,11 @@ from tenios_io.audit import (
     write_checkpoint,
 )
 from tenios_io.audit.export import event_record
-from tenios_io.audit.identity import bind_bucket
 from tenios_io.audit.verify import SelectionMode
 from tenios_io.cli._common import cli_actor, console, err_console, output_file, settings
-from tenios_io.custodylog import load_signer
 from tenios_io.ledger import Recording
+from tenios_io.publish.identity import bind_bucket
+from tenios_io.publish.log import load_signer
 
 app = typer.Typer(
     help="Audit: verify the archive and the custody chain, reconcile, retention, reports.",

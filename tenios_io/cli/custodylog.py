@@ -17,7 +17,7 @@ import typer
 from tenios_io.cli._common import console, err_console, settings
 
 if TYPE_CHECKING:
-    from tenios_io import signing
+    from tenios_io.custody import signing
     from tenios_io.store import ArchiveStore
 
 KeyOption = Annotated[
@@ -53,7 +53,7 @@ def keygen(
     Writes the private key to --output (set TENIOS_CUSTODY_KEY_FILE to it) and prints
     the public verifier key ``NAME+HASH+KEY`` that auditors pass to ``--key``.
     """
-    from tenios_io import signing
+    from tenios_io.custody import signing
 
     try:
         signer = signing.generate(name)
@@ -80,7 +80,7 @@ def keygen(
 
 
 def _verifier(text: str) -> signing.Verifier:
-    from tenios_io import signing
+    from tenios_io.custody import signing
 
     try:
         return signing.parse_verifier(text)
@@ -124,7 +124,7 @@ def verify_bucket(
     from rich.table import Table
 
     from tenios_io.cli.audit import _progress
-    from tenios_io.custodylog.verify import verify_bucket as run_verify
+    from tenios_io.custody.verify import verify_bucket as run_verify
 
     verifier = _verifier(key)
     store = _bucket_store(ctx, bucket, prefix)
@@ -173,8 +173,8 @@ def prove(
     object's key, version, SHA-256 and retention.  Check it with `audit check-proof`.
     """
     from tenios_io.audit import open_audit
+    from tenios_io.audit.prove import build_proof
     from tenios_io.cli._common import cli_actor
-    from tenios_io.custodylog.prove import build_proof
     from tenios_io.files import atomic_text_file
 
     with open_audit(settings(ctx), actor=cli_actor("audit-prove")) as audit:
@@ -216,7 +216,7 @@ def check_proof(
     Exit 0 when the signed checkpoint, every inclusion proof and the object facts
     (and --object's bytes) verify; 1 naming each problem otherwise.
     """
-    from tenios_io.custodylog.prove import check_proof as run_check
+    from tenios_io.custody.proof import check_proof as run_check
 
     verifier = _verifier(key)
     try:
@@ -269,9 +269,9 @@ def restore(
     checkpoint were never in the bucket and cannot come back.
     """
     from tenios_io.cli.audit import _progress
-    from tenios_io.custodylog import load_signer
-    from tenios_io.custodylog.restore import restore_from_bucket
     from tenios_io.ledger import open_ledger
+    from tenios_io.publish.log import load_signer
+    from tenios_io.publish.restore import restore_from_bucket
     from tenios_io.store import ArchiveStore, make_s3_client
 
     if not from_bucket:

@@ -224,7 +224,7 @@ def show(
     """Show one recording's row and its custody events."""
     from tenios_io.audit.export import export_row
     from tenios_io.container import describe_duration
-    from tenios_io.custodylog.publish import latest_log_checkpoint
+    from tenios_io.publish.log import latest_log_checkpoint
 
     key = _uuid_arg(recording_uuid)
     with open_ledger(settings(ctx)) as ledger:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tenios_io.config import Settings
-from tenios_io.ledger.custody import ChainHead, ChainReport, NewEvent
+from tenios_io.custody.chain import ChainHead, ChainReport, NewEvent
 from tenios_io.ledger.engine import create_ledger_engine
 from tenios_io.ledger.intake import DrainResult, IntakeRow
 from tenios_io.ledger.ledger import (

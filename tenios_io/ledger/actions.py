@@ -10,10 +10,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tenios_io.custody import chain
+from tenios_io.custody.chain import NewEvent
 from tenios_io.exceptions import IllegalTransition
-from tenios_io.ledger import custody
 from tenios_io.ledger.core import LedgerCore
-from tenios_io.ledger.custody import NewEvent
 from tenios_io.ledger.states import REQUEUEABLE, State, check_transition
 from tenios_io.ledger.tables import custody_events, recordings
 
@@ -91,7 +91,7 @@ class OperatorActions(LedgerCore):
         """Record an event outside any lease (verification, legal hold, purge ...),
         with optional column updates and a checked state change.
 
-        Returns the event's entry digest (custody.entry_digest).
+        Returns the event's entry digest (chain.entry_digest).
         """
         now = self.now()
         values: dict[str, Any] = {**(updates or {}), "updated_at": now}
@@ -133,7 +133,7 @@ class OperatorActions(LedgerCore):
                 .limit(max(5000, 4 * len(wanted)))
             ).mappings()
             for row in rows:
-                digest = custody.row_digest(row)
+                digest = chain.row_digest(row)
                 if digest in wanted and digest not in found:
                     found[digest] = str(row["hash"])
         return [found[d] for d in wanted if d in found]

@@ -11,9 +11,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from tenios_io.custody.chain import NewEvent
 from tenios_io.exceptions import UnknownRecording
-from tenios_io.ledger import custody
-from tenios_io.ledger.custody import NewEvent
+from tenios_io.ledger import sequencer
 from tenios_io.ledger.engine import write_transaction
 from tenios_io.ledger.records import Clock, default_actor, utc_now
 from tenios_io.ledger.tables import recordings
@@ -85,7 +85,7 @@ class LedgerCore:
         now: datetime | None = None,
     ) -> list[str]:
         """Queue custody events in ``conn``'s transaction; returns their entry digests."""
-        return custody.enqueue(
+        return sequencer.enqueue(
             conn, events, actor=actor or self.actor, now=now if now is not None else self.now()
         )
 
@@ -104,19 +104,19 @@ class LedgerCore:
 
     # -- the sequencer --------------------------------------------------------------------
 
-    def integrate(self, *, wait: bool = False, limit: int = custody.INTEGRATE_CHUNK) -> int:
+    def integrate(self, *, wait: bool = False, limit: int = sequencer.INTEGRATE_CHUNK) -> int:
         """Integrate up to ``limit`` queued custody events into the chain; how many.
 
         Without ``wait`` this returns 0 at once when another process is integrating.
         """
-        return custody.integrate(self.engine, wait=wait, limit=limit)
+        return sequencer.integrate(self.engine, wait=wait, limit=limit)
 
     def integrate_all(self) -> int:
         """Integrate every event queued when called (and whatever else is queued by
         then); waits for a running sequencer.  Returns how many this call integrated."""
         total = 0
         while True:
-            done = custody.integrate(self.engine, wait=True, limit=BULK_INTEGRATE_CHUNK)
+            done = sequencer.integrate(self.engine, wait=True, limit=BULK_INTEGRATE_CHUNK)
             total += done
             if done < BULK_INTEGRATE_CHUNK:
                 return total
@@ -124,4 +124,4 @@ class LedgerCore:
     def queued_events(self) -> int:
         """Custody events written but not yet integrated into the chain."""
         with self.engine.connect() as conn:
-            return custody.queued_count(conn)
+            return sequencer.queued_count(conn)

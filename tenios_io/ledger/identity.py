@@ -1,6 +1,6 @@
 """The ledger's id: one UUID, made by the migration, kept in ``ledger_identity``.
 
-The archive bucket keeps the same id (``tenios_io.audit.identity``), so a ledger and a
+The archive bucket keeps the same id (``tenios_io.publish.identity``), so a ledger and a
 bucket prefix know each other: a second ledger pointed at a bucket prefix that already
 holds another ledger's custody history is refused before it does any work.
 ``ledger restore --from-bucket`` adopts the bucket's id (:func:`adopt_ledger_id`).

@@ -1,6 +1,6 @@
 """Custody manifests still to be written: the ``manifest_queue``.
 
-Each archived batch gets one custody manifest in the bucket (tenios_io/manifests.py).
+Each archived batch gets one custody manifest in the bucket (tenios_io/publish/manifests.py).
 A recording enters the queue in the transaction that archives it
 (:meth:`WorkQueue.write_outcomes`) and leaves it once a manifest naming it is in the
 bucket, so a crash in between loses nothing: the ledger has every fact the manifest
@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tenios_io.ledger import custody
+from tenios_io.custody import chain
 from tenios_io.ledger.core import LedgerCore
 from tenios_io.ledger.records import as_utc
 from tenios_io.ledger.states import State
@@ -45,7 +45,7 @@ class ManifestEntry:
     legal_hold: bool
     archived_at: datetime | None
     event_digests: tuple[str, ...]
-    """The entry digests (custody.entry_digest) of its custody events up to ``archived``,
+    """The entry digests (chain.entry_digest) of its custody events up to ``archived``,
     in chain order: what the custody log holds for it."""
 
 
@@ -180,12 +180,12 @@ def queue_manifest_rows(conn: sa.Connection, recording_uuids: Sequence[str], now
 
 def _event_digests(conn: sa.Connection, keys: Sequence[str]) -> dict[str, list[str]]:
     """Each recording's event entry digests up to its ``archived`` event, in chain order
-    (:data:`_EVENTS`), each recomputed from the stored fields (custody.row_digest)."""
+    (:data:`_EVENTS`), each recomputed from the stored fields (chain.row_digest)."""
     if not keys:
         return {}
     digests: dict[str, list[str]] = {}
     archived_upto: dict[str, int] = {}
-    recanonical, digest = custody.recanonical, custody.canonical_entry_digest
+    recanonical, digest = chain.recanonical, chain.canonical_entry_digest
     for key, event, actor, occurred_at, details in conn.execute(_EVENTS, {"keys": keys}).tuples():
         found = digests.setdefault(key, [])
         found.append(digest(key, event, actor, occurred_at, recanonical(details)))

@@ -15,10 +15,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tenios_io.custody import chain
+from tenios_io.custody.chain import ChainReport, format_time
 from tenios_io.exceptions import UnknownRecording
-from tenios_io.ledger import custody
+from tenios_io.ledger import sequencer
 from tenios_io.ledger.core import LedgerCore
-from tenios_io.ledger.custody import ChainReport, format_time
 from tenios_io.ledger.paging import keyset_pages
 from tenios_io.ledger.records import Recording, as_utc
 from tenios_io.ledger.states import State
@@ -325,7 +326,7 @@ class Reads(LedgerCore):
     ) -> list[dict[str, Any]]:
         """Events with one of ``names`` that occurred in ``[start, end)``, in chain order."""
         query = sa.select(custody_events).where(_E.event.in_(list(names)))
-        # occurred_at is fixed-width UTC text (custody.format_time): text order is time order.
+        # occurred_at is fixed-width UTC text (chain.format_time): text order is time order.
         if start is not None:
             query = query.where(_E.occurred_at >= format_time(_utc(start)))
         if end is not None:
@@ -351,7 +352,7 @@ class Reads(LedgerCore):
         self, after_seq: int = 0, upto_seq: int | None = None, *, page: int = 10_000
     ) -> Iterator[Mapping[str, Any]]:
         """Integrated events with ``after_seq < seq [<= upto_seq]``, in chain order, paged."""
-        return custody.iter_events(self.engine, after_seq=after_seq, upto_seq=upto_seq, page=page)
+        return sequencer.iter_events(self.engine, after_seq=after_seq, upto_seq=upto_seq, page=page)
 
     def recording_has_event(self, recording_uuid: str, event_hash: str) -> bool:
         """Whether the recording's custody events include one with this chain hash or
@@ -365,15 +366,15 @@ class Reads(LedgerCore):
                 rows = conn.execute(
                     sa.select(table).where(table.c.recording_uuid == recording_uuid)
                 ).mappings()
-                if any(custody.row_digest(row) == event_hash for row in rows):
+                if any(chain.row_digest(row) == event_hash for row in rows):
                     return True
         return False
 
-    def chain_head(self) -> custody.ChainHead:
+    def chain_head(self) -> chain.ChainHead:
         """The newest custody event's seq and hash (the queue is integrated first)."""
         self.integrate_all()
         with self.engine.connect() as conn:
-            return custody.read_head(conn)
+            return sequencer.read_head(conn)
 
     def verify_chain(self, *, integrate: bool = True) -> ChainReport:
         """Recompute the whole custody chain (paged); the report names the first broken
@@ -381,5 +382,5 @@ class Reads(LedgerCore):
         queue is integrated first, so the check covers everything written so far."""
         if integrate:
             self.integrate_all()
-        report = custody.verify(self.iter_events())
-        return custody.with_queued(report, self.queued_events())
+        report = chain.verify(self.iter_events())
+        return chain.with_queued(report, self.queued_events())

@@ -5,7 +5,7 @@ Everything goes through a staging table: the ids are streamed into it (PostgreSQ
 chunks), then merged in chunks of :data:`MERGE_CHUNK` staged lines (50,000 on
 PostgreSQL, 100,000 on SQLite), each one short write transaction: one set-based
 statement inserts the chunk's new ids, and their ``registered`` custody events are
-sequenced straight onto the chain in the same transaction (custody.sequence, under the
+sequenced straight onto the chain in the same transaction (sequencer.sequence, under the
 sequencer's lock) — an import's million events never pass through the custody queue.
 Within a chunk, rows and events go in uuid order (the random-keyed indexes are then
 written page by page); across chunks, in the file's order.  Known rows that learn their SFTP path
@@ -37,9 +37,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tenios_io import crashpoints
-from tenios_io.ledger import custody
+from tenios_io.custody.chain import format_time
+from tenios_io.ledger import sequencer
 from tenios_io.ledger.core import LedgerCore
-from tenios_io.ledger.custody import format_time
 from tenios_io.ledger.engine import WRITE_OPTION
 from tenios_io.ledger.importing import ProgressFn
 from tenios_io.ledger.records import ImportResult, NewRecording, RegisterResult
@@ -54,7 +54,7 @@ _CHUNK = 10_000
 #: fewer times, which is most of an import's I/O).
 MERGE_CHUNK = {"postgresql": 50_000, "sqlite": 100_000}
 
-# PostgreSQL: canonical UTC text of a timestamptz, as custody.format_time writes it.
+# PostgreSQL: canonical UTC text of a timestamptz, as chain.format_time writes it.
 _PG_ISO = "to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 # SQLite: the same from the text SQLAlchemy's DateTime stores (UTC, no offset).
 _SQLITE_ISO = "CASE WHEN {col} IS NULL THEN NULL ELSE replace({col}, ' ', 'T') || 'Z' END"
@@ -191,8 +191,8 @@ class Registration(LedgerCore):
         occurred = format_time(now)
         # The chain lock from the head read to the commit: after the rows, so the rows'
         # index updates (the slow part) are not done under it.
-        custody.lock_chain(conn, wait=True)
-        added = custody.sequence(
+        sequencer.lock_chain(conn, wait=True)
+        added = sequencer.sequence(
             conn,
             (
                 (key, "registered", actor, occurred, registered_details(call, at, path, producer))
@@ -207,9 +207,9 @@ def registered_details(
     call_uuid: str | None, recorded_at: str | None, source_path: str | None, producer: str | None
 ) -> str:
     """The canonical JSON details of a ``registered`` event, built directly (the same
-    text as ``custody.canonical_json`` of the dict, keys in sorted order).
+    text as ``chain.canonical_json`` of the dict, keys in sorted order).
 
-    ``recorded_at`` is canonical UTC text (custody.format_time); ``date_from`` says which
+    ``recorded_at`` is canonical UTC text (chain.format_time); ``date_from`` says which
     date the S3 key and the retention period start at (records.Recording.key_date): a
     producer's or an import's recorded_at, else the discovery date.
     """

@@ -17,8 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tenios_io.custody.chain import NewEvent
 from tenios_io.ledger.core import LedgerCore
-from tenios_io.ledger.custody import NewEvent
 from tenios_io.ledger.records import as_utc
 from tenios_io.ledger.tables import source_releases
 

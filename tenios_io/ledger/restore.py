@@ -27,8 +27,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from tenios_io.custody.chain import GENESIS, canonical_json, event_hash
 from tenios_io.exceptions import LedgerError
-from tenios_io.ledger.custody import GENESIS, canonical_json, event_hash
 from tenios_io.ledger.engine import write_transaction
 from tenios_io.ledger.identity import adopt_ledger_id
 from tenios_io.ledger.states import State

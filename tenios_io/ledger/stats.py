@@ -15,9 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from tenios_io.ledger.core import LedgerCore
-from tenios_io.ledger.custody import queued_count
 from tenios_io.ledger.reads import Reads
 from tenios_io.ledger.records import as_utc
+from tenios_io.ledger.sequencer import queued_count
 from tenios_io.ledger.states import State
 from tenios_io.ledger.tables import recordings
 

@@ -30,17 +30,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tenios_io import crashpoints
+from tenios_io.custody.chain import NewEvent, canonical_json, canonical_row_digest, format_time
 from tenios_io.exceptions import StaleLease, UnknownRecording
 from tenios_io.ledger.core import LedgerCore
-from tenios_io.ledger.custody import (
-    NewEvent,
-    canonical_json,
-    canonical_row_digest,
-    format_time,
-    insert_queue_rows,
-)
 from tenios_io.ledger.manifests import queue_manifest_rows
 from tenios_io.ledger.records import THIS_PROCESS, Claim, Recording, as_utc
+from tenios_io.ledger.sequencer import insert_queue_rows
 from tenios_io.ledger.states import State, check_transition
 from tenios_io.ledger.tables import recordings
 

@@ -1,7 +1,7 @@
 """What the archiving code needs of a store, as Protocols.
 
 The :class:`~tenios_io.archive.Archiver` and the custody manifests
-(:mod:`tenios_io.manifests`) take these, not a concrete store: the pipeline passes
+(:mod:`tenios_io.publish.manifests`) take these, not a concrete store: the pipeline passes
 an :class:`~tenios_io.store.ArchiveStore` (its :class:`~tenios_io.store.ArchiveWriter`
 alone is a :class:`DocumentWriter` and a :class:`RecordingWriter`), unit tests pass
 the in-memory :class:`tenios_io.testing.MemoryStore`, which

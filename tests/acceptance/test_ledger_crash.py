@@ -23,8 +23,8 @@ import pytest
 import sqlalchemy as sa
 
 from flows.nightly import nightly_archive
+from tenios_io.custody.chain import row_digest
 from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
-from tenios_io.ledger.custody import row_digest
 from tenios_io.ledger.importing import iter_import_file
 from tenios_io.ledger.registration import MERGE_CHUNK
 from tenios_io.ledger.tables import custody_queue, recordings

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from tenios_io.custody.chain import row_digest
 from tenios_io.ledger import State
-from tenios_io.ledger.custody import row_digest
 from tenios_io.ledger.tables import manifest_queue
 from tenios_io.store import parse_object_key
 from tenios_io.store.keys import manifest_prefix

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tenios_io.custody.chain import format_time
 from tenios_io.ledger import NewRecording, State
-from tenios_io.ledger.custody import format_time
 from tenios_io.ledger.schema import upgrade
 from tenios_io.ledger.tables import custody_events, recordings
 from tenios_io.simulator import FaultPlan, Simulator

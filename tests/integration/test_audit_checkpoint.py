@@ -17,12 +17,12 @@ import pytest
 import sqlalchemy as sa
 
 from tenios_io.audit import check_checkpoints, checkpoint_key, write_checkpoint
-from tenios_io.audit.checkpoint import list_checkpoint_keys
+from tenios_io.custody.chain import GENESIS, canonical_json, event_hash
 from tenios_io.exceptions import ChainBroken
 from tenios_io.ledger import Ledger, NewEvent
-from tenios_io.ledger.custody import GENESIS, canonical_json, event_hash
 from tenios_io.ledger.schema import upgrade
 from tenios_io.ledger.tables import custody_events
+from tenios_io.publish.checkpoints import list_checkpoint_keys
 from tenios_io.store import parse_object_key
 from tests.integration.test_audit_support import AuditWorld, make_world, versions_of
 

@@ -14,7 +14,7 @@ import pytest
 from tenios_io.audit import Category, drop_entries, reconcile, write_checkpoint
 from tenios_io.exceptions import StoreUnavailable
 from tenios_io.ledger import NewRecording
-from tenios_io.manifests import write_missing_manifests
+from tenios_io.publish.manifests import write_missing_manifests
 from tenios_io.store import sidecar_key
 from tests.fixtures.sshd import SftpServer
 from tests.integration.test_audit_support import AuditWorld, make_world

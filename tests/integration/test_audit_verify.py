@@ -12,7 +12,7 @@ import pytest
 
 from tenios_io.audit import VerifyStatus, select_recordings, verify_archive
 from tenios_io.audit.verify import check_recording
-from tenios_io.ledger.custody import format_time
+from tenios_io.custody.chain import format_time
 from tenios_io.store import sidecar_key
 from tests.integration.test_audit_support import AuditWorld, make_world, recent, versions_of
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tenios_io.custody.chain import event_hash
 from tenios_io.ledger import State
-from tenios_io.ledger.custody import event_hash
 from tenios_io.store import sidecar_key
 from tests.fixtures.cli import CliResult
 from tests.fixtures.moto import FAKE_CREDENTIALS

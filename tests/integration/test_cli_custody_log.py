@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tenios_io import signing
 from tenios_io.audit import write_checkpoint
 from tenios_io.config import load_settings
-from tenios_io.custodylog import default_origin, log_prefix
-from tenios_io.custodylog.checkpoints import make_checkpoint
-from tenios_io.custodylog.tree import LogFiles, TreeEdge
-from tenios_io.ledger import merkle
-from tenios_io.ledger.custody import canonical_json
+from tenios_io.custody import merkle, signing
+from tenios_io.custody.chain import canonical_json
+from tenios_io.custody.checkpoints import make_checkpoint
+from tenios_io.custody.layout import default_origin, log_prefix
+from tenios_io.custody.tree import LogFiles, TreeEdge
 from tenios_io.ledger.schema import upgrade
 from tenios_io.store.keys import manifest_prefix
 from tests.fixtures.cli import CliResult
@@ -318,7 +317,8 @@ def test_prove_and_check_proof_round_trip(proving: Proving, cli: Cli, tmp_path: 
 
 
 def test_no_byte_of_a_proof_bundle_can_change(proving: Proving, tmp_path: Path) -> None:
-    from tenios_io.custodylog.prove import build_proof, check_proof
+    from tenios_io.audit.prove import build_proof
+    from tenios_io.custody.proof import check_proof
 
     write_checkpoint(proving.world.ledger, proving.world.store, signer=proving.signer)
     evidence = build_proof(proving.world.ledger, proving.world.store, proving.ids[0])
@@ -362,7 +362,7 @@ def test_ledger_show_names_the_checkpoint_and_leaves(proving: Proving, cli: Cli)
 
 
 def open_checkpoint_size(proving: Proving) -> int:
-    from tenios_io.custodylog import open_checkpoint
+    from tenios_io.custody.checkpoints import open_checkpoint
 
     key = log_prefix(proving.world.store.prefix) + "checkpoint"
     note = proving.world.s3.get_object(Bucket=proving.world.bucket, Key=key)["Body"].read()

@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tenios_io import signing
 from tenios_io.audit import write_checkpoint
-from tenios_io.custodylog import log_prefix, open_checkpoint
-from tenios_io.custodylog.layout import event_entry
-from tenios_io.custodylog.tree import LogFiles, tree_reader
+from tenios_io.custody import merkle, signing
+from tenios_io.custody.checkpoints import open_checkpoint
+from tenios_io.custody.layout import event_entry, log_prefix
+from tenios_io.custody.tree import LogFiles, tree_reader
 from tenios_io.exceptions import ChainBroken
-from tenios_io.ledger import merkle
 from tests.integration.test_audit_support import AuditWorld, make_world
 
 if TYPE_CHECKING:
@@ -109,7 +108,7 @@ def test_a_tampered_tile_is_not_built_upon(world: AuditWorld, signer: signing.Si
 def test_a_late_writer_does_not_move_the_latest_checkpoint_back(
     world: AuditWorld, signer: signing.Signer
 ) -> None:
-    from tenios_io.custodylog.publish import _replace_latest
+    from tenios_io.publish.log import _replace_latest
 
     world.archive(1)
     write_checkpoint(world.ledger, world.store, signer=signer)
@@ -137,7 +136,7 @@ def test_the_latest_checkpoint_is_replaced_only_if_unchanged_since_it_was_read(
     """The race 80540a6 left open: run A reads the latest checkpoint (an old one), run B
     points it at a larger tree, then A writes its smaller one over B's.  A's write is
     conditional on what it read, so it is refused and A decides again on B's."""
-    from tenios_io.custodylog.publish import _replace_latest
+    from tenios_io.publish.log import _replace_latest
 
     first, second, third = _three_checkpoints(world, signer)
     files = LogFiles(world.store, log_prefix(world.store.prefix))
@@ -169,7 +168,7 @@ def test_two_first_checkpoints_racing_for_the_latest(
 ) -> None:
     """No latest yet: the write is If-None-Match: *, so the second writer is refused
     and keeps the larger tree."""
-    from tenios_io.custodylog.publish import _replace_latest
+    from tenios_io.publish.log import _replace_latest
 
     _first, second, third = _three_checkpoints(world, signer)
     files = LogFiles(world.store, log_prefix(world.store.prefix))

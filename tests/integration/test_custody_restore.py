@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tenios_io import signing
-from tenios_io.audit.identity import read_bucket_ledger_id
-from tenios_io.custodylog import log_prefix, open_checkpoint
-from tenios_io.custodylog.tree import LogFiles, tree_reader
-from tenios_io.ledger import merkle
+from tenios_io.custody import merkle, signing
+from tenios_io.custody.checkpoints import open_checkpoint
+from tenios_io.custody.layout import log_prefix
+from tenios_io.custody.tree import LogFiles, tree_reader
 from tenios_io.ledger.schema import downgrade, upgrade
+from tenios_io.publish.identity import read_bucket_ledger_id
 from tests.fixtures.cli import CliResult
 from tests.fixtures.moto import FAKE_CREDENTIALS
 from tests.integration.test_audit_support import AuditWorld, make_world

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tenios_io import signing
 from tenios_io.audit import write_checkpoint
-from tenios_io.custodylog import log_prefix, open_checkpoint
-from tenios_io.custodylog.tree import LogFiles, tree_reader
-from tenios_io.ledger import merkle
+from tenios_io.custody import merkle, signing
+from tenios_io.custody.checkpoints import open_checkpoint
+from tenios_io.custody.layout import log_prefix
+from tenios_io.custody.tree import LogFiles, tree_reader
 from tenios_io.ledger.schema import upgrade
 from tests.integration.test_audit_support import make_world
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tenios_io.custody.chain import NewEvent
 from tenios_io.exceptions import IllegalTransition, StaleLease, UnknownRecording
 from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
-from tenios_io.ledger.custody import NewEvent
 from tenios_io.ledger.tables import custody_events, recordings
 
 

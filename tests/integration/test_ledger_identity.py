@@ -19,18 +19,13 @@ import pytest
 import sqlalchemy as sa
 
 from tenios_io.audit import write_checkpoint
-from tenios_io.audit.identity import (
-    bind_bucket,
-    check_bucket,
-    ledger_id_document,
-    ledger_id_key,
-)
 from tenios_io.config import load_settings
 from tenios_io.exceptions import BucketOfAnotherLedger
 from tenios_io.ledger import Ledger, NewRecording, create_ledger_engine
 from tenios_io.ledger.schema import upgrade
 from tenios_io.ledger.tables import ledger_identity
 from tenios_io.pipeline import open_pipeline
+from tenios_io.publish.identity import bind_bucket, check_bucket, ledger_id_document, ledger_id_key
 from tenios_io.simulator import RunningSimulator
 from tenios_io.store import PROBE_NAME
 from tests.fixtures.cli import CliResult
@@ -215,7 +210,7 @@ def test_two_ledgers_binding_a_new_bucket_at_once(first: AuditWorld, second: Led
         calls.append(found)
         return found
 
-    import tenios_io.audit.identity as identity
+    import tenios_io.publish.identity as identity
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(identity, "check_bucket", racing_check)

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tenios_io.ledger import Ledger, NewRecording, create_ledger_engine, custody
-from tenios_io.manifests import manifest_body
+from tenios_io.custody import chain
+from tenios_io.ledger import Ledger, NewRecording, create_ledger_engine
+from tenios_io.publish.manifests import manifest_body
 from tenios_io.store.retention import iso
 
 
@@ -26,7 +27,7 @@ def ledger(database_url: str) -> Iterator[Ledger]:
 
 def expected_line(ledger: Ledger, key: str, events: list[dict[str, object]]) -> bytes:
     """The line the manifest held when it was built from ``Ledger.get`` (the whole row)
-    and every stored event up to ``archived``, hashed with custody.row_digest."""
+    and every stored event up to ``archived``, hashed with chain.row_digest."""
     rec = ledger.get(key)
     names = [e["event"] for e in events]
     upto = len(names) - names[::-1].index("archived")
@@ -40,8 +41,8 @@ def expected_line(ledger: Ledger, key: str, events: list[dict[str, object]]) -> 
         "retention_mode": rec.retention_mode or "none",
         "retain_until": iso(rec.retain_until) if rec.retain_until else None,
         "legal_hold": rec.legal_hold,
-        "archived_at": custody.format_time(rec.archived_at) if rec.archived_at else None,
-        "events": [custody.row_digest(e) for e in events[:upto]],
+        "archived_at": chain.format_time(rec.archived_at) if rec.archived_at else None,
+        "events": [chain.row_digest(e) for e in events[:upto]],
     }
     text = json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return text.encode("ascii") + b"\n"

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tenios_io.archive import Archiver, Outcome
+from tenios_io.custody import chain
 from tenios_io.exceptions import (
     AccessDenied,
     ApiUnavailable,
@@ -26,7 +27,7 @@ from tenios_io.exceptions import (
     SourceFileMissing,
     SourceUnavailable,
 )
-from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine, custody
+from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
 from tenios_io.ledger.schema import upgrade
 from tenios_io.retry import RetryPolicy
 from tenios_io.sources import Fetched, FetchRequest, Sink
@@ -100,7 +101,7 @@ def test_archives_records_events_and_removes_the_spool(ledger: Ledger, tmp_path:
     assert key.startswith("recordings/_custody/manifests/") and key.endswith("-000001.jsonl")
     (line,) = [json.loads(text) for text in body.decode().splitlines()]
     assert (line["recording_uuid"], line["key"], line["version_id"]) == (REC, rec.s3_key, "v1")
-    assert line["events"] == [custody.row_digest(e) for e in events]
+    assert line["events"] == [chain.row_digest(e) for e in events]
     assert ledger.manifests_pending() == []
     # The spool file is kept for the next recording to overwrite, until the archiver closes.
     assert len(list(tmp_path.glob("tenios-*.spool"))) == 1

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tenios_io.custodylog.layout import event_entry
-from tenios_io.ledger import custody
-from tenios_io.ledger.custody import GENESIS, canonical_json, event_hash, format_time, verify
+from tenios_io.custody import chain
+from tenios_io.custody.chain import GENESIS, canonical_json, event_hash, format_time, verify
+from tenios_io.custody.layout import event_entry
 
 
 def _chain(n: int) -> list[dict[str, Any]]:
@@ -116,15 +116,15 @@ def test_chain_hash_is_the_hash_of_canonical_json(
         "occurred_at": "2026-12-03T01:02:03.000004Z",
         "details": details,
     }
-    expected = hashlib.sha256(("ab" * 32 + custody.canonical_json(body)).encode()).hexdigest()
-    got = custody.chain_hash(
+    expected = hashlib.sha256(("ab" * 32 + chain.canonical_json(body)).encode()).hexdigest()
+    got = chain.chain_hash(
         "ab" * 32,
         42,
         recording_uuid,
         "uploaded",
         actor,
         "2026-12-03T01:02:03.000004Z",
-        custody.canonical_json(details),
+        chain.canonical_json(details),
     )
     assert got == expected
 
@@ -135,12 +135,12 @@ def test_chain_hash_is_the_hash_of_canonical_json(
 def test_canonical_entry_digest_is_entry_digest(details: dict[str, object]) -> None:
     # Writers digest their events without re-parsing details they just made canonical.
     args = ("8101fcb3-3843-4db3-9829-f7ab586625fe", "uploaded", "w\u00fc", "2026-12-03T01:02:03Z")
-    assert custody.canonical_entry_digest(
-        *args, custody.canonical_json(details)
-    ) == custody.entry_digest(*args, json.dumps(details, indent=2))
-    assert custody.canonical_entry_digest(
-        None, "run_stopped", "w", "t", "{}"
-    ) == custody.entry_digest(None, "run_stopped", "w", "t", "{ }")
+    assert chain.canonical_entry_digest(*args, chain.canonical_json(details)) == chain.entry_digest(
+        *args, json.dumps(details, indent=2)
+    )
+    assert chain.canonical_entry_digest(None, "run_stopped", "w", "t", "{}") == chain.entry_digest(
+        None, "run_stopped", "w", "t", "{ }"
+    )
 
 
 @pytest.mark.parametrize(
@@ -185,7 +185,7 @@ def test_registered_details_are_the_canonical_json_of_the_dict(
     ],
 )
 def test_recanonical_is_canonical_json_of_json_loads(stored: str) -> None:
-    assert custody.recanonical(stored) == canonical_json(json.loads(stored))
+    assert chain.recanonical(stored) == canonical_json(json.loads(stored))
 
 
 @pytest.mark.parametrize(
@@ -195,7 +195,7 @@ def test_recanonical_raises_what_json_loads_raises(stored: str) -> None:
     with pytest.raises(json.JSONDecodeError) as expected:
         json.loads(stored)
     with pytest.raises(json.JSONDecodeError) as raised:
-        custody.recanonical(stored)
+        chain.recanonical(stored)
     assert (raised.value.msg, raised.value.pos) == (expected.value.msg, expected.value.pos)
 
 

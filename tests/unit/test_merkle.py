@@ -12,7 +12,7 @@ import hashlib
 
 import pytest
 
-from tenios_io.ledger import merkle
+from tenios_io.custody import merkle
 
 LEAVES = [
     bytes.fromhex(h)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tenios_io import signing
+from tenios_io.custody import signing
 
 GO_SIGNER = "PRIVATE+KEY+go.example+7b22af3b+ATf+Z9Ea2q4PlRnpZqB8tKWRbGdGi/6wedS/HNdQgXuE"
 GO_VERIFIER = "go.example+7b22af3b+ARCf2YGnA3po2NPsbK3bw8oE9v4sALQT8XLTKNK4OXd7"

@@ -32,9 +32,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenios_io import signing
-from tenios_io.custodylog.checkpoints import CheckpointError, LogCheckpoint, open_checkpoint
-from tenios_io.custodylog.layout import (
+from tenios_io.custody import merkle, signing
+from tenios_io.custody.chain import canonical_entry_digest, canonical_json
+from tenios_io.custody.checkpoints import CheckpointError, LogCheckpoint, open_checkpoint
+from tenios_io.custody.layout import (
     LATEST,
     LOG_DIR,
     checkpoint_name,
@@ -42,10 +43,8 @@ from tenios_io.custodylog.layout import (
     log_prefix,
     parse_entry,
 )
-from tenios_io.custodylog.tree import LogFiles, TreeEdge, tree_reader
+from tenios_io.custody.tree import LogFiles, TreeEdge, tree_reader
 from tenios_io.exceptions import TeniosArchiveError
-from tenios_io.ledger import merkle
-from tenios_io.ledger.custody import canonical_entry_digest, canonical_json
 from tenios_io.store import ArchiveStore
 from tenios_io.store.keys import PROBE_NAME, SIDECAR_SUFFIX, manifest_prefix
 

@@ -27,9 +27,9 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tenios_io.audit.checkpoint import ledger_problem, newest_checkpoint
 from tenios_io.exceptions import ArchiveConflict, BucketOfAnotherLedger
 from tenios_io.ledger import Ledger
+from tenios_io.publish.checkpoints import ledger_problem, newest_checkpoint
 from tenios_io.store import ArchiveStore
 
 FORMAT = "tenios-archive ledger id v1"

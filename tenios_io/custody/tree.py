@@ -16,8 +16,8 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from tenios_io.custody import merkle
 from tenios_io.exceptions import VerificationFailed
-from tenios_io.ledger import merkle
 from tenios_io.store import ArchiveStore
 
 W = merkle.TILE_WIDTH

@@ -1,7 +1,7 @@
 """Extend the custody log in the bucket to the ledger's chain head and sign a checkpoint.
 
 Called when a run writes its checkpoint (after it has integrated everything it
-wrote, see ``tenios_io.audit.checkpoint.write_checkpoint``).  Steps:
+wrote, see ``tenios_io.publish.checkpoints.write_checkpoint``).  Steps:
 
 1. read the latest checkpoint and the tree's right edge from the bucket and check
    that the edge hashes to the checkpoint's root (never build on tampered tiles);
@@ -23,23 +23,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from tenios_io import signing
-from tenios_io.custodylog.checkpoints import (
+from tenios_io.custody import merkle, signing
+from tenios_io.custody.checkpoints import (
     CheckpointError,
     LogCheckpoint,
     make_checkpoint,
     open_checkpoint,
 )
-from tenios_io.custodylog.layout import (
+from tenios_io.custody.layout import (
     LATEST,
     checkpoint_name,
     default_origin,
     event_entry,
     log_prefix,
 )
-from tenios_io.custodylog.tree import LogFiles, TreeEdge, load_edge
+from tenios_io.custody.tree import LogFiles, TreeEdge, load_edge
 from tenios_io.exceptions import ArchiveConflict, ChainBroken, ConfigError, StoreUnavailable
-from tenios_io.ledger import Ledger, merkle
+from tenios_io.ledger import Ledger
 from tenios_io.store import ArchiveStore
 
 log = logging.getLogger("tenios_io.custodylog")

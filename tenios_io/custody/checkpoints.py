@@ -11,8 +11,8 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from tenios_io import signing
-from tenios_io.ledger.merkle import HASH_SIZE
+from tenios_io.custody import signing
+from tenios_io.custody.merkle import HASH_SIZE
 
 
 class CheckpointError(ValueError):

@@ -3,7 +3,7 @@
 Only a log whose latest checkpoint is signed by the given key is restored, and the
 entry bundles are re-hashed into the tree while they are read: unless they hash to
 the signed root, the restore's transaction is rolled back and the ledger stays empty.
-The restored ledger adopts the ledger id the bucket keeps (``tenios_io.audit.identity``):
+The restored ledger adopts the ledger id the bucket keeps (``tenios_io.publish.identity``):
 it is the same ledger, and archives on into the same bucket prefix.
 """
 
@@ -15,14 +15,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from tenios_io import signing
-from tenios_io.audit.identity import read_bucket_ledger_id
-from tenios_io.custodylog.checkpoints import CheckpointError, LogCheckpoint, open_checkpoint
-from tenios_io.custodylog.layout import LATEST, log_prefix, parse_entry
-from tenios_io.custodylog.tree import LogFiles, TreeEdge
+from tenios_io.custody import merkle, signing
+from tenios_io.custody.checkpoints import CheckpointError, LogCheckpoint, open_checkpoint
+from tenios_io.custody.layout import LATEST, log_prefix, parse_entry
+from tenios_io.custody.tree import LogFiles, TreeEdge
 from tenios_io.exceptions import VerificationFailed
-from tenios_io.ledger import merkle
 from tenios_io.ledger.restore import RestoreCounts, restore_events
+from tenios_io.publish.identity import read_bucket_ledger_id
 from tenios_io.store import ArchiveStore
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tenios_io.ledger.custody import format_time
+from tenios_io.custody.chain import format_time
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -1,6 +1,6 @@
 """Where the custody log lives in the bucket, and what one log entry is.
 
-Under ``{prefix}/_custody/log/`` (C2SP tlog-tiles, paths from :mod:`tenios_io.ledger.merkle`)::
+Under ``{prefix}/_custody/log/`` (C2SP tlog-tiles, paths from :mod:`tenios_io.custody.merkle`)::
 
     checkpoint                       the latest signed checkpoint (replaced by each run)
     checkpoints/<size, 20 digits>    every signed checkpoint, kept (If-None-Match: *)
@@ -8,7 +8,7 @@ Under ``{prefix}/_custody/log/`` (C2SP tlog-tiles, paths from :mod:`tenios_io.le
     tile/entries/<N>[.p/<W>]         entry bundles: the custody events themselves
 
 A log entry is one custody event's canonical JSON (UTF-8) with its sequence number,
-exactly the body the linear chain hashes (``tenios_io.ledger.custody.event_hash``);
+exactly the body the linear chain hashes (``tenios_io.custody.chain.event_hash``);
 leaf ``i`` of the tree is the event with ``seq = i + 1``.  So the bucket alone holds
 every event, and the chain can be recomputed from the entry bundles.
 """
@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tenios_io.ledger.custody import canonical_json, event_body, recanonical
+from tenios_io.custody.chain import canonical_json, event_body, recanonical
 
 LOG_DIR = "_custody/log"
 

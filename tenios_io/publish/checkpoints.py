@@ -42,12 +42,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tenios_io import __version__
-from tenios_io.audit.times import iso
-from tenios_io.custodylog.publish import publish_log
+from tenios_io.custody.chain import GENESIS, NewEvent, event_hash, format_time
+from tenios_io.custody.signing import Signer
+from tenios_io.custody.times import iso
 from tenios_io.exceptions import ArchiveConflict, ChainBroken, VerificationFailed
 from tenios_io.ledger import Ledger
-from tenios_io.ledger.custody import GENESIS, NewEvent, event_hash, format_time
-from tenios_io.signing import Signer
+from tenios_io.publish.log import publish_log
 from tenios_io.store import ArchiveStore
 
 FORMAT = "tenios-archive custody checkpoint v1"
@@ -125,7 +125,7 @@ def write_checkpoint(
 
     Once the chain verifies, the custody log (tiles, entry bundles) is extended to the
     head and a checkpoint of it signed by ``signer`` (unsigned, with a warning, when
-    None) — see :mod:`tenios_io.custodylog`.
+    None) — see :mod:`tenios_io.publish.log`.
 
     Returns the checkpoint written (or the identical one already there).  Raises
     ChainBroken if the chain does not verify or contradicts a checkpoint, and the

@@ -14,7 +14,7 @@ recording, canonical JSON (sorted keys, no whitespace, ASCII)::
      "retain_until": "...Z", "retention_mode": "governance", "sha256": "...",
      "size": 123, "version_id": "..."}
 
-``events`` are the entry digests (:func:`tenios_io.ledger.custody.entry_digest`) of
+``events`` are the entry digests (:func:`tenios_io.custody.chain.entry_digest`) of
 the recording's custody events up to ``archived``: each can be found in the custody
 log's entry bundles.  ``legal_hold`` and retention are as archived.
 
@@ -35,8 +35,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from tenios_io import crashpoints
+from tenios_io.custody.chain import format_time
 from tenios_io.ledger import Ledger
-from tenios_io.ledger.custody import format_time
 from tenios_io.ledger.manifests import ManifestEntry
 from tenios_io.store.keys import manifest_key
 from tenios_io.store.protocols import DocumentWriter
