@@ -19,6 +19,7 @@ venv: $(VENV)/.synced
 lint: venv
 	$(RUN)/ruff check tenios_io flows tests bench migrations
 	$(RUN)/ruff format --check tenios_io flows tests bench migrations
+	$(RUN)/lint-imports
 
 typecheck: venv
 	$(RUN)/mypy

@@ -37,7 +37,7 @@ import boto3
 import psutil
 from moto.server import ThreadedMotoServer
 
-from tenios_io.checksum import HashingSpool, Spooled
+from tenios_io.recording.spool import HashingSpool, Spooled
 from tenios_io.store import ArchiveStore, make_s3_client
 from tenios_io.store.client import DEFAULT_POOL
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect.events import emit_event
 
 from tenios_io.ledger.stats import LedgerStats
-from tenios_io.monitoring import LEDGER_RESOURCE, OVERDUE_EVENT, age, overdue
+from tenios_io.ops.monitoring import LEDGER_RESOURCE, OVERDUE_EVENT, age, overdue
 
 
 def report_backlog(stats: LedgerStats, *, alert_hours: float) -> bool:

@@ -1,10 +1,10 @@
 """What the archiving flows share: the batch, sweep and checkpoint as Prefect tasks,
-and the run of :func:`tenios_io.runloop.run_archive` with batches submitted to the
+and the run of :func:`tenios_io.run.session.run_archive` with batches submitted to the
 flow's bounded task runner.  Logic lives in tenios_io; this only orchestrates.
 
-The tasks take plain data (a :class:`~tenios_io.clients.RunClients` key, claims),
+The tasks take plain data (a :class:`~tenios_io.run.clients.RunClients` key, claims),
 never live clients, so any Prefect task runner can run them: each process finds its
-clients through :mod:`tenios_io.clients` (the flow lends its own for the run; another
+clients through :mod:`tenios_io.run.clients` (the flow lends its own for the run; another
 process builds them once)."""
 
 from __future__ import annotations
@@ -26,18 +26,18 @@ from prefect.states import Cancelled
 
 from flows.alerts import report_backlog
 from flows.limits import api_rate_limiter
-from tenios_io import clients, runloop
-from tenios_io.archive import Archiver, Outcome, RecordingResult
-from tenios_io.checksum import remove_own_spools
-from tenios_io.clients import RunClients
 from tenios_io.config import load_settings
 from tenios_io.exceptions import is_transient
-from tenios_io.interrupt import Interruption, RunInterrupted
 from tenios_io.ledger import Claim
-from tenios_io.monitoring import markdown
-from tenios_io.pipeline import Pipeline, open_pipeline
-from tenios_io.runloop import RETRIES, RETRY_DELAYS_SECONDS, checkpoint_step, sweep_step
-from tenios_io.runs import MAX_CONCURRENCY, BatchNotStarted, RunSummary
+from tenios_io.ops.monitoring import markdown
+from tenios_io.recording.spool import remove_own_spools
+from tenios_io.run import clients, session
+from tenios_io.run.archiver import Archiver, Outcome, RecordingResult
+from tenios_io.run.clients import RunClients
+from tenios_io.run.interrupt import Interruption, RunInterrupted
+from tenios_io.run.loop import MAX_CONCURRENCY, BatchNotStarted, RunSummary
+from tenios_io.run.pipeline import Pipeline, open_pipeline
+from tenios_io.run.session import RETRIES, RETRY_DELAYS_SECONDS, checkpoint_step, sweep_step
 
 
 def only_transient(_task: Any, _run: TaskRun, state: State) -> bool:
@@ -113,7 +113,7 @@ def checkpoint_chain(run: RunClients) -> dict[str, Any]:
     return checkpoint_step(pipeline_of(run), run.actor)
 
 
-def task_submitter(run: RunClients) -> runloop.Submit:
+def task_submitter(run: RunClients) -> session.Submit:
     """Each batch as an ``archive-batch`` task on the flow's task runner, given only
     plain data; its results as a plain future."""
 
@@ -194,7 +194,7 @@ def run_archive(
     what ``before`` returned (it gets the run's clients key).  ``checkpoint=False``:
     an archive worker of a fanned-out run, whose parent checkpoints once at the end.
 
-    SIGINT and SIGTERM during the run are the run's (tenios_io.interrupt), and so is
+    SIGINT and SIGTERM during the run are the run's (tenios_io.run.interrupt), and so is
     Prefect's cancellation of the flow run, which a worker or ``flow.serve`` delivers
     as SIGTERM to the run's process group (after a 30 s grace, SIGKILL): the run
     stops claiming, lets the recordings in flight finish (10 s grace) or gives their
@@ -213,7 +213,7 @@ def run_archive(
     interruption = Interruption(notify=logger.warning)
     try:
         with interruption.installed():
-            result = runloop.run_archive(
+            result = session.run_archive(
                 settings,
                 actor=run.actor,
                 submit=task_submitter(run),

@@ -14,8 +14,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, pipeline_of, run_archive
 from flows.fanout import run_fanned_out, worker_parameters
-from tenios_io.clients import RunClients
 from tenios_io.ledger.importing import iter_import_file
+from tenios_io.run.clients import RunClients
 
 
 @flow(

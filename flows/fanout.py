@@ -30,13 +30,13 @@ from prefect.states import Cancelling, Crashed
 from flows.alerts import report_backlog
 from flows.archiving import checkpoint_chain, open_clients, run_actor
 from flows.worker import RESULT_KEY
-from tenios_io import clients, fanout
-from tenios_io.clients import RunClients
 from tenios_io.config import load_settings
-from tenios_io.interrupt import Interruption
 from tenios_io.ledger.stats import collect, probe
-from tenios_io.monitoring import markdown
-from tenios_io.pipeline import Pipeline
+from tenios_io.ops.monitoring import markdown
+from tenios_io.run import clients, fanout
+from tenios_io.run.clients import RunClients
+from tenios_io.run.interrupt import Interruption
+from tenios_io.run.pipeline import Pipeline
 
 #: The deployment a fanned-out run starts its workers from (prefect.yaml).
 WORKER_DEPLOYMENT = "archive-worker/archive-worker"

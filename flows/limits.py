@@ -14,8 +14,8 @@ from prefect.concurrency.sync import rate_limit
 from prefect.logging import get_logger
 from prefect.settings import PREFECT_API_URL
 
-from tenios_io.prefect_setup import LIMIT_NAME, require_rate_limit
-from tenios_io.ratelimit import TokenBucket
+from tenios_io.ops.prefect_setup import LIMIT_NAME, require_rate_limit
+from tenios_io.run.ratelimit import TokenBucket
 
 __all__ = ["LIMIT_NAME", "api_rate_limiter"]
 

@@ -9,7 +9,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, run_archive
-from tenios_io.fanout import worker_summary
+from tenios_io.run.fanout import worker_summary
 
 #: The artifact key of a worker's plain summary; the parent reads it back.
 RESULT_KEY = "archive-worker-result"

@@ -60,7 +60,7 @@ from tenios_io.exceptions import (
     TruncatedBody,
     WrongApiUrl,
 )
-from tenios_io.sources import Fetched, FetchRequest, Sink
+from tenios_io.recording.source import Fetched, FetchRequest, Sink
 
 logger = logging.getLogger("tenios_io.api")
 
@@ -327,7 +327,8 @@ class TeniosClient:
 
 
 class ApiSource:
-    """The TENIOS API as a :class:`~tenios_io.sources.RecordingSource`: it can always try."""
+    """The TENIOS API as a :class:`~tenios_io.recording.source.RecordingSource`: it can
+    always try."""
 
     name = "api"
 

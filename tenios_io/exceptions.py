@@ -40,7 +40,7 @@ translated once, at the boundary that meets them, with ``raise ... from exc``.
     │   └── SourceFileMissing            [terminal]  the file is not (or no longer) there
     └── RecordingInvalid                 [transient] not the whole recording: short of its
                                                      Content-Length, an incomplete container,
-                                                     an error document on a 200 (container.py)
+                                                     an error document on a 200 (recording/)
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ class BucketNotUsable(StoreError, Terminal):
 class StoreAccessDenied(BucketNotUsable):
     """The bucket cannot be used by this run at all (it does not exist, the credentials
     are refused or expired, the KMS key is unusable): no object can succeed, so the run
-    stops instead of failing recordings one by one (tenios_io/runstop.py)."""
+    stops instead of failing recordings one by one (tenios_io/run/stop.py)."""
 
 
 class ArchiveConflict(StoreError, Terminal):
@@ -279,7 +279,7 @@ class SourceFileMissing(SourceError, Terminal):
 
 
 class RecordingInvalid(TeniosArchiveError, Transient):
-    """The bytes a source delivered are not the whole recording (see container.py).
+    """The bytes a source delivered are not the whole recording (see recording/validation.py).
 
     Transient: TENIOS may serve the whole recording on the next try, and a drop file
     still being written will be whole later; attempts bound the retries.

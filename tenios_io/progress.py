@@ -1,11 +1,11 @@
 """Progress events from the archiving code to whoever shows them (the CLI's progress bar).
 
 A listener is passed in: the CLI builds its bar and hands it through the run loop
-(:func:`tenios_io.runloop.run_in_process` → :func:`tenios_io.pipeline.open_pipeline`)
-to the :class:`~tenios_io.archive.Archiver` and the drop sweep, where the events
+(:func:`tenios_io.run.session.run_in_process` → :func:`tenios_io.run.pipeline.open_pipeline`)
+to the :class:`~tenios_io.run.archiver.Archiver` and the drop sweep, where the events
 happen.  Whoever passes none gets :data:`NO_PROGRESS`, which ignores them: the
 Prefect flows' tasks take plain data and report no events, so the CLI feeds its bar
-for a run through Prefect from the ledger instead (:mod:`tenios_io.progress_poll`).
+for a run through Prefect from the ledger instead (:mod:`tenios_io.run.progress_poll`).
 """
 
 from __future__ import annotations

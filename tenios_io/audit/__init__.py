@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from tenios_io.audit.export import EXPORT_COLUMNS, export_row
 from tenios_io.audit.reconcile import Category, Finding, ReconcileReport, reconcile
-from tenios_io.audit.report import AuditReport, Period, build_report
+from tenios_io.audit.report import build_report
+from tenios_io.audit.report_data import AuditReport, Period
 from tenios_io.audit.retention import (
     HoldResult,
     PurgeAction,

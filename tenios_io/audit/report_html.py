@@ -11,17 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tenios_io.container import describe_duration
+from tenios_io.audit.report_data import MAX_ROWS, AuditReport, EventEntry
 from tenios_io.custody.chain import format_time
 from tenios_io.ledger import Recording, State
-
-if TYPE_CHECKING:
-    from tenios_io.audit.report import AuditReport, EventEntry
-
-#: At most this many rows per table (the CSV / JSONL exports have them all).
-MAX_ROWS = 500
+from tenios_io.recording.validation import describe_duration
 
 STATE_MEANING = {
     State.PENDING: "registered, waiting to be fetched (or to be retried)",

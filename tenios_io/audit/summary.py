@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tenios_io.audit.reconcile import ReconcileReport
-from tenios_io.audit.report import AuditReport
+from tenios_io.audit.report_data import AuditReport
 from tenios_io.audit.verify import Selection, VerifyReport
 from tenios_io.ledger import ChainReport
 from tenios_io.publish.checkpoints import CheckpointReport

@@ -77,7 +77,7 @@ def drop_entries(settings: Settings, ledger: Ledger) -> tuple[list[DropEntry], i
     if not settings.sftp_url:
         return None
     from tenios_io.sftp import SftpSource  # paramiko only when a drop is configured
-    from tenios_io.sweep import known_ids_of
+    from tenios_io.sftp.sweep import known_ids_of
 
     with SftpSource.from_settings(settings) as source:
         sweep = source.drop.sweep(known_ids_of(ledger))

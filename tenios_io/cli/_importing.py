@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tenios_io.interrupt import Interruption
     from tenios_io.ledger import ImportResult
+    from tenios_io.run.interrupt import Interruption
 
 
 def import_line(imported: ImportResult, interruption: Interruption | None) -> str:

@@ -3,7 +3,7 @@
 A run goes through Prefect only when a Prefect API is configured (``PREFECT_API_URL``
 in the environment or in the active Prefect profile): it then appears on that
 server with its artifacts.  Otherwise the CLI runs the same loop in its own process
-(tenios_io.runloop) and neither imports Prefect nor starts its ephemeral server.
+(tenios_io.run.session) and neither imports Prefect nor starts its ephemeral server.
 
 The flows live in the ``flows`` package, which this library never imports by name:
 the project's metadata names them (entry points ``tenios_archive.flows`` in
@@ -57,7 +57,7 @@ def call_flow(flow: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:
     """Call an archiving flow in this process and return its summary, also when the
     flow ended Cancelled (a signal stopped it: the summary is the state's result).
     A flow stopped before it claimed anything raises :class:`RunInterrupted`."""
-    from tenios_io.interrupt import RunInterrupted
+    from tenios_io.run.interrupt import RunInterrupted
 
     state = flow(**args, return_state=True)
     result = state.result(raise_on_failure=False)

@@ -18,9 +18,9 @@ from tenios_io.audit import (
 from tenios_io.cli._common import cli_actor, console
 from tenios_io.cli.run import archive, preflight, run_flow
 from tenios_io.config import Settings, load_settings
-from tenios_io.demo import PRODUCER_INSERT, demo_environment, hand_over_by_sql
 from tenios_io.ledger.schema import upgrade
-from tenios_io.runloop import sweep_first
+from tenios_io.run.session import sweep_first
+from tenios_io.simulator.demo import PRODUCER_INSERT, demo_environment, hand_over_by_sql
 from tenios_io.store import make_s3_client, parse_object_key
 from tenios_io.store.keys import manifest_prefix
 

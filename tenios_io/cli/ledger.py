@@ -22,10 +22,10 @@ from tenios_io.cli._common import cli_actor, console, err_console, output_file, 
 from tenios_io.cli._importing import import_line
 from tenios_io.cli.ledger_stats import stats
 from tenios_io.exceptions import ImportFileError, UnknownRecording
-from tenios_io.interrupt import Interruption, RunInterrupted
 from tenios_io.ledger import NewRecording, State, open_ledger
 from tenios_io.ledger.importing import iter_import_file, parse_uuid
 from tenios_io.ledger.intake import IntakeState
+from tenios_io.run.interrupt import Interruption, RunInterrupted
 
 app = typer.Typer(
     help="The ledger: which recordings exist, their state, and their custody events.",
@@ -223,8 +223,8 @@ def show(
 ) -> None:
     """Show one recording's row and its custody events."""
     from tenios_io.audit.export import export_row
-    from tenios_io.container import describe_duration
     from tenios_io.publish.log import latest_log_checkpoint
+    from tenios_io.recording.validation import describe_duration
 
     key = _uuid_arg(recording_uuid)
     with open_ledger(settings(ctx)) as ledger:

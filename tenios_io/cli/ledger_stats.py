@@ -80,7 +80,7 @@ def _write_textfile(path: Path, snapshot: LedgerStats) -> None:
     readable by the exporter's user (umask), unlike a mkstemp file."""
     from prometheus_client import write_to_textfile
 
-    from tenios_io.metrics import registry_for
+    from tenios_io.ops.metrics import registry_for
 
     try:
         write_to_textfile(str(path), registry_for(lambda: snapshot))
@@ -94,7 +94,7 @@ def _print(snapshot: LedgerStats) -> None:
     from rich.table import Table
 
     from tenios_io.cli._common import console
-    from tenios_io.monitoring import rows
+    from tenios_io.ops.monitoring import rows
 
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -111,7 +111,7 @@ def _serve(ledger: Ledger, port: int) -> None:
 
     from tenios_io.cli._common import console
     from tenios_io.ledger.stats import collect
-    from tenios_io.metrics import registry_for
+    from tenios_io.ops.metrics import registry_for
 
     registry = registry_for(lambda: collect(ledger, ledger.clock_now()))
     try:

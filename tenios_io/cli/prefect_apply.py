@@ -1,5 +1,5 @@
 """`tenios-archive prefect apply`: what the operator sets on the Prefect server once,
-from configuration (see tenios_io/prefect_setup.py).  Only typer at module level."""
+from configuration (see tenios_io/ops/prefect_setup.py).  Only typer at module level."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def apply(
     cfg = settings(ctx)
     if prefect_api_url() is None:
         raise ConfigError("no Prefect API configured: set PREFECT_API_URL to the server's API")
-    from tenios_io.prefect_setup import apply_automations, apply_rate_limit
+    from tenios_io.ops.prefect_setup import apply_automations, apply_rate_limit
 
     lines = apply_automations(notify) if notify is not None else []
     console.print(apply_rate_limit(cfg.api_rate_limit))

@@ -2,7 +2,7 @@
 
 Through the Prefect flows when a Prefect API is configured (the run appears on that
 server); otherwise the same loop in this process, with no Prefect server started
-(tenios_io.runloop, cli/_prefect.py)."""
+(tenios_io.run.session, cli/_prefect.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from tenios_io.checksum import remove_own_spools
 from tenios_io.cli._common import console, err_console, settings, state
 from tenios_io.cli._importing import import_line
 from tenios_io.cli._prefect import (
@@ -34,13 +33,14 @@ from tenios_io.cli._runview import (
     summary_table,
 )
 from tenios_io.config import Settings
-from tenios_io.interrupt import Interruption, RunInterrupted
 from tenios_io.ledger import ImportResult, NewRecording, open_ledger
 from tenios_io.ledger.importing import iter_import_file
-from tenios_io.pipeline import Pipeline, open_pipeline
 from tenios_io.progress import ProgressListener
-from tenios_io.progress_poll import LedgerProgress, polling
-from tenios_io.runloop import run_in_process, sweep_first
+from tenios_io.recording.spool import remove_own_spools
+from tenios_io.run.interrupt import Interruption, RunInterrupted
+from tenios_io.run.pipeline import Pipeline, open_pipeline
+from tenios_io.run.progress_poll import LedgerProgress, polling
+from tenios_io.run.session import run_in_process, sweep_first
 
 app = typer.Typer(
     help="Archival runs: the nightly run and backfills (in this process; through the "
@@ -108,7 +108,7 @@ def preflight(
 class Archival:
     """A run to call with its progress listener.  ``fetches_bytes`` is False for a
     Prefect flow: its tasks take plain data and report no events, so the listener is
-    fed from the ledger (tenios_io.progress_poll), which knows outcomes, not bytes."""
+    fed from the ledger (tenios_io.run.progress_poll), which knows outcomes, not bytes."""
 
     call: Callable[[ProgressListener], dict[str, Any]]
     fetches_bytes: bool = True
@@ -146,7 +146,7 @@ def archive(
     if prefect_api_url() is not None:
         prepare_prefect(verbose)
         archive_flow = load_flow(flow)
-        from tenios_io.prefect_setup import require_rate_limit
+        from tenios_io.ops.prefect_setup import require_rate_limit
 
         # The server's limit is the operator's (`prefect apply`): missing is exit 2 here.
         rate = flow_args.get("rate_limit")
@@ -189,7 +189,7 @@ def run_archival(
 ) -> NoReturn:
     """Preflight, run (through Prefect or in this process), print the summary, exit.
 
-    In this process SIGINT and SIGTERM are the run's (interrupt.py): the first stops
+    In this process SIGINT and SIGTERM are the run's (run/interrupt.py): the first stops
     claiming and lets the recordings in flight finish (within a grace), the second
     gives their claims back at once; either way the summary is printed and the exit
     code is 130 (SIGINT) or 143 (SIGTERM).  This process's spool files are removed on

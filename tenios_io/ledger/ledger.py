@@ -2,7 +2,7 @@
 
 Each state change and the custody events that explain it are written in ONE
 transaction (the events into the custody queue, which the sequencer integrates
-into the hash chain — custody.py), so the work queue and the audit record never
+into the hash chain — sequencer.py), so the work queue and the audit record never
 disagree.  The Ledger is assembled from one part per job:
 
 - :mod:`~tenios_io.ledger.workqueue` — claims, leases, outcomes (the hot path);

@@ -121,7 +121,7 @@ class Recording:
     channels: int | None = None
     sample_rate: int | None = None
     duration_seconds: float | None = None
-    """Audio facts from the container, checked before upload (tenios_io/container.py)."""
+    """Audio facts from the container, checked before upload (tenios_io/recording/validation.py)."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Recording:

@@ -5,7 +5,7 @@ or deleted, and the record of what happened, each with its custody event.
 with a ``source_releases`` row before the destructive step; ``released_from_source``
 (or ``release_refused``) removes the row in the same transaction.  A row that is
 still there at the next sweep is a release a crash or a database error interrupted:
-the sweep finishes it or records what it left (tenios_io/release.py).
+the sweep finishes it or records what it left (tenios_io/sftp/release.py).
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 ``recordings`` is the work queue: one row per recording_uuid, its current state.
 ``custody_queue`` holds custody events written but not yet sequenced: writers insert
 there in the same transaction as their state change, and the sequencer moves them
-into ``custody_events`` (see custody.py).
+into ``custody_events`` (see sequencer.py).
 ``custody_events`` is the audit record: append-only, hash-chained.
 ``source_releases`` holds the SFTP releases in flight: written with the
 ``release_intended`` event before a drop file is moved or deleted, removed with
-``released_from_source`` (tenios_io/release.py).
+``released_from_source`` (tenios_io/sftp/release.py).
 ``drop_sightings`` holds what the sweeps saw of each drop file (size, mtime, since
 when unchanged by the database clock): the drop's stability check (sightings.py).
 ``recording_intake`` is the producers' door: other systems INSERT recording ids there
@@ -64,7 +64,7 @@ recordings = sa.Table(
     # How many times a lease on this recording expired before its worker finished
     # (the worker died); counted when the lease is rescued.
     sa.Column("lease_expiries", sa.Integer, nullable=False, server_default="0"),
-    # What validation learnt from the container before upload (tenios_io/container.py).
+    # What validation learnt from the container before upload (tenios_io/recording/validation.py).
     sa.Column("codec", sa.String(32), nullable=True),
     sa.Column("channels", sa.SmallInteger, nullable=True),
     sa.Column("sample_rate", sa.Integer, nullable=True),

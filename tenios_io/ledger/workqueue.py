@@ -5,7 +5,7 @@ A claim is index-backed and costs the same at any backlog size: the expired leas
 (``ix_recordings_state_next_attempt_at``) are separate range reads in index order,
 each ``FOR UPDATE SKIP LOCKED`` on PostgreSQL inside one ``UPDATE … RETURNING`` for
 the batch, so concurrent workers claim disjoint rows without waiting on each other.
-No table-wide or global lock is taken: custody events go to the queue (custody.py).
+No table-wide or global lock is taken: custody events go to the queue (sequencer.py).
 
 Work on a claimed recording is fenced by its lease token: every leased write is one
 ``UPDATE … WHERE lease_token = :token RETURNING``, so a worker whose lease expired

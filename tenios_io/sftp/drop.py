@@ -18,7 +18,7 @@ things, each safe to repeat:
   archive copy is verified, and only to a file proven to hold the archived bytes (the
   size and mtime it had when it was hashed, or hashed again); a file that is already
   gone counts as released.  The custody around it (intent first) is
-  :mod:`tenios_io.release`'s.
+  :mod:`tenios_io.sftp.release`'s.
 
 Errors: SFTP status errors are translated here (missing file → SourceFileMissing, anything
 else → SourceUnavailable); a lost connection is the connection's business (see
@@ -45,16 +45,16 @@ import paramiko
 
 from tenios_io import crashpoints
 from tenios_io.config import DEFAULT_SFTP_PATTERN, ENV_PREFIX, Settings
-from tenios_io.container import check_complete
 from tenios_io.exceptions import (
     ConfigError,
     RecordingInvalid,
     SourceFileMissing,
     SourceUnavailable,
 )
+from tenios_io.recording.source import Sink
+from tenios_io.recording.validation import check_complete
 from tenios_io.sftp.connect import SftpConnection, connection_lost, parse_sftp_url
 from tenios_io.sftp.naming import Ambiguous, KnownIds, Lookup, NameReader, resolve, uuids_in
-from tenios_io.sources import Sink
 
 __all__ = [
     "CHUNK_SIZE",

@@ -1,15 +1,16 @@
-"""The SFTP drop as a :class:`~tenios_io.sources.RecordingSource` for the archiving pipeline."""
+"""The SFTP drop as a :class:`~tenios_io.recording.source.RecordingSource` for the
+archiving pipeline."""
 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tenios_io.config import Settings
 from tenios_io.exceptions import SourceFileMissing, TeniosArchiveError
+from tenios_io.recording.source import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.sftp.connect import SftpConnection, connect_sftp
 from tenios_io.sftp.drop import SftpDrop
-from tenios_io.sources import DropSource, Fetched, FetchRequest, RecordingSource, Sink
 
 __all__ = ["SftpSource"]
 
@@ -69,13 +70,13 @@ class SftpSource:
         )
 
     def release_drop(self) -> SftpDrop:
-        """The drop (tenios_io.release releases archived files from it, intent first)."""
+        """The drop (tenios_io.sftp.release releases archived files from it, intent first)."""
         return self.drop
 
     def after_archived(self, request: FetchRequest, fetched: Fetched) -> str | None:
         """Release the drop file (keep / move / delete) now that the archive copy is
         verified, if it is still the file that was read (size and mtime).  The run uses
-        :mod:`tenios_io.release`, which records the intent first."""
+        :mod:`tenios_io.sftp.release`, which records the intent first."""
         if not request.source_path:
             return None
         try:
@@ -117,3 +118,13 @@ if TYPE_CHECKING:  # mypy checks that SftpSource satisfies the protocol
 
     def _is_a_drop_source(source: SftpSource) -> DropSource:
         return source
+
+
+@runtime_checkable
+class DropSource(Protocol):
+    """A source whose copy is released (moved or deleted) after archiving: the SFTP
+    drop.  The release itself, intent first, is :mod:`tenios_io.sftp.release`'s."""
+
+    def release_drop(self) -> SftpDrop:
+        """The drop the source's files are released from."""
+        ...

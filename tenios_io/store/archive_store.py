@@ -23,8 +23,8 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from tenios_io import __version__
-from tenios_io.checksum import Spooled
-from tenios_io.sources import Sink
+from tenios_io.recording.source import Sink
+from tenios_io.recording.spool import Spooled
 from tenios_io.store.bucket import Bucket
 from tenios_io.store.keys import validate_prefix
 from tenios_io.store.reader import ArchiveReader

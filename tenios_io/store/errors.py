@@ -5,7 +5,7 @@ Throttling, 5xx and network errors, and the per-request races
 ``ConditionalRequestConflict`` (409) and ``NoSuchUpload`` (an aborted multipart),
 become ``StoreUnavailable`` (transient; botocore's standard retry mode has already
 retried them); missing buckets, refused permissions and unusable credentials become
-``StoreAccessDenied`` (the whole run cannot work: it stops, tenios_io/runstop.py),
+``StoreAccessDenied`` (the whole run cannot work: it stops, tenios_io/run/stop.py),
 other refusals ``BucketNotUsable`` (this request), each naming the bucket and what
 to fix; a checksum mismatch on download is
 ``VerificationFailed``.  No message carries a credential.

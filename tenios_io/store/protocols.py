@@ -1,6 +1,6 @@
 """What the archiving code needs of a store, as Protocols.
 
-The :class:`~tenios_io.archive.Archiver` and the custody manifests
+The :class:`~tenios_io.run.archiver.Archiver` and the custody manifests
 (:mod:`tenios_io.publish.manifests`) take these, not a concrete store: the pipeline passes
 an :class:`~tenios_io.store.ArchiveStore` (its :class:`~tenios_io.store.ArchiveWriter`
 alone is a :class:`DocumentWriter` and a :class:`RecordingWriter`), unit tests pass
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Protocol
 
-from tenios_io.checksum import Spooled
+from tenios_io.recording.spool import Spooled
 from tenios_io.store.results import ArchivedObject, ObjectInfo, RetentionMode
 
 __all__ = ["ArchiverStore", "DocumentWriter", "LegalHolds", "RecordingWriter"]

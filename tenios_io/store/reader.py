@@ -15,9 +15,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tenios_io.checksum import CHUNK_SIZE
 from tenios_io.exceptions import VerificationFailed
-from tenios_io.sources import Sink
+from tenios_io.recording.source import Sink
+from tenios_io.recording.spool import CHUNK_SIZE
 from tenios_io.store.bucket import Bucket
 from tenios_io.store.errors import http_status
 from tenios_io.store.keys import sidecar_key

@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlencode
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tenios_io import crashpoints
-from tenios_io.checksum import CHUNK_SIZE, Spooled
 from tenios_io.exceptions import VerificationFailed
+from tenios_io.recording.spool import CHUNK_SIZE, Spooled
 from tenios_io.store.bucket import Bucket
 from tenios_io.store.errors import error_code, is_precondition_failed
 from tenios_io.store.responses import b64, version_arg, version_of

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from tenios_io import __version__
-from tenios_io.checksum import Spooled
 from tenios_io.exceptions import ArchiveConflict, BucketNotUsable, StoreUnavailable
+from tenios_io.recording.spool import Spooled
 from tenios_io.store.bucket import Bucket
 from tenios_io.store.errors import error_code, http_status, is_precondition_failed
 from tenios_io.store.keys import object_key, probe_key

@@ -1,6 +1,6 @@
-"""Small in-memory fakes of what the :class:`~tenios_io.archive.Archiver` needs, for
+"""Small in-memory fakes of what the :class:`~tenios_io.run.archiver.Archiver` needs, for
 unit tests: :class:`MemoryStore` (the store, :class:`tenios_io.store.protocols.ArchiverStore`)
-and :class:`FakeSource` (a :class:`tenios_io.sources.RecordingSource`), and a
+and :class:`FakeSource` (a :class:`tenios_io.recording.source.RecordingSource`), and a
 :class:`ProgressRecorder` (a :class:`tenios_io.progress.ProgressListener`).
 
 They are held to the same contract as the real ones (moto over HTTP, the simulator's
@@ -19,7 +19,7 @@ from tenios_io.testing.store import MemoryStore
 
 if TYPE_CHECKING:
     from tenios_io.progress import ProgressListener
-    from tenios_io.sources import RecordingSource
+    from tenios_io.recording.source import RecordingSource
     from tenios_io.store.protocols import ArchiverStore
 
 __all__ = ["FakeSource", "MemoryStore", "ProgressRecorder"]

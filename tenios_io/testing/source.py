@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tenios_io.exceptions import RecordingNotFound, SourceFileMissing
-from tenios_io.sources import Fetched, FetchRequest, Sink
+from tenios_io.recording.source import Fetched, FetchRequest, Sink
 
 __all__ = ["FakeSource"]
 
@@ -15,7 +15,7 @@ PARTIAL = 10
 
 @dataclass
 class FakeSource:
-    """A :class:`~tenios_io.sources.RecordingSource` serving ``recordings`` (uuid → bytes).
+    """A :class:`~tenios_io.recording.source.RecordingSource` serving ``recordings`` (uuid → bytes).
 
     Each fetch first writes a few bytes, then raises the next of ``errors`` if any
     (a failed download), else starts the sink over and writes the whole recording, as

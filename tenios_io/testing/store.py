@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from tenios_io.checksum import Spooled
 from tenios_io.exceptions import ArchiveConflict, VerificationFailed
+from tenios_io.recording.spool import Spooled
 from tenios_io.store.keys import object_key
 from tenios_io.store.results import ArchivedObject, ObjectInfo, RetentionMode
 

@@ -24,7 +24,7 @@ from flows.nightly import nightly_archive
 from tenios_io.exceptions import ConfigError
 from tenios_io.ledger import State
 from tenios_io.ledger.tables import recordings
-from tenios_io.prefect_setup import BACKLOG_OVERDUE, NIGHTLY_FAILED, apply_rate_limit
+from tenios_io.ops.prefect_setup import BACKLOG_OVERDUE, NIGHTLY_FAILED, apply_rate_limit
 from tests.acceptance.conftest import ArchiveWorld
 from tests.fixtures.cli import CliResult
 

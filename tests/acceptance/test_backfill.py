@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flows.backfill import backfill
 from tenios_io.ledger import State
-from tenios_io.prefect_setup import ServerRateLimit, apply_rate_limit, read_rate_limit
+from tenios_io.ops.prefect_setup import ServerRateLimit, apply_rate_limit, read_rate_limit
 from tests.acceptance.conftest import ArchiveWorld
 
 

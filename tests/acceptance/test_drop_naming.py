@@ -16,8 +16,8 @@ import pytest
 from flows.nightly import nightly_archive
 from tenios_io.audit import Category, build_report, drop_entries, reconcile
 from tenios_io.config import load_settings
-from tenios_io.demo import DEMO_SFTP_PATTERN
 from tenios_io.ledger import State
+from tenios_io.simulator.demo import DEMO_SFTP_PATTERN
 from tenios_io.store import ArchiveStore, make_s3_client
 from tests.acceptance.conftest import ArchiveWorld
 from tests.fixtures.sshd import SftpServer

@@ -8,9 +8,9 @@ import pickle
 import uuid
 
 from flows.archiving import archive_batch, pipeline_of
-from tenios_io.archive import Outcome
-from tenios_io.clients import RunClients
 from tenios_io.ledger import State
+from tenios_io.run.archiver import Outcome
+from tenios_io.run.clients import RunClients
 from tests.acceptance.conftest import ArchiveWorld
 
 

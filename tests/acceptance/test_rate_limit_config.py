@@ -15,7 +15,7 @@ from prefect.exceptions import ObjectNotFound
 from flows.nightly import nightly_archive
 from tenios_io.exceptions import ConfigError
 from tenios_io.ledger import State
-from tenios_io.prefect_setup import LIMIT_NAME, ServerRateLimit, read_rate_limit
+from tenios_io.ops.prefect_setup import LIMIT_NAME, ServerRateLimit, read_rate_limit
 from tests.acceptance.conftest import ArchiveWorld
 from tests.fixtures.cli import CliResult
 

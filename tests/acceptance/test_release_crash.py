@@ -11,7 +11,7 @@ import pytest
 
 from flows.nightly import nightly_archive
 from tenios_io.ledger import State
-from tenios_io.release import FINISHED_NOTE, GONE_NOTE
+from tenios_io.sftp.release import FINISHED_NOTE, GONE_NOTE
 from tests.acceptance.conftest import ArchiveWorld, deliver
 from tests.acceptance.test_crash import run_and_kill
 

@@ -2,7 +2,7 @@
 byte fetched, every recording's outcome and what the drop sweep discovered, from the
 CLI's side of the run loop down to the archiver and the sweep.  Through a Prefect API
 the flow's tasks report no events: the CLI's bar follows the ledger instead
-(tenios_io.progress_poll) and still sees every outcome and what the sweep found."""
+(tenios_io.run.progress_poll) and still sees every outcome and what the sweep found."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rich.console import Console
 from tenios_io.cli._runview import RunProgress
 from tenios_io.config import load_settings
 from tenios_io.ledger import State
-from tenios_io.runloop import run_in_process, sweep_first
+from tenios_io.run.session import run_in_process, sweep_first
 from tenios_io.testing import ProgressRecorder
 from tests.acceptance.conftest import ArchiveWorld, deliver
 from tests.fixtures.cli import CliResult

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from tenios_io.api import ApiSource
-from tenios_io.archive import Archiver
 from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
-from tenios_io.retry import RetryPolicy
-from tenios_io.runs import RunSummary
-from tenios_io.runstop import RunGuard
+from tenios_io.run.archiver import Archiver
+from tenios_io.run.loop import RunSummary
+from tenios_io.run.retry import RetryPolicy
+from tenios_io.run.stop import RunGuard
 from tenios_io.simulator import FaultPlan, Simulator, running_simulator
 from tests.fixtures.simulator import SIM_ACCESS_KEY, client_for
 

@@ -21,8 +21,8 @@ from tenios_io.exceptions import (
     RecordingNotFound,
     TruncatedBody,
 )
+from tenios_io.recording.source import FetchRequest
 from tenios_io.simulator import FaultPlan, RunningSimulator, Simulator, running_simulator
-from tenios_io.sources import FetchRequest
 from tests.fixtures.simulator import SimClient, client_for
 
 CALL = "e3163745-1fbe-4b28-bf58-6e6030ca8ace"

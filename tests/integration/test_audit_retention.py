@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tenios_io.archive import Archiver, Outcome
 from tenios_io.audit import (
     PurgeAction,
     purge_expired,
@@ -27,7 +26,8 @@ from tenios_io.audit import (
 )
 from tenios_io.exceptions import UnknownRecording
 from tenios_io.ledger import NewRecording, State
-from tenios_io.retry import RetryPolicy
+from tenios_io.run.archiver import Archiver, Outcome
+from tenios_io.run.retry import RetryPolicy
 from tenios_io.store import sidecar_key
 from tests.integration.test_audit_support import (
     AuditWorld,

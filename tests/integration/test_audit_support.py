@@ -1,6 +1,6 @@
 """Shared by the audit tests (no tests here): archived recordings made by the real pipeline.
 
-:class:`AuditWorld` archives recordings through :class:`~tenios_io.archive.Archiver`
+:class:`AuditWorld` archives recordings through :class:`~tenios_io.run.archiver.Archiver`
 (claim → fetch → spool + SHA-256 → verified upload → ledger) with a
 :class:`BytesSource` that serves known bytes — the real pipeline minus the API —
 against a moto bucket and a real ledger (SQLite file or PostgreSQL).  The ledger
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from tenios_io.archive import Archiver, Outcome
 from tenios_io.ledger import Ledger, NewRecording, Recording, create_ledger_engine
 from tenios_io.ledger.tables import custody_events
-from tenios_io.retry import RetryPolicy
-from tenios_io.sources import Fetched, FetchRequest, Sink
+from tenios_io.recording.source import Fetched, FetchRequest, Sink
+from tenios_io.run.archiver import Archiver, Outcome
+from tenios_io.run.retry import RetryPolicy
 from tenios_io.store import ArchiveStore, RetentionMode
 from tests.fixtures.legacy import (
     forget_manifests,

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from tenios_io.api import ApiSource
-from tenios_io.checksum import HashingSpool, Spooled
 from tenios_io.exceptions import ArchiveConflict, RecordingNotFound
+from tenios_io.recording.source import FetchRequest, RecordingSource
+from tenios_io.recording.spool import HashingSpool, Spooled
 from tenios_io.simulator import Simulator
-from tenios_io.sources import FetchRequest, RecordingSource
 from tenios_io.store import ArchiveStore
 from tenios_io.store.protocols import ArchiverStore
 from tenios_io.testing import FakeSource, MemoryStore

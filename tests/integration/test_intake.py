@@ -266,8 +266,8 @@ def test_the_report_counts_recordings_without_recorded_at(
 
 
 def test_the_demos_producer_insert_is_drained(sqlite_url: str) -> None:
-    from tenios_io.demo import hand_over_by_sql
     from tenios_io.ledger.schema import upgrade
+    from tenios_io.simulator.demo import hand_over_by_sql
 
     upgrade(sqlite_url)
     pairs = [(k, c) for k, c in zip(ids(3), ids(3), strict=True)]

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tenios_io.lease import FRESH_FRACTION, BatchStarts, LeaseKeeper
 from tenios_io.ledger import Claim, Ledger, NewRecording, create_ledger_engine
+from tenios_io.run.lease import FRESH_FRACTION, BatchStarts, LeaseKeeper
 
 LEASE = 60.0
 

@@ -24,8 +24,8 @@ from tenios_io.exceptions import BucketOfAnotherLedger
 from tenios_io.ledger import Ledger, NewRecording, create_ledger_engine
 from tenios_io.ledger.schema import upgrade
 from tenios_io.ledger.tables import ledger_identity
-from tenios_io.pipeline import open_pipeline
 from tenios_io.publish.identity import bind_bucket, check_bucket, ledger_id_document, ledger_id_key
+from tenios_io.run.pipeline import open_pipeline
 from tenios_io.simulator import RunningSimulator
 from tenios_io.store import PROBE_NAME
 from tests.fixtures.cli import CliResult

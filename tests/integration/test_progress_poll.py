@@ -1,5 +1,5 @@
 """The progress bar of a run through Prefect follows the ledger
-(tenios_io.progress_poll): against a ledger with known contents, on a real SQLite
+(tenios_io.run.progress_poll): against a ledger with known contents, on a real SQLite
 file and the machine's PostgreSQL, each tick reports what ended since the run started
 (and nothing from before), raises the total by what became due, skips a failed look
 without raising, and the polling block ends with a final look."""
@@ -15,7 +15,7 @@ import pytest
 
 from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
 from tenios_io.ledger.stats import run_counts
-from tenios_io.progress_poll import LedgerProgress, polling
+from tenios_io.run.progress_poll import LedgerProgress, polling
 from tenios_io.testing import ProgressRecorder
 
 T0 = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)

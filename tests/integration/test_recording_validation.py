@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from tenios_io.api import ApiSource
-from tenios_io.archive import Archiver, Outcome
 from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
-from tenios_io.retry import RetryPolicy
+from tenios_io.run.archiver import Archiver, Outcome
+from tenios_io.run.retry import RetryPolicy
 from tenios_io.simulator import Simulator, running_simulator
 from tenios_io.store import ArchiveStore
 from tests.fixtures.simulator import SIM_ACCESS_KEY, client_for

@@ -1,4 +1,4 @@
-"""Releasing drop files with the intent recorded first (tenios_io/release.py), against a
+"""Releasing drop files with the intent recorded first (tenios_io/sftp/release.py), against a
 real SFTP server and a real ledger (SQLite and PostgreSQL): a database error on either
 side of the move loses no evidence."""
 
@@ -17,8 +17,8 @@ import pytest
 from tenios_io.exceptions import LedgerUnavailable
 from tenios_io.ledger import Ledger, create_ledger_engine
 from tenios_io.ledger.releases import ReleaseIntent
-from tenios_io.release import GONE_NOTE, RELEASED, UNRECORDED, finish_interrupted, release
 from tenios_io.sftp import SftpConnection, SftpDrop, connect_sftp
+from tenios_io.sftp.release import GONE_NOTE, RELEASED, UNRECORDED, finish_interrupted, release
 from tests.fixtures.sshd import SftpServer
 
 U1 = "8101fcb3-3843-4db3-9829-f7ab586625fe"

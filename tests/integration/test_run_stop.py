@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from tenios_io.api import ApiSource
-from tenios_io.archive import Archiver, Outcome
 from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
-from tenios_io.retry import RetryPolicy
-from tenios_io.runs import RunSummary
-from tenios_io.runstop import RunGuard, record_stop
+from tenios_io.run.archiver import Archiver, Outcome
+from tenios_io.run.loop import RunSummary
+from tenios_io.run.retry import RetryPolicy
+from tenios_io.run.stop import RunGuard, record_stop
 from tenios_io.simulator import FaultPlan, Simulator, running_simulator
 from tenios_io.store import ArchiveStore
 from tests.fixtures.simulator import SIM_ACCESS_KEY, client_for

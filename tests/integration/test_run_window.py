@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from tenios_io.archive import Outcome, RecordingResult
 from tenios_io.exceptions import LedgerUnavailable
 from tenios_io.ledger import Claim, Ledger, NewRecording, State, create_ledger_engine
 from tenios_io.ledger.schema import upgrade
-from tenios_io.runs import BatchNotStarted, RunSummary, archive_until_done
-from tenios_io.runstop import RunGuard
+from tenios_io.run.archiver import Outcome, RecordingResult
+from tenios_io.run.loop import BatchNotStarted, RunSummary, archive_until_done
+from tenios_io.run.stop import RunGuard
 
 
 class Batches:

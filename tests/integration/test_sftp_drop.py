@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tenios_io.checksum import HashingSpool
 from tenios_io.exceptions import SourceFileMissing, SourceUnavailable, is_transient
+from tenios_io.recording.spool import HashingSpool
 from tenios_io.sftp import SftpConnection, SftpDrop, connect_sftp
 from tests.fixtures.sshd import SftpServer
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tenios_io.checksum import HashingSpool
 from tenios_io.exceptions import SourceFileMissing, SourceUnavailable
+from tenios_io.recording.source import Fetched, FetchRequest, RecordingSource
+from tenios_io.recording.spool import HashingSpool
 from tenios_io.sftp import SftpSource
-from tenios_io.sources import Fetched, FetchRequest, RecordingSource
 from tests.fixtures.sshd import SftpServer
 
 U1 = "8101fcb3-3843-4db3-9829-f7ab586625fe"

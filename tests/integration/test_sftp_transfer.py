@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tenios_io.checksum import HashingSpool
 from tenios_io.exceptions import SourceUnavailable, is_transient
+from tenios_io.recording.spool import HashingSpool
 from tenios_io.sftp import SftpDrop, connect_sftp
 from tests.fixtures.sshd import SftpServer
 
@@ -105,7 +105,7 @@ def test_connection_dropped_mid_file_is_retried_within_the_fetch(
 # would report the pytest parent's peak, which a forked child inherits.
 CHILD = r"""
 import json, sys, time
-from tenios_io.checksum import HashingSpool
+from tenios_io.recording.spool import HashingSpool
 from tenios_io.config import Settings
 from tenios_io.sftp import SftpDrop, connect_sftp
 

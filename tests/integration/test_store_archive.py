@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 import tenios_io
-from tenios_io.checksum import HashingSpool, Spooled
 from tenios_io.exceptions import ArchiveConflict
+from tenios_io.recording.spool import HashingSpool, Spooled
 from tenios_io.store import ArchiveStore, make_s3_client
 from tests.fixtures.moto import SAMPLE_DAY, archive_spooled, object_versions, sample_wav
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tenios_io.checksum import Spooled
 from tenios_io.exceptions import BucketNotUsable, StoreUnavailable, is_transient
+from tenios_io.recording.spool import Spooled
 from tenios_io.store import ArchiveStore
 from tests.fixtures.moto import (
     SAMPLE_DAY,

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
-from tenios_io.checksum import HashingSpool
+from tenios_io.recording.spool import HashingSpool
 from tenios_io.store import ArchiveStore
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ RSS_LIMIT = 128 * MiB  # the interpreter with boto3 alone is ~50 MiB
 CHILD = """
 import json, sys, time
 from datetime import date
-from tenios_io.checksum import spool_stream
+from tenios_io.recording.spool import spool_stream
 from tenios_io.store import ArchiveStore, make_s3_client
 
 source, bucket, spool_dir, recording_uuid, out = sys.argv[1:6]

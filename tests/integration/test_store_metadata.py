@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 import tenios_io
-from tenios_io.checksum import HashingSpool, Spooled
 from tenios_io.exceptions import VerificationFailed
+from tenios_io.recording.spool import HashingSpool, Spooled
 from tenios_io.store import ArchivedObject, ArchiveStore, sidecar_key
 from tenios_io.store.metadata import MAX_METADATA_BYTES, custody_metadata, matches, metadata_bytes
 from tests.fixtures.moto import archive_spooled, object_versions, sample_wav

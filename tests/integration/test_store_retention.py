@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tenios_io.checksum import Spooled
 from tenios_io.exceptions import BucketNotUsable
+from tenios_io.recording.spool import Spooled
 from tenios_io.store import ArchiveStore
 from tests.fixtures.moto import SAMPLE_DAY, archive_spooled, object_versions, sample_wav
 

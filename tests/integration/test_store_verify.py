@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tenios_io.checksum import Spooled
 from tenios_io.exceptions import VerificationFailed
+from tenios_io.recording.spool import Spooled
 from tenios_io.store import ArchiveStore
 from tests.fixtures.moto import SAMPLE_DAY, archive_spooled, sample_wav, tamper
 

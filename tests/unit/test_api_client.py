@@ -25,7 +25,7 @@ from tenios_io.exceptions import (
     Transient,
     TruncatedBody,
 )
-from tenios_io.sources import Fetched, FetchRequest
+from tenios_io.recording.source import Fetched, FetchRequest
 
 KEY = "KEY-7f3a-SECRET-91c2"
 REC = "1f92df20-f643-4105-bdbf-104c98aba611"

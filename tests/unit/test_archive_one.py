@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from tenios_io.archive import Archiver, Outcome
 from tenios_io.custody import chain
 from tenios_io.exceptions import (
     AccessDenied,
@@ -29,8 +28,9 @@ from tenios_io.exceptions import (
 )
 from tenios_io.ledger import Ledger, NewRecording, State, create_ledger_engine
 from tenios_io.ledger.schema import upgrade
-from tenios_io.retry import RetryPolicy
-from tenios_io.sources import Fetched, FetchRequest, Sink
+from tenios_io.recording.source import Fetched, FetchRequest, Sink
+from tenios_io.run.archiver import Archiver, Outcome
+from tenios_io.run.retry import RetryPolicy
 from tenios_io.testing import FakeSource, MemoryStore, ProgressRecorder
 from tests.fixtures.moto import sample_wav
 

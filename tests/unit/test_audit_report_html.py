@@ -18,7 +18,7 @@ from tenios_io.audit import (
     checkpoint_key,
     checkpoint_prefix,
 )
-from tenios_io.audit.report import Coverage
+from tenios_io.audit.report_data import Coverage
 from tenios_io.audit.report_html import archived_chart, render_html
 from tenios_io.audit.verify import Difference, VerifyReport, VerifyResult, VerifyStatus
 from tenios_io.ledger import ChainReport

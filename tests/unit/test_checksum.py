@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tenios_io.checksum import (
+from tenios_io.recording.source import Sink
+from tenios_io.recording.spool import (
     HashingSpool,
     Spooled,
     SpoolFiles,
@@ -21,7 +22,6 @@ from tenios_io.checksum import (
     remove_stale_spools,
     spool_stream,
 )
-from tenios_io.sources import Sink
 
 WAV = b"RIFF\x24\x08\x00\x00WAVEfmt " + bytes(100)
 ID3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(100)
@@ -207,7 +207,7 @@ def test_stale_spools_of_dead_processes_are_removed_live_ones_kept(tmp_path: Pat
     import subprocess
     import sys
 
-    from tenios_io.checksum import HashingSpool, remove_stale_spools
+    from tenios_io.recording.spool import HashingSpool, remove_stale_spools
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],

@@ -1,4 +1,4 @@
-"""The whole-recording check (tenios_io/container.py) on files made here."""
+"""The whole-recording check (tenios_io/recording/validation.py) on files made here."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from mutagen.wave import WAVE
 
-from tenios_io import container
-from tenios_io.container import AudioFacts, describe_duration, inspect_recording
 from tenios_io.exceptions import RecordingInvalid, is_transient
+from tenios_io.recording import validation
+from tenios_io.recording.validation import AudioFacts, describe_duration, inspect_recording
 from tenios_io.simulator.catalogue import AudioSpec
 from tests.fixtures.moto import sample_wav
 
@@ -243,7 +243,7 @@ def test_the_facts_of_a_plain_wav_are_not_read_by_mutagen(
     def no_mutagen(path: Path) -> AudioFacts:
         raise AssertionError("mutagen read a plain WAV")
 
-    monkeypatch.setattr(container, "_mutagen_wav_facts", no_mutagen)
+    monkeypatch.setattr(validation, "_mutagen_wav_facts", no_mutagen)
     assert check(tmp_path, wav_bytes(2.5, channels=2)) == AudioFacts("pcm", 2, 8000, 2.5)
     with pytest.raises(AssertionError, match="mutagen read"):
         check(tmp_path, riff(fmt(), chunk(b"LIST", b"INFO"), chunk(b"data", bytes(800))))

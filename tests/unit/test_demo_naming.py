@@ -7,7 +7,7 @@ import tomllib
 from datetime import UTC, datetime
 
 from tenios_io.config import Settings
-from tenios_io.demo import DEMO_DROP_NAMING, DEMO_SFTP_PATTERN
+from tenios_io.simulator.demo import DEMO_DROP_NAMING, DEMO_SFTP_PATTERN
 
 RECORDING = "6f1c2a4e-8b1d-4c3a-9e2f-0a1b2c3d4e5f"
 CALL = "0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f70"

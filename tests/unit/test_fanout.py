@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tenios_io.fanout import Watch, WorkerRun, aggregate, table, work_left, worker_summary
 from tenios_io.ledger.stats import WorkProbe
+from tenios_io.run.fanout import Watch, WorkerRun, aggregate, table, work_left, worker_summary
 
 
 def _result(archived: int, failed: int, size: int, seconds: float) -> dict[str, object]:

@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-from tenios_io.interrupt import Interruption, RunInterrupted
+from tenios_io.run.interrupt import Interruption, RunInterrupted
 
 
 def test_first_signal_stops_claiming_then_the_grace_or_a_second_signal_aborts() -> None:

@@ -1,11 +1,11 @@
-"""When the backlog notification fires (tenios_io.monitoring.overdue)."""
+"""When the backlog notification fires (tenios_io.ops.monitoring.overdue)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from tenios_io.ledger.stats import LedgerStats
-from tenios_io.monitoring import overdue
+from tenios_io.ops.monitoring import overdue
 
 
 def _stats(due: int, oldest: float) -> LedgerStats:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tenios_io.ratelimit import TokenBucket
+from tenios_io.run.ratelimit import TokenBucket
 
 
 class FakeTime:

@@ -14,7 +14,7 @@ from tenios_io.exceptions import (
     StaleLease,
     VerificationFailed,
 )
-from tenios_io.retry import Decision, RetryPolicy
+from tenios_io.run.retry import Decision, RetryPolicy
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from tenios_io.archive import Outcome, RecordingResult
-from tenios_io.runs import RunSummary, split_claims
+from tenios_io.run.archiver import Outcome, RecordingResult
+from tenios_io.run.loop import RunSummary, split_claims
 
 
 def summary() -> RunSummary:

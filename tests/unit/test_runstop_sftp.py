@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tenios_io.exceptions import ConfigError, HostKeyError, SourceUnavailable
-from tenios_io.runstop import EXIT_CONFIG, run_wide
+from tenios_io.run.stop import EXIT_CONFIG, run_wide
 
 
 @pytest.mark.parametrize(

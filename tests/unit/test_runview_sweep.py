@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from tenios_io.cli._runview import summary_table
-from tenios_io.sweep import SweepReport
+from tenios_io.sftp.sweep import SweepReport
 
 
 def _text(sweep: SweepReport) -> str:

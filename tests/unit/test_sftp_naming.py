@@ -7,7 +7,6 @@ import re
 import pytest
 
 from tenios_io.config import DEFAULT_SFTP_PATTERN
-from tenios_io.demo import DEMO_SFTP_PATTERN
 from tenios_io.sftp.naming import (
     Ambiguous,
     KnownIds,
@@ -16,6 +15,7 @@ from tenios_io.sftp.naming import (
     resolve,
     uuids_in,
 )
+from tenios_io.simulator.demo import DEMO_SFTP_PATTERN
 
 CALL = "0c0c0c0c-0000-4000-8000-000000000001"
 REC = "1e1e1e1e-0000-4000-8000-000000000002"

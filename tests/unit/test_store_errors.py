@@ -24,7 +24,6 @@ from botocore.exceptions import (
 )
 from botocore.stub import Stubber
 
-from tenios_io.checksum import Spooled
 from tenios_io.exceptions import (
     BucketNotUsable,
     StoreAccessDenied,
@@ -34,6 +33,7 @@ from tenios_io.exceptions import (
     VerificationFailed,
     is_transient,
 )
+from tenios_io.recording.spool import Spooled
 from tenios_io.store import ArchiveStore, _translate
 
 if TYPE_CHECKING:

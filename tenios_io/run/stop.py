@@ -1,6 +1,6 @@
 """When the run itself cannot work: stop it, instead of failing the backlog one by one.
 
-:mod:`tenios_io.retry` judges one recording's failure.  Some errors say nothing about
+:mod:`tenios_io.run.retry` judges one recording's failure.  Some errors say nothing about
 the recording and everything about the run: TENIOS refusing the access key, a
 ``TENIOS_API_URL`` that is not the API, S3 refusing the credentials or missing the
 bucket, the SFTP drop refusing the login or its host key unknown, the ledger gone,
@@ -15,7 +15,7 @@ or 1 with a message naming the cause and what to do.  Nothing in the backlog
 changes state because of them.
 
 An SFTP drop that is down is *not* run-wide while another source can serve: the
-pipeline tries it once per run and then fetches from the API (pipeline.py).
+pipeline tries it once per run and then fetches from the API (run/pipeline.py).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 
-from tenios_io.pipeline import Pipeline
+from tenios_io.run.pipeline import Pipeline
 
 
 @dataclass(frozen=True)

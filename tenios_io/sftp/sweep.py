@@ -9,7 +9,7 @@ registered with their path as source (a recording also known through the API sta
 one row and learns its path).  Releases an earlier run intended and did not finish
 (it was killed, or the database went away, between ``release_intended`` and
 ``released_from_source``) are finished, or recorded when the file is already gone
-(:func:`tenios_io.release.finish_interrupted`).  A drop file whose recording is
+(:func:`tenios_io.sftp.release.finish_interrupted`).  A drop file whose recording is
 already archived but was never released (the release failed, or the recording was
 fetched from the API) is released now, intent first, and only if its bytes are
 hashed again and are the archived ones.
@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from tenios_io import release as releasing
 from tenios_io.ledger import Ledger, NewEvent, NewRecording, State
 from tenios_io.ledger.releases import ReleaseIntent
 from tenios_io.progress import NO_PROGRESS, ProgressListener
-from tenios_io.release import FAILED, RELEASED, UNRECORDED, finish_interrupted
+from tenios_io.sftp import release as releasing
 from tenios_io.sftp.naming import AMBIGUOUS_EVENT, KnownIds
+from tenios_io.sftp.release import FAILED, RELEASED, UNRECORDED, finish_interrupted
 
 if TYPE_CHECKING:
     from tenios_io.sftp.drop import SftpDrop

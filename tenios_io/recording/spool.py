@@ -1,7 +1,7 @@
 """Streaming SHA-256 into a spool file on disk, with memory bounded whatever the size.
 
 A source writes a recording into a :class:`HashingSpool` (it is a
-:class:`~tenios_io.sources.Sink`); the spool appends the bytes to a temporary
+:class:`~tenios_io.recording.source.Sink`); the spool appends the bytes to a temporary
 file while it computes their SHA-256 and size, and remembers the first bytes so
 the audio type can be told from its magic bytes rather than from a name.
 :meth:`HashingSpool.finish` freezes the result as a :class:`Spooled`, which the

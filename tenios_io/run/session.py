@@ -2,7 +2,7 @@
 
 ``run_archive`` wires the pipeline, preflights, does what the run does first (sweep
 the drop, import a backfill file), archives through the sliding window of
-:func:`tenios_io.runs.archive_until_done`, and checkpoints the custody chain.  How a
+:func:`tenios_io.run.loop.archive_until_done`, and checkpoints the custody chain.  How a
 batch runs is the caller's: the Prefect flows submit a Prefect task (flows/), the
 CLI without a Prefect API runs batches on a thread pool in its own process
 (:func:`thread_submitter`) — no Prefect imported, no server started.
@@ -20,25 +20,24 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tenios_io.archive import Archiver, RecordingResult
-from tenios_io.audit import write_checkpoint
 from tenios_io.config import Settings
 from tenios_io.exceptions import is_transient
-from tenios_io.interrupt import Interruption
 from tenios_io.ledger import Claim
 from tenios_io.ledger.stats import LedgerStats, collect
-from tenios_io.pipeline import Pipeline, open_pipeline
 from tenios_io.progress import NO_PROGRESS, ProgressListener
-from tenios_io.publish.checkpoints import unchanged_since_checkpoint
+from tenios_io.publish.checkpoints import unchanged_since_checkpoint, write_checkpoint
 from tenios_io.publish.log import load_signer
-from tenios_io.ratelimit import TokenBucket
-from tenios_io.runs import (
+from tenios_io.run.archiver import Archiver, RecordingResult
+from tenios_io.run.interrupt import Interruption
+from tenios_io.run.loop import (
     MAX_CONCURRENCY,
     RunSummary,
     Submit,
     archive_until_done,
     claims_of_others,
 )
+from tenios_io.run.pipeline import Pipeline, open_pipeline
+from tenios_io.run.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +141,7 @@ def run_archive(
     """Wire the pipeline, preflight, ``before`` (sweep, import), archive until done,
     ``checkpoint`` the custody chain (not after a run-wide stop: the bucket or the
     ledger may be gone; the next run checkpoints).  ``lend``: a context the run holds
-    around its open pipeline (the flows lend it to their tasks: tenios_io.clients).
+    around its open pipeline (the flows lend it to their tasks: tenios_io.run.clients).
     ``progress``: told of the run's progress (the CLI's bar)."""
     concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
     with (

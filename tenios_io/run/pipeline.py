@@ -17,8 +17,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from tenios_io.api import ApiSource, TeniosClient, make_http_client
-from tenios_io.archive import Archiver
-from tenios_io.checksum import remove_stale_spools
 from tenios_io.config import Settings
 from tenios_io.exceptions import (
     BucketNotUsable,
@@ -36,11 +34,13 @@ from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.publish.identity import bind_bucket
 from tenios_io.publish.log import load_signer
 from tenios_io.publish.manifests import ManifestWritten, write_missing_manifests
-from tenios_io.retry import RetryPolicy
-from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
+from tenios_io.recording.source import Fetched, FetchRequest, RecordingSource, Sink
+from tenios_io.recording.spool import remove_stale_spools
+from tenios_io.run.archiver import Archiver
+from tenios_io.run.retry import RetryPolicy
+from tenios_io.sftp.sweep import SweepReport, sweep_drop
 from tenios_io.store import ArchiveStore, BucketStatus, make_s3_client
 from tenios_io.store.client import DEFAULT_POOL
-from tenios_io.sweep import SweepReport, sweep_drop
 
 if TYPE_CHECKING:
     from tenios_io.sftp import SftpDrop, SftpSource
@@ -79,7 +79,7 @@ class PerThreadSftp:
         SourceUnavailable, and the recordings are fetched from the API where it can
         serve (issue 11).  A drop that refuses the login or shows an unknown host key
         raises that error (ConfigError / HostKeyError) every time: it stops the run
-        (runstop.py), it is not "down".
+        (run/stop.py), it is not "down".
         """
         existing: SftpSource | None = getattr(self._local, "source", None)
         if existing is None:

@@ -29,7 +29,8 @@ from tenios_io import crashpoints
 from tenios_io.exceptions import LedgerUnavailable, SourceUnavailable
 from tenios_io.ledger import Ledger
 from tenios_io.ledger.releases import ReleaseIntent
-from tenios_io.sources import DropSource, Fetched, FetchRequest, RecordingSource
+from tenios_io.recording.source import Fetched, FetchRequest, RecordingSource
+from tenios_io.sftp.source import DropSource
 
 if TYPE_CHECKING:
     from tenios_io.sftp.drop import SftpDrop

@@ -1,7 +1,7 @@
 """Archiving one claimed recording: fetch → spool + SHA-256 → verified upload → ledger.
 
 Before anything is uploaded, the spooled bytes must be the whole recording
-(:mod:`tenios_io.container`): an error page on a 200 or a cut-short body is never
+(:mod:`tenios_io.recording.validation`): an error page on a 200 or a cut-short body is never
 archived.  Every step is safe to repeat.  The S3 key is fixed by the ledger row, uploads
 never overwrite (``If-None-Match: *``), and an object already holding the same
 bytes counts as archived — so a crash anywhere, followed by a re-run, ends with
@@ -19,7 +19,7 @@ Custody events per recording: ``claimed`` (at claim) → ``fetched``, ``uploaded
 (or ``found_archived`` after a crash), ``verified``, ``archived`` (one write, after
 the read-back; written together with other recordings' outcomes in one
 transaction) → ``release_intended`` then ``released_from_source`` (SFTP, optional,
-after that write: tenios_io/release.py).  Failures end in ``retry_scheduled``,
+after that write: tenios_io/sftp/release.py).  Failures end in ``retry_scheduled``,
 ``missing``, ``failed`` or ``conflict`` with the reason.
 """
 
@@ -39,8 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from tenios_io import crashpoints
-from tenios_io.checksum import HashingSpool, Spooled, SpoolFiles
-from tenios_io.container import AudioFacts, inspect_recording
 from tenios_io.custody.chain import format_time
 from tenios_io.exceptions import (
     LedgerUnavailable,
@@ -50,14 +48,16 @@ from tenios_io.exceptions import (
     StaleLease,
     TeniosArchiveError,
 )
-from tenios_io.lease import BatchStarts, LeaseKeeper
 from tenios_io.ledger import Claim, LeasedWrite, Ledger, State
 from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.publish.manifests import write_batch_manifest
-from tenios_io.release import release_archived
-from tenios_io.retry import Decision, RetryPolicy
-from tenios_io.runstop import RunGuard
-from tenios_io.sources import Fetched, FetchRequest, RecordingSource, Sink
+from tenios_io.recording.source import Fetched, FetchRequest, RecordingSource, Sink
+from tenios_io.recording.spool import HashingSpool, Spooled, SpoolFiles
+from tenios_io.recording.validation import AudioFacts, inspect_recording
+from tenios_io.run.lease import BatchStarts, LeaseKeeper
+from tenios_io.run.retry import Decision, RetryPolicy
+from tenios_io.run.stop import RunGuard
+from tenios_io.sftp.release import release_archived
 from tenios_io.store import ArchivedObject
 from tenios_io.store.keys import sidecar_key
 from tenios_io.store.protocols import ArchiverStore
@@ -274,9 +274,9 @@ class Archiver:
         try:
             written = self.ledger.write_outcomes(writes, apply_hold=self._apply_late_hold)
         except LedgerUnavailable as exc:
-            # Run-wide (runstop.py): nothing can be written; the leases expire and the next
+            # Run-wide (run/stop.py): nothing can be written; the leases expire and the next
             # run claims these again (objects already uploaded are found archived).
-            # The run loop tries once more to give the claims back (runs.py).
+            # The run loop tries once more to give the claims back (run/loop.py).
             stop = self.guard.judge(exc)
             reason = f"run stopped: {stop.cause if stop else exc} (lease left to expire)"
             for item in worked:
@@ -437,7 +437,7 @@ class Archiver:
 
     def _judge(self, claim: Claim, exc: Exception) -> _Worked:
         """A run-wide error stops the run and gives the claim back without spending the
-        attempt (runstop.py); any other is this recording's failure (retry.py)."""
+        attempt (run/stop.py); any other is this recording's failure (retry.py)."""
         stop = self.guard.judge(exc)
         if stop is None:
             return self._failure(claim, exc)

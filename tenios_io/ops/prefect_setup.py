@@ -30,7 +30,7 @@ from prefect.events.schemas.automations import AutomationCore, EventTrigger, Pos
 from prefect.exceptions import ObjectNotFound
 
 from tenios_io.exceptions import ConfigError
-from tenios_io.monitoring import LEDGER_RESOURCE, OVERDUE_EVENT
+from tenios_io.ops.monitoring import LEDGER_RESOURCE, OVERDUE_EVENT
 
 LIMIT_NAME = "tenios-api"
 APPLY_COMMAND = "tenios-archive prefect apply"

@@ -1,7 +1,7 @@
 """Ctrl-C and SIGTERM during a run (issue 12): stop claiming, finish or give back.
 
 The first SIGINT or SIGTERM stops the run the way a run-wide failure does
-(runstop.py): nothing more is claimed, each batch in flight finishes the recording it
+(run/stop.py): nothing more is claimed, each batch in flight finishes the recording it
 is working on and releases the rest of its claims to ``pending`` without spending an
 attempt, one ``run_stopped`` custody event says why, the summary is written and the
 run exits 130 (SIGINT) or 143 (SIGTERM).  If the recordings in flight take longer
@@ -9,7 +9,7 @@ than the grace (``GRACE_SECONDS``), or a second signal comes, the run gives back
 every claim it still holds at once (pending, no attempt spent: an object already
 uploaded is found archived by the next run) and exits without waiting for them.
 
-The handler only sets flags, which the run loop (runs.py) acts on; outside the loop
+The handler only sets flags, which the run loop (run/loop.py) acts on; outside the loop
 (before any claim) a second signal ends the command at once (:class:`RunInterrupted`).
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from tenios_io.runstop import RunStop
+from tenios_io.run.stop import RunStop
 
 #: How long in-flight recordings may take to finish after the first signal.
 GRACE_SECONDS = 10.0
@@ -107,7 +107,7 @@ class Interruption:
         self.notify(f"{why}: giving {claims} claim(s) back now, without waiting for them.")
 
     def run_stop(self) -> RunStop:
-        """The stop that this signal causes (runstop.py)."""
+        """The stop that this signal causes (run/stop.py)."""
         if self.signal is None:
             raise RuntimeError("no signal was received")
         how = "Ctrl-C or kill -INT" if self.signal is signal.SIGINT else "kill or a service stop"

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tenios_io.archive import PROBLEMS, Archiver, Outcome, RecordingResult
 from tenios_io.exceptions import LedgerUnavailable
-from tenios_io.interrupt import Interruption
 from tenios_io.ledger import Claim, Ledger, utc_now
-from tenios_io.runstop import EXIT_PROBLEMS, RunStop, record_stop
+from tenios_io.run.archiver import PROBLEMS, Archiver, Outcome, RecordingResult
+from tenios_io.run.interrupt import Interruption
+from tenios_io.run.stop import EXIT_PROBLEMS, RunStop, record_stop
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def archive_until_done(
     one finishes (not when a whole round has).  Claiming stops when nothing is
     claimable (after waiting up to ``max_wait_seconds`` for retries about to become
     due), ``limit`` recordings were claimed, the time budget is spent, a run-wide
-    failure tripped the archiver's guard (runstop.py), or a signal came
+    failure tripped the archiver's guard (run/stop.py), or a signal came
     (``interruption``: it stops the run the same way); the batches in flight then
     finish, releasing what they did not start.  When the interruption says abort (a
     second signal, or the grace ran out) every claim still in flight is given back at
@@ -121,7 +121,7 @@ def archive_until_done(
     def ledger_gone(exc: LedgerUnavailable) -> None:
         # One of the loop's own ledger steps (intake, claim, the wait for retries) got
         # no answer: the run stops as a ledger failure in a batch stops it
-        # (runstop.py): nothing more is claimed, the batches in flight finish, the
+        # (run/stop.py): nothing more is claimed, the batches in flight finish, the
         # summary says why.  A claim whose commit was cut off is not lost: its leases
         # expire and the next run takes the recordings over.
         archiver.guard.judge(exc)
@@ -334,7 +334,7 @@ class RunSummary:
     problems: list[RecordingResult] = field(default_factory=list)
     finished: float | None = None
     stopped: RunStop | None = None
-    """Set when a run-wide failure or a signal stopped the run early (runstop.py)."""
+    """Set when a run-wide failure or a signal stopped the run early (run/stop.py)."""
     cut_short: bool = False
     """The run gave back the claims in flight and did not wait for their batches."""
     unreleased: list[str] = field(default_factory=list)

@@ -3,17 +3,14 @@
 A source (the TENIOS API, the customer's SFTP drop) writes a recording's bytes
 into a :class:`Sink`.  A sink is a writable binary file: the source may call
 ``seek(0)`` and ``truncate()`` to start over (a retried download must be
-byte-exact), which the hashing spool in :mod:`tenios_io.checksum` honours by
+byte-exact), which the hashing spool in :mod:`tenios_io.recording.spool` honours by
 resetting its digest.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-if TYPE_CHECKING:
-    from tenios_io.sftp.drop import SftpDrop
+from typing import Protocol
 
 
 class Sink(Protocol):
@@ -67,14 +64,4 @@ class RecordingSource(Protocol):
 
     def after_archived(self, request: FetchRequest, fetched: Fetched) -> str | None:
         """Called only after the S3 read-back succeeded; returns what was done, if anything."""
-        ...
-
-
-@runtime_checkable
-class DropSource(Protocol):
-    """A source whose copy is released (moved or deleted) after archiving: the SFTP
-    drop.  The release itself, intent first, is :mod:`tenios_io.release`'s."""
-
-    def release_drop(self) -> SftpDrop:
-        """The drop the source's files are released from."""
         ...

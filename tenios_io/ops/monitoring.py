@@ -1,6 +1,6 @@
 """The ledger stats as an operator reads them: aligned lines for the terminal and
 markdown for the Prefect artifact a flow run ends with.  (The Prometheus form lives in
-:mod:`tenios_io.metrics`, so only the commands that export metrics import prometheus_client.)
+:mod:`tenios_io.ops.metrics`, so only the commands that export metrics import prometheus_client.)
 """
 
 from __future__ import annotations
