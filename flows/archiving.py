@@ -35,7 +35,7 @@ from tenios_io.run import clients, session
 from tenios_io.run.archiver import Archiver, Outcome, RecordingResult
 from tenios_io.run.clients import RunClients
 from tenios_io.run.interrupt import Interruption, RunInterrupted
-from tenios_io.run.loop import MAX_CONCURRENCY, BatchNotStarted, RunSummary
+from tenios_io.run.loop import MAX_CONCURRENCY, BatchNotStarted, RunOptions, RunSummary
 from tenios_io.run.pipeline import Pipeline, open_pipeline
 from tenios_io.run.session import RETRIES, RETRY_DELAYS_SECONDS, checkpoint_step, sweep_step
 
@@ -178,14 +178,9 @@ def publish_summary(summary: RunSummary, *, key: str) -> None:
 
 def run_archive(
     flow_name: str,
+    options: RunOptions,
     *,
     config_file: str | None,
-    rate_limit: float | None,
-    concurrency: int,
-    limit: int | None,
-    batch_size: int,
-    time_budget_minutes: float | None,
-    max_wait_seconds: float,
     before: Callable[[RunClients], dict[str, Any]],
     checkpoint: bool = True,
 ) -> dict[str, Any]:
@@ -201,12 +196,11 @@ def run_archive(
     claims back, records one ``run_stopped`` event and publishes its summary; the
     result then names the ``signal`` and the flow ends Cancelled (:func:`flow_end`)."""
     settings = load_settings(config_file)
-    rate = rate_limit if rate_limit is not None else settings.api_rate_limit
-    concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
+    rate = options.rate_limit if options.rate_limit is not None else settings.api_rate_limit
     run = RunClients(
         config_file=config_file,
         actor=run_actor(flow_name),
-        concurrency=concurrency,
+        concurrency=options.concurrency,
         rate_limit=rate,
     )
     logger = get_run_logger()
@@ -215,13 +209,9 @@ def run_archive(
         with interruption.installed():
             result = session.run_archive(
                 settings,
+                options,
                 actor=run.actor,
                 submit=task_submitter(run),
-                concurrency=concurrency,
-                limit=limit,
-                batch_size=batch_size,
-                time_budget_minutes=time_budget_minutes,
-                max_wait_seconds=max_wait_seconds,
                 before=lambda _pipeline, _actor: before(run),
                 checkpoint=lambda _pipeline, _actor: (
                     checkpoint_chain(run)

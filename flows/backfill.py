@@ -16,6 +16,7 @@ from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, pipeline_of, 
 from flows.fanout import run_fanned_out, worker_parameters
 from tenios_io.ledger.importing import iter_import_file
 from tenios_io.run.clients import RunClients
+from tenios_io.run.loop import RunOptions
 
 
 @flow(
@@ -81,13 +82,15 @@ def backfill(
     return flow_end(
         run_archive(
             "backfill",
+            RunOptions(
+                concurrency=concurrency,
+                batch_size=batch_size,
+                limit=limit,
+                time_budget_minutes=time_budget_minutes,
+                max_wait_seconds=max_wait_seconds,
+                rate_limit=rate_limit,
+            ),
             config_file=config_file,
-            rate_limit=rate_limit,
-            concurrency=concurrency,
-            limit=limit,
-            batch_size=batch_size,
-            time_budget_minutes=time_budget_minutes,
-            max_wait_seconds=max_wait_seconds,
             before=import_first,
         )
     )

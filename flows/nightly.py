@@ -10,6 +10,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, run_archive, sweep_sftp
 from flows.fanout import run_fanned_out, worker_parameters
 from tenios_io.run.clients import RunClients
+from tenios_io.run.loop import RunOptions
 
 
 @flow(
@@ -58,13 +59,15 @@ def nightly_archive(
     return flow_end(
         run_archive(
             "nightly-archive",
+            RunOptions(
+                concurrency=concurrency,
+                batch_size=batch_size,
+                limit=limit,
+                time_budget_minutes=time_budget_minutes,
+                max_wait_seconds=max_wait_seconds,
+                rate_limit=None,
+            ),
             config_file=config_file,
-            rate_limit=None,
-            concurrency=concurrency,
-            limit=limit,
-            batch_size=batch_size,
-            time_budget_minutes=time_budget_minutes,
-            max_wait_seconds=max_wait_seconds,
             before=sweep_first,
         )
     )

@@ -10,6 +10,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, run_archive
 from tenios_io.run.fanout import worker_summary
+from tenios_io.run.loop import RunOptions
 
 #: The artifact key of a worker's plain summary; the parent reads it back.
 RESULT_KEY = "archive-worker-result"
@@ -34,13 +35,15 @@ def archive_worker(
     bytes, seconds, rate (recordings/s), failures."""
     result = run_archive(
         "archive-worker",
+        RunOptions(
+            concurrency=concurrency,
+            batch_size=batch_size,
+            limit=limit,
+            time_budget_minutes=time_budget_minutes,
+            max_wait_seconds=max_wait_seconds,
+            rate_limit=rate_limit,
+        ),
         config_file=config_file,
-        rate_limit=rate_limit,
-        concurrency=concurrency,
-        limit=limit,
-        batch_size=batch_size,
-        time_budget_minutes=time_budget_minutes,
-        max_wait_seconds=max_wait_seconds,
         before=lambda _run: {},
         checkpoint=False,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -16,9 +17,10 @@ from tenios_io.audit import (
     verify_archive,
 )
 from tenios_io.cli._common import cli_actor, console
-from tenios_io.cli.run import archive, preflight, run_flow
+from tenios_io.cli.run import run_once
 from tenios_io.config import Settings, load_settings
 from tenios_io.ledger.schema import upgrade
+from tenios_io.run.loop import RunOptions
 from tenios_io.run.session import sweep_first
 from tenios_io.simulator.demo import PRODUCER_INSERT, demo_environment, hand_over_by_sql
 from tenios_io.store import make_s3_client, parse_object_key
@@ -62,11 +64,12 @@ def demo(
             soft_wrap=True,
         )
         hand_over_by_sql(env.ledger_file, env.api_recordings)
-        due = preflight(cfg, 8).due
-        nightly = archive(
+        nightly = partial(
+            run_once,
             cfg,
             verbose=verbose,
             flow="nightly-archive",
+            options=RunOptions(concurrency=8, batch_size=50),
             flow_args={
                 "limit": None,
                 "concurrency": 8,
@@ -74,11 +77,11 @@ def demo(
                 "time_budget_minutes": None,
                 "config_file": str(env.config_file),
             },
-            before=sweep_first,
+            before=lambda _checked: sweep_first,
         )
-        first = run_flow("first nightly run", due, nightly)
+        first = nightly(title="first nightly run")
         console.print("\n[bold]Running the nightly run again[/] (a re-run must upload nothing):")
-        second = run_flow("second nightly run", preflight(cfg, 8).due, nightly)
+        second = nightly(title="second nightly run")
         console.print("\n[bold]Auditing[/] the archive against the ledger:")
         audit_line, report_file = _audit(cfg, env.root / "report")
         console.print(audit_line)

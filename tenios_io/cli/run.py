@@ -38,9 +38,10 @@ from tenios_io.ledger.importing import iter_import_file
 from tenios_io.progress import ProgressListener
 from tenios_io.recording.spool import remove_own_spools
 from tenios_io.run.interrupt import Interruption, RunInterrupted
+from tenios_io.run.loop import RunOptions
 from tenios_io.run.pipeline import Pipeline, open_pipeline
 from tenios_io.run.progress_poll import LedgerProgress, polling
-from tenios_io.run.session import run_in_process, sweep_first
+from tenios_io.run.session import in_process_actor, rate_limiter, run_in_process, sweep_first
 
 app = typer.Typer(
     help="Archival runs: the nightly run and backfills (in this process; through the "
@@ -67,12 +68,12 @@ class Preflight:
 
 
 def preflight(
-    cfg: Settings,
-    concurrency: int,
+    pipeline: Pipeline,
     register: Path | Sequence[NewRecording] | None = None,
     interruption: Interruption | None = None,
 ) -> Preflight:
-    """Database migrated, bucket reachable, access key present — before any work.
+    """Bucket reachable, drop and signing key usable (the database and the access key
+    were checked when the pipeline was opened) — before any work, once per run.
 
     Imports the file ``register`` (a backfill's ids, streamed: the flow's own import
     then finds them known), drains the producers' intake, and returns how many
@@ -82,44 +83,46 @@ def preflight(
     the run then stops before claiming anything.
     """
     imported = None
-    with open_pipeline(cfg, actor="cli:preflight", concurrency=concurrency) as pipeline:
-        status = pipeline.preflight()
-        for warning in status.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
-        if register is not None:
-            items = iter_import_file(register) if isinstance(register, Path) else register
-            imported = pipeline.ledger.import_recordings(
-                items,
-                actor="cli:run-backfill",
-                stop=interruption.stop if interruption is not None else None,
-            )
-            console.print(import_line(imported, interruption))
-        drained = pipeline.ledger.drain_intake(actor="cli:preflight")
-        if drained.taken:
-            console.print(
-                f"intake: {drained.registered:,} new, {drained.known:,} already known, "
-                f"{drained.rejected:,} rejected"
-                + (" (`tenios-archive ledger intake --rejected`)" if drained.rejected else "")
-            )
-        return Preflight(pipeline.ledger.count_due(), imported)
+    status = pipeline.preflight()
+    for warning in status.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    if register is not None:
+        items = iter_import_file(register) if isinstance(register, Path) else register
+        imported = pipeline.ledger.import_recordings(
+            items,
+            actor="cli:run-backfill",
+            stop=interruption.stop if interruption is not None else None,
+        )
+        console.print(import_line(imported, interruption))
+    drained = pipeline.ledger.drain_intake(actor="cli:preflight")
+    if drained.taken:
+        console.print(
+            f"intake: {drained.registered:,} new, {drained.known:,} already known, "
+            f"{drained.rejected:,} rejected"
+            + (" (`tenios-archive ledger intake --rejected`)" if drained.rejected else "")
+        )
+    return Preflight(pipeline.ledger.count_due(), imported)
 
 
-@dataclass(frozen=True)
-class Archival:
-    """A run to call with its progress listener.  ``fetches_bytes`` is False for a
-    Prefect flow: its tasks take plain data and report no events, so the listener is
-    fed from the ledger (tenios_io.run.progress_poll), which knows outcomes, not bytes."""
-
-    call: Callable[[ProgressListener], dict[str, Any]]
-    fetches_bytes: bool = True
+def due_total(checked: Preflight, options: RunOptions) -> int:
+    """What the progress bar is told is due: the due recordings, at most the limit."""
+    return min(checked.due, options.limit) if options.limit else checked.due
 
 
-def run_flow(title: str, total: int | None, run: Archival) -> dict[str, Any]:
-    """Run an archival run under the progress bar and print its summary; returns its
-    result (the summary as a dict)."""
-    view = RunProgress(console, total, fetched=run.fetches_bytes)
+def show_run(
+    title: str,
+    total: int | None,
+    call: Callable[[ProgressListener], dict[str, Any]],
+    *,
+    fetches_bytes: bool = True,
+) -> dict[str, Any]:
+    """Run ``call`` under the progress bar and print its summary; returns its result
+    (the summary as a dict).  ``fetches_bytes`` is False for a Prefect flow: its tasks
+    take plain data and report no events, so the listener is fed from the ledger
+    (tenios_io.run.progress_poll), which knows outcomes, not bytes."""
+    view = RunProgress(console, total, fetched=fetches_bytes)
     with view.shown():
-        result = run.call(view)
+        result = call(view)
     console.print(summary_table(result, title))
     for extra in (claimed_elsewhere_table(result), problems_table(result)):
         if extra is not None:
@@ -129,53 +132,111 @@ def run_flow(title: str, total: int | None, run: Archival) -> dict[str, Any]:
     return result
 
 
-def archive(
+def run_here(
     cfg: Settings,
     *,
     verbose: bool,
+    title: str,
     flow: str,
-    flow_args: dict[str, Any],
-    before: Callable[[Pipeline, str], dict[str, Any]],
-    interruption: Interruption | None = None,
-    total: int | None = None,
-) -> Archival:
-    """The run to call: the Prefect flow ``flow`` with ``flow_args`` when a Prefect API
-    is configured (its progress read from the ledger, ``total`` being what the bar was
-    told is due), else the same run in this process (no Prefect imported), stopped by
+    options: RunOptions,
+    before: Callable[[Preflight], Callable[[Pipeline, str], dict[str, Any]]],
+    register: Path | None,
+    interruption: Interruption | None,
+) -> dict[str, Any]:
+    """The run in this process (no Prefect imported): one pipeline, preflighted once,
+    then :func:`~tenios_io.run.session.run_in_process` on it, stopped by
     ``interruption``'s signals."""
+    actor = in_process_actor(flow)
+    with open_pipeline(
+        cfg,
+        actor=actor,
+        concurrency=options.concurrency,
+        before_request=rate_limiter(cfg, options),
+    ) as pipeline:
+        checked = preflight(pipeline, register=register, interruption=interruption)
+        prepare_logging(verbose)
+
+        def in_process(progress: ProgressListener) -> dict[str, Any]:
+            pipeline.report_to(progress)
+            return run_in_process(
+                pipeline,
+                options,
+                actor=actor,
+                before=before(checked),
+                interruption=interruption,
+            ).to_dict()
+
+        return show_run(title, due_total(checked, options), in_process)
+
+
+def run_through_prefect(
+    cfg: Settings,
+    *,
+    verbose: bool,
+    title: str,
+    flow: str,
+    options: RunOptions,
+    flow_args: dict[str, Any],
+    register: Path | None,
+) -> dict[str, Any]:
+    """The Prefect flow ``flow`` with ``flow_args``, after this process's preflight
+    (the flow may run anywhere: its own process preflights what it opens); its
+    progress is read from the ledger."""
+    with open_pipeline(cfg, actor="cli:preflight", concurrency=options.concurrency) as pipeline:
+        checked = preflight(pipeline, register=register)
+    total = due_total(checked, options)
+    prepare_prefect(verbose)
+    archive_flow = load_flow(flow)
+    from tenios_io.ops.prefect_setup import require_rate_limit
+
+    # The server's limit is the operator's (`prefect apply`): missing is exit 2 here.
+    rate = options.rate_limit
+    require_rate_limit(rate if rate is not None else cfg.api_rate_limit)
+
+    def through_prefect(progress: ProgressListener) -> dict[str, Any]:
+        # The flow's tasks may run anywhere: the bar follows the ledger instead.
+        with open_ledger(cfg, check_schema=False) as ledger:
+            with polling(LedgerProgress(ledger, progress, total=total)):
+                return call_flow(archive_flow, flow_args)
+
+    return show_run(title, total, through_prefect, fetches_bytes=False)
+
+
+def run_once(
+    cfg: Settings,
+    *,
+    verbose: bool,
+    title: str,
+    flow: str,
+    options: RunOptions,
+    flow_args: dict[str, Any],
+    before: Callable[[Preflight], Callable[[Pipeline, str], dict[str, Any]]],
+    register: Path | None = None,
+    interruption: Interruption | None = None,
+) -> dict[str, Any]:
+    """One run, preflight included, under the progress bar: through the Prefect flow
+    ``flow`` (with ``flow_args``) when a Prefect API is configured, else in this
+    process with ``options`` (``before`` makes its first step from the preflight)."""
     if prefect_api_url() is not None:
-        prepare_prefect(verbose)
-        archive_flow = load_flow(flow)
-        from tenios_io.ops.prefect_setup import require_rate_limit
-
-        # The server's limit is the operator's (`prefect apply`): missing is exit 2 here.
-        rate = flow_args.get("rate_limit")
-        require_rate_limit(rate if rate is not None else cfg.api_rate_limit)
-
-        def through_prefect(progress: ProgressListener) -> dict[str, Any]:
-            # The flow's tasks may run anywhere: the bar follows the ledger instead.
-            with open_ledger(cfg, check_schema=False) as ledger:
-                with polling(LedgerProgress(ledger, progress, total=total)):
-                    return call_flow(archive_flow, flow_args)
-
-        return Archival(through_prefect, fetches_bytes=False)
-    prepare_logging(verbose)
-
-    def in_process(progress: ProgressListener) -> dict[str, Any]:
-        return run_in_process(
+        return run_through_prefect(
             cfg,
-            name=flow,
-            concurrency=flow_args["concurrency"],
-            limit=flow_args["limit"],
-            batch_size=flow_args["batch_size"],
-            time_budget_minutes=flow_args["time_budget_minutes"],
-            rate_limit=flow_args.get("rate_limit"),
-            before=before,
-            interruption=interruption,
-            progress=progress,
-        ).to_dict()
-
-    return Archival(in_process)
+            verbose=verbose,
+            title=title,
+            flow=flow,
+            options=options,
+            flow_args=flow_args,
+            register=register,
+        )
+    return run_here(
+        cfg,
+        verbose=verbose,
+        title=title,
+        flow=flow,
+        options=options,
+        before=before,
+        register=register,
+        interruption=interruption,
+    )
 
 
 def run_archival(
@@ -183,6 +244,7 @@ def run_archival(
     *,
     title: str,
     flow: str,
+    options: RunOptions,
     flow_args: dict[str, Any],
     before: Callable[[Preflight], Callable[[Pipeline, str], dict[str, Any]]],
     register: Path | None = None,
@@ -203,21 +265,17 @@ def run_archival(
         )
     try:
         with interruption.installed() if interruption is not None else nullcontext():
-            checked = preflight(
-                cfg, flow_args["concurrency"], register=register, interruption=interruption
-            )
-            limit = flow_args["limit"]
-            total = min(checked.due, limit) if limit else checked.due
-            archival = archive(
+            result = run_once(
                 cfg,
                 verbose=cli.verbose,
+                title=title,
                 flow=flow,
+                options=options,
                 flow_args=flow_args,
-                before=before(checked),
+                before=before,
+                register=register,
                 interruption=interruption,
-                total=total,
             )
-            result = run_flow(title, total, archival)
     except RunInterrupted as exc:
         err_console.print(f"[red]{escape(str(exc))}: no claim was held; run it again[/]")
         raise typer.Exit(exc.exit_code) from None
@@ -253,6 +311,12 @@ def nightly(
         ctx,
         title="nightly run",
         flow="nightly-archive",
+        options=RunOptions(
+            concurrency=concurrency,
+            batch_size=batch_size,
+            limit=limit,
+            time_budget_minutes=time_budget_minutes,
+        ),
         flow_args={
             "limit": limit,
             "concurrency": concurrency,
@@ -307,6 +371,13 @@ def backfill(
         ctx,
         title="backfill",
         flow="backfill",
+        options=RunOptions(
+            concurrency=concurrency,
+            batch_size=batch_size,
+            limit=limit,
+            time_budget_minutes=time_budget_minutes,
+            rate_limit=rate_limit,
+        ),
         flow_args={
             "source_file": str(file),
             "concurrency": concurrency,

@@ -64,6 +64,24 @@ future of its results (the flows submit a Prefect task, the CLI uses a thread po
 A future that fails with :class:`BatchNotStarted` gets its claims given back."""
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How one run goes: what ``run nightly`` / ``run backfill`` options and a flow's
+    parameters say, in one typed object for every way a run is started.  The
+    concurrency is held to 1..:data:`MAX_CONCURRENCY` here, once."""
+
+    concurrency: int = 8
+    batch_size: int = 50
+    limit: int | None = None
+    time_budget_minutes: float | None = None
+    max_wait_seconds: float = 120.0
+    rate_limit: float | None = None
+    """TENIOS API requests/s for this run (None: ``TENIOS_API_RATE_LIMIT``)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "concurrency", max(1, min(self.concurrency, MAX_CONCURRENCY)))
+
+
 def archive_until_done(
     ledger: Ledger,
     archiver: Archiver,
@@ -94,135 +112,241 @@ def archive_until_done(
     Returns the run's summary (stopped: the cause, recorded as one ``run_stopped``
     event).
     """
-    summary = RunSummary(started_at=utc_now())
-    stop = interruption.stop if interruption is not None else threading.Event()
-    poll = None if interruption is None else POLL_SECONDS
-    deadline = clock() + time_budget_minutes * 60 if time_budget_minutes else None
-    remaining = limit
-    inflight: dict[Future[list[RecordingResult]], list[Claim]] = {}
-    drained_at: float | None = None
-    integrated_at: float | None = None
+    options = RunOptions(
+        concurrency=concurrency,
+        batch_size=batch_size,
+        limit=limit,
+        time_budget_minutes=time_budget_minutes,
+        max_wait_seconds=max_wait_seconds,
+    )
+    loop = RunLoop(
+        ledger,
+        archiver,
+        submit,
+        owner=owner,
+        options=options,
+        lease_seconds=lease_seconds,
+        max_attempts=max_attempts,
+        interruption=interruption,
+        clock=clock,
+    )
+    return loop.run()
 
-    def signalled() -> None:
+
+class RunLoop:
+    """One run's sliding window over claimed batches (:func:`archive_until_done`).
+
+    Its steps, in the order :meth:`run` takes them: :meth:`drain_intake` (what
+    producers handed over becomes claimable), :meth:`claim` (a batch for every free
+    slot, each submitted at once), :meth:`integrate` (the custody sequencer's turn),
+    :meth:`collect` (the results of the batches that finished; a second signal gives
+    the rest back), :meth:`wait_for_retries` (when nothing is due but retries soon
+    are), and :meth:`finish` (the summary, and the ``run_stopped`` event of a run that
+    stopped).  :meth:`may_claim` says whether the run still takes new work.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        archiver: Archiver,
+        submit: Submit,
+        *,
+        owner: str,
+        options: RunOptions,
+        lease_seconds: float,
+        max_attempts: int | None,
+        interruption: Interruption | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ledger = ledger
+        self.archiver = archiver
+        self.submit = submit
+        self.owner = owner
+        self.options = options
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.interruption = interruption
+        self.clock = clock
+        self.summary = RunSummary(started_at=utc_now())
+        self.stop = interruption.stop if interruption is not None else threading.Event()
+        self.poll = None if interruption is None else POLL_SECONDS
+        budget = options.time_budget_minutes
+        self.deadline = clock() + budget * 60 if budget else None
+        self.remaining = options.limit
+        self.inflight: dict[Future[list[RecordingResult]], list[Claim]] = {}
+        self.drained_at: float | None = None
+        self.integrated_at: float | None = None
+
+    def run(self) -> RunSummary:
+        """Claim, submit and collect until nothing is left to do; the run's summary."""
+        if self.interruption is not None:
+            self.interruption.looping = True
+        try:
+            while True:
+                exhausted = False
+                if self.has_free_slot() and self.may_claim():
+                    if not self.drain_intake():
+                        continue  # wait for the batches in flight, then stop
+                    exhausted = self.claim()
+                if self.inflight:
+                    if not self.collect():
+                        break  # cut short: the claims in flight were given back
+                    continue
+                if not exhausted or self.remaining == 0:
+                    break
+                if not self.wait_for_retries():
+                    break
+        finally:
+            if self.interruption is not None:
+                self.interruption.looping = False
+        return self.finish()
+
+    def has_free_slot(self) -> bool:
+        """Fewer batches in flight than the run's concurrency."""
+        return len(self.inflight) < self.options.concurrency
+
+    def signalled(self) -> None:
+        """A signal that came stops the run as a run-wide failure does (once)."""
+        interruption = self.interruption
         if interruption is not None and interruption.signal is not None:
-            if archiver.guard.stopped is None:
-                archiver.guard.trip(interruption.run_stop())
-                interruption.stopping(len(inflight))
+            if self.archiver.guard.stopped is None:
+                self.archiver.guard.trip(interruption.run_stop())
+                interruption.stopping(len(self.inflight))
 
-    def may_claim() -> bool:
-        signalled()
+    def may_claim(self) -> bool:
+        """The run still takes new work: under its limit and time budget, not stopped
+        by a run-wide failure or a signal."""
+        self.signalled()
         return (
-            (remaining is None or remaining > 0)
-            and archiver.guard.stopped is None
-            and not stop.is_set()
-            and (deadline is None or clock() < deadline)
+            (self.remaining is None or self.remaining > 0)
+            and self.archiver.guard.stopped is None
+            and not self.stop.is_set()
+            and (self.deadline is None or self.clock() < self.deadline)
         )
 
-    def ledger_gone(exc: LedgerUnavailable) -> None:
-        # One of the loop's own ledger steps (intake, claim, the wait for retries) got
-        # no answer: the run stops as a ledger failure in a batch stops it
-        # (run/stop.py): nothing more is claimed, the batches in flight finish, the
-        # summary says why.  A claim whose commit was cut off is not lost: its leases
-        # expire and the next run takes the recordings over.
-        archiver.guard.judge(exc)
+    def ledger_gone(self, exc: LedgerUnavailable) -> None:
+        """One of the loop's own ledger steps (intake, claim, the wait for retries) got
+        no answer: the run stops as a ledger failure in a batch stops it (run/stop.py):
+        nothing more is claimed, the batches in flight finish, the summary says why.  A
+        claim whose commit was cut off is not lost: its leases expire and the next run
+        takes the recordings over."""
+        self.archiver.guard.judge(exc)
 
-    if interruption is not None:
-        interruption.looping = True
-    try:
-        while True:
-            exhausted = False
-            if len(inflight) < concurrency and may_claim():
-                if (
-                    not inflight
-                    or drained_at is None
-                    or clock() - drained_at >= DRAIN_EVERY_SECONDS
-                ):
-                    try:
-                        ledger.drain_intake(actor=owner)
-                    except LedgerUnavailable as exc:
-                        ledger_gone(exc)
-                        continue  # wait for the batches in flight, then stop
-                    drained_at = clock()
-                claimed = False
-                while len(inflight) < concurrency and may_claim():
-                    # Every free slot's batch in one claim (one transaction); the
-                    # sequencer's turn comes after they are submitted.
-                    free = concurrency - len(inflight)
-                    size = free * batch_size
-                    size = size if remaining is None else min(size, remaining)
-                    try:
-                        claims = ledger.claim_batch(
-                            size,
-                            lease_seconds=lease_seconds,
-                            owner=owner,
-                            max_attempts=max_attempts,
-                            integrate=False,
-                        )
-                    except LedgerUnavailable as exc:
-                        ledger_gone(exc)
-                        break
-                    for batch in split_claims(claims, free, batch_size):
-                        inflight[submit(archiver, batch, deadline)] = batch
-                    if remaining is not None:
-                        remaining -= len(claims)
-                    claimed = claimed or bool(claims)
-                    if len(claims) < size:  # nothing more is due right now
-                        exhausted = True
-                        break
-                if claimed and (
-                    integrated_at is None or clock() - integrated_at >= INTEGRATE_EVERY_SECONDS
-                ):
-                    try:
-                        ledger.integrate()
-                    except LedgerUnavailable as exc:
-                        # The sequencer's turn is not the run's work: its events stay
-                        # queued (the turn is one transaction) for the next turn or the
-                        # checkpoint.  A ledger that is really down fails the batches'
-                        # own writes, which stop the run the way a ledger failure does.
-                        log.warning("sequencer turn skipped: %s", exc)
-                    integrated_at = clock()
-            if inflight:
-                done, _ = wait(inflight, timeout=poll, return_when=FIRST_COMPLETED)
-                for future in done:
-                    summary.add(_results(ledger, archiver, inflight.pop(future), future))
-                signalled()  # at once, not when a batch next finishes
-                if interruption is not None and interruption.abort and inflight:
-                    interruption.giving_back(sum(len(b) for b in inflight.values()))
-                    summary.add(give_back(ledger, inflight, interruption.run_stop().cause))
-                    summary.cut_short = True
-                    break
-                continue
-            if not exhausted or remaining == 0:
-                break
+    def drain_intake(self) -> bool:
+        """Register what producers handed over, before claiming: always when no batch is
+        in flight, else at most every :data:`DRAIN_EVERY_SECONDS`.  False when the
+        ledger did not answer (the run stops)."""
+        if (
+            self.inflight
+            and self.drained_at is not None
+            and self.clock() - self.drained_at < DRAIN_EVERY_SECONDS
+        ):
+            return True
+        try:
+            self.ledger.drain_intake(actor=self.owner)
+        except LedgerUnavailable as exc:
+            self.ledger_gone(exc)
+            return False
+        self.drained_at = self.clock()
+        return True
+
+    def claim(self) -> bool:
+        """Claim a batch for every free slot (one claim, one transaction, for all of
+        them), submit each at once, then give the sequencer its turn.  True when
+        nothing more is due right now (a claim came back short)."""
+        claimed = exhausted = False
+        while self.has_free_slot() and self.may_claim():
+            free = self.options.concurrency - len(self.inflight)
+            size = free * self.options.batch_size
+            size = size if self.remaining is None else min(size, self.remaining)
             try:
-                due = wait_for_due(
-                    ledger,
-                    horizon_seconds=max_wait_seconds,
-                    deadline=deadline,
-                    clock=clock,
-                    stop=stop,
+                claims = self.ledger.claim_batch(
+                    size,
+                    lease_seconds=self.lease_seconds,
+                    owner=self.owner,
+                    max_attempts=self.max_attempts,
+                    integrate=False,
                 )
             except LedgerUnavailable as exc:
-                ledger_gone(exc)
+                self.ledger_gone(exc)
                 break
-            if not due:
+            for batch in split_claims(claims, free, self.options.batch_size):
+                self.inflight[self.submit(self.archiver, batch, self.deadline)] = batch
+            if self.remaining is not None:
+                self.remaining -= len(claims)
+            claimed = claimed or bool(claims)
+            if len(claims) < size:
+                exhausted = True
                 break
-    finally:
-        if interruption is not None:
-            interruption.looping = False
-    summary.stopped = archiver.guard.stopped
-    if summary.unreleased:
-        summary.lease_ends_by = utc_now() + timedelta(seconds=lease_seconds)
-    if summary.stopped is not None:
-        record_stop(
-            ledger,
-            summary.stopped,
-            released=summary.counts["released"],
-            unreleased=summary.unreleased,
-            lease_ends_by=summary.lease_ends_by,
-        )
-    summary.finish()
-    return summary
+        if claimed:
+            self.integrate()
+        return exhausted
+
+    def integrate(self) -> None:
+        """The sequencer's turn, at most every :data:`INTEGRATE_EVERY_SECONDS`.  Not the
+        run's work: a turn whose connection is cut is skipped, its events stay queued
+        (the turn is one transaction) for the next turn or the checkpoint.  A ledger
+        that is really down fails the batches' own writes, which stop the run the way
+        a ledger failure does."""
+        if (
+            self.integrated_at is not None
+            and self.clock() - self.integrated_at < INTEGRATE_EVERY_SECONDS
+        ):
+            return
+        try:
+            self.ledger.integrate()
+        except LedgerUnavailable as exc:
+            log.warning("sequencer turn skipped: %s", exc)
+        self.integrated_at = self.clock()
+
+    def collect(self) -> bool:
+        """Wait for a batch in flight to finish and count its results.  False when the
+        interruption says abort: every claim still in flight is given back at once and
+        the run returns without waiting for its batches (``cut_short``)."""
+        done, _ = wait(self.inflight, timeout=self.poll, return_when=FIRST_COMPLETED)
+        for future in done:
+            batch = self.inflight.pop(future)
+            self.summary.add(_results(self.ledger, self.archiver, batch, future))
+        self.signalled()  # at once, not when a batch next finishes
+        interruption = self.interruption
+        if interruption is not None and interruption.abort and self.inflight:
+            interruption.giving_back(sum(len(b) for b in self.inflight.values()))
+            self.summary.add(give_back(self.ledger, self.inflight, interruption.run_stop().cause))
+            self.summary.cut_short = True
+            return False
+        return True
+
+    def wait_for_retries(self) -> bool:
+        """Nothing is due: wait up to ``max_wait_seconds`` for retries about to become
+        due.  False when none will be (or the ledger did not answer): the run ends."""
+        try:
+            return wait_for_due(
+                self.ledger,
+                horizon_seconds=self.options.max_wait_seconds,
+                deadline=self.deadline,
+                clock=self.clock,
+                stop=self.stop,
+            )
+        except LedgerUnavailable as exc:
+            self.ledger_gone(exc)
+            return False
+
+    def finish(self) -> RunSummary:
+        """The run's summary; a run that stopped records why as one ``run_stopped`` event."""
+        summary = self.summary
+        summary.stopped = self.archiver.guard.stopped
+        if summary.unreleased:
+            summary.lease_ends_by = utc_now() + timedelta(seconds=self.lease_seconds)
+        if summary.stopped is not None:
+            record_stop(
+                self.ledger,
+                summary.stopped,
+                released=summary.counts["released"],
+                unreleased=summary.unreleased,
+                lease_ends_by=summary.lease_ends_by,
+            )
+        summary.finish()
+        return summary
 
 
 def split_claims(claims: list[Claim], slots: int, batch_size: int) -> list[list[Claim]]:

@@ -170,6 +170,11 @@ class Pipeline:
                 raise ConfigError(f"preflight: SFTP drop not usable: {exc}") from None
         return status
 
+    def report_to(self, progress: ProgressListener) -> None:
+        """Tell ``progress`` of the run's fetches, outcomes and discoveries from now on
+        (the CLI's bar, made once the preflight knows how many are due)."""
+        self.archiver.progress = progress
+
     def write_missing_manifests(self) -> list[ManifestWritten]:
         """The custody manifests an earlier run left unwritten (it crashed, or S3 refused
         them): recordings archived longer than a lease ago and still not in one.  A

@@ -1,11 +1,14 @@
 """One archival run from start to summary, whoever runs it.
 
-``run_archive`` wires the pipeline, preflights, does what the run does first (sweep
-the drop, import a backfill file), archives through the sliding window of
-:func:`tenios_io.run.loop.archive_until_done`, and checkpoints the custody chain.  How a
-batch runs is the caller's: the Prefect flows submit a Prefect task (flows/), the
-CLI without a Prefect API runs batches on a thread pool in its own process
-(:func:`thread_submitter`) — no Prefect imported, no server started.
+One path for every run: :func:`run_session` takes an open, preflighted pipeline and
+one typed :class:`~tenios_io.run.loop.RunOptions`, does what the run does first (sweep
+the drop, report a backfill's import), archives through the run loop
+(:class:`~tenios_io.run.loop.RunLoop`), and checkpoints the custody chain.  Who opens
+the pipeline preflights it, once: a Prefect flow through :func:`run_archive`, the CLI
+in its own preflight (then :func:`run_in_process`).  How a batch runs is the caller's:
+the Prefect flows submit a Prefect task (flows/), the CLI without a Prefect API runs
+batches on a thread pool in its own process (:func:`thread_submitter`) — no Prefect
+imported, no server started.
 """
 
 from __future__ import annotations
@@ -29,13 +32,7 @@ from tenios_io.publish.checkpoints import unchanged_since_checkpoint, write_chec
 from tenios_io.publish.log import load_signer
 from tenios_io.run.archiver import Archiver, RecordingResult
 from tenios_io.run.interrupt import Interruption
-from tenios_io.run.loop import (
-    MAX_CONCURRENCY,
-    RunSummary,
-    Submit,
-    archive_until_done,
-    claims_of_others,
-)
+from tenios_io.run.loop import RunLoop, RunOptions, RunSummary, Submit, claims_of_others
 from tenios_io.run.pipeline import Pipeline, open_pipeline
 from tenios_io.run.ratelimit import TokenBucket
 
@@ -120,16 +117,49 @@ class RunResult:
         return {**self.summary.to_dict(), **self.extra}
 
 
-def run_archive(
-    settings: Settings,
+def run_session(
+    pipeline: Pipeline,
+    options: RunOptions,
     *,
     actor: str,
     submit: Submit,
-    concurrency: int,
-    limit: int | None,
-    batch_size: int,
-    time_budget_minutes: float | None,
-    max_wait_seconds: float,
+    before: Callable[[Pipeline, str], dict[str, Any]],
+    checkpoint: Callable[[Pipeline, str], dict[str, Any]],
+    stats: bool = False,
+    interruption: Interruption | None = None,
+) -> RunResult:
+    """One run on an open, preflighted pipeline — the one path every run takes, from
+    the CLI in this process or from a Prefect flow: ``before`` (sweep, import), the
+    run loop (:class:`~tenios_io.run.loop.RunLoop`), ``checkpoint`` the custody chain
+    (not after a run-wide stop: the bucket or the ledger may be gone; the next run
+    checkpoints), the ledger stats after the run when ``stats``."""
+    if interruption is not None:
+        pipeline.stop = interruption.stop  # the sweep and an import end early too
+    extra = before(pipeline, actor)
+    # Claims a killed worker left behind: said in the summary, taken over when due.
+    extra["claimed_elsewhere"] = claims_of_others(pipeline.ledger, actor)
+    summary = RunLoop(
+        pipeline.ledger,
+        pipeline.archiver,
+        submit,
+        owner=actor,
+        options=options,
+        lease_seconds=pipeline.settings.lease_seconds,
+        max_attempts=pipeline.settings.max_attempts,
+        interruption=interruption,
+    ).run()
+    if summary.stopped is None:
+        extra["checkpoint"] = checkpoint(pipeline, actor)
+    backlog = collect(pipeline.ledger, pipeline.ledger.clock_now()) if stats else None
+    return RunResult(summary, extra, backlog)
+
+
+def run_archive(
+    settings: Settings,
+    options: RunOptions,
+    *,
+    actor: str,
+    submit: Submit,
     before: Callable[[Pipeline, str], dict[str, Any]],
     checkpoint: Callable[[Pipeline, str], dict[str, Any]],
     before_request: Callable[[], None] | None = None,
@@ -138,90 +168,73 @@ def run_archive(
     lend: Callable[[Pipeline], AbstractContextManager[Any]] | None = None,
     progress: ProgressListener = NO_PROGRESS,
 ) -> RunResult:
-    """Wire the pipeline, preflight, ``before`` (sweep, import), archive until done,
-    ``checkpoint`` the custody chain (not after a run-wide stop: the bucket or the
-    ledger may be gone; the next run checkpoints).  ``lend``: a context the run holds
-    around its open pipeline (the flows lend it to their tasks: tenios_io.run.clients).
-    ``progress``: told of the run's progress (the CLI's bar)."""
-    concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
+    """Open the run's pipeline, preflight it once, and :func:`run_session` on it (what
+    a Prefect flow's process does).  ``lend``: a context the run holds around its open
+    pipeline (the flows lend it to their tasks: tenios_io.run.clients).  ``progress``:
+    told of the run's progress."""
     with (
         open_pipeline(
             settings,
             actor=actor,
-            concurrency=concurrency,
+            concurrency=options.concurrency,
             before_request=before_request,
             progress=progress,
         ) as pipeline,
         (lend or (lambda _p: nullcontext()))(pipeline),
     ):
         pipeline.preflight()
-        if interruption is not None:
-            pipeline.stop = interruption.stop  # the sweep and an import end early too
-        extra = before(pipeline, actor)
-        # Claims a killed worker left behind: said in the summary, taken over when due.
-        extra["claimed_elsewhere"] = claims_of_others(pipeline.ledger, actor)
-        summary = archive_until_done(
-            pipeline.ledger,
-            pipeline.archiver,
-            submit,
-            owner=actor,
-            limit=limit,
-            concurrency=concurrency,
-            batch_size=batch_size,
-            lease_seconds=settings.lease_seconds,
-            max_attempts=settings.max_attempts,
-            time_budget_minutes=time_budget_minutes,
-            max_wait_seconds=max_wait_seconds,
+        return run_session(
+            pipeline,
+            options,
+            actor=actor,
+            submit=submit,
+            before=before,
+            checkpoint=checkpoint,
+            stats=stats,
             interruption=interruption,
         )
-        if summary.stopped is None:
-            extra["checkpoint"] = checkpoint(pipeline, actor)
-        backlog = collect(pipeline.ledger, pipeline.ledger.clock_now()) if stats else None
-    return RunResult(summary, extra, backlog)
+
+
+def in_process_actor(name: str) -> str:
+    """Who the custody events of a run in this process name: the run and the host."""
+    return f"cli:{name}:{uuid.uuid4()}@{socket.gethostname()}"
+
+
+def rate_limiter(settings: Settings, options: RunOptions) -> TokenBucket | None:
+    """The in-process limit on TENIOS API requests: the run's own, else the setting's."""
+    rate = options.rate_limit if options.rate_limit is not None else settings.api_rate_limit
+    return None if rate is None else TokenBucket(rate)
 
 
 def run_in_process(
-    settings: Settings,
+    pipeline: Pipeline,
+    options: RunOptions,
     *,
-    name: str,
-    concurrency: int,
-    limit: int | None,
-    batch_size: int,
-    time_budget_minutes: float | None,
-    max_wait_seconds: float = 120.0,
+    actor: str,
     before: Callable[[Pipeline, str], dict[str, Any]],
-    rate_limit: float | None = None,
     interruption: Interruption | None = None,
-    progress: ProgressListener = NO_PROGRESS,
 ) -> RunResult:
-    """The run in this process, batches on a thread pool: what ``run nightly`` /
-    ``run backfill`` do when no Prefect API is configured (no Prefect imported).
+    """The run in this process on the pipeline the caller opened and preflighted,
+    batches on a thread pool: what ``run nightly`` / ``run backfill`` do when no Prefect
+    API is configured (no Prefect imported).  Open the pipeline with
+    :func:`rate_limiter` as its ``before_request``.
 
     With ``interruption`` (signals, interrupt.py) a run cut short returns without
     waiting for the batches it gave back; the caller ends the process."""
-    rate = rate_limit if rate_limit is not None else settings.api_rate_limit
-    actor = f"cli:{name}:{uuid.uuid4()}@{socket.gethostname()}"
-    workers = max(1, min(concurrency, MAX_CONCURRENCY))
     stop = interruption.stop if interruption is not None else None
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
+    pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="batch")
     cut_short = False
     try:
-        result = run_archive(
-            settings,
+        result = run_session(
+            pipeline,
+            options,
             actor=actor,
             submit=thread_submitter(pool, stop=stop),
-            concurrency=concurrency,
-            limit=limit,
-            batch_size=batch_size,
-            time_budget_minutes=time_budget_minutes,
-            max_wait_seconds=max_wait_seconds,
             before=lambda pipeline, who: with_retries(lambda: before(pipeline, who), stop=stop),
             checkpoint=lambda pipeline, who: with_retries(
                 lambda: checkpoint_step(pipeline, who), stop=stop
             ),
-            before_request=None if rate is None else TokenBucket(rate),
             interruption=interruption,
-            progress=progress,
         )
         cut_short = result.summary.cut_short
         return result

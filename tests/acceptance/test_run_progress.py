@@ -15,24 +15,21 @@ from rich.console import Console
 from tenios_io.cli._runview import RunProgress
 from tenios_io.config import load_settings
 from tenios_io.ledger import State
-from tenios_io.run.session import run_in_process, sweep_first
+from tenios_io.run.loop import RunOptions
+from tenios_io.run.pipeline import open_pipeline
+from tenios_io.run.session import in_process_actor, run_in_process, sweep_first
 from tenios_io.testing import ProgressRecorder
 from tests.acceptance.conftest import ArchiveWorld, deliver
 from tests.fixtures.cli import CliResult
 
 
 def _run(progress: ProgressRecorder) -> dict[str, object]:
-    return run_in_process(
-        load_settings(),
-        name="progress-test",
-        concurrency=2,
-        limit=None,
-        batch_size=2,
-        time_budget_minutes=None,
-        max_wait_seconds=30,
-        before=sweep_first,
-        progress=progress,
-    ).to_dict()
+    actor = in_process_actor("progress-test")
+    options = RunOptions(concurrency=2, batch_size=2, max_wait_seconds=30)
+    with open_pipeline(load_settings(), actor=actor, concurrency=2) as pipeline:
+        pipeline.preflight()
+        pipeline.report_to(progress)
+        return run_in_process(pipeline, options, actor=actor, before=sweep_first).to_dict()
 
 
 def test_the_listener_passed_to_the_run_hears_the_sweep_fetches_and_outcomes(

@@ -65,6 +65,7 @@ def test_a_runs_preflight_drains_the_intake_and_says_so(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from tenios_io.cli.run import preflight
+    from tenios_io.run.pipeline import open_pipeline
     from tests.fixtures.moto import FAKE_CREDENTIALS
 
     for key, value in {
@@ -78,7 +79,8 @@ def test_a_runs_preflight_drains_the_intake_and_says_so(
     done = run_sql(db, [insert_values(rows), insert_values([("x", None, None, "pbx-7")])])
     assert done.returncode == 0, done.stderr
 
-    checked = preflight(load_settings(), 1)
+    with open_pipeline(load_settings(), actor="cli:preflight", concurrency=1) as pipeline:
+        checked = preflight(pipeline)
 
     assert checked.due == 2
     out = capsys.readouterr().out

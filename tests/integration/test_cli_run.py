@@ -82,3 +82,35 @@ def test_usage_errors(cli: Cli) -> None:
     assert cli("run", "backfill", "/no/such/file").exit_code == 2
     help_text = cli("run", "nightly", "--help").stdout
     assert "Exit 0" in help_text and "preflight" in help_text
+
+
+def test_a_run_in_this_process_opens_one_pipeline_and_preflights_once(
+    configured: str, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's preflight and the run share one pipeline (issue 22: it used to open two
+    and run the bucket probe, the ledger id, the manifest backfill and the SFTP connect
+    twice per run)."""
+    import tenios_io.cli.run as cli_run
+    from tenios_io.run.pipeline import Pipeline
+
+    opened: list[str] = []
+    preflights: list[str] = []
+    real_open, real_preflight = cli_run.open_pipeline, Pipeline.preflight
+
+    def counting_open(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        opened.append(str(kwargs.get("actor")))
+        return real_open(*args, **kwargs)  # type: ignore[arg-type]
+
+    def counting_preflight(self: Pipeline):  # type: ignore[no-untyped-def]
+        preflights.append(self.archiver.run_id)
+        return real_preflight(self)
+
+    monkeypatch.setattr(cli_run, "open_pipeline", counting_open)
+    monkeypatch.setattr(Pipeline, "preflight", counting_preflight)
+    assert cli("db", "upgrade").exit_code == 0
+
+    result = cli("run", "nightly")
+
+    assert result.exit_code == 0, result.output
+    assert len(opened) == 1 and opened[0].startswith("cli:nightly-archive:")
+    assert len(preflights) == 1
