@@ -35,7 +35,8 @@ from tenios_io.run import clients, session
 from tenios_io.run.archiver import Archiver, Outcome, RecordingResult
 from tenios_io.run.clients import RunClients
 from tenios_io.run.interrupt import Interruption, RunInterrupted
-from tenios_io.run.loop import MAX_CONCURRENCY, BatchNotStarted, RunOptions, RunSummary
+from tenios_io.run.loop import BatchNotStarted, RunSummary
+from tenios_io.run.options import MAX_CONCURRENCY, RunOptions
 from tenios_io.run.pipeline import Pipeline, open_pipeline
 from tenios_io.run.session import RETRIES, RETRY_DELAYS_SECONDS, checkpoint_step, sweep_step
 

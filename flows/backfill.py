@@ -16,7 +16,7 @@ from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, pipeline_of, 
 from flows.fanout import run_fanned_out, worker_parameters
 from tenios_io.ledger.importing import iter_import_file
 from tenios_io.run.clients import RunClients
-from tenios_io.run.loop import RunOptions
+from tenios_io.run.options import RunOptions
 
 
 @flow(

@@ -10,7 +10,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, run_archive, sweep_sftp
 from flows.fanout import run_fanned_out, worker_parameters
 from tenios_io.run.clients import RunClients
-from tenios_io.run.loop import RunOptions
+from tenios_io.run.options import RunOptions
 
 
 @flow(

@@ -10,7 +10,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, run_archive
 from tenios_io.run.fanout import worker_summary
-from tenios_io.run.loop import RunOptions
+from tenios_io.run.options import RunOptions
 
 #: The artifact key of a worker's plain summary; the parent reads it back.
 RESULT_KEY = "archive-worker-result"

@@ -17,10 +17,10 @@ from tenios_io.audit import (
     verify_archive,
 )
 from tenios_io.cli._common import cli_actor, console
-from tenios_io.cli.run import run_once
+from tenios_io.cli._running import run_once
 from tenios_io.config import Settings, load_settings
 from tenios_io.ledger.schema import upgrade
-from tenios_io.run.loop import RunOptions
+from tenios_io.run.options import RunOptions
 from tenios_io.run.session import sweep_first
 from tenios_io.simulator.demo import PRODUCER_INSERT, demo_environment, hand_over_by_sql
 from tenios_io.store import make_s3_client, parse_object_key

@@ -21,6 +21,7 @@ from tenios_io.exceptions import LedgerUnavailable
 from tenios_io.ledger import Claim, Ledger, utc_now
 from tenios_io.run.archiver import PROBLEMS, Archiver, Outcome, RecordingResult
 from tenios_io.run.interrupt import Interruption
+from tenios_io.run.options import RunOptions
 from tenios_io.run.stop import EXIT_PROBLEMS, RunStop, record_stop
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 _SHORT = 200
 
 
-#: Upper bound of parallel batches in one process; ``concurrency`` picks up to this many.
-MAX_CONCURRENCY = 32
 #: The producers' intake is drained before claiming, at most this often while batches
 #: are in flight (always when none is): what other systems inserted is claimable soon.
 DRAIN_EVERY_SECONDS = 1.0
@@ -62,24 +61,6 @@ Submit = Callable[[Archiver, list[Claim], float | None], Future[list[RecordingRe
 """How the caller runs one claimed batch: ``submit(archiver, claims, deadline)`` returns a
 future of its results (the flows submit a Prefect task, the CLI uses a thread pool).
 A future that fails with :class:`BatchNotStarted` gets its claims given back."""
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How one run goes: what ``run nightly`` / ``run backfill`` options and a flow's
-    parameters say, in one typed object for every way a run is started.  The
-    concurrency is held to 1..:data:`MAX_CONCURRENCY` here, once."""
-
-    concurrency: int = 8
-    batch_size: int = 50
-    limit: int | None = None
-    time_budget_minutes: float | None = None
-    max_wait_seconds: float = 120.0
-    rate_limit: float | None = None
-    """TENIOS API requests/s for this run (None: ``TENIOS_API_RATE_LIMIT``)."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "concurrency", max(1, min(self.concurrency, MAX_CONCURRENCY)))
 
 
 def archive_until_done(

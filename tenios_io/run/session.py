@@ -1,7 +1,7 @@
 """One archival run from start to summary, whoever runs it.
 
 One path for every run: :func:`run_session` takes an open, preflighted pipeline and
-one typed :class:`~tenios_io.run.loop.RunOptions`, does what the run does first (sweep
+one typed :class:`~tenios_io.run.options.RunOptions`, does what the run does first (sweep
 the drop, report a backfill's import), archives through the run loop
 (:class:`~tenios_io.run.loop.RunLoop`), and checkpoints the custody chain.  Who opens
 the pipeline preflights it, once: a Prefect flow through :func:`run_archive`, the CLI
@@ -32,7 +32,8 @@ from tenios_io.publish.checkpoints import unchanged_since_checkpoint, write_chec
 from tenios_io.publish.log import load_signer
 from tenios_io.run.archiver import Archiver, RecordingResult
 from tenios_io.run.interrupt import Interruption
-from tenios_io.run.loop import RunLoop, RunOptions, RunSummary, Submit, claims_of_others
+from tenios_io.run.loop import RunLoop, RunSummary, Submit, claims_of_others
+from tenios_io.run.options import RunOptions
 from tenios_io.run.pipeline import Pipeline, open_pipeline
 from tenios_io.run.ratelimit import TokenBucket
 

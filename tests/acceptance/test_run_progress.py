@@ -15,7 +15,7 @@ from rich.console import Console
 from tenios_io.cli._runview import RunProgress
 from tenios_io.config import load_settings
 from tenios_io.ledger import State
-from tenios_io.run.loop import RunOptions
+from tenios_io.run.options import RunOptions
 from tenios_io.run.pipeline import open_pipeline
 from tenios_io.run.session import in_process_actor, run_in_process, sweep_first
 from tenios_io.testing import ProgressRecorder
@@ -88,7 +88,7 @@ def test_through_a_prefect_api_the_bar_follows_the_ledger(
         bars.append(RecordingBar(console, total, fetched=fetched))
         return bars[-1]
 
-    monkeypatch.setattr("tenios_io.cli.run.RunProgress", bar)
+    monkeypatch.setattr("tenios_io.cli._running.RunProgress", bar)
     result = cli("run", "nightly", "--concurrency", "2", "--batch-size", "1")
     assert result.exit_code == 0, result.output
     (seen,) = bars

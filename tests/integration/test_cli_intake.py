@@ -64,7 +64,7 @@ def test_a_runs_preflight_drains_the_intake_and_says_so(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tenios_io.cli.run import preflight
+    from tenios_io.cli._running import preflight
     from tenios_io.run.pipeline import open_pipeline
     from tests.fixtures.moto import FAKE_CREDENTIALS
 

@@ -90,7 +90,7 @@ def test_a_run_in_this_process_opens_one_pipeline_and_preflights_once(
     """The CLI's preflight and the run share one pipeline (issue 22: it used to open two
     and run the bucket probe, the ledger id, the manifest backfill and the SFTP connect
     twice per run)."""
-    import tenios_io.cli.run as cli_run
+    import tenios_io.cli._running as cli_run
     from tenios_io.run.pipeline import Pipeline
 
     opened: list[str] = []
