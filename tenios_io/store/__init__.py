@@ -45,7 +45,8 @@ The modules, from the outside in:
 
 - ``archive_store`` — :class:`ArchiveStore`, the three parts built together;
 - ``writer`` — :class:`ArchiveWriter`: recordings and documents, never overwriting;
-- ``reader`` — :class:`ArchiveReader`: HEAD, listings, downloads, documents, sidecars;
+- ``reader`` — :class:`ArchiveReader`: HEAD, listings (of objects, or of every version
+  and delete marker), downloads, documents, sidecars;
 - ``retention_policy`` — :class:`RetentionPolicy`: Object Lock, holds, deletes;
 - ``protocols`` — what the archiving code needs of a store, as Protocols (the
   in-memory fake that tests use is :mod:`tenios_io.testing`);
@@ -83,6 +84,7 @@ from tenios_io.store.results import (
     BucketStatus,
     ObjectInfo,
     ObjectSummary,
+    ObjectVersion,
     RetentionMode,
     SseMode,
 )
@@ -101,6 +103,7 @@ __all__ = [
     "KeyParts",
     "ObjectInfo",
     "ObjectSummary",
+    "ObjectVersion",
     "RetentionMode",
     "RetentionPolicy",
     "SseMode",

@@ -33,6 +33,7 @@ from tenios_io.store.results import (
     BucketStatus,
     ObjectInfo,
     ObjectSummary,
+    ObjectVersion,
     RetentionMode,
     SseMode,
 )
@@ -190,6 +191,11 @@ class ArchiveStore:
         self, prefix: str | None = None, *, page_size: int = 1000
     ) -> Iterator[ObjectSummary]:
         return self.reader.iter_objects(prefix, page_size=page_size)
+
+    def iter_versions(
+        self, prefix: str | None = None, *, page_size: int = 1000
+    ) -> Iterator[ObjectVersion]:
+        return self.reader.iter_versions(prefix, page_size=page_size)
 
     def download(self, key: str, sink: Sink, *, version_id: str | None = None) -> int:
         return self.reader.download(key, sink, version_id=version_id)

@@ -14,6 +14,7 @@ from typing import Final, NamedTuple
 __all__ = [
     "EXTENSIONS",
     "MANIFEST_DIR",
+    "PROBE_BODY",
     "PROBE_NAME",
     "SIDECAR_SUFFIX",
     "KeyParts",
@@ -29,6 +30,8 @@ __all__ = [
 EXTENSIONS: Final = frozenset({"wav", "mp3", "bin"})
 """Recording extensions an object key may end in (what checksum.detect_content_type yields)."""
 PROBE_NAME: Final = ".tenios-archive-probe"
+PROBE_BODY: Final = b"tenios-archive write probe: safe to keep, safe to delete\n"
+"""What the write probe holds (the bucket check writes it; it is no custody evidence)."""
 SIDECAR_SUFFIX: Final = ".json"
 MANIFEST_DIR: Final = "_custody/manifests"
 

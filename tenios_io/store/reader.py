@@ -1,8 +1,9 @@
 """The store's reading part: what the audit reads back from the bucket.
 
-:class:`ArchiveReader` HEADs objects (with their tags when asked), lists a prefix,
-streams or hashes an object version, and reads small documents and the ``.json``
-sidecars earlier versions wrote (:mod:`.sidecar`).  It never writes.
+:class:`ArchiveReader` HEADs objects (with their tags when asked), lists a prefix
+(its current objects, or every version and delete marker), streams or hashes an
+object version, and reads small documents and the ``.json`` sidecars earlier
+versions wrote (:mod:`.sidecar`).  It never writes.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from tenios_io.recording.spool import CHUNK_SIZE
 from tenios_io.store.bucket import Bucket
 from tenios_io.store.errors import http_status
 from tenios_io.store.keys import sidecar_key
-from tenios_io.store.responses import object_info, version_arg
-from tenios_io.store.results import ObjectInfo, ObjectSummary
+from tenios_io.store.responses import object_info, version_arg, version_of
+from tenios_io.store.results import ObjectInfo, ObjectSummary, ObjectVersion
 from tenios_io.store.sidecar import read_json
 
 __all__ = ["ArchiveReader"]
@@ -76,6 +77,55 @@ class ArchiveReader:
                         etag=item.get("ETag", "").strip('"'),
                         last_modified=item.get("LastModified"),
                     )
+
+    def iter_versions(
+        self, prefix: str | None = None, *, page_size: int = 1000
+    ) -> Iterator[ObjectVersion]:
+        """Every object version and delete marker under ``prefix`` (default: this store's
+        prefix), streamed page by page (S3's ListObjectVersions).
+
+        Keys come in ascending order, one key's entries consecutive (a caller can group
+        them holding one key at a time); within a key the latest entry (what a GET
+        answers) comes first, then the versions newest first.  A delete marker's place
+        among versions written in the same second is not known (S3 lists times to the
+        second), only whether it is the latest."""
+        if prefix is None:
+            prefix = f"{self._prefix}/" if self._prefix else ""
+        paginator = self._s3.client.get_paginator("list_object_versions")
+        pages = paginator.paginate(
+            Bucket=self._s3.name, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+        )
+        with self._s3.translated("ListObjectVersions", prefix, needs="s3:ListBucketVersions"):
+            for page in pages:
+                # A page holds versions and delete markers in two lists, each in S3's
+                # order (by key, newest first); they are merged here by key and time, the
+                # sort being stable so that each list keeps its own order.
+                entries = [
+                    ObjectVersion(
+                        key=item.get("Key", ""),
+                        version_id=version_of(item),
+                        is_latest=bool(item.get("IsLatest")),
+                        delete_marker=False,
+                        size=item.get("Size", 0),
+                        etag=item.get("ETag", "").strip('"'),
+                        last_modified=item.get("LastModified"),
+                    )
+                    for item in page.get("Versions", [])
+                ]
+                entries += [
+                    ObjectVersion(
+                        key=item.get("Key", ""),
+                        version_id=version_of(item),
+                        is_latest=bool(item.get("IsLatest")),
+                        delete_marker=True,
+                        size=0,
+                        etag="",
+                        last_modified=item.get("LastModified"),
+                    )
+                    for item in page.get("DeleteMarkers", [])
+                ]
+                entries.sort(key=_listing_order)
+                yield from entries
 
     def download(self, key: str, sink: Sink, *, version_id: str | None = None) -> int:
         """Stream an object (version) into ``sink`` 1 MiB at a time; return the byte count."""
@@ -143,6 +193,12 @@ class ArchiveReader:
                 s3_key=sidecar_key(key),
             )
         return document
+
+
+def _listing_order(entry: ObjectVersion) -> tuple[str, bool, float]:
+    """By key, then the latest entry, then newest first."""
+    when = entry.last_modified.timestamp() if entry.last_modified else 0.0
+    return entry.key, not entry.is_latest, -when
 
 
 class _HashingSink:

@@ -16,6 +16,7 @@ __all__ = [
     "LockMode",
     "ObjectInfo",
     "ObjectSummary",
+    "ObjectVersion",
     "RetentionMode",
     "SseMode",
 ]
@@ -102,4 +103,21 @@ class ObjectSummary:
     key: str
     size: int
     etag: str
+    last_modified: datetime | None
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One entry of a version listing: an object version or a delete marker."""
+
+    key: str
+    version_id: str | None
+    """None for the ``null`` version (written while the bucket was not versioned)."""
+    is_latest: bool
+    """Whether this is what a plain GET of the key answers (a delete marker: 404)."""
+    delete_marker: bool
+    size: int
+    """0 for a delete marker."""
+    etag: str
+    """Empty for a delete marker."""
     last_modified: datetime | None

@@ -24,7 +24,7 @@ from tenios_io.exceptions import ArchiveConflict, BucketNotUsable, StoreUnavaila
 from tenios_io.recording.spool import Spooled
 from tenios_io.store.bucket import Bucket
 from tenios_io.store.errors import error_code, http_status, is_precondition_failed
-from tenios_io.store.keys import object_key, probe_key
+from tenios_io.store.keys import PROBE_BODY, object_key, probe_key
 from tenios_io.store.metadata import custody_metadata, encode_metadata
 from tenios_io.store.responses import b64, object_info, version_of
 from tenios_io.store.results import ArchivedObject, BucketStatus, RetentionMode
@@ -60,7 +60,6 @@ _DOCUMENT_NEEDS: Final = (
 #: A conditional PUT that lost to another writer: a concurrent conditional write
 #: (409), or an If-Match on a key deleted meanwhile (404).
 _LOST_RACE: Final = frozenset({"ConditionalRequestConflict", "NoSuchKey"})
-_PROBE_BODY: Final = b"tenios-archive write probe: safe to keep, safe to delete\n"
 
 
 class ArchiveWriter:
@@ -142,10 +141,10 @@ class ArchiveWriter:
                 client.put_object(
                     Bucket=name,
                     Key=probe,
-                    Body=_PROBE_BODY,
+                    Body=PROBE_BODY,
                     ContentType="text/plain",
                     ChecksumAlgorithm="SHA256",
-                    ChecksumSHA256=b64(hashlib.sha256(_PROBE_BODY).digest()),
+                    ChecksumSHA256=b64(hashlib.sha256(PROBE_BODY).digest()),
                     IfNoneMatch="*",
                     **self._s3.sse_args(),
                 )

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 import tenios_io
-from tenios_io.exceptions import VerificationFailed
+from tenios_io.exceptions import StoreAccessDenied, VerificationFailed
 from tenios_io.recording.spool import HashingSpool, Spooled
 from tenios_io.store import ArchivedObject, ArchiveStore, sidecar_key
 from tenios_io.store.metadata import MAX_METADATA_BYTES, custody_metadata, matches, metadata_bytes
-from tests.fixtures.moto import archive_spooled, object_versions, sample_wav
+from tests.fixtures.moto import archive_spooled, inject_errors, object_versions, sample_wav
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -198,3 +198,56 @@ def test_head_iter_download_delete(
     assert len(object_versions(s3_client, bucket, obj.key)) == 1  # only "replaced" is left
     info = store.head(obj.key)
     assert info is not None and info.size == 8
+
+
+def test_iter_versions_lists_every_version_and_delete_marker_key_by_key(
+    make_store: Callable[..., ArchiveStore], s3_client: S3Client, plain_bucket: str
+) -> None:
+    bucket = f"tenios-versioned-{uuid.uuid4().hex[:12]}"
+    s3_client.create_bucket(Bucket=bucket)
+    s3_client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    store = make_store(bucket)
+    put = [s3_client.put_object(Bucket=bucket, Key="recordings/a", Body=b"1")["VersionId"]]
+    put.append(s3_client.put_object(Bucket=bucket, Key="recordings/a", Body=b"22")["VersionId"])
+    marker = s3_client.delete_object(Bucket=bucket, Key="recordings/a")["VersionId"]
+    put.append(s3_client.put_object(Bucket=bucket, Key="recordings/a", Body=b"333")["VersionId"])
+    b = s3_client.put_object(Bucket=bucket, Key="recordings/b", Body=b"b")["VersionId"]
+    hidden = s3_client.put_object(Bucket=bucket, Key="recordings/c/x", Body=b"c")["VersionId"]
+    gone = s3_client.delete_object(Bucket=bucket, Key="recordings/c/x")["VersionId"]
+    s3_client.put_object(Bucket=bucket, Key="elsewhere/x", Body=b"x")
+
+    for page_size in (1, 2, 1000):  # a key's entries split over pages, and in one page
+        listed = list(store.iter_versions(page_size=page_size))
+        keys = [v.key for v in listed]
+        assert keys == sorted(keys), page_size  # one key's entries are consecutive
+        assert [(v.key, v.version_id, v.size) for v in listed if not v.delete_marker] == [
+            ("recordings/a", put[2], 3),  # newest first
+            ("recordings/a", put[1], 2),
+            ("recordings/a", put[0], 1),
+            ("recordings/b", b, 1),
+            ("recordings/c/x", hidden, 1),
+        ], page_size
+        assert [(v.key, v.version_id, v.size) for v in listed if v.delete_marker] == [
+            ("recordings/a", marker, 0),
+            ("recordings/c/x", gone, 0),
+        ], page_size
+        # what a GET answers comes first
+        latest = [(v.key, v.version_id) for v in listed if v.is_latest]
+        assert latest == [("recordings/a", put[2]), ("recordings/b", b), ("recordings/c/x", gone)]
+        assert [keys.index(key) for key, _ in latest] == [
+            n for n, v in enumerate(listed) if v.is_latest
+        ]
+    # an unversioned bucket: one "null" version per key
+    plain = make_store(plain_bucket)
+    s3_client.put_object(Bucket=plain_bucket, Key="recordings/a", Body=b"1")
+    s3_client.put_object(Bucket=plain_bucket, Key="recordings/a", Body=b"22")
+    (only,) = plain.iter_versions()
+    assert (only.key, only.version_id, only.is_latest, only.size) == ("recordings/a", None, True, 2)
+
+
+def test_iter_versions_translates_refusals(
+    make_store: Callable[..., ArchiveStore], s3_client: S3Client, plain_bucket: str
+) -> None:
+    inject_errors(s3_client, "ListObjectVersions", times=1, status=403, code="AccessDenied")
+    with pytest.raises(StoreAccessDenied, match="s3:ListBucketVersions"):
+        list(make_store(plain_bucket).iter_versions())
