@@ -73,6 +73,20 @@ def cli_actor(command: str) -> str:
     return f"cli:{command}:{default_actor()}"
 
 
+def shown(text: str) -> str:
+    """Text taken from outside (an S3 key, a drop file name) made safe to print with Rich:
+    control and other unprintable characters as ``\\x..`` / ``\\u....`` escapes (no
+    terminal escape sequence, no line break gets through), Rich markup escaped."""
+    from rich.markup import escape
+
+    if not text.isprintable():
+        text = "".join(
+            char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+            for char in text
+        )
+    return escape(text)
+
+
 def settings(ctx: typer.Context) -> Settings:
     """Shortcut: the settings of this invocation."""
     return state(ctx).settings()

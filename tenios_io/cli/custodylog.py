@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tenios_io.cli._common import console, err_console, settings
+from tenios_io.cli._common import console, err_console, settings, shown
 
 if TYPE_CHECKING:
     from tenios_io.custody import signing
@@ -108,7 +108,11 @@ def verify_bucket(
     ctx: typer.Context,
     key: KeyOption,
     deep: Annotated[
-        bool, typer.Option(help="Also download every archived object and re-hash its bytes.")
+        bool,
+        typer.Option(
+            help="Also download every archived object and re-hash its bytes (and the "
+            "current version's, where that is another)."
+        ),
     ] = False,
     bucket: BucketOption = None,
     prefix: PrefixOption = None,
@@ -118,8 +122,10 @@ def verify_bucket(
     Checks every checkpoint's signature, that each extends the one before, that the
     tiles and entry bundles hash to the signed roots, that every archived object the
     log names is there with the logged SHA-256 and size, that every custody manifest's
-    recordings and events agree with the log, and lists objects no log entry accounts
-    for.  Exit 0 when all holds, 1 with a table of findings.
+    recordings and events agree with the log, and that every object version under the
+    prefix is accounted for (the archived one current, no other version, no delete
+    marker; custody objects written once).  Exit 0 when all holds, 1 with a table of
+    findings.
     """
     from rich.table import Table
 
@@ -143,7 +149,8 @@ def verify_bucket(
         f"tree of {report.tree_size:,} events, {report.objects_checked:,} archived object(s) "
         f"checked ({'bytes re-hashed' if deep else 'metadata'}), "
         f"{report.manifests_checked:,} custody manifest(s) of {report.manifest_lines:,} "
-        f"line(s) checked against the log, {report.objects_listed:,} object(s) listed",
+        f"line(s) checked against the log, {report.objects_listed:,} object(s) listed "
+        f"({report.versions_listed:,} version(s) and delete marker(s))",
         soft_wrap=True,
     )
     if report.ok:
@@ -153,7 +160,7 @@ def verify_bucket(
     for column in ("check", "object", "finding"):
         table.add_column(column, overflow="fold")
     for finding in report.findings:
-        table.add_row(finding.check, finding.subject, finding.detail)
+        table.add_row(finding.check, shown(finding.subject), shown(finding.detail))
     console.print(table)
     err_console.print("[bold red]custody log verification FAILED[/]", soft_wrap=True)
     raise typer.Exit(1)

@@ -22,6 +22,10 @@ from typing import Any
 from tenios_io.custody.chain import canonical_json, event_body, recanonical
 
 LOG_DIR = "_custody/log"
+CHAIN_CHECKPOINT_DIR = "_custody/checkpoints"
+"""The custody chain's JSON checkpoints (``tenios_io.publish.checkpoints``)."""
+LEDGER_ID_NAME = "_custody/ledger-id"
+"""The id of the one ledger that archives under the prefix (``tenios_io.publish.identity``)."""
 
 
 def log_prefix(store_prefix: str) -> str:

@@ -17,7 +17,15 @@ bucket.  What is checked, in order:
    ``_custody/manifests/``): each line's custody events are entries of the signed
    log, and its recording's key, version, SHA-256 and size are what the log's
    ``archived`` event says (a recording purged since is no finding);
-6. **unaccounted objects** — objects under the prefix that no log entry accounts for.
+6. **every object version** — one listing of the versions under the prefix
+   (ListObjectVersions, streamed key by key; :mod:`tenios_io.custody.versions` holds
+   the rules): a version of an archived recording's key other than the logged one
+   (``unlogged_version``), a current version that is not the archived one
+   (``current_version_not_archived``; ``deep``: its bytes re-hashed too), a delete
+   marker over an archived key or a custody object (``delete_marker``), a second
+   version of a custody object written once (tiles, bundles, checkpoints, manifests,
+   the ledger id) or a version of the latest checkpoint that is no numbered one
+   (``unlogged_version``), and keys that no log entry accounts for (``unaccounted``).
 
 A manifest written after the newest signed checkpoint names events the signed log
 does not hold yet: that is a finding until the next run signs a checkpoint.
@@ -44,9 +52,16 @@ from tenios_io.custody.layout import (
     parse_entry,
 )
 from tenios_io.custody.tree import LogFiles, TreeEdge, tree_reader
+from tenios_io.custody.versions import (
+    CheckpointCopies,
+    KeyKind,
+    KeyVersions,
+    VersionRules,
+    group_by_key,
+)
 from tenios_io.exceptions import TeniosArchiveError
 from tenios_io.store import ArchiveStore
-from tenios_io.store.keys import PROBE_NAME, SIDECAR_SUFFIX, manifest_prefix
+from tenios_io.store.keys import SIDECAR_SUFFIX, manifest_prefix
 
 _MANIFEST_MAX_BYTES = 64 * 1024 * 1024
 """A custody manifest larger than this is not one (a batch of 500 lines is ~300 kB)."""
@@ -62,7 +77,8 @@ class Finding:
 
     check: str
     """``signature``, ``checkpoint``, ``tree``, ``consistency``, ``entry``, ``object``,
-    ``manifest``, ``unaccounted``."""
+    ``manifest``, ``unaccounted``, ``unlogged_version``, ``current_version_not_archived``,
+    ``delete_marker``."""
     subject: str
     detail: str
 
@@ -97,6 +113,9 @@ class BucketReport:
     tree_size: int = 0
     objects_checked: int = 0
     objects_listed: int = 0
+    """Keys a plain listing shows (their current entry is an object)."""
+    versions_listed: int = 0
+    """Object versions and delete markers under the prefix."""
     manifests_checked: int = 0
     manifest_lines: int = 0
     findings: list[Finding] = field(default_factory=list)
@@ -135,7 +154,7 @@ def verify_bucket(
     if index is not None:
         _check_objects(store, index.objects, deep, report, progress)
         _check_manifests(store, index, report, progress)
-        _check_unaccounted(store, index.objects, report, progress)
+        _check_versions(store, index.objects, deep, report, progress)
     return report
 
 
@@ -395,27 +414,73 @@ def _manifest_line_problems(text: str, index: _LogIndex) -> Iterator[str]:
         )
 
 
-def _check_unaccounted(
+def _check_versions(
     store: ArchiveStore,
     objects: dict[str, LoggedObject],
+    deep: bool,
     report: BucketReport,
     progress: Progress,
 ) -> None:
-    accounted = {obj.key for obj in objects.values()}
-    prefix = f"{store.prefix}/" if store.prefix else ""
-    custody = f"{prefix}_custody/"
-    for obj in store.iter_objects():
-        report.objects_listed += 1
-        if report.objects_listed % 1000 == 0:
-            progress("listing", report.objects_listed, None)
-        key = obj.key
-        if key.startswith(custody) or key == f"{prefix}{PROBE_NAME}" or key in accounted:
-            continue
-        if key.endswith(SIDECAR_SUFFIX) and key[: -len(SIDECAR_SUFFIX)] in accounted:
-            continue
-        report.findings.append(
-            Finding("unaccounted", key, "no custody log entry accounts for this object")
+    """Every version and delete marker under the prefix, one key at a time."""
+    rules = VersionRules(store.bucket, store.prefix)
+    copies = CheckpointCopies(store)
+    by_key = {obj.key: obj for obj in objects.values()}
+    for group in group_by_key(store.iter_versions()):
+        report.versions_listed += len(group.entries)
+        if group.live:
+            report.objects_listed += 1
+            if report.objects_listed % 1000 == 0:
+                progress("listing", report.objects_listed, None)
+        for check, detail in _key_findings(store, rules, copies, by_key, group, deep):
+            report.findings.append(Finding(check, group.key, detail))
+
+
+def _key_findings(
+    store: ArchiveStore,
+    rules: VersionRules,
+    copies: CheckpointCopies,
+    by_key: dict[str, LoggedObject],
+    group: KeyVersions,
+    deep: bool,
+) -> Iterator[tuple[str, str]]:
+    key = group.key
+    kind = rules.kind(key)
+    logged = by_key.get(key)
+    if logged is not None:
+        found = rules.archived(
+            group,
+            logged.version_id,
+            logged.recording_uuid,
+            current_hash=_current_hash(store, group, logged) if deep else None,
         )
+    elif kind is KeyKind.SIDECAR and (owner := by_key.get(key[: -len(SIDECAR_SUFFIX)])):
+        found = rules.written_once(group, f"the sidecar of recording {owner.recording_uuid}")
+    elif kind is KeyKind.LATEST_CHECKPOINT:
+        found = copies.findings(rules, group)
+    elif kind is KeyKind.CUSTODY:
+        found = rules.written_once(group, rules.custody_object(key))
+    elif kind is KeyKind.PROBE:
+        found = rules.probe(group)
+    elif group.live:
+        yield "unaccounted", "no custody log entry accounts for this object"
+        return
+    else:
+        found = rules.hidden(group)
+    for finding in found:
+        yield finding.check, finding.detail
+
+
+def _current_hash(
+    store: ArchiveStore, group: KeyVersions, logged: LoggedObject
+) -> tuple[str, int] | None:
+    """What a GET's bytes hash to, when the current version is not the logged one."""
+    current = group.current
+    if current.delete_marker or current.version_id == logged.version_id:
+        return None  # the object check hashes the logged version
+    try:
+        return store.hash_object(group.key, version_id=current.version_id)
+    except TeniosArchiveError:
+        return None
 
 
 __all__ = ["LOG_DIR", "BucketReport", "Finding", "LoggedObject", "verify_bucket"]

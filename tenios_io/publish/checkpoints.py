@@ -43,6 +43,7 @@ from typing import Any
 
 from tenios_io import __version__
 from tenios_io.custody.chain import GENESIS, NewEvent, event_hash, format_time
+from tenios_io.custody.layout import CHAIN_CHECKPOINT_DIR
 from tenios_io.custody.signing import Signer
 from tenios_io.custody.times import iso
 from tenios_io.exceptions import ArchiveConflict, ChainBroken, VerificationFailed
@@ -51,7 +52,7 @@ from tenios_io.publish.log import publish_log
 from tenios_io.store import ArchiveStore
 
 FORMAT = "tenios-archive custody checkpoint v1"
-CHECKPOINT_DIR = "_custody/checkpoints"
+CHECKPOINT_DIR = CHAIN_CHECKPOINT_DIR
 CHECKPOINT_EVENT = "checkpoint"
 _MAX_DOCUMENT_BYTES = 64 * 1024
 

@@ -27,13 +27,13 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from tenios_io.custody.layout import LEDGER_ID_NAME
 from tenios_io.exceptions import ArchiveConflict, BucketOfAnotherLedger
 from tenios_io.ledger import Ledger
 from tenios_io.publish.checkpoints import ledger_problem, newest_checkpoint
 from tenios_io.store import ArchiveStore
 
 FORMAT = "tenios-archive ledger id v1"
-LEDGER_ID_NAME = "_custody/ledger-id"
 _MAX_DOCUMENT_BYTES = 4096
 _WHAT_TO_DO = (
     "Two ledgers must not share one bucket prefix: point TENIOS_S3_PREFIX (or "

@@ -194,6 +194,35 @@ def keys_of(s3: S3Client, bucket: str) -> list[str]:
     )
 
 
+FORGERIES = ("other bytes, same size, metadata copied", "other size, no metadata")
+"""How a forged version can look (:func:`forge_version`)."""
+
+
+def forge_version(s3: S3Client, bucket: str, key: str, forgery: str) -> tuple[str, bytes]:
+    """Put a new version with other bytes at ``key`` — what anyone allowed s3:PutObject on
+    the prefix can do (Object Lock does not prevent new versions); a plain GET answers it
+    from then on.  Returns its version id and bytes."""
+    if forgery == FORGERIES[0]:
+        head = s3.head_object(Bucket=bucket, Key=key)
+        body = bytearray(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        body[-1] ^= 0xFF
+        put = s3.put_object(Bucket=bucket, Key=key, Body=bytes(body), Metadata=head["Metadata"])
+    else:
+        assert forgery == FORGERIES[1], forgery
+        body = bytearray(b"RIFF forged, another size and no metadata")
+        put = s3.put_object(Bucket=bucket, Key=key, Body=bytes(body))
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    return put["VersionId"], bytes(body)
+
+
+def hide_under_delete_marker(s3: S3Client, bucket: str, key: str) -> str:
+    """Delete ``key`` without a version id: a delete marker on top (the archived version
+    stays, locked, but a GET answers 404).  Returns the marker's version id."""
+    deleted = s3.delete_object(Bucket=bucket, Key=key)
+    assert deleted.get("DeleteMarker"), deleted
+    return deleted["VersionId"]
+
+
 def recent(days: int) -> datetime:
     """A recording date ``days`` ago (midnight UTC)."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -201,9 +230,12 @@ def recent(days: int) -> datetime:
 
 
 __all__: Sequence[str] = [
+    "FORGERIES",
     "AuditWorld",
     "BytesSource",
     "Clock",
+    "forge_version",
+    "hide_under_delete_marker",
     "keys_of",
     "make_world",
     "recent",

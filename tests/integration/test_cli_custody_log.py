@@ -3,7 +3,9 @@ check-proof (exit codes 0 ok, 1 problems found, 2 usage)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import stat
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tenios_io.audit import write_checkpoint
+from tenios_io.cli._common import console
 from tenios_io.config import load_settings
 from tenios_io.custody import merkle, signing
 from tenios_io.custody.chain import canonical_json
@@ -22,10 +25,18 @@ from tenios_io.custody.checkpoints import make_checkpoint
 from tenios_io.custody.layout import default_origin, log_prefix
 from tenios_io.custody.tree import LogFiles, TreeEdge
 from tenios_io.ledger.schema import upgrade
-from tenios_io.store.keys import manifest_prefix
+from tenios_io.publish.identity import bind_bucket
+from tenios_io.store.keys import PROBE_NAME, manifest_prefix
 from tests.fixtures.cli import CliResult
 from tests.fixtures.moto import FAKE_CREDENTIALS
-from tests.integration.test_audit_support import AuditWorld, make_world
+from tests.integration.test_audit_support import (
+    FORGERIES,
+    AuditWorld,
+    forge_version,
+    hide_under_delete_marker,
+    make_world,
+    versions_of,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -85,11 +96,57 @@ class Logged:
     def put(self, key: str, body: bytes, **extra: Any) -> None:
         self.world.s3.put_object(Bucket=self.world.bucket, Key=key, Body=body, **extra)
 
+    def object_key(self, recording_uuid: str) -> str:
+        """The key a recording was archived at (found by listing: there is no ledger)."""
+        listed = self.world.s3.list_objects_v2(Bucket=self.world.bucket, Prefix="recordings/")
+        return next(
+            o["Key"]
+            for o in listed["Contents"]
+            if recording_uuid in o["Key"] and not o["Key"].endswith(".json")
+        )
+
     def sizes(self) -> list[int]:
         listed = self.world.s3.list_objects_v2(
             Bucket=self.world.bucket, Prefix=self.log_key("checkpoints/")
         )
         return sorted(int(o["Key"].rsplit("/", 1)[-1]) for o in listed.get("Contents", []))
+
+
+def _archive_and_forget(
+    sqlite_url: str,
+    s3_client: S3Client,
+    bucket: str,
+    moto_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    runs: int,
+    preflight: bool = False,
+) -> Iterator[Logged]:
+    """``runs`` runs of two recordings, each ending with a signed checkpoint; then the
+    ledger is deleted.  ``preflight``: the bucket check's probe and the ledger id too."""
+    upgrade(sqlite_url)
+    world = make_world(sqlite_url, s3_client, bucket)
+    if preflight:
+        world.store.check()
+        bind_bucket(world.ledger, world.store)
+    signer = signing.generate("archive.test")
+    ids: list[str] = []
+    for _ in range(runs):
+        ids += world.archive(2)
+        write_checkpoint(world.ledger, world.store, signer=signer)
+    world.ledger.engine.dispose()
+    database = Path(sqlite_url.removeprefix("sqlite:///"))
+    database.unlink()  # the auditor has no database
+    for name, value in {
+        **FAKE_CREDENTIALS,
+        "AWS_ENDPOINT_URL_S3": moto_server,
+        "TENIOS_DATABASE_URL": sqlite_url,
+        "TENIOS_S3_BUCKET": bucket,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TENIOS_CUSTODY_KEY_FILE", raising=False)
+    yield Logged(world, signer, ids, database)
+    assert not database.exists()  # nothing opened a ledger
 
 
 @pytest.fixture
@@ -99,28 +156,25 @@ def logged(
     plain_bucket: str,
     moto_server: str,
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> Iterator[Logged]:
-    upgrade(sqlite_url)
-    world = make_world(sqlite_url, s3_client, plain_bucket)
-    signer = signing.generate("archive.test")
-    ids = world.archive(2)
-    write_checkpoint(world.ledger, world.store, signer=signer)
-    ids += world.archive(2)
-    write_checkpoint(world.ledger, world.store, signer=signer)
-    world.ledger.engine.dispose()
-    database = Path(sqlite_url.removeprefix("sqlite:///"))
-    database.unlink()  # the auditor has no database
-    for name, value in {
-        **FAKE_CREDENTIALS,
-        "AWS_ENDPOINT_URL_S3": moto_server,
-        "TENIOS_DATABASE_URL": sqlite_url,
-        "TENIOS_S3_BUCKET": plain_bucket,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("TENIOS_CUSTODY_KEY_FILE", raising=False)
-    yield Logged(world, signer, ids, database)
-    assert not database.exists()  # nothing opened a ledger
+    yield from _archive_and_forget(
+        sqlite_url, s3_client, plain_bucket, moto_server, monkeypatch, runs=2
+    )
+
+
+@pytest.fixture
+def versioned(
+    sqlite_url: str,
+    s3_client: S3Client,
+    locked_bucket: str,
+    moto_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Logged]:
+    """Three runs into a bucket with versioning and Object Lock, as in production: the
+    latest checkpoint has three versions, everything else one."""
+    yield from _archive_and_forget(
+        sqlite_url, s3_client, locked_bucket, moto_server, monkeypatch, runs=3, preflight=True
+    )
 
 
 def _rewrite_history(logged: Logged) -> None:
@@ -241,6 +295,104 @@ def test_verify_bucket_usage_errors(logged: Logged, cli: Cli) -> None:
     assert bad.exit_code == 2 and "--key" in bad.stderr
     other = cli("audit", "verify-bucket", "--key", str(signing.generate("x").verifier))
     assert other.exit_code == 1 and "signature" in other.stdout
+
+
+# -- verify-bucket: every object version is accounted for --------------------------------------
+
+
+def _finding_rows(result: CliResult) -> list[tuple[str, str, str]]:
+    """The findings table's rows as (check, object, finding)."""
+    rows = []
+    for line in result.stdout.splitlines():
+        cells = line.split("│")
+        if len(cells) == 5:
+            check, subject, detail = (cell.strip() for cell in cells[1:4])
+            rows.append((check, subject, detail))
+    return rows
+
+
+def test_verify_bucket_accounts_for_every_version_of_an_untouched_archive(
+    versioned: Logged, cli: Cli
+) -> None:
+    world = versioned.world
+    latest = versioned.log_key("checkpoint")
+    assert len(versions_of(world.s3, world.bucket, latest)) == 3  # one per run: no finding
+    for deep in ([], ["--deep"]):
+        result = cli("audit", "verify-bucket", "--key", versioned.key, *deep)
+        assert result.exit_code == 0, result.output
+        assert "3 checkpoint(s) signed" in result.stdout and "custody log OK" in result.stdout
+        assert "6 archived object(s) checked" in result.stdout
+        listed = re.search(
+            r"([\d,]+) object\(s\) listed \(([\d,]+) version\(s\) and delete", result.words
+        )
+        assert listed, result.stdout
+        objects, versions = (int(n.replace(",", "")) for n in listed.groups())
+        # 6 recordings, 3 manifests, 3 JSON checkpoints, the probe, the ledger id and the
+        # log's tiles, bundles and checkpoints: the latest checkpoint's 2 older versions
+        assert objects > 6 + 3 + 3 + 2 and versions == objects + 2
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_verify_bucket_names_a_forged_version_and_a_delete_marker(
+    versioned: Logged, cli: Cli, forgery: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = versioned.world
+    forged_key, hidden_key = (versioned.object_key(versioned.ids[n]) for n in (1, 4))
+    (archived,) = versions_of(world.s3, world.bucket, forged_key)
+    forged, body = forge_version(world.s3, world.bucket, forged_key, forgery)
+    marker = hide_under_delete_marker(world.s3, world.bucket, hidden_key)
+    monkeypatch.setattr(console, "width", 1000)  # one line per table row
+
+    for deep in ([], ["--deep"]):
+        result = cli("audit", "verify-bucket", "--key", versioned.key, *deep)
+        assert result.exit_code == 1, result.output
+        assert "FAILED" in result.stderr
+        rows = _finding_rows(result)
+        assert {(check, subject) for check, subject, _ in rows} == {
+            ("unlogged_version", forged_key),
+            ("current_version_not_archived", forged_key),
+            ("delete_marker", hidden_key),
+        }, result.stdout
+        details = {check: detail for check, _, detail in rows}
+        assert forged in details["unlogged_version"] and archived in details["unlogged_version"]
+        assert "delete-object" in details["unlogged_version"]  # what to do
+        current = details["current_version_not_archived"]
+        assert forged in current and archived in current and versioned.ids[1] in current
+        assert (hashlib.sha256(body).hexdigest() in current) == bool(deep)
+        assert marker in details["delete_marker"] and "404" in details["delete_marker"]
+
+
+def test_verify_bucket_names_a_second_version_of_custody_objects(
+    versioned: Logged, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = versioned.world
+    manifest = next(
+        o["Key"]
+        for o in world.s3.list_objects_v2(
+            Bucket=world.bucket, Prefix=manifest_prefix("recordings")
+        )["Contents"]
+    )
+    numbered = versioned.log_key(f"checkpoints/{versioned.sizes()[0]:020d}")
+    latest = versioned.log_key("checkpoint")
+    probe = f"recordings/{PROBE_NAME}"
+    for key in (manifest, numbered):  # the very same bytes again: still a second version
+        versioned.put(key, versioned.get(key))
+    versioned.put(latest, versioned.get(numbered))  # an older checkpoint made the latest
+    versioned.put(latest, versioned.get(numbered).replace(b"\n", b"\n\n", 1))
+    versioned.put(probe, versioned.get(probe))  # as the bucket check writes it again: fine
+    monkeypatch.setattr(console, "width", 1000)
+
+    result = cli("audit", "verify-bucket", "--key", versioned.key)
+    assert result.exit_code == 1, result.output
+    found = [(check, subject) for check, subject, _ in _finding_rows(result)]
+    assert sorted(found) == sorted(
+        [
+            ("unlogged_version", manifest),
+            ("unlogged_version", numbered),
+            ("unlogged_version", latest),  # no numbered checkpoint holds those bytes
+            ("signature", latest),  # and they are no signed note
+        ]
+    ), result.stdout
 
 
 # -- prove / check-proof -----------------------------------------------------------------------
