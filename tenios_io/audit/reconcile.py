@@ -22,14 +22,32 @@ Like ``rclone check``, it lists what does not line up, per category:
     recording_uuid is unknown, or their name is ambiguous (several UUIDs, none known);
 ``content_under_several_ids``
     one SHA-256 archived under more than one recording_uuid: the same recording
-    archived twice (e.g. once under its call's id).
+    archived twice (e.g. once under its call's id);
+``unlogged_version``
+    an object version no custody event names: at an archived recording's key, any
+    version but the one the ledger archived; at a custody object written once (the
+    log's tiles and checkpoints, manifests, the ledger id) or an earlier version's
+    sidecar, any version after the first; of the log's latest checkpoint, a version
+    that is no numbered checkpoint; under a delete marker at a key nothing else
+    accounts for, every version;
+``current_version_not_archived``
+    an archived recording whose current version (what a GET answers) is not the one
+    the ledger archived;
+``delete_marker``
+    a delete marker over an archived recording's key or a custody object.
+
+The bucket is listed by version (ListObjectVersions): Object Lock does not keep
+anyone allowed ``s3:PutObject`` from putting a new version at an archived key;
+:mod:`tenios_io.custody.versions` holds the rules, shared with ``audit verify-bucket``.
+The per-key categories above (``objects_not_in_ledger`` …) look at keys whose current
+entry is an object, as a plain listing shows them.
 
 Objects of recordings that are being archived right now (pending or in progress,
 or archived after the listing began) are counted as in flight, not as problems.
 
-The listing is streamed and looked up in the ledger a page at a time; what stays
-in memory is one set of recording uuids seen in the bucket (about 100 bytes per
-archived recording).
+The listing is streamed, one key's versions at a time, and looked up in the ledger
+a page of keys at a time; what stays in memory is one set of recording uuids seen in
+the bucket (about 100 bytes per archived recording).
 """
 
 from __future__ import annotations
@@ -40,12 +58,16 @@ from enum import StrEnum
 from itertools import islice
 from typing import NamedTuple, TypeVar
 
-from tenios_io.custody.layout import log_prefix
+from tenios_io.custody.versions import (
+    CheckpointCopies,
+    KeyKind,
+    KeyVersions,
+    VersionFinding,
+    VersionRules,
+    group_by_key,
+)
 from tenios_io.ledger import Ledger, Recording, State
-from tenios_io.publish.checkpoints import checkpoint_prefix
-from tenios_io.publish.identity import ledger_id_key
-from tenios_io.store import PROBE_NAME, SIDECAR_SUFFIX, ArchiveStore, parse_object_key
-from tenios_io.store.keys import manifest_prefix
+from tenios_io.store import SIDECAR_SUFFIX, ArchiveStore, parse_object_key
 
 _PAGE = 1000
 _T = TypeVar("_T")
@@ -62,6 +84,9 @@ class Category(StrEnum):
     UNRECOGNISED_KEYS = "unrecognised_keys"
     DROP_FILES_NOT_REGISTERED = "drop_files_not_registered"
     CONTENT_UNDER_SEVERAL_IDS = "content_under_several_ids"
+    UNLOGGED_VERSION = "unlogged_version"
+    CURRENT_VERSION_NOT_ARCHIVED = "current_version_not_archived"
+    DELETE_MARKER = "delete_marker"
 
 
 class DropEntry(NamedTuple):
@@ -91,6 +116,9 @@ class ReconcileReport:
         default_factory=lambda: {category: [] for category in Category}
     )
     listed_keys: int = 0
+    """Keys whose current entry is an object (what a plain listing shows)."""
+    listed_versions: int = 0
+    """Object versions and delete markers under the prefix."""
     archived_rows: int = 0
     drop_files: int | None = None
     """None when no drop was compared."""
@@ -116,6 +144,7 @@ class _Listed(NamedTuple):
     key: str
     recording_uuid: str
     sidecar: bool
+    versions: KeyVersions
 
 
 def reconcile(
@@ -135,10 +164,11 @@ def reconcile(
     tick = on_progress or (lambda _phase, _n: None)
     seen_objects: set[str] = set()
 
-    for page in _pages(_classify(store, report), _PAGE):
+    rules = VersionRules(store.bucket, store.prefix)
+    for page in _pages(_classify(store, rules, report), _PAGE):
         rows = ledger.rows_for(item.recording_uuid for item in page)
         for item in page:
-            _match(report, item, rows.get(item.recording_uuid), seen_objects)
+            _match(report, rules, item, rows.get(item.recording_uuid), seen_objects)
         tick("bucket", len(page))
 
     for rec in ledger.iter_archived():
@@ -206,44 +236,71 @@ def reconcile(
     return report
 
 
-def _classify(store: ArchiveStore, report: ReconcileReport) -> Iterator[_Listed]:
-    """Recording objects and sidecars of the listing; everything else is noted here."""
-    prefix = store.prefix
-    probe = f"{prefix}/{PROBE_NAME}" if prefix else PROBE_NAME
-    checkpoints = checkpoint_prefix(prefix)
-    ledger_id = ledger_id_key(prefix)
-    for obj in store.iter_objects():
-        report.listed_keys += 1
-        key = obj.key
-        parts = parse_object_key(prefix, key)
+def _classify(
+    store: ArchiveStore, rules: VersionRules, report: ReconcileReport
+) -> Iterator[_Listed]:
+    """Recording objects and sidecars of the listing, key by key; everything else (custody
+    objects, the probe, strays) is checked here."""
+    copies = CheckpointCopies(store)
+    for group in group_by_key(store.iter_versions()):
+        report.listed_versions += len(group.entries)
+        if group.live:
+            report.listed_keys += 1
+        key = group.key
+        parts = parse_object_key(store.prefix, key)
         if parts is not None:
-            yield _Listed(key, parts.recording_uuid, sidecar=False)
+            yield _Listed(key, parts.recording_uuid, sidecar=False, versions=group)
             continue
         if key.endswith(SIDECAR_SUFFIX):
-            owner = parse_object_key(prefix, key[: -len(SIDECAR_SUFFIX)])
+            owner = parse_object_key(store.prefix, key[: -len(SIDECAR_SUFFIX)])
             if owner is not None:
-                yield _Listed(key, owner.recording_uuid, sidecar=True)
+                yield _Listed(key, owner.recording_uuid, sidecar=True, versions=group)
                 continue
-        if key in (probe, ledger_id) or key.startswith(
-            (checkpoints, log_prefix(prefix), manifest_prefix(prefix))
-        ):
-            continue
-        report.add(
-            Category.UNRECOGNISED_KEYS,
-            key,
-            None,
-            "neither a recording, a sidecar, a custody manifest, a checkpoint, the custody "
-            "log nor the probe object",
-        )
+        kind = rules.kind(key)
+        if kind is KeyKind.LATEST_CHECKPOINT:
+            _add_versions(report, None, copies.findings(rules, group))
+        elif kind is KeyKind.CUSTODY:
+            _add_versions(report, None, rules.written_once(group, rules.custody_object(key)))
+        elif kind is KeyKind.PROBE:
+            _add_versions(report, None, rules.probe(group))
+        elif group.live:
+            report.add(
+                Category.UNRECOGNISED_KEYS,
+                key,
+                None,
+                "neither a recording, a sidecar, a custody manifest, a checkpoint, the custody "
+                "log nor the probe object",
+            )
+        else:
+            _add_versions(report, None, rules.hidden(group))
 
 
 def _match(
     report: ReconcileReport,
+    rules: VersionRules,
     item: _Listed,
     rec: Recording | None,
     seen_objects: set[str],
 ) -> None:
     what = "sidecar" if item.sidecar else "object"
+    expected = None
+    if rec is not None:
+        expected = rec.s3_key + SIDECAR_SUFFIX if item.sidecar and rec.s3_key else rec.s3_key
+    if rec is not None and rec.state is State.ARCHIVED and item.key == expected:
+        if item.sidecar:  # an earlier version's sidecar is accepted, never required
+            found = rules.written_once(
+                item.versions, f"the sidecar of recording {rec.recording_uuid}"
+            )
+        else:
+            found = rules.archived(item.versions, rec.s3_version_id, rec.recording_uuid)
+            if item.versions.live:
+                seen_objects.add(rec.recording_uuid)
+        _add_versions(report, rec.recording_uuid, found)
+        return
+    if not item.versions.live:
+        if rec is None or rec.state not in _IN_FLIGHT:
+            _add_versions(report, item.recording_uuid, rules.hidden(item.versions))
+        return
     if rec is None:
         report.add(
             Category.OBJECTS_NOT_IN_LEDGER,
@@ -251,11 +308,6 @@ def _match(
             item.recording_uuid,
             f"{what} of a recording the ledger does not know",
         )
-        return
-    expected = rec.s3_key + SIDECAR_SUFFIX if item.sidecar and rec.s3_key else rec.s3_key
-    if rec.state is State.ARCHIVED and item.key == expected:
-        if not item.sidecar:  # an earlier version's sidecar is accepted, never required
-            seen_objects.add(rec.recording_uuid)
         return
     if rec.state in _IN_FLIGHT:
         report.in_flight += 1
@@ -265,6 +317,13 @@ def _match(
     else:
         detail = f"{what} of a recording the ledger has as {rec.state.value}"
     report.add(Category.OBJECTS_NOT_ARCHIVED, item.key, rec.recording_uuid, detail)
+
+
+def _add_versions(
+    report: ReconcileReport, recording_uuid: str | None, found: Iterable[VersionFinding]
+) -> None:
+    for finding in found:
+        report.add(Category(finding.check), finding.key, recording_uuid, finding.detail)
 
 
 def _pages(items: Iterable[_T], size: int) -> Iterator[list[_T]]:

@@ -42,7 +42,14 @@ from tenios_io.audit import (
 )
 from tenios_io.audit.export import event_record
 from tenios_io.audit.verify import SelectionMode
-from tenios_io.cli._common import cli_actor, console, err_console, output_file, settings
+from tenios_io.cli._common import (
+    cli_actor,
+    console,
+    err_console,
+    output_file,
+    settings,
+    shown,
+)
 from tenios_io.ledger import Recording
 from tenios_io.publish.identity import bind_bucket
 from tenios_io.publish.log import load_signer
@@ -360,7 +367,8 @@ def reconcile_(
         for finding in findings[:show]:
             who = f" ({finding.recording_uuid})" if finding.recording_uuid else ""
             console.print(
-                f"  {category.value}: {finding.location}{who} — {finding.detail}", soft_wrap=True
+                f"  {category.value}: {shown(finding.location)}{who} — {shown(finding.detail)}",
+                soft_wrap=True,
             )
         if len(findings) > show:
             console.print(

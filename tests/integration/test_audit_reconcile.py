@@ -14,10 +14,18 @@ import pytest
 from tenios_io.audit import Category, drop_entries, reconcile, write_checkpoint
 from tenios_io.exceptions import StoreUnavailable
 from tenios_io.ledger import NewRecording
+from tenios_io.publish.identity import bind_bucket
 from tenios_io.publish.manifests import write_missing_manifests
 from tenios_io.store import sidecar_key
 from tests.fixtures.sshd import SftpServer
-from tests.integration.test_audit_support import AuditWorld, make_world
+from tests.integration.test_audit_support import (
+    FORGERIES,
+    AuditWorld,
+    forge_version,
+    hide_under_delete_marker,
+    make_world,
+    versions_of,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -26,6 +34,16 @@ if TYPE_CHECKING:
 @pytest.fixture
 def world(database_url: str, s3_client: S3Client, plain_bucket: str) -> Iterator[AuditWorld]:
     w = make_world(database_url, s3_client, plain_bucket)
+    yield w
+    w.ledger.engine.dispose()
+
+
+@pytest.fixture
+def versioned_world(
+    database_url: str, s3_client: S3Client, locked_bucket: str
+) -> Iterator[AuditWorld]:
+    """A bucket with versioning and Object Lock, as in production."""
+    w = make_world(database_url, s3_client, locked_bucket)
     yield w
     w.ledger.engine.dispose()
 
@@ -92,6 +110,9 @@ def test_every_category_is_found_and_counted(world: AuditWorld) -> None:
         Category.UNRECOGNISED_KEYS: 1,
         Category.DROP_FILES_NOT_REGISTERED: 1,
         Category.CONTENT_UNDER_SEVERAL_IDS: 0,
+        Category.UNLOGGED_VERSION: 0,
+        Category.CURRENT_VERSION_NOT_ARCHIVED: 0,
+        Category.DELETE_MARKER: 0,
     }
     assert locations(report, Category.OBJECTS_NOT_IN_LEDGER) == [stray, stray + ".json"]
     assert locations(report, Category.ARCHIVED_WITHOUT_OBJECT) == [obj_key]
@@ -162,3 +183,41 @@ def test_no_drop_configured_means_no_listing() -> None:
     from tenios_io.config import Settings
 
     assert drop_entries(Settings(), None) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_every_object_version_is_accounted_for(versioned_world: AuditWorld, forgery: str) -> None:
+    world = versioned_world
+    world.store.check()  # the probe
+    bind_bucket(world.ledger, world.store)  # the ledger id
+    ids: list[str] = []
+    for _ in range(3):  # three runs: manifests, checkpoints, the latest one replaced twice
+        ids += world.archive(2)
+        write_checkpoint(world.ledger, world.store)
+    latest = "recordings/_custody/log/checkpoint"
+    assert len(versions_of(world.s3, world.bucket, latest)) == 3
+    clean = reconcile(world.ledger, world.store)
+    assert clean.ok, clean.findings
+    assert clean.listed_versions == clean.listed_keys + 2
+
+    forged_rec, hidden_rec = world.get(ids[1]), world.get(ids[4])
+    assert forged_rec.s3_key and hidden_rec.s3_key and forged_rec.s3_version_id
+    forged, _ = forge_version(world.s3, world.bucket, forged_rec.s3_key, forgery)
+    marker = hide_under_delete_marker(world.s3, world.bucket, hidden_rec.s3_key)
+    report = reconcile(world.ledger, world.store)
+
+    assert not report.ok
+    assert {c: n for c, n in report.counts().items() if n} == {
+        Category.UNLOGGED_VERSION: 1,
+        Category.CURRENT_VERSION_NOT_ARCHIVED: 1,
+        Category.DELETE_MARKER: 1,
+        Category.ARCHIVED_WITHOUT_OBJECT: 1,  # hidden: a GET answers 404
+    }
+    for category in (Category.UNLOGGED_VERSION, Category.CURRENT_VERSION_NOT_ARCHIVED):
+        (found,) = report.findings[category]
+        assert (found.location, found.recording_uuid) == (forged_rec.s3_key, ids[1])
+        assert forged in found.detail and forged_rec.s3_version_id in found.detail
+        assert "delete-object" in found.detail
+    (hidden,) = report.findings[Category.DELETE_MARKER]
+    assert (hidden.location, hidden.recording_uuid) == (hidden_rec.s3_key, ids[4])
+    assert marker in hidden.detail and "404" in hidden.detail

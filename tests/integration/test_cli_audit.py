@@ -21,7 +21,15 @@ from tenios_io.store import sidecar_key
 from tests.fixtures.cli import CliResult
 from tests.fixtures.moto import FAKE_CREDENTIALS
 from tests.fixtures.sshd import SftpServer
-from tests.integration.test_audit_support import AuditWorld, make_world, recent, versions_of
+from tests.integration.test_audit_support import (
+    FORGERIES,
+    AuditWorld,
+    forge_version,
+    hide_under_delete_marker,
+    make_world,
+    recent,
+    versions_of,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -140,6 +148,24 @@ def test_reconcile_lists_and_exits_1(world: AuditWorld, cli: Cli) -> None:
     found = cli("audit", "reconcile")
     assert found.exit_code == 1
     assert "objects_not_in_ledger" in found.stdout and stray in found.stdout
+
+
+def test_reconcile_names_a_forged_version_and_a_delete_marker(world: AuditWorld, cli: Cli) -> None:
+    forged_rec, hidden_rec = (world.get(key) for key in world.archive(2))
+    assert forged_rec.s3_key and hidden_rec.s3_key and forged_rec.s3_version_id
+    forged, _ = forge_version(world.s3, world.bucket, forged_rec.s3_key, FORGERIES[1])
+    marker = hide_under_delete_marker(world.s3, world.bucket, hidden_rec.s3_key)
+    found = cli("audit", "reconcile")
+    assert found.exit_code == 1, found.output
+    lines = found.stdout.splitlines()
+    archived = forged_rec.s3_version_id
+    for category, key, versions in (
+        ("unlogged_version", forged_rec.s3_key, (forged, archived)),
+        ("current_version_not_archived", forged_rec.s3_key, (forged, archived)),
+        ("delete_marker", hidden_rec.s3_key, (marker,)),
+    ):
+        (line,) = [x for x in lines if x.startswith(f"  {category}: {key} ")]
+        assert all(v in line for v in versions) and "delete-object" in line, line
 
 
 def test_retention_and_report(world: AuditWorld, cli: Cli, tmp_path: Path) -> None:
