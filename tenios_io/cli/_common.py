@@ -11,11 +11,14 @@ from typing import IO, TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tenios_io.files import atomic_text_file
+from tenios_io.untrusted import printable
 
 if TYPE_CHECKING:  # imported when used: `--help` needs neither pydantic nor SQLAlchemy
     from tenios_io.config import Settings
+
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -73,18 +76,13 @@ def cli_actor(command: str) -> str:
     return f"cli:{command}:{default_actor()}"
 
 
-def shown(text: str) -> str:
-    """Text taken from outside (an S3 key, a drop file name) made safe to print with Rich:
-    control and other unprintable characters as ``\\x..`` / ``\\u....`` escapes (no
-    terminal escape sequence, no line break gets through), Rich markup escaped."""
-    from rich.markup import escape
-
-    if not text.isprintable():
-        text = "".join(
-            char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-            for char in text
-        )
-    return escape(text)
+def shown(text: str | None, limit: int | None = None) -> str:
+    """Text taken from outside (an S3 key, a drop file name, a producer's row) made safe
+    to print with Rich: cut to ``limit`` characters, control and other unprintable
+    characters as ``\\x..`` / ``\\u....`` escapes (no terminal escape sequence, no line
+    break gets through; tenios_io.untrusted.printable), Rich markup escaped."""
+    value = text or ""
+    return escape(printable(value if limit is None else value[:limit]))
 
 
 def settings(ctx: typer.Context) -> Settings:

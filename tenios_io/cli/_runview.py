@@ -25,6 +25,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from tenios_io.cli._common import shown
+
 #: Outcomes after which a recording is done for this run (retries are not).
 FINAL = frozenset({"archived", "already_archived", "missing", "failed", "conflict"})
 
@@ -168,7 +170,7 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
             *sweep.get("ambiguous_files", [])[:5],
             *sweep.get("incomplete_files", [])[:5],
         ]:
-            table.add_row(f"  [yellow]{escape(path)}[/]", escape(why))
+            table.add_row(f"  [yellow]{shown(path)}[/]", shown(why))
         if ambiguous:
             table.caption = (
                 "Ambiguous drop files are not archived until TENIOS_SFTP_PATTERN says which "

@@ -18,7 +18,7 @@ from rich.table import Table
 
 # Module-level imports stay light (`ledger list` starts fast); the audit package (boto3)
 # and mutagen are imported inside the commands that use them.
-from tenios_io.cli._common import cli_actor, console, err_console, output_file, settings
+from tenios_io.cli._common import cli_actor, console, err_console, output_file, settings, shown
 from tenios_io.cli._importing import import_line
 from tenios_io.cli.ledger_stats import stats
 from tenios_io.exceptions import ImportFileError, UnknownRecording
@@ -203,15 +203,17 @@ def intake(
     if rejected:
         table.add_column("reason", overflow="fold")
     for row in rows:
+        # Everything a producer wrote is escaped (tenios_io.untrusted): its ANSI codes
+        # and Rich markup print as text.
         cells = [
             str(row.id),
-            row.recording_uuid[:80],
-            (row.call_uuid or "")[:80],
-            (row.recorded_at or "")[:40],
-            (row.producer or "")[:80],
+            shown(row.recording_uuid, 80),
+            shown(row.call_uuid, 80),
+            shown(row.recorded_at, 40),
+            shown(row.producer, 80),
             f"{row.received_at:%Y-%m-%d %H:%M:%S}",
         ]
-        table.add_row(*cells, *([row.reason or ""] if rejected else []))
+        table.add_row(*cells, *([shown(row.reason)] if rejected else []))
     console.print(table)
     console.print(f"pending: {counts['pending']:,}  rejected: {counts['rejected']:,}")
 

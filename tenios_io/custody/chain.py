@@ -78,6 +78,76 @@ def recanonical(details: str) -> str:
     return "".join(_encode_parsed(value, 0))
 
 
+#: The custody log's limit on one entry (C2SP tlog-tiles entry bundles: a 2-byte length).
+MAX_ENTRY_BYTES = 0xFFFF
+#: A string in an event's details (or an actor) longer than this is logged as its head
+#: and its SHA-256 (:func:`bounded_text`): producers and drop names are hostile data.
+MAX_FIELD_CHARS = 1024
+#: Canonical details larger than this (UTF-8) are logged as their size and SHA-256 only,
+#: so that an entry — details, actor and the rest — always fits MAX_ENTRY_BYTES.
+MAX_DETAILS_BYTES = 32 * 1024
+#: Details of at most this many characters are at most MAX_DETAILS_BYTES of UTF-8: one
+#: ``len`` decides for almost every event (the hot path).
+_SMALL_DETAILS = MAX_DETAILS_BYTES // 4
+_HEAD_CHARS = 200
+
+
+def bounded_text(value: str) -> str:
+    """``value`` when at most MAX_FIELD_CHARS long, else its head, its length and its
+    SHA-256: an over-long value is still identified, never logged whole."""
+    if len(value) <= MAX_FIELD_CHARS:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", errors="surrogatepass")).hexdigest()
+    return f"{value[:_HEAD_CHARS]}… [{len(value):,} characters, sha256 {digest}]"
+
+
+def _bound(value: Any) -> Any:
+    if isinstance(value, str):
+        return bounded_text(value)
+    if isinstance(value, Mapping):
+        return {str(k): _bound(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_bound(v) for v in value]
+    return value
+
+
+def fit_details(canonical_details: str) -> str:
+    """Canonical details that fit the custody log: these, when small enough (one
+    ``len`` for almost every event), else with every long string bounded
+    (:func:`bounded_text`), else only their size and SHA-256.  A producer's 70 KB
+    field can never make an entry the log cannot hold (no checkpoint could follow)."""
+    if len(canonical_details) <= _SMALL_DETAILS:
+        return canonical_details
+    raw = canonical_details.encode("utf-8", errors="surrogatepass")
+    if len(raw) <= MAX_DETAILS_BYTES:
+        return canonical_details
+    bounded = canonical_json(_bound(json.loads(canonical_details)))
+    if len(bounded.encode("utf-8", errors="surrogatepass")) <= MAX_DETAILS_BYTES:
+        return bounded
+    return canonical_json(
+        {"details_omitted": {"bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}}
+    )
+
+
+def logged_json(details: Mapping[str, Any]) -> str:
+    """The canonical JSON of an event's details as the chain and the log keep them
+    (:func:`fit_details`)."""
+    return fit_details(canonical_json(dict(details)))
+
+
+def entry_size(
+    seq: int,
+    recording_uuid: str | None,
+    event: str,
+    actor: str,
+    occurred_at: str,
+    canonical_details: str,
+) -> int:
+    """The byte size of an event's custody log entry (:func:`event_body` as UTF-8)."""
+    body = event_body(seq, recording_uuid, event, actor, occurred_at, canonical_details)
+    return len(body.encode("utf-8", errors="surrogatepass"))
+
+
 def format_time(moment: datetime) -> str:
     """UTC, microseconds, 'Z': the form hashed and stored (``%Y-%m-%dT%H:%M:%S.%fZ``)."""
     if moment.tzinfo is None:
@@ -257,5 +327,25 @@ def verify(rows: Iterable[Mapping[Any, Any]]) -> ChainReport:
                 f"event {seq} ({row['event']} of {row['recording_uuid']}): content does not "
                 "match its hash (the event was altered)",
             )
+        if len(row["details"]) + len(row["actor"]) > _SMALL_DETAILS:
+            size = entry_size(
+                seq,
+                row["recording_uuid"],
+                row["event"],
+                row["actor"],
+                row["occurred_at"],
+                recanonical(row["details"]),
+            )
+            if size > MAX_ENTRY_BYTES:
+                return ChainReport(
+                    False,
+                    count,
+                    seq - 1,
+                    prev,
+                    seq,
+                    f"event {seq} ({row['event']} of {row['recording_uuid']}): its custody log "
+                    f"entry is {size:,} bytes, over the log's limit of {MAX_ENTRY_BYTES:,}: no "
+                    "checkpoint can be written past it",
+                )
         prev, expected_seq, count = recomputed, seq + 1, count + 1
     return ChainReport(True, count, expected_seq - 1, prev)

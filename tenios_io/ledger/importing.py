@@ -18,6 +18,7 @@ from typing import IO
 from tenios_io.config import UUID_RE, quote_value
 from tenios_io.exceptions import ImportFileError
 from tenios_io.ledger.records import NewRecording
+from tenios_io.untrusted import EARLIEST_RECORDED_AT, recorded_at_problem
 
 _UUID = re.compile(rf"^{UUID_RE}$")
 ProgressFn = Callable[[int], None]
@@ -44,8 +45,10 @@ def _header_hint(text: str, line: int) -> str:
     return ""
 
 
-def parse_datetime(value: str, *, line: int, column: str) -> datetime:
-    """ISO 8601 (date, or date-time with Z / offset; naive means UTC)."""
+def parse_datetime(value: str, *, line: int, column: str, now: datetime | None = None) -> datetime:
+    """ISO 8601 (date, or date-time with Z / offset; naive means UTC), within the sane
+    window of tenios_io.untrusted (not before 1990, not in the future: the retention
+    period starts here)."""
     text = value.strip()
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -57,7 +60,17 @@ def parse_datetime(value: str, *, line: int, column: str) -> datetime:
             line=line,
             column=column,
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    moment = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    problem = recorded_at_problem(moment, now or datetime.now(UTC))
+    if problem is not None:
+        raise ImportFileError(
+            f"line {line}, column {column}: {quote_value(text)} {problem} (a recording's "
+            f"date must lie between {EARLIEST_RECORDED_AT:%Y-%m-%d} and today); nothing was "
+            "imported",
+            line=line,
+            column=column,
+        )
+    return moment
 
 
 def read_import_file(path: Path, progress: ProgressFn | None = None) -> list[NewRecording]:
@@ -124,6 +137,7 @@ def _read_csv(handle: IO[str], progress: ProgressFn | None) -> Iterator[NewRecor
             column=sorted(unknown)[0],
         )
     count = 0
+    now = datetime.now(UTC)
     for row in reader:
         number = reader.line_num
         if None in row:
@@ -142,7 +156,9 @@ def _read_csv(handle: IO[str], progress: ProgressFn | None) -> Iterator[NewRecor
         yield NewRecording(
             recording_uuid=parse_uuid(rec, line=number, column="recording_uuid"),
             call_uuid=parse_uuid(call, line=number, column="call_uuid") if call else None,
-            recorded_at=parse_datetime(when, line=number, column="recorded_at") if when else None,
+            recorded_at=(
+                parse_datetime(when, line=number, column="recorded_at", now=now) if when else None
+            ),
         )
         count += 1
         if progress and count % 10_000 == 0:

@@ -13,8 +13,10 @@ chunks of a bounded size, each chunk ONE write transaction that
 1. takes the chunk's rows (PostgreSQL ``FOR UPDATE SKIP LOCKED``: two draining runs
    never take the same row and never wait for each other; no table lock, so
    producers keep inserting and workers keep claiming),
-2. validates them — a malformed uuid or timestamp marks the row ``rejected`` with its
-   reason and keeps it (``tenios-archive ledger intake --rejected``),
+2. validates them — a malformed uuid or timestamp, a value longer than its bound, a
+   date outside 1990 … tomorrow, an ``sftp:PATH`` that is absolute or climbs out with
+   ``..`` (tenios_io.untrusted) marks the row ``rejected`` with its reason and keeps it
+   (``tenios-archive ledger intake --rejected``),
 3. registers the valid ones through the normal registration path (the staging merge of
    registration.py) with a ``registered`` custody event naming the producer, and
 4. deletes them.
@@ -30,22 +32,27 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from tenios_io import crashpoints
-from tenios_io.config import UUID_RE
+from tenios_io.config import UUID_RE, quote_value
 from tenios_io.ledger.records import NewRecording, as_utc
 from tenios_io.ledger.registration import Registration
 from tenios_io.ledger.tables import recording_intake
+from tenios_io.untrusted import (
+    MAX_DROP_PATH_CHARS,
+    MAX_ID_CHARS,
+    MAX_PRODUCER_CHARS,
+    MAX_TIMESTAMP_CHARS,
+    drop_path_problem,
+    recorded_at_problem,
+)
 
 #: Intake rows per drain transaction: bounds its time under SQLite's write lock.
 INTAKE_CHUNK = 1000
-#: A recorded_at further in the future than this is a producer's mistake, not a date
-#: to start a retention period at.
-_FUTURE_SLACK = timedelta(days=1)
 _UUID = re.compile(rf"^{UUID_RE}$")
 _I = recording_intake.c
 log = logging.getLogger(__name__)
@@ -101,29 +108,41 @@ class DrainResult:
 
 
 def validate(row: IntakeRow, now: datetime) -> NewRecording | str:
-    """The recording a row asks for, or why it is rejected (one line)."""
+    """The recording a row asks for, or why it is rejected (one line).
+
+    A producer's values are hostile data (tenios_io.untrusted): each is bounded in
+    length before it is looked at, a date must fall in the sane window, and an
+    ``sftp:PATH`` must name a file relative to the drop (never absolute, never ``..``).
+    """
+    too_long = _too_long(row)
+    if too_long is not None:
+        return too_long
     key = (row.recording_uuid or "").strip()
     if not _UUID.match(key):
-        return f"recording_uuid {key[:80]!r} is not a UUID"
+        return f"recording_uuid {quote_value(key)} is not a UUID"
     call = (row.call_uuid or "").strip() or None
     if call is not None and not _UUID.match(call):
-        return f"call_uuid {call[:80]!r} is not a UUID"
+        return f"call_uuid {quote_value(call)} is not a UUID"
     recorded_at = None
     text = (row.recorded_at or "").strip()
     if text:
         try:
             recorded_at = as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
         except ValueError:
-            return f"recorded_at {text[:80]!r} is not an ISO 8601 timestamp"
+            return f"recorded_at {quote_value(text)} is not an ISO 8601 timestamp"
         assert recorded_at is not None
-        if recorded_at > now + _FUTURE_SLACK:
-            return f"recorded_at {text[:80]!r} is in the future"
+        problem = recorded_at_problem(recorded_at, now)
+        if problem is not None:
+            return f"recorded_at {quote_value(text)} {problem}"
     hint = (row.source_hint or "").strip()
     source_path = None
     if hint.startswith("sftp:"):
         source_path = hint.removeprefix("sftp:") or None
+        problem = None if source_path is None else drop_path_problem(source_path, relative=True)
+        if problem is not None:
+            return f"source_hint {quote_value(hint)}: the path {problem}"
     elif hint not in ("", "api", "sftp"):
-        return f"source_hint {hint[:80]!r} is not api, sftp or sftp:PATH"
+        return f"source_hint {quote_value(hint)} is not api, sftp or sftp:PATH"
     producer = (row.producer or "").strip() or None
     return NewRecording(
         recording_uuid=key.lower(),
@@ -132,6 +151,27 @@ def validate(row: IntakeRow, now: datetime) -> NewRecording | str:
         source_path=source_path,
         producer=producer,
     )
+
+
+#: The longest value each producer column may hold (tenios_io.untrusted).
+_LIMITS = {
+    "recording_uuid": MAX_ID_CHARS,
+    "call_uuid": MAX_ID_CHARS,
+    "recorded_at": MAX_TIMESTAMP_CHARS,
+    "source_hint": MAX_DROP_PATH_CHARS + len("sftp:"),
+    "producer": MAX_PRODUCER_CHARS,
+}
+
+
+def _too_long(row: IntakeRow) -> str | None:
+    for column, limit in _LIMITS.items():
+        value = getattr(row, column) or ""
+        if len(value) > limit:
+            return (
+                f"{column} is {len(value):,} characters long (at most {limit:,}): "
+                f"{quote_value(value, 60)}"
+            )
+    return None
 
 
 class Intake(Registration):

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tenios_io import crashpoints
-from tenios_io.custody.chain import format_time
+from tenios_io.custody.chain import bounded_text, format_time
 from tenios_io.ledger import sequencer
 from tenios_io.ledger.core import LedgerCore
 from tenios_io.ledger.engine import WRITE_OPTION
@@ -222,7 +222,9 @@ def registered_details(
 
 
 def _json(value: str | None) -> str:
-    return "null" if value is None else encode_basestring(value)
+    # Bounded (custody.bounded_text): a producer's or a drop's long value is logged as
+    # its head and digest, never whole.
+    return "null" if value is None else encode_basestring(bounded_text(value))
 
 
 def _lower(value: str | None) -> str | None:

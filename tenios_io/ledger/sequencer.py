@@ -66,10 +66,12 @@ from tenios_io.custody.chain import (
     ChainHead,
     Entry,
     NewEvent,
-    canonical_json,
+    bounded_text,
     canonical_row_digest,
     chain_hash,
+    fit_details,
     format_time,
+    logged_json,
     recanonical,
 )
 from tenios_io.ledger.engine import write_transaction
@@ -121,7 +123,7 @@ def enqueue(
             "event": ev.event,
             "actor": actor,
             "occurred_at": occurred,
-            "details": canonical_json(dict(ev.details)),
+            "details": logged_json(ev.details),
         }
         for ev in events
     ]
@@ -185,7 +187,10 @@ def sequence(conn: Connection, entries: Iterable[Entry]) -> int:
     def rows() -> Iterator[tuple[Any, ...]]:
         nonlocal last
         prev, seq = head.hash, head.seq
-        for recording_uuid, event, actor, occurred_at, details in entries:
+        for recording_uuid, event, actor, occurred_at, canonical in entries:
+            # Bounded here too, whoever wrote the event: an entry the custody log cannot
+            # hold would stop every later checkpoint (one ``len`` each when they fit).
+            details, actor = fit_details(canonical), bounded_text(actor)
             seq += 1
             digest = chain_hash(prev, seq, recording_uuid, event, actor, occurred_at, details)
             last = seq

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tenios_io import crashpoints
-from tenios_io.custody.chain import NewEvent, canonical_json, canonical_row_digest, format_time
+from tenios_io.custody.chain import NewEvent, canonical_row_digest, format_time, logged_json
 from tenios_io.exceptions import StaleLease, UnknownRecording
 from tenios_io.ledger.core import LedgerCore
 from tenios_io.ledger.manifests import queue_manifest_rows
@@ -77,7 +77,7 @@ class LeasedWrite:
                 "event": name,
                 "actor": actor,
                 "occurred_at": occurred,
-                "details": canonical_json(dict(details)),
+                "details": logged_json(details),
             }
             for name, details in self.events
         ]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tenios_io.custody import merkle, signing
+from tenios_io.custody.chain import MAX_ENTRY_BYTES
 from tenios_io.custody.checkpoints import (
     CheckpointError,
     LogCheckpoint,
@@ -105,7 +106,18 @@ def publish_log(
         written += 1
 
     for row in ledger.iter_events(old_size, head_seq):
-        edge.append(event_entry(row), emit)
+        entry = event_entry(row)
+        if len(entry) > MAX_ENTRY_BYTES:
+            # Written before events were bounded (custody.fit_details): say so, loudly,
+            # instead of failing inside the bundle encoder on every run.
+            raise ChainBroken(
+                f"event {row['seq']} ({row['event']} of {row['recording_uuid']}) is a custody "
+                f"log entry of {len(entry):,} bytes, over the log's limit of "
+                f"{MAX_ENTRY_BYTES:,}: the log cannot be extended past it and no checkpoint "
+                "is written (`tenios-archive audit verify-chain` names it)",
+                event_id=int(row["seq"]),
+            )
+        edge.append(entry, emit)
     if edge.size != head_seq:
         raise ChainBroken(
             f"the ledger's events end at {edge.size}, not at {head_seq}", event_id=edge.size

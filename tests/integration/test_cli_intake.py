@@ -87,3 +87,27 @@ def test_a_runs_preflight_drains_the_intake_and_says_so(
     assert "intake: 2 new, 0 already known, 1 rejected" in out and "--rejected" in out
     with open_ledger(load_settings()) as ledger:
         assert ledger.intake_counts() == {"pending": 0, "rejected": 1}
+
+
+def test_intake_prints_a_producers_escape_codes_and_markup_as_text(db: str, cli: Cli) -> None:
+    # Issue 25, case 13: a producer's ANSI sequences never reach the operator's terminal.
+    hostile = "\x1b[31mred\x1b[0m[bold]loud[/bold]\x07"
+    done = run_sql(
+        db,
+        [
+            insert_values([(str(uuid.uuid4()), None, None, hostile)]),
+            insert_values([("\x1b]0;title\x07", None, None, hostile)]),
+        ],
+    )
+    assert done.returncode == 0, done.stderr
+
+    pending = cli("ledger", "intake")
+    assert pending.exit_code == 0, pending.output
+    assert "\x1b" not in pending.stdout and "\x07" not in pending.stdout
+    assert "\\x1b[31mred\\x1b[0m[bold]loud[/bold]\\x07" in pending.stdout.replace("\n", "")
+
+    with open_ledger(load_settings()) as ledger:
+        assert ledger.drain_intake().rejected == 1
+    rejected = cli("ledger", "intake", "--rejected")
+    assert rejected.exit_code == 0
+    assert "\x1b" not in rejected.stdout and "is not a UUID" in rejected.stdout
