@@ -38,6 +38,8 @@ translated once, at the boundary that meets them, with ``raise ... from exc``.
     │   ├── SourceUnavailable            [transient] SFTP connection dropped, file changed
     │   ├── HostKeyError                 [terminal]  unknown or changed SFTP host key
     │   └── SourceFileMissing            [terminal]  the file is not (or no longer) there
+    │       └── SourceOutsideDrop        [terminal]  the path lies outside the drop: never
+    │                                                opened, moved or deleted
     └── RecordingInvalid                 [transient] not the whole recording: short of its
                                                      Content-Length, an incomplete container,
                                                      an error document on a 200 (recording/)
@@ -273,6 +275,11 @@ class HostKeyError(SourceError, Terminal):
 
 class SourceFileMissing(SourceError, Terminal):
     """The file the ledger points at is not there."""
+
+
+class SourceOutsideDrop(SourceFileMissing):
+    """The path the ledger holds for a recording lies outside the drop (absolute
+    elsewhere, ``..``, not normalised): a producer's hint is never followed there."""
 
 
 # -- what a source delivered --------------------------------------------------------------

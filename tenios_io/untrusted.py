@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import re2
 
 __all__ = [
     "EARLIEST_RECORDED_AT",
@@ -24,6 +28,8 @@ __all__ = [
     "MAX_ID_CHARS",
     "MAX_PRODUCER_CHARS",
     "MAX_TIMESTAMP_CHARS",
+    "NamePattern",
+    "compile_name_pattern",
     "drop_path_problem",
     "escape_name",
     "inside_drop",
@@ -101,10 +107,10 @@ def inside_drop(root: str, path: str) -> str | None:
         if not root.startswith("/"):
             return None
         base = root.rstrip("/")
-        return path if path.startswith(base + "/") and len(path) > len(base) + 1 else None
+        return path if path == root or path.startswith(base + "/") else None
     if root == ".":
         return path
-    if not root.startswith("/") and path.startswith(root.rstrip("/") + "/"):
+    if not root.startswith("/") and (path == root or path.startswith(root.rstrip("/") + "/")):
         return path
     return posixpath.join(root, path)
 
@@ -124,3 +130,40 @@ def printable(text: str) -> str:
 def escape_name(raw: bytes) -> str:
     """A name that is not UTF-8, printable: undecodable bytes as ``\\xNN``."""
     return printable(raw.decode("utf-8", errors="backslashreplace"))
+
+
+class NameMatch(Protocol):
+    def group(self, name: str, /) -> str | None: ...
+
+
+class NamePattern(Protocol):
+    """A compiled TENIOS_SFTP_PATTERN (an RE2 regex; ``re.Pattern`` fits too)."""
+
+    @property
+    def pattern(self) -> str: ...
+
+    @property
+    def groupindex(self) -> Mapping[str, int]: ...
+
+    def search(self, text: str, /) -> NameMatch | None: ...
+
+
+def compile_name_pattern(pattern: str) -> NamePattern:
+    """TENIOS_SFTP_PATTERN compiled with RE2 (google-re2): matching takes time linear in
+    the name, whatever the pattern, so a crafted file name cannot stall a sweep (Python's
+    backtracking ``re`` took minutes on one name with a pattern such as ``(a+)+b``).
+    RE2 has no backreferences or lookaround; such a pattern is refused.  ValueError
+    says why (the caller names the setting)."""
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its parse error to stderr as well
+    try:
+        compiled: NamePattern = re2.compile(pattern, options=options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(
+            f"is not a regular expression RE2 accepts ({reason}); backreferences and "
+            "lookaround are not supported"
+        ) from None
+    if "recording_uuid" not in compiled.groupindex:
+        raise ValueError("needs a named group (?P<recording_uuid>...)")
+    return compiled

@@ -157,6 +157,9 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
             f"{ambiguous:,}",
             style="yellow" if ambiguous else None,
         )
+        skipped = int(sweep.get("skipped", 0))
+        if skipped:
+            table.add_row("  unreadable names (left alone)", f"{skipped:,}", style="yellow")
         incomplete = int(sweep.get("incomplete", 0))
         if incomplete:
             table.add_row("  incomplete containers (left alone)", f"{incomplete:,}", style="yellow")
@@ -169,6 +172,7 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
         for path, why in [
             *sweep.get("ambiguous_files", [])[:5],
             *sweep.get("incomplete_files", [])[:5],
+            *sweep.get("skipped_files", [])[:5],
         ]:
             table.add_row(f"  [yellow]{shown(path)}[/]", shown(why))
         if ambiguous:

@@ -32,16 +32,16 @@ import dataclasses
 import hashlib
 import logging
 import posixpath
-import re
 import stat
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import BinaryIO, Literal, NoReturn, Protocol, cast
+from typing import Any, BinaryIO, Literal, NoReturn, Protocol, cast
 
 import paramiko
+from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
 
 from tenios_io import crashpoints
 from tenios_io.config import DEFAULT_SFTP_PATTERN, ENV_PREFIX, Settings
@@ -49,12 +49,22 @@ from tenios_io.exceptions import (
     ConfigError,
     RecordingInvalid,
     SourceFileMissing,
+    SourceOutsideDrop,
     SourceUnavailable,
 )
 from tenios_io.recording.source import Sink
 from tenios_io.recording.validation import check_complete
 from tenios_io.sftp.connect import SftpConnection, connection_lost, parse_sftp_url
-from tenios_io.sftp.naming import Ambiguous, KnownIds, Lookup, NameReader, resolve, uuids_in
+from tenios_io.sftp.naming import (
+    Ambiguous,
+    KnownIds,
+    Lookup,
+    NameReader,
+    compile_name_pattern,
+    resolve,
+    uuids_in,
+)
+from tenios_io.untrusted import MAX_DROP_NAME_BYTES, MAX_DROP_PATH_CHARS, escape_name, inside_drop
 
 __all__ = [
     "CHUNK_SIZE",
@@ -138,6 +148,10 @@ class SweepResult:
     stopped: bool = False
     """A stop request (a signal) ended the sweep early: the lists hold what was looked
     at until then; the rest waits for the next sweep."""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """``(name, why)`` of entries the sweep cannot read safely — a name that is not
+    UTF-8 (its bytes escaped as ``\\xNN``), longer than 255 bytes, or a path longer
+    than 1,024 characters: never touched, reported; the rest of the drop goes on."""
 
 
 class Sighted(Protocol):
@@ -180,18 +194,11 @@ def _parse_after(after: str) -> tuple[AfterMode, str | None]:
     )
 
 
-def _compile_pattern(pattern: str) -> re.Pattern[str]:
+def _compile_pattern(pattern: str) -> NameReader:
     try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError(
-            f"{_PATTERN_VAR} is not a valid regular expression ({exc})", variable=_PATTERN_VAR
-        ) from None
-    if "recording_uuid" not in compiled.groupindex:
-        raise ConfigError(
-            f"{_PATTERN_VAR} needs a named group (?P<recording_uuid>...)", variable=_PATTERN_VAR
-        )
-    return compiled
+        return NameReader(compile_name_pattern(pattern))
+    except ValueError as exc:
+        raise ConfigError(f"{_PATTERN_VAR} {exc}", variable=_PATTERN_VAR) from None
 
 
 def _normalise(path: str) -> str:
@@ -201,6 +208,68 @@ def _normalise(path: str) -> str:
 
 def _join(directory: str, name: str) -> str:
     return name if directory == "." else posixpath.join(directory, name)
+
+
+def _list_directory(
+    sftp: paramiko.SFTPClient, directory: str
+) -> list[tuple[bytes, paramiko.SFTPAttributes]]:
+    """``listdir_attr``, with each entry's name as the server sent it (bytes).
+
+    paramiko decodes every name (and its ``ls -l`` line) as UTF-8 while it lists, so one
+    file with a Latin-1 name failed the whole listing — and every run.  The public call
+    serves every directory whose names all decode; only a directory where one does not
+    is listed again at the byte level (:func:`_list_raw`), its other entries kept.
+    """
+    try:
+        return [(attrs.filename.encode("utf-8"), attrs) for attrs in sftp.listdir_attr(directory)]
+    except UnicodeDecodeError:
+        return _list_raw(sftp, directory)
+
+
+def _list_raw(
+    sftp: paramiko.SFTPClient, directory: str
+) -> list[tuple[bytes, paramiko.SFTPAttributes]]:
+    """``listdir_attr`` reading names as bytes; an entry whose name does not decode
+    gets ``filename`` None (the caller skips it).  paramiko's request layer
+    (``_request``, ``SFTPAttributes._from_msg``), exactly as ``listdir_attr`` uses it."""
+    client: Any = sftp  # the request layer is paramiko's own, not in its type stubs
+    kind, msg = client._request(CMD_OPENDIR, client._adjust_cwd(directory))
+    if kind != CMD_HANDLE:
+        raise paramiko.SFTPError("Expected handle")
+    handle = msg.get_binary()
+    found: list[tuple[bytes, paramiko.SFTPAttributes]] = []
+    try:
+        while True:
+            try:
+                kind, msg = client._request(CMD_READDIR, handle)
+            except EOFError:
+                break
+            if kind != CMD_NAME:
+                raise paramiko.SFTPError("Expected name response")
+            for _ in range(msg.get_int()):
+                raw = msg.get_string()
+                longname = msg.get_string().decode("utf-8", errors="replace")
+                try:
+                    name: str | None = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    name = None
+                attrs = cast(Any, paramiko.SFTPAttributes)._from_msg(msg, name, longname)
+                if name not in (".", ".."):
+                    found.append((raw, attrs))
+    finally:
+        client._request(CMD_CLOSE, handle)
+    return found
+
+
+def _unreadable_name(raw: bytes) -> str | None:
+    """Why a drop entry's name is not read (hostile data, tenios_io.untrusted), or None."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "its name is not UTF-8"
+    if len(raw) > MAX_DROP_NAME_BYTES:
+        return f"its name is longer than {MAX_DROP_NAME_BYTES} bytes"
+    return None
 
 
 def _restart(sink: Sink) -> None:
@@ -235,7 +304,7 @@ class SftpDrop:
     ) -> None:
         self._connection = sftp if isinstance(sftp, SftpConnection) else SftpConnection.attach(sftp)
         self.root = _normalise(root)
-        self._names = NameReader(_compile_pattern(pattern))
+        self._names = _compile_pattern(pattern)
         self._settle_seconds = settle_seconds
         self._after, after_dir = _parse_after(after)
         self._move_dir: str | None = None
@@ -267,6 +336,24 @@ class SftpDrop:
         return f"<SftpDrop {self.root!r} via {self._connection!r} after={after}>"
 
     # -- names ----------------------------------------------------------------------------
+
+    def contains(self, path: str) -> bool:
+        """Whether ``path`` lies inside the drop (tenios_io.untrusted.inside_drop)."""
+        return inside_drop(self.root, path) is not None
+
+    def _confined(self, path: str) -> str:
+        """The server path of ``path`` inside the drop; SourceOutsideDrop otherwise.
+
+        Every open, stat, move and delete goes through here: a path the ledger holds
+        came from a producer or a sweep and is never followed outside the drop
+        (defence in depth: the intake rejects such hints already)."""
+        inside = inside_drop(self.root, path)
+        if inside is None:
+            raise SourceOutsideDrop(
+                f"SFTP path {escape_name(path.encode('utf-8', 'surrogateescape')[:300])} "
+                f"lies outside the drop {self.root!r}: it is never opened, moved or deleted"
+            )
+        return inside
 
     def recording_uuid_of(self, path: str) -> str | None:
         """The canonical recording_uuid the pattern finds in the base name, or None
@@ -306,13 +393,15 @@ class SftpDrop:
         file checked (``SweepResult.stopped``): what it found so far is returned.
         """
         stopping = stop or threading.Event()
-        files = self._connection.run(
+        files, skipped = self._connection.run(
             lambda sftp: self._list_files(sftp, stopping), what=f"sweep {self.root}"
         )
         if stopping.is_set():
             return SweepResult(stopped=True)
         now = self._clock()
-        result = SweepResult()
+        result = SweepResult(skipped=skipped)
+        for name, why in skipped:
+            logger.warning("SFTP sweep: skipping %s (%s); it is left alone", name, why)
         named = []
         seen: dict[str, _Seen] = {}
         for path, attrs in sorted(files, key=lambda item: item[0]):
@@ -423,13 +512,14 @@ class SftpDrop:
 
     def _list_files(
         self, sftp: paramiko.SFTPClient, stop: threading.Event
-    ) -> list[tuple[str, paramiko.SFTPAttributes]]:
+    ) -> tuple[list[tuple[str, paramiko.SFTPAttributes]], list[tuple[str, str]]]:
         files: list[tuple[str, paramiko.SFTPAttributes]] = []
+        skipped: list[tuple[str, str]] = []
         pending = [self.root]
         while pending and not stop.is_set():
             directory = pending.pop()
             try:
-                entries = sftp.listdir_attr(directory)
+                entries = _list_directory(sftp, directory)
             except OSError as exc:
                 if connection_lost(exc, sftp):
                     raise
@@ -441,8 +531,15 @@ class SftpDrop:
                     ) from exc
                 logger.warning("SFTP sweep: skipping %s (%s)", directory, exc)
                 continue
-            for entry in entries:
-                path = _join(directory, entry.filename)
+            for raw, entry in entries:
+                why = _unreadable_name(raw)
+                if why is None:
+                    path = _join(directory, entry.filename)
+                    if len(path) > MAX_DROP_PATH_CHARS:
+                        why = f"its path is longer than {MAX_DROP_PATH_CHARS:,} characters"
+                if why is not None:
+                    skipped.append((_join(directory, escape_name(raw[:MAX_DROP_NAME_BYTES])), why))
+                    continue
                 mode = entry.st_mode or 0
                 if stat.S_ISDIR(mode):
                     # Hidden directories are not uploads; the move target holds released files.
@@ -451,7 +548,7 @@ class SftpDrop:
                 elif stat.S_ISREG(mode):
                     files.append((path, entry))
                 # symlinks, sockets, devices: not recordings; never followed (no loops)
-        return files
+        return files, skipped
 
     # -- fetch ----------------------------------------------------------------------------
 
@@ -478,11 +575,13 @@ class SftpDrop:
         self._connection.run(probe, what=f"stat {self.root}")
 
     def exists(self, path: str) -> bool:
-        """Whether ``path`` is a regular file on the server now."""
+        """Whether ``path`` is a regular file (not a symbolic link) in the drop now;
+        SourceOutsideDrop when it lies outside the drop."""
+        path = self._confined(path)
 
         def check(sftp: paramiko.SFTPClient) -> bool:
             try:
-                return stat.S_ISREG(sftp.stat(path).st_mode or 0)
+                return stat.S_ISREG(sftp.lstat(path).st_mode or 0)
             except FileNotFoundError:
                 return False
             except OSError as exc:
@@ -501,8 +600,10 @@ class SftpDrop:
         if anything fails, so it never holds half a file.  The file is stat-ed before and
         after reading: if its size or mtime moved, or fewer bytes came than its size said,
         it is still being written → SourceUnavailable ("changed while being read").  A
-        missing file → SourceFileMissing.
+        missing file (or a symbolic link) → SourceFileMissing; a path outside the drop →
+        SourceOutsideDrop, before anything is opened.
         """
+        path = self._confined(path)
         try:
             return self._connection.run(
                 lambda sftp: self._fetch_once(sftp, path, sink), what=f"fetch {path}"
@@ -584,7 +685,8 @@ class SftpDrop:
 
     def _stat_file(self, sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes:
         try:
-            attrs = sftp.stat(path)
+            # lstat: a symbolic link in the drop is not followed (it may point anywhere).
+            attrs = sftp.lstat(path)
         except FileNotFoundError as exc:
             raise SourceFileMissing(f"SFTP file {path} is not there (any more)") from exc
         except OSError as exc:
@@ -630,6 +732,10 @@ class SftpDrop:
         """
         if self._after == "keep":
             return "kept"
+        if not self.contains(path):
+            logger.warning("SFTP release of %s refused: the path lies outside the drop", path)
+            return "kept: the path lies outside the drop (never moved or deleted)"
+        path = self._confined(path)
         description = self._connection.run(
             lambda sftp: self._release_once(
                 sftp, path, expected_size, expected_sha256, expected_mtime
@@ -648,7 +754,9 @@ class SftpDrop:
         expected_mtime: float | None,
     ) -> str:
         try:
-            attrs = sftp.stat(path)
+            attrs = sftp.lstat(path)
+            if not stat.S_ISREG(attrs.st_mode or 0):
+                return "kept: not a regular file (a symbolic link is never followed)"
             size = attrs.st_size
             if expected_size is not None and size != expected_size:
                 return (

@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from tenios_io.config import DEFAULT_SFTP_PATTERN, ENV_PREFIX, UUID_RE
+from tenios_io.untrusted import MAX_DROP_NAME_BYTES, NamePattern, compile_name_pattern
 
 __all__ = [
     "AMBIGUOUS_EVENT",
@@ -30,8 +31,10 @@ __all__ = [
     "KnownIds",
     "Lookup",
     "NameIds",
+    "NamePattern",
     "NameReader",
     "Resolved",
+    "compile_name_pattern",
     "resolve",
     "uuids_in",
 ]
@@ -102,16 +105,20 @@ def _canonical(value: str | None) -> str | None:
 
 
 class NameReader:
-    """Reads base names with ``TENIOS_SFTP_PATTERN`` (a compiled regex with the group
-    ``recording_uuid``); ``explicit`` is false for the built-in "any UUID" default."""
+    """Reads base names with ``TENIOS_SFTP_PATTERN`` (compiled by
+    :func:`compile_name_pattern`, with the group ``recording_uuid``); ``explicit`` is
+    false for the built-in "any UUID" default."""
 
-    def __init__(self, pattern: re.Pattern[str], *, explicit: bool | None = None) -> None:
+    def __init__(self, pattern: NamePattern, *, explicit: bool | None = None) -> None:
         self.pattern = pattern
         self.explicit = pattern.pattern != DEFAULT_SFTP_PATTERN if explicit is None else explicit
 
     def read(self, name: str) -> NameIds | None:
         """The ids in ``name``, or None when the pattern does not match it (or what it
-        matched is not a UUID): such a file is not a recording."""
+        matched is not a UUID, or the name is longer than any file name may be): such a
+        file is not a recording."""
+        if len(name) > MAX_DROP_NAME_BYTES:
+            return None
         match = self.pattern.search(name)
         if match is None:
             return None

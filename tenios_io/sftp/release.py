@@ -148,7 +148,9 @@ def finish_interrupted(ledger: Ledger, drop: SftpDrop, *, actor: str) -> dict[st
     file is gone).  Returns the event each one ended with, by recording_uuid."""
     ended: dict[str, str] = {}
     for intent in ledger.releases_in_flight():
-        if drop.exists(intent.path):
+        if not drop.contains(intent.path) or drop.exists(intent.path):
+            # A path outside the drop (recorded before paths were confined) is refused
+            # by the drop itself: ``release_refused``, the file is never touched.
             event = release(ledger, drop, intent, by="sweep", actor=actor, intended=True)
         else:
             details: dict[str, Any] = {

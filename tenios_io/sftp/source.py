@@ -3,16 +3,19 @@ archiving pipeline."""
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tenios_io.config import Settings
-from tenios_io.exceptions import SourceFileMissing, TeniosArchiveError
+from tenios_io.exceptions import SourceFileMissing, SourceOutsideDrop, TeniosArchiveError
 from tenios_io.recording.source import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.sftp.connect import SftpConnection, connect_sftp
 from tenios_io.sftp.drop import SftpDrop
 
 __all__ = ["SftpSource"]
+
+logger = logging.getLogger(__name__)
 
 
 class SftpSource:
@@ -43,6 +46,11 @@ class SftpSource:
             return False
         try:
             return self.drop.exists(request.source_path)
+        except SourceOutsideDrop as exc:
+            # Never followed (a producer's hint, issue 25): the next source (the API)
+            # fetches the recording; the file outside the drop is not touched.
+            logger.warning("recording %s: %s", request.recording_uuid, exc)
+            return False
         except TeniosArchiveError as exc:
             _tag(exc, request)
             raise

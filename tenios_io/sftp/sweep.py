@@ -29,6 +29,7 @@ from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.sftp import release as releasing
 from tenios_io.sftp.naming import AMBIGUOUS_EVENT, KnownIds
 from tenios_io.sftp.release import FAILED, RELEASED, UNRECORDED, finish_interrupted
+from tenios_io.untrusted import recorded_at_problem
 
 if TYPE_CHECKING:
     from tenios_io.sftp.drop import SftpDrop
@@ -63,12 +64,17 @@ class SweepReport:
     """``(path, why)``, the first few."""
     incomplete_files: list[tuple[str, str]] = field(default_factory=list)
     """``(path, why)``, the first few."""
+    skipped: int = 0
+    """Entries whose names cannot be read safely (not UTF-8, too long): left alone."""
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    """``(name with its bytes escaped, why)``, the first few."""
 
     def to_dict(self) -> dict[str, object]:
-        lists = ("unmatched_names", "ambiguous_files", "incomplete_files")
+        lists = ("unmatched_names", "ambiguous_files", "incomplete_files", "skipped_files")
         out: dict[str, object] = {k: v for k, v in self.__dict__.items() if k not in lists}
         out["ambiguous_files"] = [list(item) for item in self.ambiguous_files]
         out["incomplete_files"] = [list(item) for item in self.incomplete_files]
+        out["skipped_files"] = [list(item) for item in self.skipped_files]
         return out
 
 
@@ -109,6 +115,8 @@ def sweep_drop(
         unmatched_names=list(found.unmatched[:50]),
         ambiguous_files=list(found.ambiguous[:50]),
         incomplete_files=list(found.incomplete[:50]),
+        skipped=len(found.skipped),
+        skipped_files=list(found.skipped[:50]),
     )
     if found.ambiguous:
         ledger.append_events(
@@ -132,7 +140,7 @@ def sweep_drop(
             NewRecording(
                 f.recording_uuid,
                 call_uuid=f.call_uuid,
-                recorded_at=datetime.fromtimestamp(f.mtime, UTC),
+                recorded_at=_recorded_at(f.mtime),
                 source_path=f.path,
             )
             for f in found.ready
@@ -182,3 +190,13 @@ def _count(report: SweepReport, event: str) -> None:
         report.release_failed += 1
     else:
         report.release_refused += 1
+
+
+def _recorded_at(mtime: float) -> datetime | None:
+    """A drop file's mtime as its recording date, if it is a sane one (anyone who writes
+    into the drop sets it; tenios_io.untrusted): else the discovery date is used."""
+    try:
+        moment = datetime.fromtimestamp(mtime, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment if recorded_at_problem(moment, datetime.now(UTC)) is None else None
