@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-import re2
-
 __all__ = [
     "EARLIEST_RECORDED_AT",
     "FUTURE_SLACK",
@@ -154,6 +152,8 @@ def compile_name_pattern(pattern: str) -> NamePattern:
     backtracking ``re`` took minutes on one name with a pattern such as ``(a+)+b``).
     RE2 has no backreferences or lookaround; such a pattern is refused.  ValueError
     says why (the caller names the setting)."""
+    import re2  # only where a pattern is compiled: `--help` and the intake never need it
+
     options = re2.Options()
     options.log_errors = False  # RE2 would print its parse error to stderr as well
     try:
