@@ -165,7 +165,10 @@ def list_(
         size = f"{rec.size_bytes / 2**20:,.1f} MiB" if rec.size_bytes is not None else ""
         changed = rec.updated_at.astimezone(UTC).strftime("%m-%d %H:%M")
         error = (rec.last_error or "") if rec.state is not State.ARCHIVED else ""
-        table.add_row(rec.recording_uuid, rec.state.value, str(rec.attempts), size, changed, error)
+        # An error may quote a drop file's name: escaped (tenios_io.untrusted).
+        table.add_row(
+            rec.recording_uuid, rec.state.value, str(rec.attempts), size, changed, shown(error)
+        )
     console.print(table)
     console.print(
         "  ".join(f"{s.value}: {n:,}" for s, n in counts.items() if n) or "the ledger is empty"
@@ -237,7 +240,8 @@ def show(
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for name, value in export_row(rec).items():
-        table.add_row(name, "" if value is None else str(value))
+        # source_path, last_error … may hold what a producer or a drop file name supplied.
+        table.add_row(name, "" if value is None else shown(str(value)))
     if rec.duration_seconds is not None:
         table.add_row("duration", describe_duration(rec.duration_seconds, rec.channels))
     console.print(table)
@@ -252,8 +256,8 @@ def show(
             leaf,
             e["occurred_at"],
             e["event"],
-            e["actor"],
-            e["details"],
+            shown(e["actor"]),
+            shown(e["details"]),
             e["hash"][:16],
         )
     console.print(ev)

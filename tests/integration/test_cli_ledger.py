@@ -160,3 +160,29 @@ def test_verify_chain_names_the_edited_event(db: str, cli: Cli) -> None:
 def test_help_explains(cli: Cli) -> None:
     result = cli("ledger", "import", "--help")
     assert result.exit_code == 0 and "all-or-nothing" in result.stdout
+
+
+def test_show_escapes_a_drop_names_control_characters_and_markup(
+    db: str, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 25, case 13: a drop file's name is the recording's source_path.
+    from tenios_io.ledger import Ledger, NewRecording
+
+    monkeypatch.setenv("COLUMNS", "400")
+    engine = create_ledger_engine(db)
+    try:
+        name = f"/drop/\x1b[2J[bold]{A}\x07.wav"
+        ledger = Ledger(engine, actor="sweep")
+        ledger.register([NewRecording(A, source_path=name)])
+        ledger.annotate(A, "note", {"path": name}, updates={"last_error": f"cannot read {name}"})
+    finally:
+        engine.dispose()
+
+    shown = cli("ledger", "show", A)
+
+    assert shown.exit_code == 0, shown.output
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
+    assert f"cannot read /drop/\\x1b[2J[bold]{A}\\x07.wav" in shown.stdout  # last_error
+    assert f'"source_path":"/drop/\\u001b[2J[bold]{A}' in shown.stdout  # markup kept as text
+    listed = cli("ledger", "list")
+    assert listed.exit_code == 0 and "\x1b" not in listed.stdout
