@@ -315,6 +315,7 @@ class SftpDrop:
         self._clock = clock
         self._chunk_size = chunk_size
         self._seen: dict[str, _Seen] = {}
+        self._real_root: str | None = None
 
     @classmethod
     def from_settings(
@@ -354,6 +355,21 @@ class SftpDrop:
                 f"lies outside the drop {self.root!r}: it is never opened, moved or deleted"
             )
         return inside
+
+    def _resolved_inside(self, sftp: paramiko.SFTPClient, path: str) -> None:
+        """SourceOutsideDrop unless the server resolves ``path`` — symbolic links in its
+        directories included — to a place below the drop's own resolved root (a link
+        to elsewhere that someone put into the drop is not followed).  A missing file
+        raises FileNotFoundError, as paramiko does."""
+        if self._real_root is None:
+            self._real_root = sftp.normalize(self.root)
+        real = sftp.normalize(path)
+        base = self._real_root.rstrip("/")
+        if real != self._real_root and not real.startswith(base + "/"):
+            raise SourceOutsideDrop(
+                f"SFTP path {path} resolves to {real}, outside the drop {self._real_root!r} "
+                "(a symbolic link): it is never opened, moved or deleted"
+            )
 
     def recording_uuid_of(self, path: str) -> str | None:
         """The canonical recording_uuid the pattern finds in the base name, or None
@@ -581,6 +597,7 @@ class SftpDrop:
 
         def check(sftp: paramiko.SFTPClient) -> bool:
             try:
+                self._resolved_inside(sftp, path)
                 return stat.S_ISREG(sftp.lstat(path).st_mode or 0)
             except FileNotFoundError:
                 return False
@@ -614,6 +631,12 @@ class SftpDrop:
             raise
 
     def _fetch_once(self, sftp: paramiko.SFTPClient, path: str, sink: Sink) -> FetchedFile:
+        try:
+            self._resolved_inside(sftp, path)
+        except FileNotFoundError as exc:
+            raise SourceFileMissing(f"SFTP file {path} is not there (any more)") from exc
+        except OSError as exc:
+            self._translate(exc, sftp, f"cannot resolve {path}")
         before = self._stat_file(sftp, path)
         _restart(sink)
         received = 0
@@ -757,6 +780,11 @@ class SftpDrop:
             attrs = sftp.lstat(path)
             if not stat.S_ISREG(attrs.st_mode or 0):
                 return "kept: not a regular file (a symbolic link is never followed)"
+            try:
+                self._resolved_inside(sftp, path)
+            except SourceOutsideDrop as exc:
+                logger.warning("SFTP release refused: %s", exc)
+                return "kept: the path lies outside the drop (never moved or deleted)"
             size = attrs.st_size
             if expected_size is not None and size != expected_size:
                 return (

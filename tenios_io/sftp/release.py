@@ -26,7 +26,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from tenios_io import crashpoints
-from tenios_io.exceptions import LedgerUnavailable, SourceUnavailable
+from tenios_io.exceptions import LedgerUnavailable, SourceOutsideDrop, SourceUnavailable
 from tenios_io.ledger import Ledger
 from tenios_io.ledger.releases import ReleaseIntent
 from tenios_io.recording.source import Fetched, FetchRequest, RecordingSource
@@ -148,7 +148,7 @@ def finish_interrupted(ledger: Ledger, drop: SftpDrop, *, actor: str) -> dict[st
     file is gone).  Returns the event each one ended with, by recording_uuid."""
     ended: dict[str, str] = {}
     for intent in ledger.releases_in_flight():
-        if not drop.contains(intent.path) or drop.exists(intent.path):
+        if _present_or_outside(drop, intent.path):
             # A path outside the drop (recorded before paths were confined) is refused
             # by the drop itself: ``release_refused``, the file is never touched.
             event = release(ledger, drop, intent, by="sweep", actor=actor, intended=True)
@@ -170,6 +170,17 @@ def finish_interrupted(ledger: Ledger, drop: SftpDrop, *, actor: str) -> dict[st
         log.info("interrupted release of %s: %s", intent.path, event)
         ended[intent.recording_uuid] = event
     return ended
+
+
+def _present_or_outside(drop: SftpDrop, path: str) -> bool:
+    """Whether the file is there to release — or lies outside the drop, which the
+    drop's release refuses (recorded as ``release_refused``)."""
+    if not drop.contains(path):
+        return True
+    try:
+        return drop.exists(path)
+    except SourceOutsideDrop:  # a symbolic link in its directories leads out
+        return True
 
 
 def _release_plain(

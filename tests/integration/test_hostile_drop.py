@@ -61,6 +61,7 @@ def test_a_path_outside_the_drop_is_never_opened_moved_or_deleted(
     put(inside, data)
     link = sftp_server.drop_dir / f"link-{U1}.wav"
     link.symlink_to(outside)
+    (sftp_server.drop_dir / "linked-dir").symlink_to(outside_dir)
     drop = SftpDrop(connection, str(sftp_server.drop_dir), settle_seconds=0, after="delete")
     source = SftpSource(drop)
     escapes = [
@@ -77,8 +78,14 @@ def test_a_path_outside_the_drop_is_never_opened_moved_or_deleted(
             source.fetch(request, spool)
         released = drop.release(path, expected_size=len(data), expected_sha256=None)
         assert released.startswith("kept: the path lies outside the drop"), path
+    # A symbolic link to a directory elsewhere does not lead out of the drop either.
+    through = f"{sftp_server.drop_dir}/linked-dir/{U1}.wav"
+    assert not source.can_fetch(FetchRequest(U1, source_path=through))
+    with pytest.raises(SourceFileMissing, match="outside the drop"):
+        source.fetch(FetchRequest(U1, source_path=through), spool)
+    assert drop.release(through, expected_size=len(data)).startswith("kept: the path lies")
     # A symbolic link in the drop is not followed either.
-    with pytest.raises(SourceFileMissing, match="not a regular file"):
+    with pytest.raises(SourceFileMissing, match="outside the drop"):
         source.fetch(FetchRequest(U1, source_path=str(link)), spool)
     assert drop.release(str(link), expected_size=len(data)).startswith("kept: not a regular")
     assert outside.read_bytes() == data and link.is_symlink()
