@@ -341,7 +341,10 @@ def test_verify_bucket_names_a_forged_version_and_a_delete_marker(
     (archived,) = versions_of(world.s3, world.bucket, forged_key)
     forged, body = forge_version(world.s3, world.bucket, forged_key, forgery)
     marker = hide_under_delete_marker(world.s3, world.bucket, hidden_key)
-    monkeypatch.setattr(console, "width", 1000)  # one line per table row
+    # Rich keeps a set width in _width; undoing this gives it back None (the terminal's
+    # width), where undoing a set of the `width` property would pin 80 columns for the
+    # tests after this one.
+    monkeypatch.setattr(console, "_width", 1000)  # one line per table row
 
     for deep in ([], ["--deep"]):
         result = cli("audit", "verify-bucket", "--key", versioned.key, *deep)
@@ -380,7 +383,7 @@ def test_verify_bucket_names_a_second_version_of_custody_objects(
     versioned.put(latest, versioned.get(numbered))  # an older checkpoint made the latest
     versioned.put(latest, versioned.get(numbered).replace(b"\n", b"\n\n", 1))
     versioned.put(probe, versioned.get(probe))  # as the bucket check writes it again: fine
-    monkeypatch.setattr(console, "width", 1000)
+    monkeypatch.setattr(console, "_width", 1000)
 
     result = cli("audit", "verify-bucket", "--key", versioned.key)
     assert result.exit_code == 1, result.output
