@@ -8,6 +8,7 @@ checkout; a wheel carries them as ``tenios_io/migrations`` (see pyproject.toml).
 from __future__ import annotations
 
 import ast
+import sys
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,7 +39,10 @@ def alembic_config(database_url: str) -> Config:
     """An Alembic Config for ``database_url`` without needing an alembic.ini."""
     from alembic.config import Config
 
-    cfg = Config()
+    # Config's ``stdout`` defaults to the sys.stdout of the moment alembic.config was
+    # first imported; under a captured test that stream is closed by the next call.
+    # Hand it the current one, every time.
+    cfg = Config(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     cfg.attributes["database_url"] = database_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 
@@ -64,8 +65,6 @@ def test_downgrade_below_0006_refuses_while_a_release_is_in_flight(
     a drop file: dropping its table with one in it is refused."""
     from datetime import UTC, datetime
 
-    import pytest
-
     from tenios_io.ledger.tables import source_releases
 
     url = empty_database_url
@@ -91,3 +90,20 @@ def test_downgrade_below_0006_refuses_while_a_release_is_in_flight(
         assert "source_releases" not in _tables(url)
     finally:
         engine.dispose()
+
+
+def test_alembic_writes_to_the_stdout_of_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alembic's Config binds the sys.stdout of its import as a default; a Config built
+    then and used under a later capture wrote to a closed stream (so this module failed
+    after tests/integration/test_api_cli.py). Each Config takes the current stdout."""
+    import io
+    import sys
+
+    import alembic.config  # imported (and its default bound) before the capture below
+
+    assert alembic.config.Config
+    now = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", now)
+    config = alembic_config("sqlite://")
+    config.print_stdout("hello")
+    assert now.getvalue() == "hello\n"
