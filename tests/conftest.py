@@ -10,6 +10,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.cli",
     "tests.fixtures.databases",
+    "tests.fixtures.fault_table",
     "tests.fixtures.moto",
     "tests.fixtures.simulator",
     "tests.fixtures.sshd",

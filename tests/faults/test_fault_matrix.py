@@ -2,7 +2,8 @@
 moto bucket and a real ledger, through each API and S3 fault; one table, and per
 fault: nothing wrong is archived, nothing is lost, a run-wide error fails nothing.
 
-Run with ``-s`` to see the table (it is also in the README's reliability section).
+Run with ``-s`` to see the table at the end (it is also in the README's reliability
+section).
 The SFTP drop's faults and a database restart are in test_run_faults.py.
 """
 
@@ -22,6 +23,7 @@ from tenios_io.run.loop import RunSummary
 from tenios_io.run.retry import RetryPolicy
 from tenios_io.run.stop import RunGuard
 from tenios_io.simulator import FaultPlan, Simulator, running_simulator
+from tests.fixtures.fault_table import FaultTable
 from tests.fixtures.simulator import SIM_ACCESS_KEY, client_for
 
 COUNT = 3
@@ -52,7 +54,6 @@ CASES = [
     Case("key revoked mid-run", FaultPlan(revoked_after=1), 1, 2),
     Case("no such bucket", FaultPlan(), 0, 2, bucket="no-such-bucket-fault-matrix"),
 ]
-ROWS: list[str] = []
 
 
 @pytest.fixture
@@ -67,7 +68,12 @@ def ledger(sqlite_url: str) -> Iterator[Ledger]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.fault for c in CASES])
 def test_fault(
-    case: Case, ledger: Ledger, make_store: Any, plain_bucket: str, s3_client: Any
+    case: Case,
+    ledger: Ledger,
+    make_store: Any,
+    plain_bucket: str,
+    s3_client: Any,
+    fault_table: FaultTable,
 ) -> None:
     sim = Simulator(access_key=SIM_ACCESS_KEY, seed=11, faults=case.plan)
     uuids = [sim.add_recording(seconds=1.0, channels=2) for _ in range(COUNT)]
@@ -118,13 +124,11 @@ def test_fault(
     else:
         outcome = "archived (retried inside the client where needed)"
     ledger_states = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
-    ROWS.append(f"| {case.fault} | {outcome} | {objects} | {ledger_states} | {summary.exit_code} |")
+    row = f"| {case.fault} | {outcome} | {objects} | {ledger_states} | {summary.exit_code} |"
+    fault_table(CASES.index(case), case.fault, row)
 
 
-def test_print_the_table() -> None:
-    """Runs last in this module: the table of what every fault above did."""
-    print("\n| fault | outcome | objects written | ledger states | exit code |")
-    print("|---|---|---|---|---|")
-    for row in ROWS:
-        print(row)
-    assert len(ROWS) == len(CASES)
+def test_the_table_has_a_row_per_case() -> None:
+    """Each case writes its own row of the table (the session prints it with ``-s``):
+    no two cases share a fault's name."""
+    assert len({case.fault for case in CASES}) == len(CASES)

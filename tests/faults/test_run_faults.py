@@ -9,6 +9,7 @@ the API and S3 rows of test_fault_matrix.py).
 
 from __future__ import annotations
 
+import ast
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -23,19 +24,27 @@ from tenios_io.ledger import NewRecording, State
 from tenios_io.sftp import source as sftp_source
 from tests.acceptance.conftest import ArchiveWorld, deliver
 from tests.fixtures.cli import CliResult
+from tests.fixtures.fault_table import FaultTable
 from tests.fixtures.sshd import SftpServer, _write_key
 
-ROWS: dict[str, str] = {}
-"""One row per fault (the last backend's, when a fault runs on SQLite and PostgreSQL)."""
-FAULTS = {
+FAULTS = (
     "SFTP drop down at start",
     "SFTP drop file growing",
     "SFTP authentication failure",
     "PostgreSQL restart mid-run",
-}
+)
+"""The table's rows, in order (the last backend's, when a fault runs on SQLite and
+PostgreSQL)."""
 
 
-def _row(fault: str, outcome: str, world: ArchiveWorld, uuids: list[str], exit_code: int) -> None:
+def _row(
+    fault_table: FaultTable,
+    fault: str,
+    outcome: str,
+    world: ArchiveWorld,
+    uuids: list[str],
+    exit_code: int,
+) -> None:
     ledger = world.ledger()
     try:
         states = Counter(ledger.get(u).state.value for u in ledger_ids(world, uuids))
@@ -43,7 +52,8 @@ def _row(fault: str, outcome: str, world: ArchiveWorld, uuids: list[str], exit_c
         ledger.engine.dispose()
     objects = sum(1 for key in world.versions() if key.endswith(".wav"))
     described = ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "nothing registered"
-    ROWS[fault] = f"| {fault} | {outcome} | {objects} | {described} | {exit_code} |"
+    row = f"| {fault} | {outcome} | {objects} | {described} | {exit_code} |"
+    fault_table(FAULTS.index(fault), fault, row)
 
 
 def ledger_ids(world: ArchiveWorld, uuids: list[str]) -> list[str]:
@@ -92,6 +102,7 @@ def test_drop_down_at_start(
     drop: Path,
     sftp_server: SftpServer,
     monkeypatch: pytest.MonkeyPatch,
+    fault_table: FaultTable,
 ) -> None:
     uuids = world.sim.seed(3)
     for u in uuids:
@@ -114,7 +125,7 @@ def test_drop_down_at_start(
     assert result["per_source"] == {"api": 3}  # the API served every recording
     assert all((drop / f"{u}.wav").exists() for u in uuids)  # nothing released blind
     assert_whole_or_pending(world, uuids)
-    _row("SFTP drop down at start", "drop tried once; API served all", world, uuids, 0)
+    _row(fault_table, "SFTP drop down at start", "drop tried once; API served all", world, uuids, 0)
 
     sftp_server.start()  # the next run, with the drop back, releases what was archived
     again = nightly_archive(max_wait_seconds=30)
@@ -123,7 +134,7 @@ def test_drop_down_at_start(
 
 
 @pytest.mark.slow
-def test_drop_file_growing(world: ArchiveWorld, drop: Path) -> None:
+def test_drop_file_growing(world: ArchiveWorld, drop: Path, fault_table: FaultTable) -> None:
     stable, growing = world.sim.seed(2)
     deliver(world, drop, stable, f"{stable}.wav")
     whole = world.sim.expected_bytes(growing)
@@ -138,7 +149,14 @@ def test_drop_file_growing(world: ArchiveWorld, drop: Path) -> None:
     assert ledger_ids(world, [stable, growing]) == [stable]  # the growing file: not yet
     assert path.read_bytes() == whole  # untouched
     assert_whole_or_pending(world, [stable, growing])
-    _row("SFTP drop file growing", "left alone until unchanged", world, [stable, growing], 0)
+    _row(
+        fault_table,
+        "SFTP drop file growing",
+        "left alone until unchanged",
+        world,
+        [stable, growing],
+        0,
+    )
 
 
 @pytest.mark.slow
@@ -147,6 +165,7 @@ def test_sftp_authentication_failure(
     drop: Path,
     monkeypatch: pytest.MonkeyPatch,
     cli: Callable[..., CliResult],
+    fault_table: FaultTable,
 ) -> None:
     uuids = world.sim.seed(3)
     for u in uuids:
@@ -162,12 +181,12 @@ def test_sftp_authentication_failure(
     assert world.versions() == {}  # stopped before any work
     assert_whole_or_pending(world, uuids)
     assert all((drop / f"{u}.wav").exists() for u in uuids)
-    _row("SFTP authentication failure", "run stopped at preflight", world, uuids, 2)
+    _row(fault_table, "SFTP authentication failure", "run stopped at preflight", world, uuids, 2)
 
 
 @pytest.mark.slow
 def test_postgresql_restart_mid_run(
-    pg_world: ArchiveWorld, monkeypatch: pytest.MonkeyPatch
+    pg_world: ArchiveWorld, monkeypatch: pytest.MonkeyPatch, fault_table: FaultTable
 ) -> None:
     """Every connection of the run to PostgreSQL is cut after the first fetch (what a
     server restart does to its clients); the run carries on or stops cleanly, and the
@@ -218,13 +237,19 @@ def test_postgresql_restart_mid_run(
     finally:
         ledger.engine.dispose()
     assert_whole_or_pending(pg_world, uuids)
-    _row("PostgreSQL restart mid-run", outcome, pg_world, uuids, first["exit_code"])
+    _row(fault_table, "PostgreSQL restart mid-run", outcome, pg_world, uuids, first["exit_code"])
 
 
-def test_print_the_table() -> None:
-    """Runs last in this module: the rows of the faults above."""
-    print("\n| fault | outcome | objects written | ledger states | exit code |")
-    print("|---|---|---|---|---|")
-    for row in ROWS.values():
-        print(row)
-    assert set(ROWS) == FAULTS
+def test_the_table_has_a_row_per_fault() -> None:
+    """Each fault of the table is written by exactly one test of this module (the
+    session prints the table with ``-s``), read from this module's ``_row`` calls."""
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    written = [
+        node.args[1].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "_row"
+        and isinstance(node.args[1], ast.Constant)
+    ]
+    assert sorted(written) == sorted(FAULTS)
