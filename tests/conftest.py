@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.databases",
     "tests.fixtures.fault_table",
     "tests.fixtures.moto",
+    "tests.fixtures.prefect",
     "tests.fixtures.simulator",
     "tests.fixtures.sshd",
 ]

@@ -1,5 +1,6 @@
-"""Acceptance tier: the flows end to end under ONE session-wide Prefect test harness,
-against the simulator (HTTP), moto server (HTTP) and both ledger backends."""
+"""Acceptance tier: the flows end to end under ONE session-wide Prefect test harness
+(``prefect_api_url``, tests/fixtures/prefect.py), against the simulator (HTTP), moto
+server (HTTP) and both ledger backends."""
 
 from __future__ import annotations
 
@@ -17,18 +18,6 @@ from tenios_io.simulator import RunningSimulator, Simulator, running_simulator
 from tests.fixtures.moto import FAKE_CREDENTIALS
 from tests.fixtures.simulator import SIM_ACCESS_KEY
 from tests.fixtures.sshd import SftpServer
-
-
-@pytest.fixture(scope="session")
-def prefect_api_url() -> Iterator[str]:
-    """A Prefect server for the whole session (child processes get its URL too)."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
-        yield str(PREFECT_API_URL.value())
 
 
 @dataclass

@@ -3,6 +3,6 @@
 
 from __future__ import annotations
 
-from tests.acceptance.conftest import drop, pg_world, prefect_api_url, world
+from tests.acceptance.conftest import drop, pg_world, world
 
-__all__ = ["drop", "pg_world", "prefect_api_url", "world"]
+__all__ = ["drop", "pg_world", "world"]
