@@ -128,7 +128,7 @@ def world(
 @pytest.fixture
 def pg_world(
     prefect_api_url: str,
-    postgres_url: str,
+    migrated_postgres_url: str,
     moto_server: str,
     locked_bucket: str,
     s3_client: object,
@@ -137,12 +137,9 @@ def pg_world(
     make_simulator: Callable[..., Simulator],
 ) -> Iterator[ArchiveWorld]:
     """The same on PostgreSQL only: for what needs many workers."""
-    from tenios_io.ledger.schema import upgrade
-
-    upgrade(postgres_url)
     yield from _make_world(
         prefect_api_url=prefect_api_url,
-        database_url=postgres_url,
+        database_url=migrated_postgres_url,
         moto_server=moto_server,
         bucket=locked_bucket,
         s3_client=s3_client,
@@ -155,7 +152,7 @@ def pg_world(
 @pytest.fixture
 def slow_pg_world(
     prefect_api_url: str,
-    postgres_url: str,
+    migrated_postgres_url: str,
     moto_server: str,
     locked_bucket: str,
     s3_client: object,
@@ -165,13 +162,11 @@ def slow_pg_world(
 ) -> Iterator[ArchiveWorld]:
     """A PostgreSQL ledger and short recordings whose every API answer is delayed
     up to 0.3 s (the simulator's latency fault): runs that stay running a while."""
-    from tenios_io.ledger.schema import upgrade
     from tenios_io.simulator.faults import FaultPlan
 
-    upgrade(postgres_url)
     yield from _make_world(
         prefect_api_url=prefect_api_url,
-        database_url=postgres_url,
+        database_url=migrated_postgres_url,
         moto_server=moto_server,
         bucket=locked_bucket,
         s3_client=s3_client,
