@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist's workers start with COLUMNS=80 (and LINES) in their environment: the
+    # CLI's Rich console, built when tenios_io.cli is imported below, would keep that width
+    # for good, where a test sets COLUMNS for its own output. As in one pytest process,
+    # the width is left to the terminal and to each test.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
 pytest_plugins = [
     "tests.fixtures.cli",
