@@ -24,19 +24,21 @@ lint: venv
 typecheck: venv
 	$(RUN)/mypy
 
-# Tests run in parallel worker processes (pytest-xdist): most of the suite waits on real
-# peers and child processes, not on the CPU. `pytest path::name` alone runs in-process.
+# Tests run in parallel worker processes (pytest-xdist): many wait on real peers and
+# child processes; worksteal lets an idle worker take tests queued for a busy one, so
+# the long ones do not end up last. `pytest path::name` alone runs in-process.
 PYTEST_WORKERS ?= 4
 
 pytest: venv
-	$(RUN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(RUN)/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The fast tier, for every change (under 3 minutes on two cores): lint, then every
 # test that needs neither PostgreSQL nor the Prefect server and is not marked slow:
 # unit, integration and migration on SQLite, and the end-to-end runs that go without
 # Prefect. `make test` runs every tier.
 check: lint
-	$(RUN)/pytest -n $(PYTEST_WORKERS) -m "not slow and not postgres and not prefect" $(PYTEST_ARGS)
+	$(RUN)/pytest -n $(PYTEST_WORKERS) --dist worksteal \
+		-m "not slow and not postgres and not prefect" $(PYTEST_ARGS)
 
 # sshd, Chromium and Go (the Go interop test builds a verifier with sumdb/tlog and
 # sumdb/note, offline, from Debian's packages): installed on Debian as root, otherwise
