@@ -11,14 +11,13 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from flows.nightly import nightly_archive
 from tenios_io.ledger import State
-from tenios_io.ledger.tables import recordings
 from tenios_io.store import sidecar_key
 from tests.acceptance.conftest import ArchiveWorld
 
@@ -134,34 +133,41 @@ def test_two_concurrent_runs_on_postgresql_never_process_a_recording_twice(
 ) -> None:
     uuids = pg_world.sim.seed(30)
     pg_world.register(uuids)
-    # Due only in 30 s: both runs start, find nothing due yet, and wait for the same
-    # moment — so they really race for the claims, however slowly each one starts.
     ledger = pg_world.ledger()
-    with ledger.engine.begin() as conn:
-        conn.execute(
-            recordings.update().values(next_attempt_at=datetime.now(UTC) + timedelta(seconds=30))
-        )
-    ledger.engine.dispose()
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tenios_io.cli",
-                "run",
-                "nightly",
-                "--concurrency",
-                "2",
-                "--batch-size",
-                "3",
-            ],
-            env=_child_env(pg_world),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for _ in range(2)
-    ]
+    # The gate: this test holds the recordings table in EXCLUSIVE mode (reads go on,
+    # writes wait), so both runs preflight and then queue behind it at their first
+    # claim; once PostgreSQL shows both waiting, the gate opens and they really race
+    # for the claims, however slowly each one started (a fixed head start did not
+    # hold on a loaded machine: one run could do all the work).
+    with ledger.engine.connect() as gate:
+        opened = gate.begin()
+        gate.execute(sa.text("LOCK TABLE recordings IN EXCLUSIVE MODE"))
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tenios_io.cli",
+                    "run",
+                    "nightly",
+                    "--concurrency",
+                    "2",
+                    "--batch-size",
+                    "3",
+                ],
+                env=_child_env(pg_world),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(2)
+        ]
+        deadline = time.monotonic() + 240
+        while _waiting_for_a_lock(ledger.engine) < 2:
+            assert all(p.poll() is None for p in procs), "a run ended before the gate opened"
+            assert time.monotonic() < deadline, "the runs never reached their first claim"
+            time.sleep(0.1)  # polling PostgreSQL's view of the runs, not a head start
+        opened.commit()
     outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     ledger = pg_world.ledger()
@@ -177,3 +183,16 @@ def test_two_concurrent_runs_on_postgresql_never_process_a_recording_twice(
     assert len(owners) == 2, owners  # both runs did work
     ledger.engine.dispose()
     assert_consistent(pg_world, uuids)
+
+
+def _waiting_for_a_lock(engine: sa.engine.Engine) -> int:
+    """How many other sessions of this database wait for a lock (PostgreSQL's view)."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        )
