@@ -83,6 +83,9 @@ CHUNK_SIZE = 1024 * 1024
 """Bytes handed to the sink per write (1 MiB); paramiko reads ahead in 32 KiB requests."""
 
 _REQUEST_SIZE = paramiko.SFTPFile.MAX_REQUEST_SIZE
+#: Read requests in flight per file: 128 x 32 KiB = 4 MiB ahead of the reader, enough to
+#: keep a link of 100 ms round trip at ~40 MiB/s, and the most a fetch buffers.
+_READ_AHEAD = 512
 
 TEMPORARY_SUFFIXES = (".part", ".tmp", ".filepart", ".partial")
 """Name endings uploaders use while a file is still being written (WinSCP, curl, rsync …)."""
@@ -648,10 +651,11 @@ class SftpDrop:
         except OSError as exc:
             self._translate(exc, sftp, f"cannot open {path}")
         with handle:
-            # Read-ahead: paramiko queues 32 KiB read requests for the whole file at once
-            # and collects the answers as we read.  SSH flow control (the channel window)
-            # keeps what is buffered but not yet read to a few MiB, whatever the file size.
-            handle.prefetch(before.st_size)
+            # Read-ahead: paramiko sends 32 KiB read requests ahead of what we read and
+            # collects the answers as we read.  At most _READ_AHEAD requests are in
+            # flight: without that cap paramiko sends them all at once, and a 500 MiB
+            # fetch whose reader fell behind (a loaded machine) was seen holding 570 MiB.
+            handle.prefetch(before.st_size, max_concurrent_requests=_READ_AHEAD)
             pieces: list[bytes] = []
             pending = 0
             while True:
@@ -821,7 +825,7 @@ class SftpDrop:
         """The SHA-256 of the file's bytes now (read with read-ahead)."""
         digest = hashlib.sha256()
         with sftp.open(path, "rb") as handle:
-            handle.prefetch(attrs.st_size)
+            handle.prefetch(attrs.st_size, max_concurrent_requests=_READ_AHEAD)
             try:
                 while piece := handle.read(_REQUEST_SIZE):
                     digest.update(piece)
