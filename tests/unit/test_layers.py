@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,9 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
 def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The contracts of this project's pyproject.toml, over the packages found in ``cwd``."""
     return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache"],
+        [str(LINT_IMPORTS), "--no-cache", str(ROOT / "pyproject.toml")],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -41,20 +41,6 @@ def _copy_of_the_house(tmp_path: Path) -> Path:
         shutil.copytree(
             ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
         )
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    contracts = config["tool"]["importlinter"]
-    lines = ["[tool.importlinter]", 'root_packages = ["tenios_io", "flows"]']
-    lines.append("include_external_packages = true")
-    for contract in contracts["contracts"]:
-        lines.append("[[tool.importlinter.contracts]]")
-        for key, value in contract.items():
-            rendered = (
-                "[" + ", ".join(f'"{v}"' for v in value) + "]"
-                if isinstance(value, list)
-                else f'"{value}"'
-            )
-            lines.append(f"{key} = {rendered}")
-    (tmp_path / "pyproject.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return tmp_path
 
 
