@@ -25,6 +25,7 @@ and makes a stated choice where it is not:
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -42,6 +43,7 @@ from typing import Any, TypeGuard
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -133,6 +135,8 @@ class Simulator:
         self._delivered: dict[str, Path] = {}
         self._handled = 0
         self._revoked = False
+        self._open = threading.Event()
+        self._open.set()
         self.app: Starlette = _build_app(self)
 
     def __repr__(self) -> str:
@@ -211,6 +215,16 @@ class Simulator:
     def revoke_access_key(self) -> None:
         """From now on every request is refused: 403 ``BAD_CREDENTIALS`` (a revoked key)."""
         self._revoked = True
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """While inside, every request waits before it is answered (a gate tests
+        use to keep a run in flight until they have seen what they wait for)."""
+        self._open.clear()
+        try:
+            yield
+        finally:
+            self._open.set()
 
     def schedule_faults(self, *tokens: str) -> None:
         """Append fault tokens to the run-wide schedule (consumed one per request)."""
@@ -292,6 +306,8 @@ class Simulator:
         if recording_uuid is not None and endpoint != "start":
             own = self.catalogue.next_fault(recording_uuid)
         fault = self._faults.next(own)
+        if not self._open.is_set():
+            await anyio.to_thread.run_sync(self._open.wait)
         if fault.delay:
             await anyio.sleep(fault.delay)
 

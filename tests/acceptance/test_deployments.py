@@ -78,14 +78,14 @@ def test_a_second_nightly_run_is_cancelled_while_one_is_running(
     slow_pg_world: ArchiveWorld, tmp_path: Path
 ) -> None:
     """Not only the configuration: nightly deployed from prefect.yaml, one run really
-    running on a process worker (slowed API answers keep it running), a second one
-    created meanwhile is taken by the same worker and ends Cancelled (CANCEL_NEW);
-    the first completes and archives everything."""
+    running on a process worker, a second one created meanwhile is taken by the same
+    worker and ends Cancelled (CANCEL_NEW); the first completes and archives everything.
+
+    The simulator holds its answers while the second run is decided, so the first is
+    still running however long the worker takes to pick the second up (a timing margin
+    alone once let the first finish first under load, and the second then ran)."""
     world = slow_pg_world
-    # Enough work that the first run is still running well after the second is created
-    # and taken by the worker: with 120 recordings (~10 s of answers at concurrency 2) a
-    # CI run once saw the second one Completed, i.e. the first had ended by then.
-    uuids = world.sim.seed(360)
+    uuids = world.sim.seed(120)
     world.register(uuids)
     deploy_all(world)
     params = {"concurrency": 2, "batch_size": 5}
@@ -105,17 +105,18 @@ def test_a_second_nightly_run_is_cancelled_while_one_is_running(
                 if state.is_running() and ledger.counts().get(State.ARCHIVED, 0) > 0:
                     break
                 time.sleep(0.5)  # polling the server and the ledger
-            second = client.create_flow_run_from_deployment(nightly.id, parameters=params)
-            while True:
-                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
-                refused = client.read_flow_run(second.id).state
-                if refused is not None and refused.is_final():
-                    break
-                time.sleep(0.5)
-            assert refused.type == StateType.CANCELLED, refused
-            assert "concurrency limit" in (refused.message or ""), refused
-            running = client.read_flow_run(first.id).state
-            assert running is not None and running.is_running(), running
+            with world.sim.held():
+                second = client.create_flow_run_from_deployment(nightly.id, parameters=params)
+                while True:
+                    assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                    refused = client.read_flow_run(second.id).state
+                    if refused is not None and refused.is_final():
+                        break
+                    time.sleep(0.5)
+                assert refused.type == StateType.CANCELLED, refused
+                assert "concurrency limit" in (refused.message or ""), refused
+                running = client.read_flow_run(first.id).state
+                assert running is not None and running.is_running(), running
             while True:
                 assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
                 ended = client.read_flow_run(first.id).state
