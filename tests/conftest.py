@@ -17,6 +17,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("LINES", None)
 
 pytest_plugins = [
+    "tests.fixtures.browser",
     "tests.fixtures.cli",
     "tests.fixtures.databases",
     "tests.fixtures.fault_table",

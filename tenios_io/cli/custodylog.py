@@ -326,6 +326,9 @@ def register(app: typer.Typer) -> None:
     app.command("verify-bucket")(verify_bucket)
     app.command()(prove)
     app.command("check-proof")(check_proof)
+    from tenios_io.cli import evidence
+
+    evidence.register(app)
 
 
 def register_ledger(app: typer.Typer) -> None:

@@ -1,0 +1,448 @@
+"""Evidence packages: one recording's bytes with everything needed to prove them, checked
+from the files alone (`audit check-evidence`; the package's ``verify.html`` runs the same
+steps in a browser).  Built by :mod:`tenios_io.audit.evidence`.
+
+A package is one folder ``<recording_uuid>/`` holding::
+
+    evidence.json              what is proved (format below)
+    <recording_uuid>.<ext>     the recording's bytes as archived (absent once purged)
+    proofs/<leaf>.tlog-proof   one C2SP tlog-proof per custody event; its ``extra`` line
+                               carries the event's log entry (base64), so each proof
+                               file is complete on its own
+    verify.html                the same checks in any browser, offline
+    README.txt                 how to check without the page
+
+The checks, in the order a verdict names the first that failed (:data:`STEPS`):
+
+``checkpoint``   the checkpoint note is signed by the log's key (Ed25519 signed note);
+``cosignature``  it carries cosignatures (C2SP cosignature/v1) of at least ``quorum``
+                 of the package's witness keys;
+``event``        every event of ``evidence.json`` is the entry its proof carries, a
+                 canonical custody event of this recording at that leaf, and the
+                 package holds every event the recording had when it was exported —
+                 the export's own ``exported`` event (which is proved like the others)
+                 lists their leaf indices, so dropping one is caught;
+``inclusion``    every entry's leaf hash leads through its inclusion proof to the
+                 checkpoint's root (RFC 6962);
+``recording``    the recording's bytes hash to what the ``archived`` event logged.
+
+The keys in a package are the ones its builder used: a reader who must not trust the
+sender compares the log key (and witness keys) with ones obtained independently —
+``check-evidence --key`` pins them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tenios_io.custody import merkle, signing
+from tenios_io.custody.checkpoints import CheckpointError, open_checkpoint
+from tenios_io.custody.layout import parse_entry
+
+FORMAT = "tenios-archive evidence v1"
+PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+STEPS = ("checkpoint", "cosignature", "event", "inclusion", "recording")
+"""The steps of a check, in the order a verdict names the first failure."""
+
+EMBED_LIMIT = 32 * 1024 * 1024
+"""Recordings up to this size travel inside ``verify.html`` (base64); above it the page
+asks the reader to drop the recording file onto it (a page opened from ``file://`` may
+not read the files beside it)."""
+
+MAX_JSON_BYTES = 16 * 1024 * 1024
+"""``evidence.json`` larger than this is not read (a package is built by this tool; a
+bigger file is not one)."""
+
+_MAX_PROOF_BYTES = 1 << 20
+_COSIGNATURE_TYPE = 0x04
+
+
+class EvidenceError(ValueError):
+    """A package that cannot be read at all (missing or malformed file)."""
+
+
+# -- tlog-proof text -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TlogProof:
+    """One C2SP tlog-proof: the entry (as ``extra``), its index, the inclusion proof and
+    the checkpoint note it leads to."""
+
+    index: int
+    hashes: tuple[bytes, ...]
+    checkpoint: bytes
+    extra: bytes | None = None
+
+
+def format_proof(proof: TlogProof) -> str:
+    """The tlog-proof text (C2SP tlog-proof v1)."""
+    lines = [PROOF_HEADER]
+    if proof.extra is not None:
+        lines.append("extra " + base64.b64encode(proof.extra).decode("ascii"))
+    lines.append(f"index {proof.index}")
+    lines += [base64.b64encode(h).decode("ascii") for h in proof.hashes]
+    return "\n".join(lines) + "\n\n" + proof.checkpoint.decode("utf-8")
+
+
+def parse_proof(text: bytes) -> TlogProof:
+    """A tlog-proof back; EvidenceError naming what is wrong."""
+    if len(text) > _MAX_PROOF_BYTES:
+        raise EvidenceError(f"a proof of {len(text)} bytes is too large")
+    head, sep, checkpoint = text.partition(b"\n\n")
+    if not sep:
+        raise EvidenceError("a proof has no blank line before its checkpoint")
+    try:
+        lines = head.decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        raise EvidenceError("a proof's header is not ASCII") from None
+    if lines[0] != PROOF_HEADER:
+        raise EvidenceError(f"a proof does not start with {PROOF_HEADER!r}")
+    rest = lines[1:]
+    extra = None
+    try:
+        if rest and rest[0].startswith("extra "):
+            extra = signing.b64decode_strict(rest.pop(0)[len("extra ") :])
+        if not rest or not rest[0].startswith("index "):
+            raise EvidenceError("a proof has no index line")
+        index_text = rest.pop(0)[len("index ") :]
+        if not index_text.isdigit() or (index_text != "0" and index_text.startswith("0")):
+            raise EvidenceError(f"a proof's index {index_text!r} is not a number")
+        hashes = tuple(signing.b64decode_strict(line) for line in rest)
+    except (binascii.Error, signing.NoteError) as exc:
+        raise EvidenceError(f"a proof holds a line that is not base64 ({exc})") from None
+    if any(len(h) != 32 for h in hashes):
+        raise EvidenceError("a proof hash is not 32 bytes")
+    return TlogProof(int(index_text), hashes, checkpoint, extra)
+
+
+# -- cosignatures (C2SP tlog-cosignature, cosignature/v1) -----------------------------------
+
+
+@dataclass(frozen=True)
+class WitnessKey:
+    """A witness's cosignature/v1 verifier key: ``name+hex(key id)+base64(0x04 || key)``."""
+
+    name: str
+    key_id: bytes
+    public_key: bytes
+    text: str
+
+
+def parse_witness_key(text: str) -> WitnessKey:
+    """A cosignature/v1 verifier key; EvidenceError when it is not one."""
+    parts = text.strip().split("+", 2)  # the base64 part may itself hold "+"
+    if len(parts) != 3:
+        raise EvidenceError("a witness key is NAME+KEYID+BASE64")
+    name, key_id_hex, encoded = parts
+    try:
+        key_id = bytes.fromhex(key_id_hex)
+        raw = signing.b64decode_strict(encoded)
+    except (ValueError, binascii.Error, signing.NoteError):
+        raise EvidenceError(f"witness key {name!r} is not NAME+KEYID+BASE64") from None
+    if len(key_id) != 4 or len(raw) != 33 or raw[0] != _COSIGNATURE_TYPE:
+        raise EvidenceError(f"witness key {name!r} is not a cosignature/v1 Ed25519 key")
+    if _cosignature_key_id(name, raw[1:]) != key_id:
+        raise EvidenceError(f"witness key {name!r}: its key id does not match the key")
+    return WitnessKey(name, key_id, raw[1:], text.strip())
+
+
+def _cosignature_key_id(name: str, public_key: bytes) -> bytes:
+    return hashlib.sha256(
+        name.encode("utf-8") + b"\n" + bytes([_COSIGNATURE_TYPE]) + public_key
+    ).digest()[:4]
+
+
+def cosigned_by(note: bytes, witnesses: Sequence[WitnessKey]) -> dict[str, int]:
+    """Witness name → timestamp of each valid cosignature/v1 line in ``note``.  Lines of
+    other keys are ignored; a line with a known key id whose signature does not verify
+    raises EvidenceError (a forged cosignature is not an absent one)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    body, signatures = signing.split_note(note)
+    found: dict[str, int] = {}
+    for witness in witnesses:
+        for name, raw in signatures:
+            if name != witness.name or raw[:4] != witness.key_id:
+                continue
+            if len(raw) != 4 + 8 + 64:
+                raise EvidenceError(f"the cosignature of {witness.name} is not cosignature/v1")
+            timestamp = int.from_bytes(raw[4:12], "big")
+            message = b"cosignature/v1\ntime %d\n" % timestamp + body
+            try:
+                Ed25519PublicKey.from_public_bytes(witness.public_key).verify(raw[12:], message)
+            except InvalidSignature:
+                raise EvidenceError(f"the cosignature of {witness.name} does not verify") from None
+            found[witness.name] = timestamp
+    return found
+
+
+# -- the check -----------------------------------------------------------------------------
+
+
+@dataclass
+class StepResult:
+    ok: bool = True
+    detail: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvidenceCheck:
+    """What :func:`check_package` found, step by step."""
+
+    recording_uuid: str = ""
+    steps: dict[str, StepResult] = field(default_factory=lambda: {s: StepResult() for s in STEPS})
+    document: dict[str, Any] = field(default_factory=dict)
+    archived: dict[str, Any] | None = None
+    archived_at: str | None = None
+    witnessed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok for step in self.steps.values())
+
+    @property
+    def failed_step(self) -> str | None:
+        return next((name for name in STEPS if not self.steps[name].ok), None)
+
+    def fail(self, step: str, problem: str) -> None:
+        self.steps[step].ok = False
+        self.steps[step].problems.append(problem)
+
+
+def read_document(folder: Path) -> dict[str, Any]:
+    """``evidence.json`` of a package folder; EvidenceError when it is missing or bad."""
+    path = folder / "evidence.json"
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_JSON_BYTES + 1)
+    except OSError as exc:
+        raise EvidenceError(f"{path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise EvidenceError(f"{path} is larger than {MAX_JSON_BYTES} bytes: not a package")
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EvidenceError(f"{path} is not JSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise EvidenceError(f"{path} is not a {FORMAT!r} document")
+    return document
+
+
+def check_package(
+    folder: Path,
+    *,
+    log_key: signing.Verifier | None = None,
+    witnesses: Sequence[WitnessKey] | None = None,
+    quorum: int | None = None,
+) -> EvidenceCheck:
+    """Check one recording's package folder; failures are recorded per step, never
+    raised (EvidenceError only when ``evidence.json`` cannot be read at all).
+
+    ``log_key``/``witnesses``/``quorum`` pin what the reader trusts; by default the
+    package's own keys and policy are used (the result says which).
+    """
+    document = read_document(folder)
+    result = EvidenceCheck(document=document)
+    result.recording_uuid = str(document.get("recording_uuid", ""))
+    log: dict[str, Any] = document["log"] if isinstance(document.get("log"), dict) else {}
+    note = str(log.get("checkpoint", "")).encode("utf-8")
+    checkpoint = _check_checkpoint(result, log, note, log_key)
+    _check_cosignatures(result, log, note, witnesses, quorum)
+    entries = _check_events(result, folder, document, note)
+    if checkpoint is not None:
+        _check_inclusion(result, entries, checkpoint)
+    else:
+        result.fail("inclusion", "no verified checkpoint to prove inclusion against")
+    _check_recording(result, folder, document)
+    return result
+
+
+def _check_checkpoint(
+    result: EvidenceCheck, log: dict[str, Any], note: bytes, pinned: signing.Verifier | None
+) -> Any:
+    try:
+        verifier = pinned or signing.parse_verifier(str(log.get("key", "")))
+    except (signing.NoteError, ValueError) as exc:
+        result.fail("checkpoint", f"the package's log key is not a verifier key ({exc})")
+        return None
+    try:
+        checkpoint = open_checkpoint(note, verifier)
+    except (CheckpointError, signing.NoteError, ValueError) as exc:
+        result.fail("checkpoint", f"the checkpoint is not signed by {verifier.name} ({exc})")
+        return None
+    origin = log.get("origin")
+    if origin is not None and checkpoint.origin != origin:
+        result.fail(
+            "checkpoint", f"the checkpoint's origin {checkpoint.origin!r} is not {origin!r}"
+        )
+        return None
+    result.steps[
+        "checkpoint"
+    ].detail = f"signed by {verifier.name}: {checkpoint.size} events, origin {checkpoint.origin}"
+    return checkpoint
+
+
+def _check_cosignatures(
+    result: EvidenceCheck,
+    log: dict[str, Any],
+    note: bytes,
+    pinned: Sequence[WitnessKey] | None,
+    quorum: int | None,
+) -> None:
+    step = "cosignature"
+    try:
+        witnesses = (
+            list(pinned)
+            if pinned is not None
+            else [parse_witness_key(str(k)) for k in log.get("witnesses") or []]
+        )
+    except EvidenceError as exc:
+        result.fail(step, str(exc))
+        return
+    need = quorum if quorum is not None else int(log.get("quorum") or len(witnesses))
+    if not witnesses:
+        result.steps[step].detail = "no witnesses: the checkpoint is the log's word alone"
+        return
+    try:
+        result.witnessed = cosigned_by(note, witnesses)
+    except (EvidenceError, signing.NoteError, ValueError) as exc:
+        result.fail(step, str(exc))
+        return
+    if len(result.witnessed) < need:
+        missing = [w.name for w in witnesses if w.name not in result.witnessed]
+        result.fail(
+            step,
+            f"{len(result.witnessed)} of {len(witnesses)} witnesses cosigned, {need} needed "
+            f"(missing: {', '.join(missing)})",
+        )
+        return
+    result.steps[step].detail = f"cosigned by {', '.join(sorted(result.witnessed))}"
+
+
+def _check_events(
+    result: EvidenceCheck, folder: Path, document: dict[str, Any], note: bytes
+) -> list[tuple[int, bytes, TlogProof]]:
+    step = "event"
+    checked: list[tuple[int, bytes, TlogProof]] = []
+    events = document.get("events")
+    if not isinstance(events, list) or not events:
+        result.fail(step, "the package lists no events")
+        return checked
+    seen: set[int] = set()
+    exported_lists: list[list[int]] = []
+    export_seq = (document.get("exported") or {}).get("seq")
+    for item in events:
+        try:
+            index = int(item["leaf_index"])
+            entry = str(item["entry"]).encode("utf-8")
+            proof = parse_proof(_read_small(folder / "proofs" / f"{index}.tlog-proof"))
+            event = parse_entry(entry)
+        except (EvidenceError, KeyError, TypeError, ValueError) as exc:
+            result.fail(step, f"an event of the package cannot be read ({exc})")
+            continue
+        if proof.index != index or proof.extra != entry:
+            result.fail(step, f"event {index + 1} is not the entry its proof carries")
+            continue
+        if proof.checkpoint != note:
+            result.fail(step, f"the proof of event {index + 1} is for another checkpoint")
+            continue
+        if event["recording_uuid"] != result.recording_uuid or event["seq"] != index + 1:
+            result.fail(step, f"leaf {index} is not an event of {result.recording_uuid}")
+            continue
+        if index in seen:
+            result.fail(step, f"event {index + 1} is listed twice")
+            continue
+        seen.add(index)
+        if event["event"] == "archived":
+            result.archived = event["details"]
+            result.archived_at = event["occurred_at"]
+        if event["event"] == "exported" and event["seq"] == export_seq:
+            earlier = event["details"].get("earlier_events")
+            if isinstance(earlier, list):
+                exported_lists.append([int(i) for i in earlier])
+        checked.append((index, entry, proof))
+    if export_seq is not None and not exported_lists:
+        result.fail(step, f"the package's own export (event {export_seq}) is not in it")
+    for earlier in exported_lists:
+        missing = sorted(set(earlier) - seen)
+        if missing:
+            result.fail(
+                step,
+                "events of the recording logged before the export are missing: "
+                + ", ".join(str(i + 1) for i in missing),
+            )
+    if result.steps[step].ok:
+        result.steps[step].detail = f"{len(checked)} events of {result.recording_uuid}"
+    return checked
+
+
+def _check_inclusion(
+    result: EvidenceCheck, entries: list[tuple[int, bytes, TlogProof]], checkpoint: Any
+) -> None:
+    for index, entry, proof in entries:
+        try:
+            merkle.verify_inclusion(
+                merkle.leaf_hash(entry), index, checkpoint.size, list(proof.hashes), checkpoint.root
+            )
+        except merkle.ProofError as exc:
+            result.fail("inclusion", f"event {index + 1} is not in the checkpoint's tree ({exc})")
+    if result.steps["inclusion"].ok:
+        result.steps[
+            "inclusion"
+        ].detail = f"{len(entries)} events in the tree of {checkpoint.size} events"
+
+
+def _check_recording(result: EvidenceCheck, folder: Path, document: dict[str, Any]) -> None:
+    step = "recording"
+    archived = result.archived
+    name = document.get("recording_file")
+    if archived is None:
+        result.fail(step, "no proven `archived` event: the log does not say it was archived")
+        return
+    if name is None:
+        if document.get("purged"):
+            result.steps[step].detail = "purged: the package holds no bytes"
+            return
+        result.fail(step, "the package holds no recording file")
+        return
+    path = folder / Path(str(name)).name  # never outside the package folder
+    try:
+        digest, size = _hash_file(path)
+    except OSError as exc:
+        result.fail(step, f"{path.name}: {exc.strerror or exc}")
+        return
+    if (digest, size) != (archived.get("sha256"), archived.get("size_bytes")):
+        result.fail(
+            step,
+            f"{path.name} hashes to {digest} ({size} bytes); the log says "
+            f"{archived.get('sha256')} ({archived.get('size_bytes')} bytes)",
+        )
+        return
+    result.steps[step].detail = f"SHA-256 {digest} ({size:,} bytes), as archived"
+
+
+def _read_small(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(_MAX_PROOF_BYTES + 1)
+    except OSError as exc:
+        raise EvidenceError(f"{path.name}: {exc.strerror or exc}") from None
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
