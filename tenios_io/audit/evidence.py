@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tenios_io.config import Settings
 from tenios_io.custody import merkle, signing
 from tenios_io.custody.chain import NewEvent
 from tenios_io.custody.checkpoints import CheckpointError, open_checkpoint
@@ -99,6 +100,34 @@ def log_export(
         f"the export of {recording.recording_uuid} was not logged",
         recording_uuid=recording.recording_uuid,
     )
+
+
+def log_hand_over(
+    settings: Settings, recording_uuid: str, *, reason: str | None, handed_out: str, actor: str
+) -> int | None:
+    """Before bytes of ``recording_uuid`` go to a person by another way than a package
+    (`api retrieve`): when the ledger archived it, log the hand-over (``exported``) and
+    return its seq.  No ledger yet (a SQLite file that does not exist), or a recording it
+    does not know or has not archived: nothing to log, None.  A ledger that cannot be
+    read raises: an archived recording's bytes are not handed out unrecorded.
+    """
+    from sqlalchemy.engine import make_url
+
+    from tenios_io.ledger import open_ledger
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists()):
+        return None
+    with open_ledger(settings, actor=actor) as ledger:
+        try:
+            rec = ledger.get(recording_uuid)
+        except UnknownRecording:
+            return None
+        if rec.state is not State.ARCHIVED:
+            return None
+        return log_export(
+            ledger, rec, reason=reason or "(no reason given)", handed_out=handed_out, actor=actor
+        )
 
 
 def build_packages(

@@ -95,6 +95,7 @@ def build_report(
     report.discrepancies = _discrepancies(ledger, period)
     report.purges = _events(ledger, ["purged"], period)
     report.refusals = _events(ledger, ["purge_refused"], period)
+    report.accesses = _events(ledger, ["exported"], period)
     report.holds = ledger.on_legal_hold()
     report.retention = retention_overview(ledger, within_days=due_within_days)
     recent, never, oldest = ledger.verification_coverage(

@@ -117,6 +117,8 @@ class AuditReport:
     discrepancies: list[EventEntry] = field(default_factory=list)
     purges: list[EventEntry] = field(default_factory=list)
     refusals: list[EventEntry] = field(default_factory=list)
+    accesses: list[EventEntry] = field(default_factory=list)
+    """Hand-overs of archived recordings' bytes to a person (``exported`` events)."""
     holds: list[Recording] = field(default_factory=list)
     retention: RetentionOverview | None = None
     coverage: Coverage | None = None
@@ -239,6 +241,8 @@ class AuditReport:
             "open_discrepancies": len(self.open_discrepancies),
             "purged_in_period": len(self.purges),
             "purge_refusals_in_period": len(self.refusals),
+            "accesses_in_period": len(self.accesses),
+            "accesses_by_actor": dict(sorted(Counter(e.actor for e in self.accesses).items())),
             "legal_holds": len(self.holds),
             "retention_expired": len(retention.expired) if retention else None,
             "retention_due": len(retention.due) if retention else None,

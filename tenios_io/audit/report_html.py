@@ -8,6 +8,7 @@ carries a ``<title>`` so hovering shows its figures without any script.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from html import escape
@@ -112,6 +113,7 @@ def render_html(report: AuditReport) -> str:
         _identities(report),
         _retention(report),
         _deletions(report),
+        _accesses(report),
         _chain(report),
         _footer(report),
         "</main></body></html>",
@@ -501,6 +503,41 @@ def _deletions(report: AuditReport) -> str:
         ]
         parts.append(_table(["When", "Recording", "Refused because", "By"], rows))
         parts.append(_more(len(report.refusals)))
+    return "".join(parts)
+
+
+def _accesses(report: AuditReport) -> str:
+    parts = [
+        "<h2>Access to recordings</h2>",
+        "<p>Every copy of an archived recording handed to a person (an evidence package, "
+        "<code>api retrieve</code>) is a custody event written before the bytes left: who, "
+        "why, and what.</p>",
+    ]
+    if not report.accesses:
+        parts.append('<p class="note">No recording was handed out in the period.</p>')
+        return "".join(parts)
+    by_actor = Counter(e.actor for e in report.accesses)
+    parts.append("<h3>By whom</h3>")
+    parts.append(
+        _table(
+            ["By", "Copies"],
+            [[_e(actor), _num(n)] for actor, n in sorted(by_actor.items())],
+            numeric={1},
+        )
+    )
+    parts.append("<h3>Per recording</h3>")
+    rows = [
+        [
+            _e(_time(e.occurred_at)),
+            f"<code>{_e(e.recording_uuid)}</code>",
+            _e(e.actor),
+            _e(e.details.get("reason")),
+            _e(e.details.get("handed_out")),
+        ]
+        for e in report.accesses[:MAX_ROWS]
+    ]
+    parts.append(_table(["When", "Recording", "By", "Reason", "Handed out as"], rows))
+    parts.append(_more(len(report.accesses)))
     return "".join(parts)
 
 

@@ -114,11 +114,21 @@ def retrieve(
         ),
     ],
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            help="Why you fetch it: logged with the hand-over when the archive holds the "
+            "recording (an `exported` custody event).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Download a recording into FILE; print its size and SHA-256.
 
     The bytes go to a temporary file beside FILE, which is renamed only once the
-    download is complete and its length is right.
+    download is complete and its length is right.  When the ledger (TENIOS_DATABASE_URL)
+    has archived the recording, the hand-over is logged first as an `exported` custody
+    event (who, --reason, what), like every copy of an archived recording.
     """
     if output.exists() and not force:
         err_console.print(f"[bold red]error:[/] {output} exists; pass --force to overwrite it")
@@ -127,7 +137,16 @@ def retrieve(
     if not directory.is_dir():
         raise typer.BadParameter(f"directory {directory} does not exist", param_hint="--output")
 
-    with _client(settings(ctx)) as client:
+    cfg = settings(ctx)
+    if reason is not None:
+        from tenios_io.audit.evidence import check_reason
+
+        try:
+            reason = check_reason(reason)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--reason") from None
+    _log_hand_over(cfg, recording_uuid, reason)
+    with _client(cfg) as client:
         fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{output.name}.", suffix=".part")
         temp = Path(temp_name)
         try:
@@ -148,3 +167,25 @@ def retrieve(
         finally:
             temp.unlink(missing_ok=True)
     console.print(f"{output}: {result.size} bytes, sha256 {digest}", soft_wrap=True)
+
+
+def _log_hand_over(cfg: Settings, recording_uuid: str, reason: str | None) -> None:
+    """An archived recording's bytes are on the record before they leave (see
+    tenios_io.audit.evidence.log_hand_over)."""
+    from tenios_io.audit.evidence import log_hand_over
+    from tenios_io.cli._common import cli_actor
+
+    seq = log_hand_over(
+        cfg,
+        recording_uuid,
+        reason=reason,
+        handed_out="api retrieve (from TENIOS)",
+        actor=cli_actor("api-retrieve"),
+    )
+    if seq is not None:
+        err_console.print(
+            f"the archive holds {recording_uuid}: this copy is logged as custody event {seq} "
+            "(exported)",
+            soft_wrap=True,
+            style="dim",
+        )

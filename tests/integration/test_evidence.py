@@ -29,6 +29,7 @@ from tenios_io.ledger.schema import upgrade
 from tests.fixtures.browser import Browser
 from tests.fixtures.cli import CliResult
 from tests.fixtures.moto import FAKE_CREDENTIALS
+from tests.fixtures.simulator import RunningSimulator
 from tests.integration.test_audit_support import AuditWorld, make_world
 
 if TYPE_CHECKING:
@@ -380,3 +381,48 @@ def test_refused_exports_log_nothing_and_write_nothing(
     assert len(exported) == 2
     document = json.loads((out / exporting.ids[0] / "evidence.json").read_text())
     assert sum('"event":"exported"' in e["entry"] for e in document["events"]) == 2
+
+
+# -- every hand-over of an archived recording is on the record --------------------------------
+
+
+def test_api_retrieve_of_an_archived_recording_is_logged_before_the_bytes_leave(
+    exporting: Exporting, cli: Cli, api_env: RunningSimulator, tmp_path: Path
+) -> None:
+    archived = exporting.ids[0]
+    api_env.sim.add_recording(archived, seconds=1)
+    before = exporting.world.ledger.event_count()
+    fetched = cli(
+        "api", "retrieve", archived, "--output", str(tmp_path / "copy.wav"), "--reason", REASON
+    )
+    assert fetched.exit_code == 0, fetched.output
+    assert "logged as custody event" in fetched.stderr
+    event = exporting.world.ledger.events(archived)[-1]
+    assert event["event"] == "exported" and event["actor"].startswith("cli:api-retrieve:")
+    details = json.loads(event["details"])
+    assert details["reason"] == REASON and details["handed_out"] == "api retrieve (from TENIOS)"
+    # Logged first: a retrieve that then fails (TENIOS does not know the id) is still
+    # on the record as an attempted hand-over, while one the ledger never archived is not.
+    not_at_tenios = exporting.ids[1]
+    failed = cli("api", "retrieve", not_at_tenios, "--output", str(tmp_path / "x.wav"))
+    assert failed.exit_code == 1 and not (tmp_path / "x.wav").exists()
+    assert exporting.world.ledger.events(not_at_tenios)[-1]["event"] == "exported"
+    unknown = api_env.sim.add_recording(seconds=1)
+    assert cli("api", "retrieve", unknown, "--output", str(tmp_path / "u.wav")).exit_code == 0
+    assert exporting.world.ledger.event_count() == before + 2
+
+
+def test_the_report_lists_accesses_per_recording_and_per_actor(
+    exporting: Exporting, cli: Cli, tmp_path: Path
+) -> None:
+    from tenios_io.audit import Period, build_report
+
+    export(exporting, cli, tmp_path / "out", *exporting.ids)
+    report = build_report(exporting.world.ledger, tmp_path / "report", period=Period())
+    assert sorted(e.recording_uuid or "" for e in report.accesses) == sorted(exporting.ids)
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["accesses_in_period"] == 2
+    (actor,) = summary["accesses_by_actor"]
+    assert actor.startswith("cli:audit-evidence:") and summary["accesses_by_actor"][actor] == 2
+    html = report.files["html"].read_text()
+    assert "Access to recordings" in html and REASON in html
