@@ -426,3 +426,30 @@ def test_the_report_lists_accesses_per_recording_and_per_actor(
     assert actor.startswith("cli:audit-evidence:") and summary["accesses_by_actor"][actor] == 2
     html = report.files["html"].read_text()
     assert "Access to recordings" in html and REASON in html
+
+
+def test_a_purged_recording_s_package_proves_the_purge_and_holds_no_bytes(
+    exporting: Exporting, cli: Cli, browser: Browser, tmp_path: Path
+) -> None:
+    from tenios_io.audit import PurgeAction, purge_expired
+    from tests.integration.test_audit_support import recent
+
+    (old,) = exporting.world.archive(1, recorded_at=recent(400))  # retention long over
+    purged = purge_expired(
+        exporting.world.ledger, exporting.world.store, execute=True, reason="policy R-7"
+    )
+    assert [r.recording_uuid for r in purged.of(PurgeAction.PURGED)] == [old]
+    made = export(exporting, cli, tmp_path / "out", old)
+    assert "purged" in made.stdout
+    folder = tmp_path / "out" / old
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.txt", "evidence.json", "proofs", "verify.html",
+    ]  # fmt: skip
+    document = json.loads((folder / "evidence.json").read_text())
+    assert document["purged"] is True and document["s3"]["exists"] is False
+    assert any('"event":"purged"' in e["entry"] for e in document["events"])
+    assert check_package(folder).ok
+    browser.open(folder / "verify.html")
+    browser.evaluate("window.verification")
+    assert browser.evaluate("document.body.dataset.verdict") == "verified"
+    assert "purged" in browser.evaluate("document.getElementById('steps').innerText")
