@@ -26,7 +26,7 @@ from tenios_io.custody.checkpoints import open_checkpoint
 from tenios_io.custody.evidence import check_package
 from tenios_io.custody.layout import log_prefix
 from tenios_io.ledger.schema import upgrade
-from tests.fixtures.browser import Browser
+from tenios_io.testing.browser import Browser
 from tests.fixtures.cli import CliResult
 from tests.fixtures.moto import FAKE_CREDENTIALS
 from tests.fixtures.simulator import RunningSimulator
