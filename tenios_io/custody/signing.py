@@ -53,12 +53,16 @@ def b64decode_strict(text: str) -> bytes:
     return raw
 
 
-def key_hash(name: str, public_key: bytes) -> bytes:
-    """The 4-byte key hash of an Ed25519 key named ``name``."""
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public_key).digest()[:4]
+def key_hash(name: str, public_key: bytes, alg: int = ALG_ED25519) -> bytes:
+    """The 4-byte key hash of a key named ``name`` of signature type ``alg``.
+
+    ``alg`` is 0x01 for a note signer's Ed25519 key, 0x04 for a witness's
+    cosignature/v1 key (:mod:`~tenios_io.custody.cosignature`).
+    """
+    return hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + public_key).digest()[:4]
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
     if not name or any(c.isspace() for c in name) or "+" in name:
         raise NoteError(f"key name {name!r} must be non-empty, without spaces or '+'")
     return name
@@ -114,10 +118,11 @@ class Signer:
 
 def generate(name: str) -> Signer:
     """A fresh signer key named ``name``."""
-    return Signer(_check_name(name), os.urandom(32))
+    return Signer(check_name(name), os.urandom(32))
 
 
-def _parse_key(text: str, *, private: bool) -> tuple[str, bytes, bytes]:
+def parse_key_text(text: str, *, private: bool, alg: int = ALG_ED25519) -> tuple[str, bytes, bytes]:
+    """The name, key hash and 32 key bytes of a key string of signature type ``alg``."""
     text = text.strip()
     if private:
         if not text.startswith("PRIVATE+KEY+"):
@@ -132,14 +137,15 @@ def _parse_key(text: str, *, private: bool) -> tuple[str, bytes, bytes]:
         expected = bytes.fromhex(hash_hex)
     except (binascii.Error, ValueError):
         raise NoteError("the key's hash or key part is not hex / base64") from None
-    if len(raw) != 33 or raw[0] != ALG_ED25519 or len(expected) != 4:
-        raise NoteError("not an Ed25519 key")
-    return _check_name(name), expected, raw[1:]
+    if len(raw) != 33 or raw[0] != alg or len(expected) != 4:
+        kind = "an Ed25519" if alg == ALG_ED25519 else f"a type 0x{alg:02x} (cosignature/v1)"
+        raise NoteError(f"not {kind} key")
+    return check_name(name), expected, raw[1:]
 
 
 def parse_verifier(text: str) -> Verifier:
     """A verifier key string ``name+hash+key``; NoteError when malformed or inconsistent."""
-    name, expected, public = _parse_key(text, private=False)
+    name, expected, public = parse_key_text(text, private=False)
     verifier = Verifier(name, public)
     if verifier.hash != expected:
         raise NoteError("the verifier key's hash does not match its name and key")
@@ -148,7 +154,7 @@ def parse_verifier(text: str) -> Verifier:
 
 def parse_signer(text: str) -> Signer:
     """A signer key string; NoteError (never quoting the key) when malformed."""
-    name, expected, seed = _parse_key(text, private=True)
+    name, expected, seed = parse_key_text(text, private=True)
     signer = Signer(name, seed)
     if signer.verifier.hash != expected:
         raise NoteError("the signer key's hash does not match its name and key")
