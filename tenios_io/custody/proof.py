@@ -1,7 +1,13 @@
-"""Evidence for one recording that anyone can check offline: the bundle `audit prove`
-writes (built by :mod:`tenios_io.audit.prove`) and `audit check-proof`.
+"""Evidence for one recording that anyone can check offline: `audit check-proof`.
 
-A proof bundle is one JSON file::
+:func:`check_proofs` checks C2SP tlog-proofs (:mod:`tenios_io.custody.tlogproof`),
+what `audit prove` writes: one per custody event of a recording.  Together they
+prove which events of the recording the signed (and witnessed) log holds, and what
+its logged ``archived`` event states: the object's key, version, SHA-256, size, when
+it was archived and its retention.
+
+:func:`check_proof` still checks the JSON bundle earlier versions of `audit prove`
+wrote, so bundles handed out before stay verifiable.  It is one JSON file::
 
     {"format": "tenios-archive custody proof v1",
      "recording_uuid": "…",
@@ -23,6 +29,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,21 +37,18 @@ from typing import Any
 from tenios_io.custody import merkle, signing
 from tenios_io.custody.checkpoints import CheckpointError, open_checkpoint
 from tenios_io.custody.layout import parse_entry
+from tenios_io.custody.tlogproof import (
+    ProofFailed,
+    ProofKeys,
+    ProvenEvent,
+    parse_proof,
+    verify_proof,
+)
 
 FORMAT = "tenios-archive custody proof v1"
 
 
 _OBJECT_FIELDS = ("bucket", "key", "version_id", "sha256", "size", "retention_mode", "retain_until")
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """A proof bundle and what could not go into it."""
-
-    document: dict[str, Any]
-    tree_size: int
-    not_logged_yet: int
-    """Events of the recording integrated after the latest checkpoint."""
 
 
 @dataclass
@@ -131,6 +135,76 @@ def check_proof(
             result.problems.append(
                 f"{recording} hashes to {digest} ({size} bytes); the log says "
                 f"{archived.get('sha256')} ({archived.get('size_bytes')} bytes)"
+            )
+    return result
+
+
+@dataclass
+class ProofsCheck:
+    """What :func:`check_proofs` found in a recording's tlog-proofs."""
+
+    proven: list[tuple[str, ProvenEvent]] = field(default_factory=list)
+    """(the proof's name, what it proved) in leaf order."""
+    failed: list[tuple[str, ProofFailed]] = field(default_factory=list)
+    object_checked: bool = False
+    problems: list[str] = field(default_factory=list)
+    """Problems beyond a single proof (e.g. the bytes of ``--object``)."""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.proven) and not self.failed and not self.problems
+
+    @property
+    def recordings(self) -> list[str]:
+        return sorted({str(p.event["recording_uuid"]) for _, p in self.proven})
+
+    @property
+    def archived(self) -> ProvenEvent | None:
+        """The last proven ``archived`` event (None: the proofs do not say it was archived)."""
+        found = [p for _, p in self.proven if p.event["event"] == "archived"]
+        return found[-1] if found else None
+
+    @property
+    def newest(self) -> ProvenEvent | None:
+        """The proof against the largest checkpoint."""
+        return max((p for _, p in self.proven), key=lambda p: p.checkpoint.size, default=None)
+
+
+def check_proofs(
+    proofs: Sequence[tuple[str, bytes]], keys: ProofKeys, *, recording: Path | None = None
+) -> ProofsCheck:
+    """Verify each named tlog-proof; never raises for what it finds.
+
+    With ``recording`` (a downloaded copy of the recording) its bytes must hash to the
+    SHA-256 and size of the proven ``archived`` event, and the proofs must all be of
+    one recording.
+    """
+    result = ProofsCheck()
+    for name, body in proofs:
+        try:
+            result.proven.append((name, verify_proof(parse_proof(body), keys)))
+        except ProofFailed as exc:
+            result.failed.append((name, exc))
+    result.proven.sort(key=lambda item: item[1].index)
+    if not proofs:
+        result.problems.append("no tlog-proof to check")
+    if recording is None:
+        return result
+    archived = result.archived
+    if len(result.recordings) > 1:
+        result.problems.append(
+            f"--object needs the proofs of one recording; these are of {len(result.recordings)}"
+        )
+    elif archived is None:
+        result.problems.append("no proven `archived` event to check the object against")
+    else:
+        digest, size = _hash_file(recording)
+        result.object_checked = True
+        logged = (archived.details.get("sha256"), archived.details.get("size_bytes"))
+        if (digest, size) != logged:
+            result.problems.append(
+                f"{recording} hashes to {digest} ({size} bytes); the log says "
+                f"{logged[0]} ({logged[1]} bytes)"
             )
     return result
 
