@@ -1,29 +1,59 @@
-"""`audit prove`: a recording's evidence bundle, built from the ledger and the bucket's
-custody log.  Its format and the offline check are :mod:`tenios_io.custody.proof`."""
+"""`audit prove`: a recording's C2SP tlog-proofs, one per custody event, built from the
+ledger and the bucket's custody log.  The format and the offline check are
+:mod:`tenios_io.custody.tlogproof`; :func:`write_proofs` writes them as one folder."""
 
 from __future__ import annotations
 
-import base64
-from typing import Any
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 from tenios_io.custody import merkle
 from tenios_io.custody.checkpoints import CheckpointError, open_checkpoint
 from tenios_io.custody.layout import LATEST, event_entry, log_prefix
-from tenios_io.custody.proof import FORMAT, Evidence
-from tenios_io.custody.times import iso
+from tenios_io.custody.tlogproof import EXTENSION, TlogProof, format_proof
 from tenios_io.custody.tree import LogFiles, tree_reader
 from tenios_io.exceptions import VerificationFailed
 from tenios_io.ledger import Ledger
 from tenios_io.store import ArchiveStore
 
 
-def build_proof(ledger: Ledger, store: ArchiveStore, recording_uuid: str) -> Evidence:
-    """The evidence bundle of one recording against the latest checkpoint in the bucket.
+@dataclass(frozen=True)
+class EventProof:
+    """The tlog-proof of one custody event of the recording."""
+
+    seq: int
+    event: str
+    proof: TlogProof
+
+    @property
+    def file_name(self) -> str:
+        """``leaf-<index, 20 digits>-<event>.tlog-proof``: sorted as the log is."""
+        event = re.sub(r"[^a-z0-9_]", "_", self.event.lower())[:40]
+        return f"leaf-{self.proof.index:020d}-{event}{EXTENSION}"
+
+
+@dataclass(frozen=True)
+class Proofs:
+    """A recording's proofs against the bucket's latest checkpoint."""
+
+    recording_uuid: str
+    tree_size: int
+    events: list[EventProof]
+    not_logged_yet: int
+    """Events of the recording integrated after the latest checkpoint."""
+
+
+def build_proofs(ledger: Ledger, store: ArchiveStore, recording_uuid: str) -> Proofs:
+    """The tlog-proof of each of the recording's events the latest checkpoint covers.
 
     VerificationFailed when the bucket has no log yet, or when the bucket's log and
     the ledger disagree about one of the recording's events.
     """
-    rec = ledger.get(recording_uuid)  # RecordingNotFound names the uuid
+    ledger.get(recording_uuid)  # RecordingNotFound names the uuid
     files = LogFiles(store, log_prefix(store.prefix))
     note = files.read(LATEST)
     if note is None:
@@ -43,7 +73,7 @@ def build_proof(ledger: Ledger, store: ArchiveStore, recording_uuid: str) -> Evi
             "run `tenios-archive audit verify-bucket`",
             s3_key=files.key(LATEST),
         ) from None
-    events: list[dict[str, Any]] = []
+    proofs: list[EventProof] = []
     later = 0
     bundles: dict[int, list[bytes]] = {}
     for row in ledger.events(recording_uuid):
@@ -62,27 +92,27 @@ def build_proof(ledger: Ledger, store: ArchiveStore, recording_uuid: str) -> Evi
                 "(run `tenios-archive audit verify-bucket`)",
                 s3_key=files.key(merkle.entries_path(tile)),
             )
-        proof = merkle.inclusion_proof(reader, index, checkpoint.size)
-        events.append(
-            {
-                "leaf_index": index,
-                "entry": entry.decode("utf-8"),
-                "inclusion_proof": [base64.b64encode(h).decode() for h in proof],
-            }
-        )
-    document = {
-        "format": FORMAT,
-        "recording_uuid": recording_uuid,
-        "checkpoint": note.decode("utf-8"),
-        "events": events,
-        "object": {
-            "bucket": rec.s3_bucket,
-            "key": rec.s3_key,
-            "version_id": rec.s3_version_id,
-            "sha256": rec.sha256,
-            "size": rec.size_bytes,
-            "retention_mode": rec.retention_mode,
-            "retain_until": iso(rec.retain_until),
-        },
-    }
-    return Evidence(document, checkpoint.size, later)
+        hashes = tuple(merkle.inclusion_proof(reader, index, checkpoint.size))
+        proof = TlogProof(index=index, hashes=hashes, checkpoint=note, extra=entry)
+        proofs.append(EventProof(int(row["seq"]), str(row["event"]), proof))
+    return Proofs(recording_uuid, checkpoint.size, proofs, later)
+
+
+def write_proofs(proofs: Proofs, folder: Path) -> list[Path]:
+    """Write one ``.tlog-proof`` file per event into the new folder ``folder``.
+
+    The files are written into a temporary folder beside it that is renamed into
+    place at the end, so a failure leaves nothing half-written.  FileExistsError
+    when ``folder`` exists and is not an empty folder.
+    """
+    if folder.exists() and not (folder.is_dir() and not any(folder.iterdir())):
+        raise FileExistsError(folder)
+    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for item in proofs.events:
+            (work / item.file_name).write_bytes(format_proof(item.proof))
+        os.replace(work, folder)  # onto a missing or empty folder: atomic on POSIX
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return [folder / item.file_name for item in proofs.events]

@@ -8,7 +8,6 @@ the other commands start fast.  Exit codes as everywhere: 0 ok, 1 problems found
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +17,8 @@ from tenios_io.cli._common import console, err_console, settings, shown
 
 if TYPE_CHECKING:
     from tenios_io.custody import signing
+    from tenios_io.custody.cosignature import WitnessPolicy
+    from tenios_io.custody.proof import ProofCheck, ProofsCheck
     from tenios_io.store import ArchiveStore
 
 KeyOption = Annotated[
@@ -170,44 +171,132 @@ def prove(
     ctx: typer.Context,
     recording_uuid: Annotated[str, typer.Argument(metavar="UUID", help="The recording.")],
     output: Annotated[
-        Path, typer.Option(help="Where to write the evidence bundle (JSON).", dir_okay=False)
+        Path,
+        typer.Option(
+            metavar="DIR",
+            help="A new (or empty) folder for the proofs: one C2SP tlog-proof file "
+            "leaf-<index>-<event>.tlog-proof per custody event of the recording.",
+            file_okay=False,
+        ),
     ],
 ) -> None:
-    """Write the evidence bundle of one recording: anyone can check it offline.
+    """Write the recording's C2SP tlog-proofs: anyone can check them offline.
 
-    Holds the recording's custody events with their leaf indexes, their inclusion
-    proofs against the latest signed checkpoint, the checkpoint itself, and the
-    object's key, version, SHA-256 and retention.  Check it with `audit check-proof`.
+    One file per custody event of the recording, in the folder --output: the event
+    itself (the proof's extra line: the log entry), its leaf index, its inclusion proof
+    and the latest checkpoint of the custody log, verbatim with the log's signature and
+    the witnesses' cosignatures.  Check them with `audit check-proof DIR --key KEY`.
     """
     from tenios_io.audit import open_audit
-    from tenios_io.audit.prove import build_proof
+    from tenios_io.audit.prove import build_proofs, write_proofs
     from tenios_io.cli._common import cli_actor
-    from tenios_io.files import atomic_text_file
 
     with open_audit(settings(ctx), actor=cli_actor("audit-prove")) as audit:
-        evidence = build_proof(audit.ledger, audit.require_store(), recording_uuid.lower())
-    with atomic_text_file(output) as out:
-        out.write(json.dumps(evidence.document, indent=2, ensure_ascii=False) + "\n")
-    leaves = ", ".join(str(e["leaf_index"]) for e in evidence.document["events"])
+        proofs = build_proofs(audit.ledger, audit.require_store(), recording_uuid.lower())
+    try:
+        write_proofs(proofs, output)
+    except FileExistsError:
+        raise typer.BadParameter(
+            f"{output} exists and is not an empty folder; choose a new folder",
+            param_hint="--output",
+        ) from None
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot write {output}: {exc.strerror}", param_hint="--output"
+        ) from None
+    leaves = ", ".join(str(e.proof.index) for e in proofs.events)
     console.print(
-        f"{output}: {len(evidence.document['events'])} event(s) of {recording_uuid} "
-        f"(leaves {leaves or 'none'}) proven against the checkpoint of "
-        f"{evidence.tree_size:,} events",
+        f"{output}: {len(proofs.events)} tlog-proof(s) of {proofs.recording_uuid} "
+        f"(leaves {leaves or 'none'}) against the checkpoint of {proofs.tree_size:,} events",
         soft_wrap=True,
     )
-    if evidence.not_logged_yet:
+    if proofs.not_logged_yet:
         err_console.print(
-            f"[yellow]note:[/] {evidence.not_logged_yet} newer event(s) are not in the log yet "
+            f"[yellow]note:[/] {proofs.not_logged_yet} newer event(s) are not in the log yet "
             "(the next run's checkpoint, or `tenios-archive audit checkpoint`, adds them)",
             soft_wrap=True,
         )
 
 
+def _read_proofs(path: Path) -> list[tuple[str, bytes]]:
+    """(name, bytes) of a folder's ``*.tlog-proof`` files, or of one file."""
+    from tenios_io.custody.tlogproof import EXTENSION, MAX_PROOF_BYTES
+
+    try:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.name.endswith(EXTENSION))
+            if not files:
+                raise typer.BadParameter(f"{path} holds no *{EXTENSION} file", param_hint="FILE")
+        else:
+            files = [path]
+        proofs = []
+        for file in files:
+            if file.stat().st_size > MAX_PROOF_BYTES:
+                raise typer.BadParameter(f"{file} is too large for a proof", param_hint="FILE")
+            proofs.append((file.name, file.read_bytes()))
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="FILE") from None
+    return proofs
+
+
+def _witness_policy(witness: list[str], quorum: int | None) -> WitnessPolicy | None:
+    """The k-of-n policy of --witness keys and --quorum (default: all of them)."""
+    from tenios_io.custody import signing
+    from tenios_io.custody.cosignature import WitnessPolicy, parse_witness_verifier
+
+    if not witness:
+        if quorum is not None:
+            raise typer.BadParameter("--quorum needs --witness keys", param_hint="--quorum")
+        return None
+    try:
+        keys = tuple(parse_witness_verifier(text) for text in witness)
+    except signing.NoteError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--witness") from None
+    try:
+        return WitnessPolicy(keys, len(keys) if quorum is None else quorum)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--quorum") from None
+
+
 def check_proof(
     file: Annotated[
-        Path, typer.Argument(metavar="FILE", help="An evidence bundle from `audit prove`.")
+        Path,
+        typer.Argument(
+            metavar="FILE|DIR",
+            help="The folder `audit prove` wrote, one .tlog-proof file, or an evidence "
+            "bundle (JSON) of earlier versions.",
+        ),
     ],
-    key: KeyOption,
+    key: Annotated[
+        list[str],
+        typer.Option(
+            "--key",
+            metavar="LOG_KEY",
+            help="The archive's verifier key NAME+HASH+KEY (as `audit keygen` printed it); "
+            "after a key rotation give the old and the new key.",
+        ),
+    ],
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            metavar="WITNESS_KEY",
+            help="A witness's verifier key (as `witness keygen` printed it); repeatable.",
+        ),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(
+            min=0, metavar="K", help="Cosignatures of the --witness keys needed (default: all)."
+        ),
+    ] = None,
+    origin: Annotated[
+        str | None,
+        typer.Option(
+            help="The log's origin the checkpoints must name (default: the key's name when "
+            "it is an origin tenios-archive/BUCKET/PREFIX, else any origin the key signed)."
+        ),
+    ] = None,
     object_: Annotated[
         Path | None,
         typer.Option(
@@ -218,28 +307,112 @@ def check_proof(
         ),
     ] = None,
 ) -> None:
-    """Verify an evidence bundle offline, with the verifier key only.
+    """Verify a recording's tlog-proofs offline: no bucket, no database.
 
-    Exit 0 when the signed checkpoint, every inclusion proof and the object facts
-    (and --object's bytes) verify; 1 naming each problem otherwise.
+    Each proof's event must be in a checkpoint signed by --key (for the log's origin),
+    cosigned by --quorum of the --witness keys, with an inclusion proof that binds the
+    event to the signed root.  Prints what was proven: the events, when the recording
+    was archived, its key, version, SHA-256 and size, and its retention.  Exit 0 when
+    every proof (and --object's bytes) verifies; 1 naming each failed proof and the
+    step it failed at; 2 for usage errors.
     """
-    from tenios_io.custody.proof import check_proof as run_check
+    from tenios_io.custody.proof import check_proof as run_legacy
+    from tenios_io.custody.proof import check_proofs
+    from tenios_io.custody.tlogproof import ProofKeys
 
-    verifier = _verifier(key)
-    try:
-        body = file.read_bytes()
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {file}: {exc.strerror}", param_hint="FILE") from None
+    verifiers = [_verifier(text) for text in key]
+    policy = _witness_policy(witness or [], quorum)
     if object_ is not None and not object_.is_file():
         raise typer.BadParameter(f"{object_} is not a file", param_hint="--object")
-    result = run_check(body, verifier, recording=object_)
+    proofs = _read_proofs(file)
+    if len(proofs) == 1 and proofs[0][1].lstrip().startswith(b"{"):
+        if policy is not None or len(verifiers) > 1:
+            raise typer.BadParameter(
+                f"{file} is an evidence bundle of an earlier version: it carries no witness "
+                "cosignatures and needs one --key; run `audit prove` again for tlog-proofs",
+                param_hint="--witness",
+            )
+        legacy = run_legacy(proofs[0][1], verifiers[0], recording=object_)
+        _print_legacy(legacy, verifiers[0].name)
+        return
+    if origin is None and verifiers[0].name.startswith("tenios-archive/"):
+        origin = verifiers[0].name
+    result = check_proofs(proofs, ProofKeys(verifiers, origin, policy), recording=object_)
+    for name, failure in result.failed:
+        err_console.print(
+            f"[bold red]proof FAILED[/] {shown(name)} at step {failure.step}: "
+            f"{shown(failure.detail)}",
+            soft_wrap=True,
+        )
+    for problem in result.problems:
+        err_console.print(f"[bold red]proof problem:[/] {shown(problem)}", soft_wrap=True)
+    _print_proven(result)
+    if not result.ok:
+        err_console.print("[bold red]proof does NOT verify[/]", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _print_proven(result: ProofsCheck) -> None:
+    """What the verified proofs say, one fact a line."""
+    newest = result.newest
+    if newest is None:
+        return
+    by_key = sorted({p.log_key.name for _, p in result.proven})
+    events = [p for _, p in result.proven]
+    state = "proof OK" if result.ok else "verified"
+    console.print(
+        f"{state}: {len(events)} event(s) of {', '.join(result.recordings)} are in the custody "
+        f"log {shown(newest.checkpoint.origin)} of {newest.checkpoint.size:,} events signed by "
+        f"{', '.join(shown(n) for n in by_key)} (leaves "
+        f"{', '.join(str(p.index) for p in events)}: "
+        f"{', '.join(shown(str(p.event['event'])) for p in events)})",
+        soft_wrap=True,
+    )
+    if newest.witnesses is not None:
+        cosigned = sorted(newest.witnesses.witnessed.items())
+        stamps = ", ".join(f"{shown(name)} at {_utc(stamp)}" for name, stamp in cosigned)
+        console.print(
+            f"witnessed: {newest.witnesses.describe()}" + (f"; {stamps}" if stamps else ""),
+            soft_wrap=True,
+        )
+    archived = result.archived
+    if archived is None:
+        console.print("no proven `archived` event: the proofs do not say it was archived")
+        return
+    d = archived.details
+    retention = (
+        f"retention {shown(str(d.get('retention_mode')))} until {shown(str(d.get('retain_until')))}"
+        if d.get("retention_mode") not in (None, "", "none")
+        else "no retention (Object Lock not applied)"
+    )
+    console.print(
+        f"archived at {shown(str(archived.event['occurred_at']))} as "
+        f"s3://{shown(str(d.get('s3_bucket')))}/{shown(str(d.get('s3_key')))} (version "
+        f"{shown(str(d.get('s3_version_id')))}), SHA-256 {shown(str(d.get('sha256')))}, "
+        f"{d.get('size_bytes')} bytes; {retention}"
+        + ("; the given file's bytes match" if result.object_checked and result.ok else ""),
+        soft_wrap=True,
+    )
+
+
+def _utc(stamp: int) -> str:
+    from datetime import UTC, datetime
+
+    try:
+        return f"{datetime.fromtimestamp(stamp, UTC):%Y-%m-%d %H:%M:%S} UTC"
+    except (OverflowError, OSError, ValueError):
+        return str(stamp)
+
+
+def _print_legacy(result: ProofCheck, signer: str) -> None:
     if result.ok:
         archived = result.archived or {}
         console.print(
             f"proof OK: {result.events} event(s) of {result.recording_uuid} are in the custody "
-            f"log of {result.tree_size:,} events signed by {verifier.name}; archived as "
+            f"log of {result.tree_size:,} events signed by {signer}; archived as "
             f"{archived.get('s3_key')} (version {archived.get('s3_version_id')}), SHA-256 "
-            f"{archived.get('sha256')}, {archived.get('size_bytes')} bytes"
+            f"{archived.get('sha256')}, {archived.get('size_bytes')} bytes, retention "
+            f"{archived.get('retention_mode')} until {archived.get('retain_until')}"
             + ("; the given file's bytes match" if result.object_checked else ""),
             soft_wrap=True,
         )

@@ -47,6 +47,8 @@ def b64decode_strict(text: str) -> bytes:
     Python's decoder ignores the unused low bits before ``=`` padding, so two
     spellings would decode to the same bytes; evidence must have exactly one.
     """
+    if not text.isascii():  # b64decode raises a bare ValueError for these
+        raise binascii.Error("base64 holds a character that is not ASCII")
     raw = base64.b64decode(text, validate=True)
     if base64.b64encode(raw).decode("ascii") != text:
         raise binascii.Error("non-canonical base64")

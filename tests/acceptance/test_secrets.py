@@ -99,7 +99,7 @@ def test_no_secret_reaches_any_output(
     report_dir = tmp_path / "report"
     report = cli("audit", "report", "--output", str(report_dir))
     verifier = keygen.stdout.split()[0]
-    proof = tmp_path / "proof.json"
+    proof = tmp_path / "proofs"
     custody = [
         cli("audit", "prove", uuids[0], "--output", str(proof)),
         cli("audit", "check-proof", str(proof), "--key", verifier),
@@ -129,7 +129,7 @@ def test_no_secret_reaches_any_output(
         + redirected.stdout
         + report.output,
         "custody log commands": keygen.output + "".join(c.output for c in custody),
-        "proof bundle": proof.read_text(),
+        "tlog-proofs": "".join(p.read_text() for p in sorted(proof.iterdir())),
         "ledger export": exported.stdout,
         "custody events": events.stdout,
         "report": "".join(p.read_text() for p in report_dir.iterdir() if p.is_file()),

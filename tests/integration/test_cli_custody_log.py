@@ -3,6 +3,7 @@ check-proof (exit codes 0 ok, 1 problems found, 2 usage)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -22,6 +23,7 @@ from tenios_io.config import load_settings
 from tenios_io.custody import merkle, signing
 from tenios_io.custody.chain import canonical_json
 from tenios_io.custody.checkpoints import make_checkpoint
+from tenios_io.custody.cosignature import WitnessPolicy, WitnessSigner, add_signatures, cosign
 from tenios_io.custody.layout import default_origin, log_prefix
 from tenios_io.custody.tree import LogFiles, TreeEdge
 from tenios_io.ledger.schema import upgrade
@@ -437,60 +439,205 @@ def proving(
     world.ledger.engine.dispose()
 
 
+def _cosign_latest(proving: Proving, witnesses: list[WitnessSigner]) -> None:
+    """Add the witnesses' cosignatures to the bucket's latest checkpoint, as a run
+    with TENIOS_CUSTODY_WITNESSES stores it."""
+    world = proving.world
+    key = log_prefix(world.store.prefix) + "checkpoint"
+    note = world.s3.get_object(Bucket=world.bucket, Key=key)["Body"].read()
+    body = note[: note.index(b"\n\n") + 1].decode()
+    lines = [cosign(body, w, 1_765_000_000 + n) for n, w in enumerate(witnesses)]
+    world.s3.put_object(Bucket=world.bucket, Key=key, Body=add_signatures(note, lines))
+
+
 def test_prove_and_check_proof_round_trip(proving: Proving, cli: Cli, tmp_path: Path) -> None:
     assert cli("audit", "checkpoint").exit_code == 0  # signs with TENIOS_CUSTODY_KEY_FILE
+    witnesses = [WitnessSigner.generate(f"w{n}.audit.example") for n in (1, 2)]
+    _cosign_latest(proving, witnesses)
     rec = proving.world.get(proving.ids[1])
-    bundle = tmp_path / "proof.json"
-    made = cli("audit", "prove", rec.recording_uuid, "--output", str(bundle))
+    folder = tmp_path / "proofs"
+    made = cli("audit", "prove", rec.recording_uuid, "--output", str(folder))
     assert made.exit_code == 0, made.output
-    document = json.loads(bundle.read_text())
-    leaves = [e["leaf_index"] for e in document["events"]]
-    seqs = [int(e["seq"]) - 1 for e in proving.world.ledger.events(rec.recording_uuid)]
-    assert leaves == seqs[: len(leaves)] and len(leaves) >= 3
-    assert f"(leaves {', '.join(map(str, leaves))})" in made.stdout
-    assert document["object"]["sha256"] == rec.sha256
+    files = sorted(folder.iterdir())
+    events = proving.world.ledger.events(rec.recording_uuid)
+    leaves = [int(e["seq"]) - 1 for e in events]
+    assert [f.name for f in files] == [
+        f"leaf-{int(e['seq']) - 1:020d}-{e['event']}.tlog-proof" for e in events
+    ]
+    assert len(files) >= 3 and f"(leaves {', '.join(map(str, leaves))})" in made.stdout
+    for file, event in zip(files, events, strict=True):
+        text = file.read_bytes()
+        assert text.startswith(b"c2sp.org/tlog-proof@v1\nextra ")
+        assert f"\nindex {int(event['seq']) - 1}\n".encode() in text
+        assert b"\xe2\x80\x94 w2.audit.example " in text  # the cosigned checkpoint, verbatim
     secret = proving.key_file.read_text().strip().split("+", 4)[4]
-    assert secret not in bundle.read_text() and secret not in made.output
+    assert secret not in made.output
+    assert all(secret not in f.read_text() for f in files)
 
     key = str(proving.signer.verifier)
-    ok = cli("audit", "check-proof", str(bundle), "--key", key)
+    wkeys = [arg for w in witnesses for arg in ("--witness", str(w.verifier))]
+    ok = cli("audit", "check-proof", str(folder), "--key", key, *wkeys)
     assert ok.exit_code == 0, ok.output
-    assert f"proof OK: {len(leaves)} event(s) of {rec.recording_uuid}" in ok.stdout
+    words = ok.words
+    assert f"proof OK: {len(files)} event(s) of {rec.recording_uuid}" in words
+    assert f"signed by {proving.signer.name}" in words
+    assert "witnessed: 2 of 2 needed witness cosignatures" in words
+    assert "w1.audit.example at 2025-12-06 05:46:40 UTC" in words
+    # issue 27 item 8: when it was archived and its retention, from the verified entry
+    archived = next(e for e in events if e["event"] == "archived")
+    assert f"archived at {archived['occurred_at']}" in words
+    assert rec.retain_until is not None and rec.retention_mode
+    assert f"retention {rec.retention_mode} until {rec.retain_until:%Y-%m-%d}" in words
+    assert f"{rec.s3_key} (version {rec.s3_version_id}), SHA-256 {rec.sha256}" in words
+
     copy = tmp_path / "recording.wav"
     copy.write_bytes(proving.world.source.payloads[rec.recording_uuid])
-    with_object = cli("audit", "check-proof", str(bundle), "--key", key, "--object", str(copy))
+    with_object = cli("audit", "check-proof", str(folder), "--key", key, "--object", str(copy))
     assert with_object.exit_code == 0 and "bytes match" in with_object.stdout
+    one = cli("audit", "check-proof", str(files[-1]), "--key", key)  # a single proof file
+    assert one.exit_code == 0 and "proof OK: 1 event(s)" in one.words
 
     changed = bytearray(copy.read_bytes())
     changed[100] ^= 1
     copy.write_bytes(bytes(changed))
-    wrong_bytes = cli("audit", "check-proof", str(bundle), "--key", key, "--object", str(copy))
+    wrong_bytes = cli("audit", "check-proof", str(folder), "--key", key, "--object", str(copy))
     assert wrong_bytes.exit_code == 1 and "hashes to" in wrong_bytes.stderr
-    other_key = str(signing.generate("archive.test").verifier)
-    assert cli("audit", "check-proof", str(bundle), "--key", other_key).exit_code == 1
-    assert cli("audit", "check-proof", str(tmp_path / "nope.json"), "--key", key).exit_code == 2
+    assert cli("audit", "check-proof", str(tmp_path / "nope"), "--key", key).exit_code == 2
+    again = cli("audit", "prove", rec.recording_uuid, "--output", str(folder))
+    assert again.exit_code == 2 and "--output" in again.stderr  # never overwritten
 
 
-def test_no_byte_of_a_proof_bundle_can_change(proving: Proving, tmp_path: Path) -> None:
-    from tenios_io.audit.prove import build_proof
-    from tenios_io.custody.proof import check_proof
+TAMPERED_PROOFS = {
+    # what is done to the second proof file → the step named
+    "flipped hash": "inclusion",
+    "wrong index": "inclusion",
+    "other log key": "signature",
+    "missing quorum": "witnesses",
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED_PROOFS))
+def test_check_proof_names_the_failed_step(
+    proving: Proving, cli: Cli, tmp_path: Path, case: str
+) -> None:
+    assert cli("audit", "checkpoint").exit_code == 0
+    witnesses = [WitnessSigner.generate(f"w{n}.audit.example") for n in (1, 2, 3)]
+    _cosign_latest(proving, witnesses[:2])
+    folder = tmp_path / "proofs"
+    assert cli("audit", "prove", proving.ids[0], "--output", str(folder)).exit_code == 0
+    target = sorted(folder.iterdir())[1]
+    lines = target.read_bytes().split(b"\n")
+    key = str(proving.signer.verifier)
+    quorum = ["--quorum", "2"]
+    if case == "flipped hash":
+        raw = bytearray(base64.b64decode(lines[3]))
+        raw[7] ^= 0x10
+        lines[3] = base64.b64encode(bytes(raw))
+    elif case == "wrong index":
+        lines[2] = f"index {int(lines[2].split()[1]) + 2}".encode()
+    elif case == "other log key":
+        key = str(signing.generate(proving.signer.name).verifier)
+    else:
+        quorum = ["--quorum", "3"]
+    target.write_bytes(b"\n".join(lines))
+    wkeys = [arg for w in witnesses for arg in ("--witness", str(w.verifier))]
+    result = cli("audit", "check-proof", str(folder), "--key", key, *wkeys, *quorum)
+    assert result.exit_code == 1, result.output
+    step = TAMPERED_PROOFS[case]
+    assert f"proof FAILED {target.name} at step {step}:" in result.words, result.stderr
+    assert "proof does NOT verify" in result.stderr
+    if case != "other log key" and case != "missing quorum":  # the other proofs still verify
+        assert "verified: " in result.words and "proof OK" not in result.words
+
+
+def test_no_byte_of_a_tlog_proof_can_change(proving: Proving, tmp_path: Path) -> None:
+    from tenios_io.audit.prove import build_proofs
+    from tenios_io.custody.tlogproof import (
+        ProofFailed,
+        ProofKeys,
+        format_proof,
+        parse_proof,
+        verify_proof,
+    )
 
     write_checkpoint(proving.world.ledger, proving.world.store, signer=proving.signer)
-    evidence = build_proof(proving.world.ledger, proving.world.store, proving.ids[0])
-    body = json.dumps(evidence.document, indent=2).encode()
-    verifier = proving.signer.verifier
-    assert check_proof(body, verifier).ok
+    witness = WitnessSigner.generate("w.audit.example")
+    _cosign_latest(proving, [witness])
+    proofs = build_proofs(proving.world.ledger, proving.world.store, proving.ids[0])
+    body = format_proof(proofs.events[-1].proof)
+    keys = ProofKeys(
+        [proving.signer.verifier],
+        default_origin(proving.world.bucket, proving.world.store.prefix),
+        WitnessPolicy((witness.verifier,), 1),
+    )
+    assert verify_proof(parse_proof(body), keys).event["event"] == "archived"
     accepted = []
     for position in range(len(body)):
         tampered = bytearray(body)
         tampered[position] ^= 1
-        if check_proof(bytes(tampered), verifier).ok:
-            accepted.append((position, body[max(0, position - 20) : position + 20]))
+        try:
+            verify_proof(parse_proof(bytes(tampered)), keys)
+        except ProofFailed:
+            continue
+        accepted.append((position, body[max(0, position - 20) : position + 20]))
     assert accepted == []
 
 
+def test_check_proof_still_reads_an_evidence_bundle_of_earlier_versions(
+    cli: Cli, tmp_path: Path
+) -> None:
+    from tenios_io.custody.proof import FORMAT
+
+    signer = signing.generate("archive.test")
+    entry = canonical_json(
+        {
+            "seq": 1,
+            "recording_uuid": "00000000-0000-4000-8000-000000000001",
+            "event": "archived",
+            "actor": "test",
+            "occurred_at": "2026-03-01T02:00:00.000000Z",
+            "details": {
+                "s3_bucket": "b",
+                "s3_key": "recordings/2026/03/01/x.wav",
+                "s3_version_id": "v1",
+                "sha256": "ab" * 32,
+                "size_bytes": 4,
+                "retention_mode": "COMPLIANCE",
+                "retain_until": "2036-03-01T00:00:00.000000Z",
+            },
+        }
+    )
+    root = merkle.leaf_hash(entry.encode())
+    note = make_checkpoint("tenios-archive/b/recordings", 1, root, signer).note.decode()
+    bundle = {
+        "format": FORMAT,
+        "recording_uuid": "00000000-0000-4000-8000-000000000001",
+        "checkpoint": note,
+        "events": [{"leaf_index": 0, "entry": entry, "inclusion_proof": []}],
+        "object": {
+            "bucket": "b",
+            "key": "recordings/2026/03/01/x.wav",
+            "version_id": "v1",
+            "sha256": "ab" * 32,
+            "size": 4,
+            "retention_mode": "COMPLIANCE",
+            "retain_until": "2036-03-01T00:00:00.000000Z",
+        },
+    }
+    path = tmp_path / "proof.json"
+    path.write_text(json.dumps(bundle))
+    ok = cli("audit", "check-proof", str(path), "--key", str(signer.verifier))
+    assert ok.exit_code == 0, ok.output
+    assert "proof OK: 1 event(s)" in ok.words and "COMPLIANCE until 2036-03-01" in ok.words
+    witness = str(WitnessSigner.generate("w").verifier)
+    refused = cli(
+        "audit", "check-proof", str(path), "--key", str(signer.verifier), "--witness", witness
+    )
+    assert refused.exit_code == 2 and "audit prove" in refused.stderr
+
+
 def test_prove_before_any_log_and_for_an_unknown_recording(proving: Proving, cli: Cli) -> None:
-    out = str(proving.key_file.parent / "p.json")
+    out = str(proving.key_file.parent / "proofs")
     none_yet = cli("audit", "prove", proving.ids[0], "--output", out)
     assert none_yet.exit_code == 1 and "no custody log yet" in none_yet.stderr
     assert cli("audit", "checkpoint").exit_code == 0

@@ -169,3 +169,52 @@ def test_go_rejects_another_key_a_bad_proof_and_a_replaced_tile(
     tile.write_bytes(bytes(len(tile.read_bytes())))
     replaced = _run(goverifier, key, case)
     assert replaced.returncode == 1, replaced.stdout
+
+
+def test_go_verifies_our_tlog_proofs_and_rejects_a_tampered_one(
+    goverifier: Path, sqlite_url: str, s3_client: S3Client, locked_bucket: str, tmp_path: Path
+) -> None:
+    """`audit prove`'s files, parsed in Go from the tlog-proof text and checked with
+    note.Open (the log key; a witness's cosignature line beside it is ignored) and
+    tlog.CheckRecord, past a full tile so the proofs cross tile levels."""
+    from tenios_io.audit.prove import build_proofs, write_proofs
+    from tenios_io.custody.cosignature import WitnessSigner, add_signatures, cosign
+
+    upgrade(sqlite_url)
+    world = make_world(sqlite_url, s3_client, locked_bucket)
+    signer = signing.generate("archive.test")
+    ids = world.archive(45)
+    write_checkpoint(world.ledger, world.store, signer=signer)
+    files = LogFiles(world.store, log_prefix(world.store.prefix))
+    note = files.require("checkpoint")
+    body = note[: note.index(b"\n\n") + 1].decode()
+    witness = WitnessSigner.generate("w.audit.example")
+    cosigned = add_signatures(note, [cosign(body, witness, 1_765_000_000)])
+    world.s3.put_object(Bucket=world.bucket, Key=files.key("checkpoint"), Body=cosigned)
+    folders = []
+    for n, rec in enumerate((ids[0], ids[-1])):
+        proofs = build_proofs(world.ledger, world.store, rec)
+        assert proofs.tree_size > merkle.TILE_WIDTH
+        folders += write_proofs(proofs, tmp_path / f"proofs{n}")
+    world.ledger.engine.dispose()
+
+    key = str(signer.verifier)
+    run = [str(goverifier), "proof", key, *map(str, folders)]
+    ok = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert f"ok: {len(folders)} tlog-proofs" in ok.stdout
+
+    lines = folders[-1].read_bytes().split(b"\n")
+    lines[3] = base64.b64encode(bytes(32))
+    folders[-1].write_bytes(b"\n".join(lines))
+    bad = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode == 1 and "inclusion proof" in bad.stderr
+    other = str(signing.generate("archive.test").verifier)
+    wrong = subprocess.run(
+        [str(goverifier), "proof", other, str(folders[0])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert wrong.returncode == 1 and "checkpoint" in wrong.stderr

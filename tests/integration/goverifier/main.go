@@ -4,9 +4,14 @@
 //
 // Usage: goverifier VERIFIER_KEY LOGDIR CHECKS.json
 //
+//	goverifier proof VERIFIER_KEY FILE.tlog-proof...
+//
 // LOGDIR is a copy of the bucket's {prefix}/_custody/log/ tree.  CHECKS.json names an
 // earlier checkpoint, the consistency proof from it to the latest, and inclusion proofs
-// (all as tenios-archive computed them).  Exit 0 and "ok" when every check passes.
+// (all as tenios-archive computed them).  The proof form checks C2SP tlog-proofs (as
+// `audit prove` writes them), parsed here from the spec text: the checkpoint with
+// note.Open, the entry of the extra line with tlog.CheckRecord.  Exit 0 and "ok" when
+// every check passes.
 package main
 
 import (
@@ -122,7 +127,67 @@ func bundleEntry(dir string, tree tlog.Tree, index int64) []byte {
 	return nil
 }
 
+// checkProof verifies one C2SP tlog-proof file and returns its leaf index.
+func checkProof(path string, verifier note.Verifier) int64 {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		fail("%v", err)
+	}
+	head, checkpoint, found := bytes.Cut(raw, []byte("\n\n"))
+	if !found {
+		fail("%s: no empty line before the checkpoint", path)
+	}
+	lines := strings.Split(string(head), "\n")
+	if lines[0] != "c2sp.org/tlog-proof@v1" || len(lines) < 3 {
+		fail("%s: not a tlog-proof", path)
+	}
+	extra := strings.TrimPrefix(lines[1], "extra ")
+	if extra == lines[1] {
+		fail("%s: no extra line (the entry)", path)
+	}
+	entry, err := base64.StdEncoding.DecodeString(extra)
+	if err != nil {
+		fail("%s: extra: %v", path, err)
+	}
+	indexText := strings.TrimPrefix(lines[2], "index ")
+	if indexText == lines[2] {
+		fail("%s: no index line", path)
+	}
+	index, err := strconv.ParseInt(indexText, 10, 64)
+	if err != nil {
+		fail("%s: index: %v", path, err)
+	}
+	n, err := note.Open(checkpoint, note.VerifierList(verifier))
+	if err != nil {
+		fail("%s: checkpoint: %v", path, err)
+	}
+	body := strings.SplitN(n.Text, "\n", 4)
+	size, err := strconv.ParseInt(body[1], 10, 64)
+	if err != nil {
+		fail("%s: size: %v", path, err)
+	}
+	root, err := tlog.ParseHash(body[2])
+	if err != nil {
+		fail("%s: root: %v", path, err)
+	}
+	if err := tlog.CheckRecord(hashes(lines[3:]), size, root, index, tlog.RecordHash(entry)); err != nil {
+		fail("%s: inclusion proof of leaf %d: %v", path, index, err)
+	}
+	return index
+}
+
 func main() {
+	if len(os.Args) >= 4 && os.Args[1] == "proof" {
+		verifier, err := note.NewVerifier(os.Args[2])
+		if err != nil {
+			fail("verifier key: %v", err)
+		}
+		for _, path := range os.Args[3:] {
+			checkProof(path, verifier)
+		}
+		fmt.Printf("ok: %d tlog-proofs\n", len(os.Args)-3)
+		return
+	}
 	if len(os.Args) != 4 {
 		fail("usage: goverifier VERIFIER_KEY LOGDIR CHECKS.json")
 	}
