@@ -38,24 +38,33 @@ PrefixOption = Annotated[
 
 
 def keygen(
-    name: Annotated[
-        str,
-        typer.Option(help="Key name, e.g. the archive's domain; appears on every signature."),
-    ],
+    ctx: typer.Context,
     output: Annotated[
         Path,
         typer.Option(
             help="Where to write the private key (mode 0600; never overwritten).", dir_okay=False
         ),
     ],
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Key name, on every signature line (default: the log's origin "
+            "tenios-archive/BUCKET/PREFIX from TENIOS_S3_BUCKET and TENIOS_S3_PREFIX; "
+            "required without them).",
+        ),
+    ] = None,
 ) -> None:
     """Create an Ed25519 key that signs the custody log's checkpoints.
 
     Writes the private key to --output (set TENIOS_CUSTODY_KEY_FILE to it) and prints
-    the public verifier key ``NAME+HASH+KEY`` that auditors pass to ``--key``.
+    the public verifier key ``NAME+HASH+KEY`` that auditors pass to ``--key``.  The
+    key is named for the log's origin, as C2SP signed-note asks; to replace the key of
+    a log that is already signed, use `audit rotate-key` with the new key.
     """
     from tenios_io.custody import signing
 
+    if name is None:
+        name = _origin_name(ctx)
     try:
         signer = signing.generate(name)
     except signing.NoteError as exc:
@@ -77,6 +86,82 @@ def keygen(
         "give auditors the verifier key above",
         soft_wrap=True,
         style="dim",
+    )
+
+
+def _origin_name(ctx: typer.Context) -> str:
+    """The log's origin from the settings, for keygen's default --name."""
+    from tenios_io.custody.layout import default_origin
+
+    cfg = settings(ctx)
+    if not cfg.s3_bucket:
+        raise typer.BadParameter(
+            "give --name, or set TENIOS_S3_BUCKET (and TENIOS_S3_PREFIX) so the key is "
+            "named for the log's origin tenios-archive/BUCKET/PREFIX",
+            param_hint="--name",
+        )
+    return default_origin(cfg.s3_bucket, cfg.s3_prefix.strip("/"))
+
+
+def rotate_key(
+    ctx: typer.Context,
+    new_key: Annotated[
+        Path,
+        typer.Option(
+            metavar="FILE",
+            help="The new private key file (from `audit keygen`); TENIOS_CUSTODY_KEY_FILE "
+            "holds the key that signs the log now.",
+            dir_okay=False,
+        ),
+    ],
+) -> None:
+    """Change the custody signing key, in the log: the old key vouches for the new one.
+
+    Logs a `key_rotated` custody event naming the old and the new verifier keys and
+    publishes it in a checkpoint signed by the old key (TENIOS_CUSTODY_KEY_FILE).
+    Then set TENIOS_CUSTODY_KEY_FILE to --new-key: runs accept the new key and refuse
+    the old one from then on.  Auditors keep the original key: verify-bucket follows
+    the rotation (or give check-proof both keys).  Safe to run again.
+    """
+    from tenios_io.audit import open_audit
+    from tenios_io.cli._common import cli_actor
+    from tenios_io.custody import signing
+    from tenios_io.publish.identity import bind_bucket
+    from tenios_io.publish.log import load_signer
+    from tenios_io.publish.rotation import rotate_key as run_rotation
+
+    cfg = settings(ctx)
+    old = load_signer(cfg.custody_key_file)
+    if old is None:
+        raise typer.BadParameter(
+            "set TENIOS_CUSTODY_KEY_FILE to the key that signs the log now",
+            param_hint="TENIOS_CUSTODY_KEY_FILE",
+        )
+    try:
+        new = signing.read_signer(new_key.expanduser())
+    except (OSError, signing.NoteError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise typer.BadParameter(
+            f"cannot use {new_key} as a custody key ({reason}); create one with "
+            "`tenios-archive audit keygen --output FILE`",
+            param_hint="--new-key",
+        ) from None
+    with open_audit(cfg, actor=cli_actor("audit-rotate-key")) as audit:
+        store = audit.require_store()
+        bind_bucket(audit.ledger, store)
+        rotated = run_rotation(audit.ledger, store, old, new, actor=audit.ledger.actor)
+        bucket = store.bucket
+    again = "" if rotated.logged_now else " (logged by an earlier call)"
+    console.print(
+        f"key rotated at custody event {rotated.rotation.seq}{again}: {old.verifier} → "
+        f"{new.verifier}, published in s3://{bucket}/{rotated.checkpoint.key} signed by "
+        "the old key",
+        soft_wrap=True,
+    )
+    console.print(
+        f"next: set TENIOS_CUSTODY_KEY_FILE={new_key}; give auditors the new verifier key "
+        "(they may keep the old one: verify-bucket follows the rotation)",
+        soft_wrap=True,
     )
 
 
@@ -146,7 +231,12 @@ def verify_bucket(
         report = run_verify(store, verifier, deep=deep, progress=tick)
     where = f"s3://{store.bucket}/{store.prefix}"
     console.print(
-        f"{where}: {len(report.checkpoints)} checkpoint(s) signed by {verifier.name}, "
+        f"{where}: {len(report.checkpoints)} checkpoint(s) signed by {verifier.name}"
+        + "".join(
+            f", then by {shown(r.new.name)}+{r.new.hash.hex()} (key rotated at event {r.seq})"
+            for r in report.rotations
+        )
+        + ", "
         f"tree of {report.tree_size:,} events, {report.objects_checked:,} archived object(s) "
         f"checked ({'bytes re-hashed' if deep else 'metadata'}), "
         f"{report.manifests_checked:,} custody manifest(s) of {report.manifest_lines:,} "
@@ -496,6 +586,7 @@ def restore(
 def register(app: typer.Typer) -> None:
     """Add the custody log's commands to the ``audit`` group."""
     app.command()(keygen)
+    app.command("rotate-key")(rotate_key)
     app.command("verify-bucket")(verify_bucket)
     app.command()(prove)
     app.command("check-proof")(check_proof)

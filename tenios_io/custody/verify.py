@@ -4,7 +4,9 @@ No database and no operator settings: everything comes from the custody log in t
 bucket.  What is checked, in order:
 
 1. **signatures** — every checkpoint (``checkpoints/<size>`` and the latest) is a
-   note signed by the given key, for this log's origin and its own size;
+   note signed by the given key, for this log's origin and its own size — or, after
+   a logged key rotation (``key_rotated``, signed in by the key it rotates from), by
+   the key rotated to;
 2. **the tree** — the entry bundles are re-hashed into the tree, compared tile by
    tile with the hash tiles in the bucket, and the tree of every checkpoint's size
    must have exactly that checkpoint's root;
@@ -51,6 +53,7 @@ from tenios_io.custody.layout import (
     log_prefix,
     parse_entry,
 )
+from tenios_io.custody.rotation import Rotation, parse_rotation
 from tenios_io.custody.tree import LogFiles, TreeEdge, tree_reader
 from tenios_io.custody.versions import (
     CheckpointCopies,
@@ -103,6 +106,7 @@ class _LogIndex:
     objects: dict[str, LoggedObject] = field(default_factory=dict)
     purged: set[str] = field(default_factory=set)
     digests: set[bytes] = field(default_factory=set)
+    rotations: list[Rotation] = field(default_factory=list)
 
 
 @dataclass
@@ -119,6 +123,10 @@ class BucketReport:
     manifests_checked: int = 0
     manifest_lines: int = 0
     findings: list[Finding] = field(default_factory=list)
+    rotations: list[Rotation] = field(default_factory=list)
+    """The logged key rotations followed from the given key, oldest first."""
+    signed_with: dict[int, signing.Verifier] = field(default_factory=dict, repr=False)
+    """The key each verified numbered checkpoint (by size) was signed with."""
 
     @property
     def ok(self) -> bool:
@@ -150,6 +158,8 @@ def verify_bucket(
     size = checkpoints[-1].size
     report.tree_size = size
     index = _check_tree(files, checkpoints, report, progress)
+    if index is not None:
+        _check_retired_keys(files, checkpoints, index.rotations, verifier, report)
     _check_consistency(files, checkpoints, report)
     if index is not None:
         _check_objects(store, index.objects, deep, report, progress)
@@ -161,22 +171,56 @@ def verify_bucket(
 def _signed_checkpoints(
     files: LogFiles, verifier: signing.Verifier, origin: str, report: BucketReport
 ) -> list[LogCheckpoint]:
-    """Every numbered checkpoint that verifies, by size; findings for the others."""
+    """Every numbered checkpoint that verifies, by size; findings for the others.
+
+    They are opened in size order with ``verifier`` and, past a logged key rotation
+    (:mod:`tenios_io.custody.rotation`) that the current key's last checkpoint holds,
+    with the key it rotated to.
+    """
     good: dict[int, LogCheckpoint] = {}
-    prefix = files.key("checkpoints/")
-    for obj in files.store.iter_objects(prefix):
+    numbered: list[tuple[int, str, bytes]] = []
+    for obj in files.store.iter_objects(files.key("checkpoints/")):
         name = obj.key[len(files.prefix) :]
-        checkpoint = _open(files, name, verifier, origin, report)
-        if checkpoint is None:
+        note = files.read(name)
+        if note is None:
+            continue
+        try:
+            size = open_checkpoint(note, None).size
+        except CheckpointError as exc:
+            report.findings.append(Finding("signature", files.key(name), str(exc)))
+            continue
+        numbered.append((size, name, note))
+    key = verifier
+    for size, name, note in sorted(numbered):
+        checkpoint = _open(files, name, note, key, origin)
+        if isinstance(checkpoint, str) and good:
+            rotation = _rotation_from(files, key, max(good))
+            if rotation is not None:
+                rotated = _open(files, name, note, rotation.new, origin)
+                if not isinstance(rotated, str):
+                    key, checkpoint = rotation.new, rotated
+                    report.rotations.append(rotation)
+        if isinstance(checkpoint, str):
+            for retired in report.rotations:
+                if not isinstance(_open(files, name, note, retired.old, origin), str):
+                    checkpoint = (
+                        f"signed by {retired.old.name}+{retired.old.hash.hex()}, a key the log "
+                        f"had rotated away from (at event {retired.seq})"
+                    )
+            report.findings.append(Finding("signature", files.key(name), checkpoint))
             continue
         if name != checkpoint_name(checkpoint.size):
             report.findings.append(
-                Finding("checkpoint", obj.key, f"signs size {checkpoint.size}, not its name's")
+                Finding("checkpoint", files.key(name), f"signs size {size}, not its name's")
             )
             continue
         good[checkpoint.size] = checkpoint
-    latest = _open(files, LATEST, verifier, origin, report)
-    if latest is not None:
+        report.signed_with[checkpoint.size] = key
+    note = files.read(LATEST)
+    latest = _open(files, LATEST, note, key, origin) if note is not None else None
+    if isinstance(latest, str):
+        report.findings.append(Finding("signature", files.key(LATEST), latest))
+    elif latest is not None:
         newest = good.get(max(good)) if good else None
         if newest is None or (newest.size, newest.root) != (latest.size, latest.root):
             report.findings.append(
@@ -187,31 +231,42 @@ def _signed_checkpoints(
                     f"one ({newest.size if newest else 'none'})",
                 )
             )
-    elif files.read(LATEST) is None:
+    else:
         report.findings.append(Finding("checkpoint", files.key(LATEST), "missing"))
     return [good[size] for size in sorted(good)]
 
 
+def _rotation_from(files: LogFiles, key: signing.Verifier, size: int) -> Rotation | None:
+    """The newest ``key_rotated`` event away from ``key`` among the first ``size``
+    entries (the tree ``key`` signed last), searched from the newest bundle back:
+    `audit rotate-key` signs it into a checkpoint right away.  The entries are
+    checked against the signed roots by the tree step."""
+    wanted = str(key)
+    try:
+        for index in range((size + W - 1) // W - 1, -1, -1):
+            entries = files.bundle(index, min(W, size - index * W))
+            for entry in reversed(entries):
+                try:
+                    rotation = parse_rotation(parse_entry(entry))
+                except ValueError:
+                    continue
+                if rotation is not None and str(rotation.old) == wanted:
+                    return rotation
+    except merkle.ProofError:
+        return None  # the tree step names the unreadable bundle
+    return None
+
+
 def _open(
-    files: LogFiles, name: str, verifier: signing.Verifier, origin: str, report: BucketReport
-) -> LogCheckpoint | None:
-    note = files.read(name)
-    if note is None:
-        return None
+    files: LogFiles, name: str, note: bytes, verifier: signing.Verifier, origin: str
+) -> LogCheckpoint | str:
+    """The checkpoint ``verifier`` signed for ``origin``, or why not."""
     try:
         checkpoint = open_checkpoint(note, verifier)
     except CheckpointError as exc:
-        report.findings.append(Finding("signature", files.key(name), str(exc)))
-        return None
+        return str(exc)
     if checkpoint.origin != origin:
-        report.findings.append(
-            Finding(
-                "signature",
-                files.key(name),
-                f"signed for origin {checkpoint.origin!r}, this log is {origin!r}",
-            )
-        )
-        return None
+        return f"signed for origin {checkpoint.origin!r}, this log is {origin!r}"
     return checkpoint
 
 
@@ -299,6 +354,35 @@ def _read_entry(entry: bytes, leaf: int, index: _LogIndex, report: BucketReport)
     elif event["event"] == "purged" and uuid:
         objects.pop(uuid, None)
         index.purged.add(uuid)
+    elif (rotation := parse_rotation(event)) is not None:
+        index.rotations.append(rotation)
+
+
+def _check_retired_keys(
+    files: LogFiles,
+    checkpoints: list[LogCheckpoint],
+    rotations: list[Rotation],
+    verifier: signing.Verifier,
+    report: BucketReport,
+) -> None:
+    """A key rotated away from signs nothing after the checkpoint that logged its
+    rotation: a checkpoint signed by it later is a ``signature`` finding (whoever
+    still holds the old key cannot extend the log)."""
+    current = str(verifier)
+    for checkpoint in checkpoints:
+        used = report.signed_with.get(checkpoint.size)
+        if used is not None and str(used) != current:
+            report.findings.append(
+                Finding(
+                    "signature",
+                    files.key(checkpoint_name(checkpoint.size)),
+                    f"signed by {used.name}+{used.hash.hex()}, a key the log had rotated "
+                    "away from before it",  # when no later checkpoint is signed by the new key
+                )
+            )
+        for rotation in rotations:
+            if rotation.seq <= checkpoint.size and str(rotation.old) == current:
+                current = str(rotation.new)
 
 
 def _check_consistency(

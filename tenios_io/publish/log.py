@@ -38,6 +38,7 @@ from tenios_io.custody.layout import (
     event_entry,
     log_prefix,
 )
+from tenios_io.custody.rotation import ROTATION_EVENT, Rotation, log_signer, parse_rotation
 from tenios_io.custody.tree import LogFiles, TreeEdge, load_edge
 from tenios_io.exceptions import ArchiveConflict, ChainBroken, ConfigError, StoreUnavailable
 from tenios_io.ledger import Ledger
@@ -97,6 +98,7 @@ def publish_log(
             event_id=head_seq,
         )
     _check_last_entry(ledger, edge, files, old_size)
+    check_signing_key(ledger, store, signer, latest=latest)
     retain_until = _retain_until(store)
     written = 0
 
@@ -232,6 +234,82 @@ def load_signer(key_file: Path | None) -> signing.Signer | None:
             f"TENIOS_CUSTODY_KEY_FILE: cannot use {path} as the custody signing key ({reason})",
             variable="TENIOS_CUSTODY_KEY_FILE",
         ) from None
+
+
+def check_signing_key(
+    ledger: Ledger,
+    store: ArchiveStore,
+    signer: signing.Signer | None,
+    *,
+    latest: bytes | None = None,
+) -> None:
+    """ConfigError (exit 2) when ``signer`` is not the key that may sign the log next.
+
+    That is the key that signed the bucket's newest checkpoint — or, once a
+    ``key_rotated`` event signed in by that key names a new key, the new key (and no
+    longer the old one).  A log with no checkpoint yet, an unsigned newest checkpoint
+    and an unsigned run (``signer`` None) are not this check's business.
+    """
+    if signer is None:
+        return
+    files = LogFiles(store, log_prefix(store.prefix))
+    note = latest if latest is not None else files.read(LATEST)
+    if note is None or b"\n\n" not in note:
+        return
+    rotation = latest_rotation(ledger)
+    mine = str(signer.verifier)
+    if _signs(note, signer.verifier):
+        if rotation is None or str(rotation.old) != mine or not _covers(note, rotation):
+            return
+        raise ConfigError(
+            f"TENIOS_CUSTODY_KEY_FILE holds the custody key {signer.name}+"
+            f"{signer.verifier.hash.hex()}, which was rotated to {rotation.new.name}+"
+            f"{rotation.new.hash.hex()} at custody event {rotation.seq}: set "
+            "TENIOS_CUSTODY_KEY_FILE to the new key's file",
+            variable="TENIOS_CUSTODY_KEY_FILE",
+        )
+    if (
+        rotation is not None
+        and str(rotation.new) == mine
+        and _signs(note, rotation.old)
+        and _covers(note, rotation)
+    ):
+        return
+    raise ConfigError(
+        f"TENIOS_CUSTODY_KEY_FILE holds the custody key {signer.name}+"
+        f"{signer.verifier.hash.hex()}, but the custody log's newest checkpoint "
+        f"s3://{store.bucket}/{files.key(LATEST)} is signed by {log_signer(note)}: set "
+        "TENIOS_CUSTODY_KEY_FILE back to the key that signs the log, or change keys with "
+        "`tenios-archive audit rotate-key --new-key FILE` (docs/compliance.md)",
+        variable="TENIOS_CUSTODY_KEY_FILE",
+    )
+
+
+def latest_rotation(ledger: Ledger) -> Rotation | None:
+    """The ledger's newest ``key_rotated`` event (None when the key was never rotated)."""
+    rows = ledger.events_named([ROTATION_EVENT])
+    for row in reversed(rows):
+        event = {**row, "details": json.loads(row["details"])}
+        rotation = parse_rotation(event)
+        if rotation is not None:
+            return rotation
+    return None
+
+
+def _signs(note: bytes, verifier: signing.Verifier) -> bool:
+    try:
+        open_checkpoint(note, verifier)
+    except CheckpointError:
+        return False
+    return True
+
+
+def _covers(note: bytes, rotation: Rotation) -> bool:
+    """Whether the checkpoint ``note`` holds the rotation's event (it is signed in)."""
+    try:
+        return open_checkpoint(note, None).size >= rotation.seq
+    except CheckpointError:
+        return False
 
 
 class LoggedCheckpoint(NamedTuple):

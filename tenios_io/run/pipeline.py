@@ -32,7 +32,7 @@ from tenios_io.ledger import Ledger, create_ledger_engine
 from tenios_io.ledger.schema import require_current
 from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.publish.identity import bind_bucket
-from tenios_io.publish.log import load_signer
+from tenios_io.publish.log import check_signing_key, load_signer
 from tenios_io.publish.manifests import ManifestWritten, write_missing_manifests
 from tenios_io.recording.source import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.recording.spool import remove_stale_spools
@@ -141,7 +141,7 @@ class Pipeline:
         reachable with a trusted host key (the database and access key were checked when
         the pipeline was opened), the custody signing key readable; ConfigError with the
         reason otherwise."""
-        load_signer(self.settings.custody_key_file)  # not only at the run's end
+        signer = load_signer(self.settings.custody_key_file)  # not only at the run's end
         stale = remove_stale_spools(self.settings.spool_dir)
         if stale:
             logger.warning("removed %d spool file(s) left by a killed run", len(stale))
@@ -152,6 +152,11 @@ class Pipeline:
             raise BucketOfAnotherLedger(f"preflight: {exc} (nothing was fetched)") from None
         except (BucketNotUsable, StoreUnavailable) as exc:
             raise ConfigError(f"preflight: archive bucket not usable: {exc}") from None
+        try:
+            check_signing_key(self.ledger, self.store, signer)
+        except ConfigError as exc:
+            message = f"preflight: {exc} (nothing was fetched)"
+            raise ConfigError(message, variable=exc.variable) from None
         if binding.written:
             logger.info(
                 "ledger id %s written to s3://%s/%s",
