@@ -8,6 +8,8 @@ the other commands start fast.  Exit codes as everywhere: 0 ok, 1 problems found
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -69,17 +71,8 @@ def keygen(
         signer = signing.generate(name)
     except signing.NoteError as exc:
         raise typer.BadParameter(str(exc), param_hint="--name") from None
-    try:
+    with _writing(output, "already exists; refusing to overwrite a key (choose another path)"):
         signing.write_signer(output, signer)
-    except FileExistsError:
-        raise typer.BadParameter(
-            f"{output} already exists; refusing to overwrite a key (choose another path)",
-            param_hint="--output",
-        ) from None
-    except OSError as exc:
-        raise typer.BadParameter(
-            f"cannot write {output}: {exc.strerror}", param_hint="--output"
-        ) from None
     console.print(str(signer.verifier), soft_wrap=True)
     console.print(
         f"private key written to {output} (mode 0600): set TENIOS_CUSTODY_KEY_FILE={output}; "
@@ -87,6 +80,19 @@ def keygen(
         soft_wrap=True,
         style="dim",
     )
+
+
+@contextmanager
+def _writing(output: Path, if_exists: str) -> Iterator[None]:
+    """--output's FileExistsError / OSError as a usage error (exit 2) naming the path."""
+    try:
+        yield
+    except FileExistsError:
+        raise typer.BadParameter(f"{output} {if_exists}", param_hint="--output") from None
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot write {output}: {exc.strerror}", param_hint="--output"
+        ) from None
 
 
 def _origin_name(ctx: typer.Context) -> str:
@@ -283,17 +289,8 @@ def prove(
 
     with open_audit(settings(ctx), actor=cli_actor("audit-prove")) as audit:
         proofs = build_proofs(audit.ledger, audit.require_store(), recording_uuid.lower())
-    try:
+    with _writing(output, "exists and is not an empty folder; choose a new folder"):
         write_proofs(proofs, output)
-    except FileExistsError:
-        raise typer.BadParameter(
-            f"{output} exists and is not an empty folder; choose a new folder",
-            param_hint="--output",
-        ) from None
-    except OSError as exc:
-        raise typer.BadParameter(
-            f"cannot write {output}: {exc.strerror}", param_hint="--output"
-        ) from None
     leaves = ", ".join(str(e.proof.index) for e in proofs.events)
     console.print(
         f"{output}: {len(proofs.events)} tlog-proof(s) of {proofs.recording_uuid} "
