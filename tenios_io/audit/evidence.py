@@ -29,11 +29,11 @@ from tenios_io.custody.checkpoints import CheckpointError, open_checkpoint
 from tenios_io.custody.evidence import (
     EMBED_LIMIT,
     FORMAT,
-    TlogProof,
     format_proof,
 )
 from tenios_io.custody.layout import LATEST, event_entry, log_prefix
 from tenios_io.custody.times import iso
+from tenios_io.custody.tlogproof import TlogProof
 from tenios_io.custody.tree import LogFiles, tree_reader
 from tenios_io.exceptions import TeniosArchiveError, UnknownRecording, VerificationFailed
 from tenios_io.ledger import Ledger, Recording, State

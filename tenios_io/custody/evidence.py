@@ -33,7 +33,6 @@ sender compares the log key (and witness keys) with ones obtained independently 
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
@@ -42,12 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tenios_io.custody import merkle, signing
+from tenios_io.custody import merkle, signing, tlogproof
 from tenios_io.custody.checkpoints import CheckpointError, open_checkpoint
 from tenios_io.custody.layout import parse_entry
+from tenios_io.custody.tlogproof import TlogProof
 
 FORMAT = "tenios-archive evidence v1"
-PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+PROOF_HEADER = tlogproof.HEADER
 STEPS = ("checkpoint", "cosignature", "event", "inclusion", "recording")
 """The steps of a check, in the order a verdict names the first failure."""
 
@@ -60,7 +60,6 @@ MAX_JSON_BYTES = 16 * 1024 * 1024
 """``evidence.json`` larger than this is not read (a package is built by this tool; a
 bigger file is not one)."""
 
-_MAX_PROOF_BYTES = 1 << 20
 _COSIGNATURE_TYPE = 0x04
 
 
@@ -71,56 +70,17 @@ class EvidenceError(ValueError):
 # -- tlog-proof text -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TlogProof:
-    """One C2SP tlog-proof: the entry (as ``extra``), its index, the inclusion proof and
-    the checkpoint note it leads to."""
-
-    index: int
-    hashes: tuple[bytes, ...]
-    checkpoint: bytes
-    extra: bytes | None = None
-
-
 def format_proof(proof: TlogProof) -> str:
-    """The tlog-proof text (C2SP tlog-proof v1)."""
-    lines = [PROOF_HEADER]
-    if proof.extra is not None:
-        lines.append("extra " + base64.b64encode(proof.extra).decode("ascii"))
-    lines.append(f"index {proof.index}")
-    lines += [base64.b64encode(h).decode("ascii") for h in proof.hashes]
-    return "\n".join(lines) + "\n\n" + proof.checkpoint.decode("utf-8")
+    """The tlog-proof text (C2SP tlog-proof v1, :mod:`tenios_io.custody.tlogproof`)."""
+    return tlogproof.format_proof(proof).decode("utf-8")
 
 
 def parse_proof(text: bytes) -> TlogProof:
     """A tlog-proof back; EvidenceError naming what is wrong."""
-    if len(text) > _MAX_PROOF_BYTES:
-        raise EvidenceError(f"a proof of {len(text)} bytes is too large")
-    head, sep, checkpoint = text.partition(b"\n\n")
-    if not sep:
-        raise EvidenceError("a proof has no blank line before its checkpoint")
     try:
-        lines = head.decode("ascii").split("\n")
-    except UnicodeDecodeError:
-        raise EvidenceError("a proof's header is not ASCII") from None
-    if lines[0] != PROOF_HEADER:
-        raise EvidenceError(f"a proof does not start with {PROOF_HEADER!r}")
-    rest = lines[1:]
-    extra = None
-    try:
-        if rest and rest[0].startswith("extra "):
-            extra = signing.b64decode_strict(rest.pop(0)[len("extra ") :])
-        if not rest or not rest[0].startswith("index "):
-            raise EvidenceError("a proof has no index line")
-        index_text = rest.pop(0)[len("index ") :]
-        if not index_text.isdigit() or (index_text != "0" and index_text.startswith("0")):
-            raise EvidenceError(f"a proof's index {index_text!r} is not a number")
-        hashes = tuple(signing.b64decode_strict(line) for line in rest)
-    except (binascii.Error, signing.NoteError) as exc:
-        raise EvidenceError(f"a proof holds a line that is not base64 ({exc})") from None
-    if any(len(h) != 32 for h in hashes):
-        raise EvidenceError("a proof hash is not 32 bytes")
-    return TlogProof(int(index_text), hashes, checkpoint, extra)
+        return tlogproof.parse_proof(text)
+    except tlogproof.ProofFailed as exc:
+        raise EvidenceError(f"a proof is not a C2SP tlog-proof: {exc.detail}") from None
 
 
 # -- cosignatures (C2SP tlog-cosignature, cosignature/v1) -----------------------------------
@@ -434,7 +394,7 @@ def _check_recording(result: EvidenceCheck, folder: Path, document: dict[str, An
 def _read_small(path: Path) -> bytes:
     try:
         with path.open("rb") as handle:
-            return handle.read(_MAX_PROOF_BYTES + 1)
+            return handle.read(tlogproof.MAX_PROOF_BYTES + 1)
     except OSError as exc:
         raise EvidenceError(f"{path.name}: {exc.strerror or exc}") from None
 
