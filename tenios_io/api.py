@@ -20,7 +20,10 @@ what the body says as well as by status.  An empty 404 stays "not found" (a
 recording not ready yet may well be answered that way); a run that sees nothing
 but 404s is stopped by the run-wide policy instead.
     408, 425, 429, 5xx         → ApiUnavailable (``retry_after``)            transient
-    connect/read/protocol error→ ApiUnavailable                              transient
+    no connection (refused, DNS, TLS handshake, connect timeout)
+                               → ApiUnreachable naming the API's host       transient
+                                 (run-wide once retries are spent: run/stop.py)
+    read/protocol error        → ApiUnavailable                              transient
     body shorter than declared → TruncatedBody                               transient
 
 Transient errors are retried inside the client, a bounded number of times, with
@@ -55,6 +58,7 @@ from tenios_io.exceptions import (
     AccessDenied,
     ApiError,
     ApiUnavailable,
+    ApiUnreachable,
     InvalidRequest,
     RecordingNotFound,
     TruncatedBody,
@@ -73,6 +77,9 @@ _NOT_PROCESSED_STATUS = frozenset({429, 503})
 _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 _BAD_CREDENTIALS = "BAD_CREDENTIALS"
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+#: No connection to the API at all (httpx raises ConnectError for a refused connection,
+#: a name that does not resolve and a failed TLS handshake alike).
+_UNREACHABLE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
 _RAW_BODY = {"Accept-Encoding": "identity"}
 """A recording is fetched as is: its length is checked against Content-Length."""
 
@@ -260,6 +267,43 @@ class TeniosClient:
         logger.debug("retrieve: recording %s, %d bytes", recording_uuid, result.size)
         return result
 
+    def exists(self, recording_uuid: str) -> bool:
+        """Whether TENIOS has the recording: a retrieve whose body is not read (the
+        answer's status is all that is asked; the connection is closed at once).  False
+        on a 404 that names the recording; the API's other errors raise as usual.  The
+        API documents no HEAD and no ranges, so this is the cheapest question there is."""
+        payload = {"access_key": self._access_key, "recording_uuid": recording_uuid}
+
+        def attempt() -> bool:
+            try:
+                with self._http.stream(
+                    "POST", "record-call/retrieve", json=payload, headers=_RAW_BODY
+                ) as response:
+                    if response.status_code == 200:
+                        return True
+                    _read_error_body(response)
+                    error = _translate(response, "retrieve", recording_uuid, self._access_key)
+            except httpx.HTTPError as exc:
+                raise _translate(exc, "retrieve", recording_uuid, self._access_key) from exc
+            if isinstance(error, RecordingNotFound):
+                return False
+            raise error
+
+        return self._with_retries("retrieve", recording_uuid, attempt)
+
+    def check_reachable(self) -> None:
+        """Whether TENIOS_API_URL can be connected to at all (the run's preflight): one
+        ``HEAD`` of the base URL, carrying no access key and no recording.  Any HTTP
+        answer counts (the API documents no such endpoint); ApiUnreachable when no
+        connection could be made (refused, DNS, TLS), so a run stops before any work.
+        Other network errors (a slow answer) are left to the run's own requests."""
+        try:
+            self._http.head("")
+        except _UNREACHABLE_ERRORS as exc:
+            raise _translate(exc, "preflight", None, self._access_key) from exc
+        except httpx.HTTPError as exc:
+            logger.debug("preflight HEAD of the API: %s (not a connect error)", type(exc).__name__)
+
     # -- internals -------------------------------------------------------------------------
 
     def _post_json(
@@ -376,6 +420,14 @@ def _translate(
             got, declared = progress
             if declared is not None and got < declared:
                 return _truncated(recording_uuid, got, declared, reason)
+        if isinstance(failure, _UNREACHABLE_ERRORS):
+            url = _origin(failure)
+            return ApiUnreachable(
+                f"TENIOS unreachable at {url} ({operation}{about}): "
+                f"{type(failure).__name__}: {reason}; check TENIOS_API_URL and the network",
+                url=url,
+                recording_uuid=recording_uuid,
+            )
         return ApiUnavailable(
             f"TENIOS {operation}{about}: {type(failure).__name__}: {reason}; try again later",
             recording_uuid=recording_uuid,
@@ -530,6 +582,17 @@ def _retry_after(response: httpx.Response) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _origin(failure: httpx.HTTPError) -> str:
+    """The scheme, host and port the request went to (never its path, query or any
+    credentials in the URL)."""
+    try:
+        url = failure.request.url
+    except RuntimeError:  # an error raised outside a request
+        return "TENIOS_API_URL"
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{url.host}{port}"
 
 
 def _not_processed(exc: ApiUnavailable) -> bool:

@@ -26,7 +26,9 @@ translated once, at the boundary that meets them, with ``raise ... from exc``.
     │   ├── RecordingNotFound            [terminal*] 404 on retrieve (*the pipeline reads
     │   │                                            it as "not ready yet" within the grace)
     │   └── ApiUnavailable               [transient] 429, 5xx, connect/read errors
-    │       └── TruncatedBody            [transient] fewer bytes than Content-Length
+    │       ├── TruncatedBody            [transient] fewer bytes than Content-Length
+    │       └── ApiUnreachable           [transient] no connection at all (refused, DNS,
+    │                                                TLS): run-wide once the client gives up
     ├── StoreError
     │   ├── StoreUnavailable             [transient] throttling, 5xx, network
     │   ├── BucketNotUsable              [terminal]  S3 refused this request
@@ -40,6 +42,8 @@ translated once, at the boundary that meets them, with ``raise ... from exc``.
     │   └── SourceFileMissing            [terminal]  the file is not (or no longer) there
     │       └── SourceOutsideDrop        [terminal]  the path lies outside the drop: never
     │                                                opened, moved or deleted
+    ├── SpoolUnusable                    [transient] the local spool cannot be written (disk
+    │                                                full, directory gone or read-only): run-wide
     └── RecordingInvalid                 [transient] not the whole recording: short of its
                                                      Content-Length, an incomplete container,
                                                      an error document on a 200 (recording/)
@@ -216,6 +220,17 @@ class TruncatedBody(ApiUnavailable):
     """The body ended before Content-Length bytes arrived."""
 
 
+class ApiUnreachable(ApiUnavailable):
+    """No connection to TENIOS_API_URL at all: refused, the name does not resolve, the TLS
+    handshake failed, or the connect timed out.  Says nothing about the recording: once
+    the client's own retries are spent the run stops (tenios_io/run/stop.py).  ``url`` is
+    the API's scheme, host and port (never a path or credentials)."""
+
+    def __init__(self, message: str, *, url: str, recording_uuid: str | None = None) -> None:
+        super().__init__(message, recording_uuid=recording_uuid)
+        self.url = url
+
+
 # -- S3 store -------------------------------------------------------------------------------
 
 
@@ -280,6 +295,15 @@ class SourceFileMissing(SourceError, Terminal):
 class SourceOutsideDrop(SourceFileMissing):
     """The path the ledger holds for a recording lies outside the drop (absolute
     elsewhere, ``..``, not normalised): a producer's hint is never followed there."""
+
+
+# -- the local spool -------------------------------------------------------------------------
+
+
+class SpoolUnusable(TeniosArchiveError, Transient):
+    """The spool directory (TENIOS_SPOOL_DIR) cannot be written: the disk is full, the
+    directory is gone, read-only or not ours.  Says nothing about the recording: the run
+    stops without spending attempts (tenios_io/run/stop.py)."""
 
 
 # -- what a source delivered --------------------------------------------------------------

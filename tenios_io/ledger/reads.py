@@ -188,6 +188,25 @@ class Reads(LedgerCore):
             ).scalar_one()
         return int(pending) + int(expired)
 
+    def newest_archived_from_api(self, *, scan: int = 1000) -> str | None:
+        """A recording archived from the TENIOS API, the most recently changed of the
+        last ``scan`` archived ones (None when there is none): known to exist at TENIOS,
+        so a run can ask for it again when every other recording answers 404 (the
+        canary, tenios_io/run/stop.py).  One bounded walk of the (state, updated_at)
+        index, whatever the ledger's size."""
+        newest = (
+            sa.select(_R.recording_uuid, _R.source)
+            .where(_R.state == State.ARCHIVED.value)
+            .order_by(_R.updated_at.desc())
+            .limit(scan)
+            .subquery()
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(newest.c.recording_uuid).where(newest.c.source == "api").limit(1)
+            ).scalar()
+        return None if found is None else str(found)
+
     # -- the audit's questions ------------------------------------------------------------
 
     def count_archived(self, *, since: datetime | None = None) -> int:

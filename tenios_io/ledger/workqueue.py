@@ -504,15 +504,26 @@ class WorkQueue(LedgerCore):
         )
 
     def released_write(
-        self, recording_uuid: str, lease_token: str, reason: str, *, at: datetime | None = None
+        self,
+        recording_uuid: str,
+        lease_token: str,
+        reason: str,
+        *,
+        at: datetime | None = None,
+        delay_seconds: float = 0.0,
     ) -> LeasedWrite:
-        """The claim is given back unworked: pending, due now, the attempt not counted."""
+        """The claim is given back: pending, due now (or after ``delay_seconds``: held
+        back while something run-wide may pass), the attempt not counted."""
+        due = self._lease_after(delay_seconds) if delay_seconds > 0 else self._lease_now()
+        details: dict[str, Any] = {"reason": reason}
+        if delay_seconds > 0:
+            details["delay_seconds"] = round(delay_seconds, 3)
         return LeasedWrite(
             recording_uuid,
             lease_token,
             State.PENDING,
-            (("released", {"reason": reason}),),
-            {"next_attempt_at": self._lease_now(), "attempts": _R.attempts - 1},
+            (("released", details),),
+            {"next_attempt_at": due, "attempts": _R.attempts - 1},
             at or self.now(),
         )
 

@@ -32,6 +32,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from tenios_io.exceptions import SpoolUnusable
+
 __all__ = [
     "CHUNK_SIZE",
     "HashingSpool",
@@ -151,8 +153,22 @@ def _alive(pid: int) -> bool:
 
 
 def _new_spool_file(spool_dir: str | os.PathLike[str] | None) -> tuple[BinaryIO, Path]:
-    fd, name = tempfile.mkstemp(prefix=_spool_prefix(), suffix=SPOOL_SUFFIX, dir=spool_dir)
+    try:
+        fd, name = tempfile.mkstemp(prefix=_spool_prefix(), suffix=SPOOL_SUFFIX, dir=spool_dir)
+    except OSError as exc:
+        raise _unusable(exc, spool_dir) from exc
     return os.fdopen(fd, "wb"), Path(name)
+
+
+def _unusable(exc: OSError, where: str | os.PathLike[str] | None) -> SpoolUnusable:
+    """An OS error of the spool itself (disk full, directory gone or read-only): it says
+    nothing about the recording being spooled, so it is not an error of the recording."""
+    place = os.fspath(where) if where is not None else tempfile.gettempdir()
+    why = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+    return SpoolUnusable(
+        f"the spool directory {place} cannot be written ({why}): free space there or set "
+        "TENIOS_SPOOL_DIR to a writable directory"
+    )
 
 
 def _remove(file: BinaryIO, path: Path) -> None:
@@ -289,7 +305,10 @@ class HashingSpool:
                 "HashingSpool only appends: call seek(0) and truncate() to start over"
             )
         view = memoryview(data)
-        written = self._file.write(view)
+        try:
+            written = self._file.write(view)
+        except OSError as exc:
+            raise _unusable(exc, self._path.parent) from exc
         self._hash.update(view)
         if len(self._head) < _HEAD_BYTES:
             self._head += view[: _HEAD_BYTES - len(self._head)]
@@ -369,9 +388,12 @@ class HashingSpool:
         if self._spooled is None:
             self._check_open()
             # A restart, or a reused file, leaves older bytes past the end until now.
-            self._file.truncate(self._size)
-            self._file.flush()
-            self._file.close()
+            try:
+                self._file.truncate(self._size)
+                self._file.flush()
+                self._file.close()
+            except OSError as exc:
+                raise _unusable(exc, self._path.parent) from exc
             content_type, extension = detect_content_type(bytes(self._head))
             self._spooled = Spooled(
                 path=self._path,

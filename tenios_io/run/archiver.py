@@ -312,8 +312,10 @@ class Archiver:
             self.store.set_legal_hold(side.key, side.version_id, True)
         return {"key": key, "version_id": version, "applied_in_s3": True}
 
-    def _released(self, claim: Claim, reason: str) -> _Worked:
-        write = self.ledger.released_write(claim.recording_uuid, claim.lease_token, reason)
+    def _released(self, claim: Claim, reason: str, *, delay_seconds: float = 0.0) -> _Worked:
+        write = self.ledger.released_write(
+            claim.recording_uuid, claim.lease_token, reason, delay_seconds=delay_seconds
+        )
         return _Worked(
             RecordingResult(claim.recording_uuid, Outcome.RELEASED, reason=reason), write
         )
@@ -325,7 +327,7 @@ class Archiver:
         request = FetchRequest(rec.recording_uuid, rec.call_uuid, rec.source_path)
         try:
             worked = self._archive(claim, request)
-            self.guard.succeeded()
+            self.guard.succeeded(rec.recording_uuid, worked.result.source)
         except Exception as exc:  # noqa: BLE001 - every error becomes a ledger verdict
             worked = self._judge(claim, exc)
         result = dataclasses.replace(worked.result, seconds=self._clock() - started)
@@ -440,6 +442,10 @@ class Archiver:
         attempt (run/stop.py); any other is this recording's failure (retry.py)."""
         stop = self.guard.judge(exc)
         if stop is None:
+            held = self.guard.hold_back(claim.recording_uuid, exc)
+            if held is not None:  # S3 failing for everyone: not this recording's attempt
+                log.warning("recording %s: held back %.0f s: %s", claim.recording_uuid, held, exc)
+                return self._released(claim, f"held back while S3 fails: {exc}", delay_seconds=held)
             return self._failure(claim, exc)
         log.warning("recording %s: %s", claim.recording_uuid, stop.message)
         return self._released(claim, f"run stopped: {stop.cause}")

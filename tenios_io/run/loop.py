@@ -464,7 +464,9 @@ class RunSummary:
         """Why the run stopped and what became of its claims (None: it did not stop)."""
         if self.stopped is None:
             return None
-        return self.stopped.message_for(self.unreleased, self.lease_ends_by)
+        return self.stopped.message_for(
+            self.unreleased, self.lease_ends_by, self.counts[Outcome.RELEASED.value]
+        )
 
     def finish(self) -> None:
         self.finished = time.monotonic()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from tenios_io.api import ApiSource, TeniosClient, make_http_client
 from tenios_io.config import Settings
 from tenios_io.exceptions import (
+    ApiUnreachable,
     BucketNotUsable,
     BucketOfAnotherLedger,
     ConfigError,
@@ -37,7 +38,9 @@ from tenios_io.publish.manifests import ManifestWritten, write_missing_manifests
 from tenios_io.recording.source import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.recording.spool import remove_stale_spools
 from tenios_io.run.archiver import Archiver
+from tenios_io.run.canary import ApiCanary
 from tenios_io.run.retry import RetryPolicy
+from tenios_io.run.stop import RunGuard
 from tenios_io.sftp.sweep import SweepReport, sweep_drop
 from tenios_io.store import ArchiveStore, BucketStatus, make_s3_client
 from tenios_io.store.client import DEFAULT_POOL
@@ -134,13 +137,15 @@ class Pipeline:
     stop: threading.Event | None = None
     """Set by a signal (interrupt.py): the long steps before archiving (the sweep, a
     backfill's import) end early at their next file or chunk."""
+    api: TeniosClient | None = None
+    """The TENIOS client, when the API is one of the run's sources."""
 
     def preflight(self) -> BucketStatus:
         """Bucket reachable and writable and this ledger's (its ledger id, written at the
         first run: :mod:`tenios_io.publish.identity`), the SFTP drop (when configured)
         reachable with a trusted host key (the database and access key were checked when
-        the pipeline was opened), the custody signing key readable; ConfigError with the
-        reason otherwise."""
+        the pipeline was opened), TENIOS_API_URL reachable (when the API is a source),
+        the custody signing key readable; ConfigError with the reason otherwise."""
         signer = load_signer(self.settings.custody_key_file)  # not only at the run's end
         stale = remove_stale_spools(self.settings.spool_dir)
         if stale:
@@ -173,6 +178,13 @@ class Pipeline:
                 logger.warning("%s; recordings are fetched from the API where it can", exc)
             except (SourceError, ConfigError) as exc:
                 raise ConfigError(f"preflight: SFTP drop not usable: {exc}") from None
+        if self.api is not None:
+            try:
+                self.api.check_reachable()
+            except ApiUnreachable as exc:
+                raise ConfigError(
+                    f"preflight: {exc} (nothing was fetched)", variable="TENIOS_API_URL"
+                ) from None
         return status
 
     def report_to(self, progress: ProgressListener) -> None:
@@ -246,6 +258,7 @@ def open_pipeline(
         if sftp is not None:
             available["sftp"] = sftp
         sources = [available[n] for n in settings.source_order.split(",") if n in available]
+        uses_api = any(source is available["api"] for source in sources)
         archiver = Archiver(
             ledger=ledger,
             store=store,
@@ -257,6 +270,9 @@ def open_pipeline(
             lease_seconds=settings.lease_seconds,
             spool_dir=settings.spool_dir,
             progress=progress,
+            guard=RunGuard(canary=ApiCanary(ledger, client) if uses_api else None),
         )
         stack.callback(archiver.close)
-        yield Pipeline(settings, ledger, store, sources, archiver, sftp)
+        yield Pipeline(
+            settings, ledger, store, sources, archiver, sftp, api=client if uses_api else None
+        )

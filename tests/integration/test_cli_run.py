@@ -16,7 +16,11 @@ Cli = Callable[..., CliResult]
 
 @pytest.fixture
 def configured(
-    sqlite_url: str, moto_server: str, plain_bucket: str, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str,
+    moto_server: str,
+    plain_bucket: str,
+    simulator_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> str:
     for key, value in {
         **FAKE_CREDENTIALS,
@@ -24,7 +28,7 @@ def configured(
         "TENIOS_DATABASE_URL": sqlite_url,
         "TENIOS_ACCESS_KEY": "k-123",
         "TENIOS_S3_BUCKET": plain_bucket,
-        "TENIOS_API_URL": "http://127.0.0.1:9",
+        "TENIOS_API_URL": simulator_url,  # the preflight connects to it
     }.items():
         monkeypatch.setenv(key, value)
     return sqlite_url
