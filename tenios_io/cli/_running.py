@@ -109,6 +109,8 @@ def show_run(
     for extra in (claimed_elsewhere_table(result), problems_table(result)):
         if extra is not None:
             console.print(extra)
+    for note in result.get("notes") or ():
+        console.print(escape(note), soft_wrap=True)
     if result.get("stopped"):
         err_console.print(f"[red]{escape(result['stopped']['message'])}[/red]")
     return result

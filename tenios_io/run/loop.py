@@ -316,6 +316,7 @@ class RunLoop:
         """The run's summary; a run that stopped records why as one ``run_stopped`` event."""
         summary = self.summary
         summary.stopped = self.archiver.guard.stopped
+        summary.notes = list(self.archiver.guard.notes)
         if summary.unreleased:
             summary.lease_ends_by = utc_now() + timedelta(seconds=self.lease_seconds)
         if summary.stopped is not None:
@@ -446,6 +447,8 @@ class RunSummary:
     """Claims the run could not give back (the ledger did not answer): in_progress
     until their lease ends (``lease_ends_by`` at the latest)."""
     lease_ends_by: datetime | None = None
+    notes: list[str] = field(default_factory=list)
+    """What the run met that did not stop it (a 404 streak the canary answered)."""
 
     def add(self, results: Iterable[RecordingResult]) -> None:
         for result in results:
@@ -541,6 +544,7 @@ class RunSummary:
             if self.stopped
             else None,
             "cut_short": self.cut_short,
+            "notes": list(self.notes),
             "problems": [
                 {"recording_uuid": p.recording_uuid, "outcome": p.outcome.value, "reason": p.reason}
                 for p in self.problems
