@@ -426,6 +426,7 @@ def _translate(
                 f"TENIOS unreachable at {url} ({operation}{about}): "
                 f"{type(failure).__name__}: {reason}; check TENIOS_API_URL and the network",
                 url=url,
+                reason=f"{type(failure).__name__}: {reason}",
                 recording_uuid=recording_uuid,
             )
         return ApiUnavailable(

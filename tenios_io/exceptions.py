@@ -226,9 +226,13 @@ class ApiUnreachable(ApiUnavailable):
     the client's own retries are spent the run stops (tenios_io/run/stop.py).  ``url`` is
     the API's scheme, host and port (never a path or credentials)."""
 
-    def __init__(self, message: str, *, url: str, recording_uuid: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, url: str, reason: str = "", recording_uuid: str | None = None
+    ) -> None:
         super().__init__(message, recording_uuid=recording_uuid)
         self.url = url
+        self.reason = reason or message
+        """What broke, in a few words (``ConnectError: [Errno 111] Connection refused``)."""
 
 
 # -- S3 store -------------------------------------------------------------------------------

@@ -169,6 +169,20 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
             table.add_row("  interrupted releases settled", f"{interrupted:,}")
         if sweep.get("stopped"):
             table.add_row("  sweep stopped early (signal)", "the next run sweeps the rest")
+        waiting = int(sweep.get("waiting_for_drop", 0))
+        if waiting:
+            table.add_row("  held for their file (not fetched)", f"{waiting:,}")
+        again = result.get("drop_second_look")
+        if again is not None:
+            table.add_row(
+                "  second look once settled",
+                shown(again["error"])
+                if "error" in again
+                else f"{again.get('ready', 0):,} ready, {again.get('registered', 0):,} new, "
+                f"{again.get('unsettled', 0):,} still being written",
+            )
+        if result.get("drop_settling"):
+            table.add_row("  [yellow]settling[/]", shown(str(result["drop_settling"])))
         for path, why in [
             *sweep.get("ambiguous_files", [])[:5],
             *sweep.get("incomplete_files", [])[:5],

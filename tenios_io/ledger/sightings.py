@@ -18,9 +18,11 @@ import sqlalchemy as sa
 
 from tenios_io.ledger.core import LedgerCore
 from tenios_io.ledger.records import as_utc
-from tenios_io.ledger.tables import drop_sightings
+from tenios_io.ledger.states import State
+from tenios_io.ledger.tables import drop_sightings, recordings
 
 _S = drop_sightings.c
+_R = recordings.c
 _CHUNK = 900
 #: Arbitrary constant naming the sweeps' advisory lock on PostgreSQL.
 SIGHTING_LOCK_KEY = 0x5E1657
@@ -98,6 +100,29 @@ class DropSightings(LedgerCore):
                     .where(_S.path.in_(wanted[start : start + _CHUNK]))
                     .values(complete=True)
                 )
+
+    def wait_for_drop(self, recording_uuids: Collection[str], seconds: float) -> int:
+        """Their files are on the drop, still settling: the pending ones among them are
+        not due before ``seconds`` from now (the ledger's clock), so no run fetches them
+        from the API meanwhile; no attempt is spent, a later due time is kept.  Returns
+        how many were held."""
+        wanted = list(recording_uuids)
+        held = 0
+        if not wanted:
+            return 0
+        with self._write() as conn:
+            until = self._lease_after(seconds)
+            for start in range(0, len(wanted), _CHUNK):
+                held += conn.execute(
+                    recordings.update()
+                    .where(
+                        _R.recording_uuid.in_(wanted[start : start + _CHUNK]),
+                        _R.state == State.PENDING.value,
+                        _R.next_attempt_at < until,
+                    )
+                    .values(next_attempt_at=until)
+                ).rowcount
+        return held
 
 
 __all__ = ["DropSightings", "Sighting"]

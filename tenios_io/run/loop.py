@@ -57,6 +57,17 @@ def not_started_stop(exc: BatchNotStarted) -> RunStop:
     )
 
 
+@dataclass
+class LookAgain:
+    """A second look at the SFTP drop at ``at`` (the loop's clock): files the first sweep
+    saw settling are settled by then (run/session.py).  The loop takes it before
+    claiming once ``at`` has come, and waits for it rather than end before it."""
+
+    at: float
+    step: Callable[[], object]
+    """Sweeps again (registers what settled); its errors are its own to report."""
+
+
 Submit = Callable[[Archiver, list[Claim], float | None], Future[list[RecordingResult]]]
 """How the caller runs one claimed batch: ``submit(archiver, claims, deadline)`` returns a
 future of its results (the flows submit a Prefect task, the CLI uses a thread pool).
@@ -138,9 +149,11 @@ class RunLoop:
         max_attempts: int | None,
         interruption: Interruption | None = None,
         clock: Callable[[], float] = time.monotonic,
+        look_again: LookAgain | None = None,
     ) -> None:
         self.ledger = ledger
         self.archiver = archiver
+        self.look_again = look_again
         self.submit = submit
         self.owner = owner
         self.options = options
@@ -165,6 +178,7 @@ class RunLoop:
         try:
             while True:
                 exhausted = False
+                self.look_again_if_due()
                 if self.has_free_slot() and self.may_claim():
                     if not self.drain_intake():
                         continue  # wait for the batches in flight, then stop
@@ -175,7 +189,7 @@ class RunLoop:
                     continue
                 if not exhausted or self.remaining == 0:
                     break
-                if not self.wait_for_retries():
+                if not self.wait_for_retries() and not self.wait_to_look_again():
                     break
         finally:
             if self.interruption is not None:
@@ -297,13 +311,39 @@ class RunLoop:
             return False
         return True
 
+    def look_again_if_due(self) -> None:
+        """The drop's second look, once its time has come (and the run still works)."""
+        again = self.look_again
+        if again is None or self.clock() < again.at:
+            return
+        self.look_again = None
+        if self.may_claim():
+            again.step()
+
+    def wait_to_look_again(self) -> bool:
+        """Nothing is due: wait for the drop's second look if one is ahead (and before
+        the deadline).  False when there is none: the run ends."""
+        again = self.look_again
+        if again is None or not self.may_claim():
+            return False
+        left = again.at - self.clock()
+        if self.deadline is not None and self.clock() + left >= self.deadline:
+            self.look_again = None
+            return False
+        if left > 0:
+            self.stop.wait(left)
+        return not self.stop.is_set()
+
     def wait_for_retries(self) -> bool:
         """Nothing is due: wait up to ``max_wait_seconds`` for retries about to become
         due.  False when none will be (or the ledger did not answer): the run ends."""
+        horizon = self.options.max_wait_seconds
+        if self.look_again is not None:  # a retry due after the second look waits for it
+            horizon = min(horizon, max(0.0, self.look_again.at - self.clock()))
         try:
             return wait_for_due(
                 self.ledger,
-                horizon_seconds=self.options.max_wait_seconds,
+                horizon_seconds=horizon,
                 deadline=self.deadline,
                 clock=self.clock,
                 stop=self.stop,

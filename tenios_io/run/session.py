@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tenios_io.config import Settings
-from tenios_io.exceptions import is_transient
+from tenios_io.exceptions import TeniosArchiveError, is_transient
 from tenios_io.ledger import Claim
 from tenios_io.ledger.stats import LedgerStats, collect
 from tenios_io.progress import NO_PROGRESS, ProgressListener
@@ -32,7 +33,7 @@ from tenios_io.publish.checkpoints import unchanged_since_checkpoint, write_chec
 from tenios_io.publish.log import load_signer
 from tenios_io.run.archiver import Archiver, RecordingResult
 from tenios_io.run.interrupt import Interruption
-from tenios_io.run.loop import RunLoop, RunSummary, Submit, claims_of_others
+from tenios_io.run.loop import LookAgain, RunLoop, RunSummary, Submit, claims_of_others
 from tenios_io.run.options import RunOptions
 from tenios_io.run.pipeline import Pipeline, open_pipeline
 from tenios_io.run.ratelimit import TokenBucket
@@ -45,6 +46,15 @@ T = TypeVar("T")
 #: this many times, after these delays (the Prefect tasks use the same: flows/).
 RETRIES = 2
 RETRY_DELAYS_SECONDS: tuple[float, ...] = (5.0, 30.0)
+
+#: Drop files the run's sweep saw settling are looked at again in the same run when
+#: they settle within this many seconds, and within the run's wait for retries about
+#: to become due (``max_wait_seconds``, two minutes for a nightly run); else they are
+#: named, and the next run takes them: a short wait at most, never a night.
+LOOK_AGAIN_WITHIN_SECONDS = 300.0
+#: The second look comes this long after the files should have settled (the ledger's
+#: clock decides; this only keeps the two clocks' readings apart).
+LOOK_AGAIN_MARGIN_SECONDS = 0.5
 
 
 def with_retries(
@@ -86,6 +96,38 @@ def sweep_step(pipeline: Pipeline, actor: str) -> dict[str, Any] | None:
     """Register what the SFTP drop holds and finish pending releases (None: no drop)."""
     report = pipeline.sweep(actor=actor)
     return None if report is None else report.to_dict()
+
+
+def second_look(
+    pipeline: Pipeline, actor: str, extra: dict[str, Any], options: RunOptions
+) -> LookAgain | None:
+    """The run's second look at the drop, when its sweep (``extra["sweep"]``) saw files
+    settling that settle soon (:data:`LOOK_AGAIN_WITHIN_SECONDS`, at most the run's
+    ``max_wait_seconds``): same-night archival
+    of what was still being written.  None when there is nothing to wait for, the wait
+    is long (``extra["drop_settling"]`` then names the files and says the next run takes
+    them), or the run is limited (``--limit``).  The second look's report goes into
+    ``extra["drop_second_look"]``."""
+    sweep = extra.get("sweep") or {}
+    wait = sweep.get("settle_wait_seconds")
+    if wait is None or pipeline.sftp is None:
+        return None
+    bound = min(LOOK_AGAIN_WITHIN_SECONDS, options.max_wait_seconds)
+    if wait + LOOK_AGAIN_MARGIN_SECONDS > bound or options.limit is not None:
+        extra["drop_settling"] = (
+            f"{sweep.get('settling', 0)} drop file(s) still settling (in {wait:.0f} s at the "
+            "latest); the next run archives them"
+        )
+        return None
+
+    def look() -> None:
+        try:
+            extra["drop_second_look"] = sweep_step(pipeline, actor)
+        except TeniosArchiveError as exc:  # the first sweep's work stands; next run again
+            log.warning("second look at the SFTP drop failed: %s", exc)
+            extra["drop_second_look"] = {"error": str(exc)}
+
+    return LookAgain(time.monotonic() + wait + LOOK_AGAIN_MARGIN_SECONDS, look)
 
 
 def checkpoint_step(pipeline: Pipeline, actor: str) -> dict[str, Any]:
@@ -148,6 +190,7 @@ def run_session(
         lease_seconds=pipeline.settings.lease_seconds,
         max_attempts=pipeline.settings.max_attempts,
         interruption=interruption,
+        look_again=second_look(pipeline, actor, extra, options),
     ).run()
     if summary.stopped is None:
         extra["checkpoint"] = checkpoint(pipeline, actor)

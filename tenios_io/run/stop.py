@@ -160,7 +160,7 @@ def run_wide(exc: BaseException) -> RunStop | None:
             "Check TENIOS_API_URL and the network to it (DNS, firewall, proxy, TLS "
             "certificates), then run again",
             EXIT_PROBLEMS,
-            error,
+            exc.reason,
         )
     if isinstance(exc, SpoolUnusable):
         return RunStop(

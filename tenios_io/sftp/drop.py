@@ -131,6 +131,16 @@ class FetchedFile:
 
 
 @dataclass(frozen=True)
+class Settling:
+    """A file whose sighting is too young (it may still be written): settled in
+    ``seconds_left`` if it stays as it is (by the sightings' clock)."""
+
+    path: str
+    recording_uuid: str
+    seconds_left: float
+
+
+@dataclass(frozen=True)
 class SweepResult:
     """What one :meth:`SftpDrop.sweep` found; every list is in path order."""
 
@@ -148,6 +158,9 @@ class SweepResult:
     incomplete: list[tuple[str, str]] = field(default_factory=list)
     """``(path, why)`` of settled files whose container is not whole (also counted in
     ``unsettled``): left alone, looked at again next sweep."""
+    settling: list[Settling] = field(default_factory=list)
+    """The unsettled files whose only fault is a sighting too young (recorded sightings
+    only), with their recording and when they settle."""
     stopped: bool = False
     """A stop request (a signal) ended the sweep early: the lists hold what was looked
     at until then; the rest waits for the next sweep."""
@@ -466,6 +479,8 @@ class SftpDrop:
                     result.unsettled.append(path)
             elif sighted[path].unchanged_seconds < self._settle_seconds:
                 result.unsettled.append(path)
+                left = self._settle_seconds - sighted[path].unchanged_seconds
+                result.settling.append(Settling(path, owner.recording_uuid, left))
             elif sighted[path].complete or self._whole(found, result):
                 complete.append(path)
                 result.ready.append(found)

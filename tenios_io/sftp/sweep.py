@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from tenios_io.sftp.drop import SftpDrop
 
 _MAX_LISTED = 200  # paths per event
+#: A recording waiting for its settling drop file is held this much past the time the
+#: file settles, so that a run's second look at the drop (run/session.py) comes first
+#: and the recording is then fetched from the drop, not from the API.
+HOLD_MARGIN_SECONDS = 2.0
 
 
 @dataclass
@@ -68,13 +72,29 @@ class SweepReport:
     """Entries whose names cannot be read safely (not UTF-8, too long): left alone."""
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
     """``(name with its bytes escaped, why)``, the first few."""
+    settling: int = 0
+    """Files (counted in ``unsettled`` too) that settle in ``settle_wait_seconds`` at
+    the latest if they stay as they are: a run looks again then when that is soon."""
+    settle_wait_seconds: float | None = None
+    waiting_for_drop: int = 0
+    """Recordings the ledger knew whose file is among them: held until it settles (not
+    fetched from the API meanwhile, no attempt spent)."""
+    settling_files: list[str] = field(default_factory=list)
+    """The first few settling paths."""
 
     def to_dict(self) -> dict[str, object]:
-        lists = ("unmatched_names", "ambiguous_files", "incomplete_files", "skipped_files")
+        lists = (
+            "unmatched_names",
+            "ambiguous_files",
+            "incomplete_files",
+            "skipped_files",
+            "settling_files",
+        )
         out: dict[str, object] = {k: v for k, v in self.__dict__.items() if k not in lists}
         out["ambiguous_files"] = [list(item) for item in self.ambiguous_files]
         out["incomplete_files"] = [list(item) for item in self.incomplete_files]
         out["skipped_files"] = [list(item) for item in self.skipped_files]
+        out["settling_files"] = list(self.settling_files)
         return out
 
 
@@ -150,6 +170,14 @@ def sweep_drop(
     report.registered = len(result.added)
     progress.discovered(len(result.added))
     report.source_found = len(result.source_found)
+    if found.settling:
+        wait = max(f.seconds_left for f in found.settling)
+        report.settling = len(found.settling)
+        report.settle_wait_seconds = round(wait, 3)
+        report.settling_files = [f.path for f in found.settling[:50]]
+        report.waiting_for_drop = ledger.wait_for_drop(
+            {f.recording_uuid for f in found.settling}, wait + HOLD_MARGIN_SECONDS
+        )
     if not release or report.stopped:
         return report
     interrupted = finish_interrupted(ledger, drop, actor=actor)
