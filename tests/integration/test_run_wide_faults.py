@@ -109,14 +109,30 @@ def stopped_event(ledger: Ledger) -> dict[str, Any]:
     return details
 
 
+@pytest.fixture(params=["refused", "dns", "tls"])
+def unreachable_url(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """``(TENIOS_API_URL, the origin the error names)``: a closed port, a name that
+    cannot resolve (RFC 2606 ``.invalid``), or HTTPS to a server that speaks plain HTTP
+    (the TLS handshake fails)."""
+    if request.param == "refused":
+        url = f"http://127.0.0.1:{request.getfixturevalue('closed_port')}"
+        return url, url
+    if request.param == "dns":
+        return "https://api.tenios.invalid", "https://api.tenios.invalid"
+    plain = str(request.getfixturevalue("simulator_url"))
+    secure = plain.replace("http://", "https://")
+    return secure, secure
+
+
 def test_tenios_unreachable_at_preflight_exits_2_naming_the_setting(
     database_url: str,
     moto_server: str,
     plain_bucket: str,
-    closed_port: int,
+    unreachable_url: tuple[str, str],
     cli: Callable[..., CliResult],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    api_url, origin = unreachable_url
     for key, value in {
         **FAKE_CREDENTIALS,
         "AWS_ENDPOINT_URL_S3": moto_server,
@@ -124,7 +140,7 @@ def test_tenios_unreachable_at_preflight_exits_2_naming_the_setting(
         "TENIOS_ACCESS_KEY": SIM_ACCESS_KEY,
         "TENIOS_S3_BUCKET": plain_bucket,
         "TENIOS_RETENTION_MODE": "none",
-        "TENIOS_API_URL": f"http://127.0.0.1:{closed_port}",
+        "TENIOS_API_URL": api_url,
     }.items():
         monkeypatch.setenv(key, value)
     uuid = "8101fcb3-3843-4db3-9829-f7ab586625fe"
@@ -134,7 +150,7 @@ def test_tenios_unreachable_at_preflight_exits_2_naming_the_setting(
 
     assert result.exit_code == 2, result.output
     [line] = [x for x in result.stderr.splitlines() if "TENIOS_API_URL" in x]
-    assert f"TENIOS unreachable at http://127.0.0.1:{closed_port}" in line
+    assert f"TENIOS unreachable at {origin}" in line
     assert "nothing was fetched" in line
     assert SIM_ACCESS_KEY not in result.output
     engine = create_ledger_engine(database_url)
