@@ -64,8 +64,9 @@ class LookAgain:
     claiming once ``at`` has come, and waits for it rather than end before it."""
 
     at: float
-    step: Callable[[], object]
-    """Sweeps again (registers what settled); its errors are its own to report."""
+    step: Callable[[], LookAgain | None]
+    """Sweeps again (registers what settled; its errors are its own to report); returns
+    the next look, if files are settling again."""
 
 
 Submit = Callable[[Archiver, list[Claim], float | None], Future[list[RecordingResult]]]
@@ -318,7 +319,7 @@ class RunLoop:
             return
         self.look_again = None
         if self.may_claim():
-            again.step()
+            self.look_again = again.step()
 
     def wait_to_look_again(self) -> bool:
         """Nothing is due: wait for the drop's second look if one is ahead (and before

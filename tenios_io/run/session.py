@@ -55,6 +55,9 @@ LOOK_AGAIN_WITHIN_SECONDS = 300.0
 #: The second look comes this long after the files should have settled (the ledger's
 #: clock decides; this only keeps the two clocks' readings apart).
 LOOK_AGAIN_MARGIN_SECONDS = 0.5
+#: Looks at the drop after the run's sweep, at most (files delivered while the run
+#: looks are looked at again, a few times, not forever).
+LOOKS_AGAIN = 3
 
 
 def with_retries(
@@ -99,33 +102,47 @@ def sweep_step(pipeline: Pipeline, actor: str) -> dict[str, Any] | None:
 
 
 def second_look(
-    pipeline: Pipeline, actor: str, extra: dict[str, Any], options: RunOptions
+    pipeline: Pipeline,
+    actor: str,
+    extra: dict[str, Any],
+    options: RunOptions,
+    *,
+    sweep: dict[str, Any] | None = None,
+    looks_left: int = LOOKS_AGAIN,
 ) -> LookAgain | None:
-    """The run's second look at the drop, when its sweep (``extra["sweep"]``) saw files
-    settling that settle soon (:data:`LOOK_AGAIN_WITHIN_SECONDS`, at most the run's
-    ``max_wait_seconds``): same-night archival
-    of what was still being written.  None when there is nothing to wait for, the wait
-    is long (``extra["drop_settling"]`` then names the files and says the next run takes
-    them), or the run is limited (``--limit``).  The second look's report goes into
+    """The run's next look at the drop, when its last sweep (``sweep``, by default the
+    run's first: ``extra["sweep"]``) saw files settling that settle soon
+    (:data:`LOOK_AGAIN_WITHIN_SECONDS`, at most the run's ``max_wait_seconds``):
+    same-night archival of what was still being written.  A look that finds files
+    settling again (delivered meanwhile) arms the next, :data:`LOOKS_AGAIN` at most.
+    None when there is nothing to wait for; when the wait is long, the looks are used up
+    or the run is limited (``--limit``), ``extra["drop_settling"]`` names the files and
+    says the next run takes them.  The last look's report is
     ``extra["drop_second_look"]``."""
-    sweep = extra.get("sweep") or {}
-    wait = sweep.get("settle_wait_seconds")
-    if wait is None or pipeline.sftp is None:
+    if sweep is None:
+        sweep = extra.get("sweep")
+    wait = (sweep or {}).get("settle_wait_seconds")
+    if sweep is None or wait is None or pipeline.sftp is None:
         return None
     bound = min(LOOK_AGAIN_WITHIN_SECONDS, options.max_wait_seconds)
-    if wait + LOOK_AGAIN_MARGIN_SECONDS > bound or options.limit is not None:
+    if wait + LOOK_AGAIN_MARGIN_SECONDS > bound or options.limit is not None or not looks_left:
+        named = ", ".join(sweep.get("settling_files", [])[:5])
         extra["drop_settling"] = (
             f"{sweep.get('settling', 0)} drop file(s) still settling (in {wait:.0f} s at the "
-            "latest); the next run archives them"
+            f"latest: {named}); the next run archives them"
         )
         return None
 
-    def look() -> None:
+    def look() -> LookAgain | None:
         try:
-            extra["drop_second_look"] = sweep_step(pipeline, actor)
-        except TeniosArchiveError as exc:  # the first sweep's work stands; next run again
-            log.warning("second look at the SFTP drop failed: %s", exc)
+            found = sweep_step(pipeline, actor)
+        except TeniosArchiveError as exc:  # what the run did stands; the next run looks
+            log.warning("another look at the SFTP drop failed: %s", exc)
             extra["drop_second_look"] = {"error": str(exc)}
+            return None
+        extra["drop_second_look"] = found
+        extra.pop("drop_settling", None)
+        return second_look(pipeline, actor, extra, options, sweep=found, looks_left=looks_left - 1)
 
     return LookAgain(time.monotonic() + wait + LOOK_AGAIN_MARGIN_SECONDS, look)
 

@@ -47,7 +47,7 @@ def test_claims_are_given_back_when_the_ledger_answers_again(
     result = cli("run", "nightly", "--concurrency", "1", "--batch-size", "3")
     assert result.exit_code == 1, result.output
     assert "the ledger database is unavailable" in result.words
-    assert "Claimed recordings were released to pending" in result.words
+    assert "3 claim(s) released to pending, no attempts spent" in result.words
     assert "could not be released" not in result.words
     ledger = world.ledger()
     try:
@@ -78,7 +78,7 @@ def test_claims_the_ledger_does_not_take_back_are_named_with_their_lease_end(
     assert "3 claim(s) could not be released" in words, words
     assert "stay in_progress until their lease ends (by" in words and "UTC at the latest" in words
     assert all(u in words for u in uuids), words
-    assert "Claimed recordings were released to pending" not in words
+    assert "released to pending, no attempts spent" not in words
     ledger = world.ledger()
     try:
         assert {ledger.get(u).state for u in uuids} == {State.IN_PROGRESS}

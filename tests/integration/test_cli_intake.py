@@ -61,6 +61,7 @@ def test_a_runs_preflight_drains_the_intake_and_says_so(
     db: str,
     moto_server: str,
     plain_bucket: str,
+    simulator_url: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -73,6 +74,7 @@ def test_a_runs_preflight_drains_the_intake_and_says_so(
         "AWS_ENDPOINT_URL_S3": moto_server,
         "TENIOS_ACCESS_KEY": "k-123",
         "TENIOS_S3_BUCKET": plain_bucket,
+        "TENIOS_API_URL": simulator_url,  # the preflight connects to it
     }.items():
         monkeypatch.setenv(key, value)
     rows = [(str(uuid.uuid4()), None, None, "pbx-7") for _ in range(2)]
