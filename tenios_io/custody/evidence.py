@@ -33,7 +33,6 @@ sender compares the log key (and witness keys) with ones obtained independently 
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import json
 from collections.abc import Sequence
@@ -43,6 +42,11 @@ from typing import Any
 
 from tenios_io.custody import merkle, signing, tlogproof
 from tenios_io.custody.checkpoints import CheckpointError, open_checkpoint
+from tenios_io.custody.cosignature import (
+    WitnessVerifier,
+    parse_witness_verifier,
+    verify_cosignatures,
+)
 from tenios_io.custody.layout import parse_entry
 from tenios_io.custody.tlogproof import TlogProof
 
@@ -59,8 +63,6 @@ not read the files beside it)."""
 MAX_JSON_BYTES = 16 * 1024 * 1024
 """``evidence.json`` larger than this is not read (a package is built by this tool; a
 bigger file is not one)."""
-
-_COSIGNATURE_TYPE = 0x04
 
 
 class EvidenceError(ValueError):
@@ -81,68 +83,6 @@ def parse_proof(text: bytes) -> TlogProof:
         return tlogproof.parse_proof(text)
     except tlogproof.ProofFailed as exc:
         raise EvidenceError(f"a proof is not a C2SP tlog-proof: {exc.detail}") from None
-
-
-# -- cosignatures (C2SP tlog-cosignature, cosignature/v1) -----------------------------------
-
-
-@dataclass(frozen=True)
-class WitnessKey:
-    """A witness's cosignature/v1 verifier key: ``name+hex(key id)+base64(0x04 || key)``."""
-
-    name: str
-    key_id: bytes
-    public_key: bytes
-    text: str
-
-
-def parse_witness_key(text: str) -> WitnessKey:
-    """A cosignature/v1 verifier key; EvidenceError when it is not one."""
-    parts = text.strip().split("+", 2)  # the base64 part may itself hold "+"
-    if len(parts) != 3:
-        raise EvidenceError("a witness key is NAME+KEYID+BASE64")
-    name, key_id_hex, encoded = parts
-    try:
-        key_id = bytes.fromhex(key_id_hex)
-        raw = signing.b64decode_strict(encoded)
-    except (ValueError, binascii.Error, signing.NoteError):
-        raise EvidenceError(f"witness key {name!r} is not NAME+KEYID+BASE64") from None
-    if len(key_id) != 4 or len(raw) != 33 or raw[0] != _COSIGNATURE_TYPE:
-        raise EvidenceError(f"witness key {name!r} is not a cosignature/v1 Ed25519 key")
-    if _cosignature_key_id(name, raw[1:]) != key_id:
-        raise EvidenceError(f"witness key {name!r}: its key id does not match the key")
-    return WitnessKey(name, key_id, raw[1:], text.strip())
-
-
-def _cosignature_key_id(name: str, public_key: bytes) -> bytes:
-    return hashlib.sha256(
-        name.encode("utf-8") + b"\n" + bytes([_COSIGNATURE_TYPE]) + public_key
-    ).digest()[:4]
-
-
-def cosigned_by(note: bytes, witnesses: Sequence[WitnessKey]) -> dict[str, int]:
-    """Witness name → timestamp of each valid cosignature/v1 line in ``note``.  Lines of
-    other keys are ignored; a line with a known key id whose signature does not verify
-    raises EvidenceError (a forged cosignature is not an absent one)."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    body, signatures = signing.split_note(note)
-    found: dict[str, int] = {}
-    for witness in witnesses:
-        for name, raw in signatures:
-            if name != witness.name or raw[:4] != witness.key_id:
-                continue
-            if len(raw) != 4 + 8 + 64:
-                raise EvidenceError(f"the cosignature of {witness.name} is not cosignature/v1")
-            timestamp = int.from_bytes(raw[4:12], "big")
-            message = b"cosignature/v1\ntime %d\n" % timestamp + body
-            try:
-                Ed25519PublicKey.from_public_bytes(witness.public_key).verify(raw[12:], message)
-            except InvalidSignature:
-                raise EvidenceError(f"the cosignature of {witness.name} does not verify") from None
-            found[witness.name] = timestamp
-    return found
 
 
 # -- the check -----------------------------------------------------------------------------
@@ -202,7 +142,7 @@ def check_package(
     folder: Path,
     *,
     log_key: signing.Verifier | None = None,
-    witnesses: Sequence[WitnessKey] | None = None,
+    witnesses: Sequence[WitnessVerifier] | None = None,
     quorum: int | None = None,
 ) -> EvidenceCheck:
     """Check one recording's package folder; failures are recorded per step, never
@@ -256,7 +196,7 @@ def _check_cosignatures(
     result: EvidenceCheck,
     log: dict[str, Any],
     note: bytes,
-    pinned: Sequence[WitnessKey] | None,
+    pinned: Sequence[WitnessVerifier] | None,
     quorum: int | None,
 ) -> None:
     step = "cosignature"
@@ -264,9 +204,9 @@ def _check_cosignatures(
         witnesses = (
             list(pinned)
             if pinned is not None
-            else [parse_witness_key(str(k)) for k in log.get("witnesses") or []]
+            else [parse_witness_verifier(str(k)) for k in log.get("witnesses") or []]
         )
-    except EvidenceError as exc:
+    except signing.NoteError as exc:
         result.fail(step, str(exc))
         return
     need = quorum if quorum is not None else int(log.get("quorum") or len(witnesses))
@@ -274,8 +214,8 @@ def _check_cosignatures(
         result.steps[step].detail = "no witnesses: the checkpoint is the log's word alone"
         return
     try:
-        result.witnessed = cosigned_by(note, witnesses)
-    except (EvidenceError, signing.NoteError, ValueError) as exc:
+        result.witnessed = verify_cosignatures(note, witnesses)
+    except (signing.NoteError, ValueError) as exc:
         result.fail(step, str(exc))
         return
     if len(result.witnessed) < need:
