@@ -33,6 +33,9 @@ SECRET_FIELDS = frozenset(
 QUOTE_LIMIT = 80
 _BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
 _URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+#: The longest retention a setting may ask for (100 years): S3 takes any date, but a
+#: larger number is a typo (3,000,000 days ended the run in a traceback).
+MAX_RETENTION_DAYS = 36_500
 #: TENIOS_* variables read by the test harness, not by tenios-archive.
 _NOT_SETTINGS = ("TENIOS_TEST_", "TENIOS_REQUIRE_POSTGRES")
 
@@ -113,12 +116,16 @@ class Settings(BaseSettings):
     )
     s3_bucket: str | None = Field(default=None, description="Archive bucket name.")
     s3_prefix: str = Field(default="recordings", description="Key prefix inside the bucket.")
-    retention_days: int = Field(
-        default=2557, ge=0, description="Retention in days from the recording's date (7 years)."
-    )
     retention_mode: Literal["compliance", "governance", "none"] = Field(
         default="governance",
         description="Object Lock mode for archived objects: compliance, governance or none.",
+    )
+    retention_days: int = Field(
+        default=2557,
+        ge=0,
+        le=MAX_RETENTION_DAYS,
+        description="Retention in days from the recording's date (7 years); at least 1 "
+        "with a lock mode (compliance, governance).",
     )
     s3_sse: Literal["AES256", "aws:kms"] | None = Field(
         default=None,
@@ -144,20 +151,32 @@ class Settings(BaseSettings):
         "temp directory.",
     )
     lease_seconds: int = Field(
-        default=300, ge=10, description="Claim lease in seconds; renewed while a worker works."
+        default=300,
+        ge=10,
+        le=86_400,
+        description="Claim lease in seconds; renewed while a worker works.",
     )
     not_found_grace_hours: float = Field(
-        default=48, ge=0, description="How long after registration a 404 means 'not ready yet'."
+        default=48,
+        ge=0,
+        le=8760,
+        allow_inf_nan=False,
+        description="How long after registration a 404 means 'not ready yet'.",
     )
     max_attempts: int = Field(
         default=10,
         ge=1,
+        le=1000,
         description="Transient failures (5xx, throttling, dropped connections) of one recording "
         "are retried with backoff until it has been tried this often; then it is failed "
         "(`ledger requeue` puts it back). Not-ready 404s follow the grace period instead.",
     )
     api_rate_limit: float | None = Field(
-        default=None, gt=0, description="TENIOS API requests per second, all workers; unset = none."
+        default=None,
+        gt=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="TENIOS API requests per second, all workers; unset = none.",
     )
     source_order: str = Field(
         default="sftp,api",
@@ -186,7 +205,11 @@ class Settings(BaseSettings):
         "Default: the first UUID in the name.",
     )
     sftp_settle_seconds: float = Field(
-        default=60, ge=0, description="A file must be unchanged this long before it is fetched."
+        default=60,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="A file must be unchanged this long before it is fetched.",
     )
     sftp_after: str = Field(
         default="keep",
@@ -202,12 +225,15 @@ class Settings(BaseSettings):
     verify_cycle_days: int = Field(
         default=30,
         ge=1,
+        le=3650,
         description="`audit verify --rolling` re-verifies the whole archive within this many "
         "days: each run checks ceil(archived / days) recordings, least recently verified first.",
     )
     alert_oldest_due_hours: float = Field(
         default=36.0,
         gt=0,
+        le=8760,
+        allow_inf_nan=False,
         description="A run through Prefect that ends with a recording due for longer than this "
         "emits the event tenios-archive.backlog.overdue (the automation `prefect apply` "
         "creates turns it into a notification).",
@@ -219,6 +245,18 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http(s) URL such as https://api.tenios.com")
         return value.rstrip("/")
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_days(cls, value: int, info: ValidationInfo) -> int:
+        mode = info.data.get("retention_mode")
+        if value == 0 and mode in ("compliance", "governance"):
+            raise ValueError(
+                f"must be at least 1 with TENIOS_RETENTION_MODE={mode} (a lock for 0 days "
+                "protects nothing, and every recording would be archived without one); "
+                "set TENIOS_RETENTION_MODE=none for no retention"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -342,18 +380,63 @@ def _refuse_unknown_variables() -> None:
     )
 
 
+def allowed_range(field: str) -> str | None:
+    """The documented range of a numeric setting ("between 10 and 86,400"), or None."""
+    low = high = None
+    low_open = high_open = False
+    for bound in Settings.model_fields[field].metadata:  # annotated_types' Ge, Gt, Le, Lt
+        if getattr(bound, "ge", None) is not None:
+            low = bound.ge
+        elif getattr(bound, "gt", None) is not None:
+            low, low_open = bound.gt, True
+        elif getattr(bound, "le", None) is not None:
+            high = bound.le
+        elif getattr(bound, "lt", None) is not None:
+            high, high_open = bound.lt, True
+    if low is None and high is None:
+        return None
+    if high is None:
+        return f"{'above' if low_open else 'at least'} {low:,}"
+    if low is None:
+        return f"{'below' if high_open else 'at most'} {high:,}"
+    if low_open or high_open:
+        return (
+            f"{'above' if low_open else 'at least'} {low:,} and "
+            f"{'below' if high_open else 'at most'} {high:,}"
+        )
+    return f"from {low:,} to {high:,}"
+
+
+#: pydantic's error types for a number out of its bounds or not a finite number.
+_RANGE_ERRORS = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+)
+
+
 def _format_error(exc: ValidationError) -> str:
+    """One line: each bad setting named, what is wrong and (numbers) the allowed range."""
     lines = []
     for err in exc.errors():
         field = str(err["loc"][0]) if err["loc"] else "?"
         variable = f"{ENV_PREFIX}{field.upper()}"
         msg = err["msg"].removeprefix("Value error, ")
+        if field in Settings.model_fields and (
+            err["type"] in _RANGE_ERRORS
+            or (err["type"] in ("int_parsing", "float_parsing", "int_from_float"))
+        ):
+            allowed = allowed_range(field)
+            if allowed is not None:
+                whole = Settings.model_fields[field].annotation is int
+                kind = "a whole number" if whole else "a number"
+                msg = f"must be {kind} {allowed}"
         value = err.get("input")
         if field == "database_url" and isinstance(value, str):
             value = mask_url_password(value)
         shown = "" if field in SECRET_FIELDS else f" (got {quote_value(value)})"
         lines.append(f"{variable}: {msg}{shown}")
-    return "invalid settings:\n  " + "\n  ".join(lines)
+    if len(lines) == 1:
+        return f"invalid setting {lines[0]}"
+    return "invalid settings: " + "; ".join(lines)
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -35,6 +35,9 @@ translated once, at the boundary that meets them, with ``raise ... from exc``.
     │   │   └── StoreAccessDenied        [terminal]  no such bucket, access denied, expired or
     │   │                                            missing credentials, KMS: run-wide
     │   ├── ArchiveConflict              [terminal]  the key holds other bytes
+    │   ├── RetentionNotApplicable       [terminal]  a lock mode, but the recording's
+    │   │                                            retain-until is already past: never
+    │   │                                            archived without its lock
     │   └── VerificationFailed           [terminal]  read-back did not match what we sent
     ├── SourceError
     │   ├── SourceUnavailable            [transient] SFTP connection dropped, file changed
@@ -271,6 +274,13 @@ class ArchiveConflict(StoreError, Terminal):
         super().__init__(message, recording_uuid=recording_uuid, s3_key=s3_key)
         self.expected_sha256 = expected_sha256
         self.found_sha256 = found_sha256
+
+
+class RetentionNotApplicable(StoreError, Terminal):
+    """TENIOS_RETENTION_MODE asks for an Object Lock, but the recording's retain-until
+    (its date + TENIOS_RETENTION_DAYS) is already past: S3 cannot lock an object until
+    a past date, and an ``archived`` recording without its lock is what a compliance
+    officer must never find.  Nothing is uploaded; the recording ends ``failed``."""
 
 
 class VerificationFailed(StoreError, Terminal):

@@ -32,13 +32,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from tenios_io.exceptions import SpoolUnusable
+from tenios_io.exceptions import ConfigError, SpoolUnusable
 
 __all__ = [
     "CHUNK_SIZE",
     "HashingSpool",
     "SpoolFiles",
     "Spooled",
+    "check_spool_dir",
     "detect_content_type",
     "spool_stream",
 ]
@@ -106,6 +107,35 @@ def _spool_prefix() -> str:
     # live worker's (a SIGKILL leaves no chance to delete them).
     host = re.sub(r"[^A-Za-z0-9.-]", "", socket.gethostname())[:40]
     return f"tenios-{host}-{os.getpid()}-"
+
+
+def check_spool_dir(spool_dir: str | os.PathLike[str] | None) -> None:
+    """ConfigError naming TENIOS_SPOOL_DIR unless ``spool_dir`` (None: the system temp
+    dir) is an existing directory this process can create files in — checked by
+    creating one, as root passes any permission test.
+
+    A missing directory is not created: a mistyped path would spool recordings onto
+    whatever disk its first existing parent lives on (and fill it), unnoticed.
+    """
+    if spool_dir is None:
+        return
+    directory = Path(spool_dir)
+    problem = None
+    if not directory.exists():
+        problem = "does not exist: create it (mkdir -p) or point TENIOS_SPOOL_DIR elsewhere"
+    elif not directory.is_dir():
+        problem = "is not a directory: point TENIOS_SPOOL_DIR at a directory"
+    else:
+        try:
+            with tempfile.TemporaryFile(dir=directory, prefix=".tenios-archive-probe-"):
+                pass
+        except OSError as exc:
+            problem = (
+                f"is not writable ({exc.strerror or exc}): give this user write access "
+                "or point TENIOS_SPOOL_DIR elsewhere"
+            )
+    if problem is not None:
+        raise ConfigError(f"TENIOS_SPOOL_DIR {directory} {problem}", variable="TENIOS_SPOOL_DIR")
 
 
 def remove_stale_spools(spool_dir: str | os.PathLike[str] | None = None) -> list[Path]:

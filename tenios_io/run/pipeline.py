@@ -36,7 +36,7 @@ from tenios_io.publish.identity import bind_bucket
 from tenios_io.publish.log import check_signing_key, load_signer
 from tenios_io.publish.manifests import ManifestWritten, write_missing_manifests
 from tenios_io.recording.source import Fetched, FetchRequest, RecordingSource, Sink
-from tenios_io.recording.spool import remove_stale_spools
+from tenios_io.recording.spool import check_spool_dir, remove_stale_spools
 from tenios_io.run.archiver import Archiver
 from tenios_io.run.canary import ApiCanary
 from tenios_io.run.retry import RetryPolicy
@@ -239,6 +239,7 @@ def open_pipeline(
     ``progress`` hears of the run's fetches, outcomes and discoveries."""
     access_key = settings.require_access_key()
     settings.require_bucket()
+    check_spool_dir(settings.spool_dir)
     require_current(settings.database_url)
     with ExitStack() as stack:
         engine = create_ledger_engine(settings.database_url, pool_size=concurrency + 2)

@@ -11,12 +11,13 @@ record, not a protection: a warning says so once per policy.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from tenios_io.exceptions import VerificationFailed
+from tenios_io.exceptions import RetentionNotApplicable, VerificationFailed
 from tenios_io.store.bucket import Bucket
 from tenios_io.store.errors import error_code
 from tenios_io.store.responses import version_arg
@@ -26,11 +27,22 @@ from tenios_io.store.retention import NO_RETENTION, Retention, iso, lock_mode_fo
 __all__ = ["RetentionPolicy"]
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class RetentionPolicy:
     """Retention ``mode`` for ``days`` (for recordings: from the recording's date), and
     legal holds, on one bucket."""
 
-    def __init__(self, bucket: Bucket, *, mode: RetentionMode, days: int) -> None:
+    def __init__(
+        self,
+        bucket: Bucket,
+        *,
+        mode: RetentionMode,
+        days: int,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         if mode not in RETENTION_MODES:
             raise ValueError(f"retention_mode must be one of {RETENTION_MODES}")
         if days < 0:
@@ -41,6 +53,9 @@ class RetentionPolicy:
         self._days = days
         self._object_lock: bool | None = None
         self._warned_unenforced = False
+        #: What "now" is when a recording's retain-until is judged past (tests archive
+        #: "back then" to make recordings whose lock has since ended).
+        self.clock: Callable[[], datetime] = clock or _utc_now
 
     @property
     def mode(self) -> RetentionMode:
@@ -90,7 +105,8 @@ class RetentionPolicy:
         self, key: str, key_date: date, retention_days: int | None, legal_hold: bool
     ) -> Retention:
         """How the recording at ``key`` (dated ``key_date``) is protected when written;
-        ``retention_days`` overrides the policy's period."""
+        ``retention_days`` overrides the policy's period.  RetentionNotApplicable when
+        the bucket has Object Lock, the mode asks for it and the period is already over."""
         days = self._days if retention_days is None else retention_days
         if days < 0:
             raise ValueError("retention_days must be >= 0")
@@ -106,15 +122,17 @@ class RetentionPolicy:
         if not lock:
             self.warn_unenforced()
             lock_mode = None
-        elif retain_until <= datetime.now(UTC):
-            # S3 refuses a retain-until date in the past: the recording's retention is over.
-            self._log.info(
-                "retention of s3://%s/%s ended %s; archiving it without an Object Lock period",
-                self._s3.name,
-                key,
-                retain_until.date(),
+        elif retain_until <= self.clock():
+            # S3 refuses a retain-until date in the past, and an archived recording
+            # without the lock its mode promises is what must never happen silently
+            # (issue 25): refuse before anything is uploaded.
+            raise RetentionNotApplicable(
+                f"its retention ({self._mode}, {days} days from {key_date:%Y-%m-%d}) ended "
+                f"{retain_until:%Y-%m-%d}: an Object Lock cannot be set to a past date, so it "
+                "is not archived (check its recorded_at; to archive it anyway, raise "
+                "TENIOS_RETENTION_DAYS and run `ledger requeue`)",
+                s3_key=key,
             )
-            lock_mode = None
         if lock_mode is None:
             tags["retention-mode"] = self._mode
             tags["retain-until"] = iso(retain_until)

@@ -1,9 +1,9 @@
 """Retention, legal holds and purging with evidence, against moto server and both backends.
 
-Recordings whose retention has already ended are made the honest way: an old
-``recorded_at`` (retain-until = recording date + retention days lies in the past, so
-the store archives them without an Object Lock period and records the dates as
-tags).  Retention that ends while the test runs is a governance lock shortened to a
+Recordings whose retention has already ended are made the way they come about: an
+old ``recorded_at``, archived "back then" (AuditWorld.archive: the store judges the
+retention at the recording's date), under an Object Lock whose retain-until has since
+passed.  Retention that ends while the test runs is a governance lock shortened to a
 few seconds.  The ledger's clock is moved to make S3 and the ledger disagree.
 """
 

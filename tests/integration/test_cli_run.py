@@ -70,6 +70,23 @@ def test_custody_key_file_missing(
     assert "audit keygen" in result.stderr
 
 
+@pytest.mark.parametrize("kind", ["missing", "a file"])
+def test_spool_dir_unusable_stops_the_run_at_start(
+    configured: str, cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str
+) -> None:
+    # Issue 25, case 9: on main every recording spent its attempts and ended failed.
+    assert cli("db", "upgrade").exit_code == 0
+    spool = tmp_path / "spool"
+    if kind == "a file":
+        spool.write_text("x")
+    monkeypatch.setenv("TENIOS_SPOOL_DIR", str(spool))
+    result = cli("run", "nightly")
+    assert result.exit_code == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"configuration error: TENIOS_SPOOL_DIR {spool} ")
+    assert ("does not exist" if kind == "missing" else "is not a directory") in line
+
+
 def test_backfill_with_a_bad_file_imports_nothing(
     configured: str, cli: Cli, tmp_path: Path
 ) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tenios_io.exceptions import BucketNotUsable
+from tenios_io.exceptions import BucketNotUsable, RetentionNotApplicable
 from tenios_io.recording.spool import Spooled
 from tenios_io.store import ArchiveStore
 from tests.fixtures.moto import SAMPLE_DAY, archive_spooled, object_versions, sample_wav
@@ -158,20 +158,22 @@ def test_per_recording_retention_override(
     assert obj.retention_enforced
 
 
-def test_retention_already_over_is_recorded_not_locked(
+def test_retention_already_over_is_refused_not_archived_unlocked(
     locked_bucket: str,
     make_store: Callable[..., ArchiveStore],
     make_spooled: Callable[[bytes], Spooled],
     s3_client: S3Client,
 ) -> None:
-    """A backfilled recording whose retention ended: S3 refuses a past retain-until date."""
+    """A recording whose retention ended: S3 refuses a past retain-until date, and an
+    object archived without the lock its mode promises must never happen silently
+    (issue 25): nothing is uploaded."""
     store = make_store(locked_bucket, retention_mode="compliance", retention_days=30)
-    obj = archive_spooled(
-        store, make_spooled(sample_wav(100)), str(uuid.uuid4()), key_date=date(2015, 6, 1)
-    )
-    assert (obj.retention_enforced, obj.retain_until) == (False, datetime(2015, 7, 1, tzinfo=UTC))
-    assert tags_of(s3_client, locked_bucket, obj.key)["retain-until"] == "2015-07-01T00:00:00Z"
-    assert "ObjectLockMode" not in s3_client.head_object(Bucket=locked_bucket, Key=obj.key)
+    key = str(uuid.uuid4())
+    with pytest.raises(RetentionNotApplicable, match="ended 2015-07-01") as raised:
+        archive_spooled(store, make_spooled(sample_wav(100)), key, key_date=date(2015, 6, 1))
+    assert raised.value.s3_key is not None and key in raised.value.s3_key
+    listed = s3_client.list_object_versions(Bucket=locked_bucket, Prefix=raised.value.s3_key)
+    assert listed.get("Versions", []) == []
 
 
 def test_legal_hold_on_put_and_on_demand(
