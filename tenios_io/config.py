@@ -21,6 +21,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tenios_io.exceptions import ConfigError
+from tenios_io.files import TEXT_FILE_LIMIT, FileTooLarge, read_capped
 from tenios_io.untrusted import compile_name_pattern
 
 ENV_PREFIX = "TENIOS_"
@@ -341,9 +342,13 @@ class Settings(BaseSettings):
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_capped(path, TEXT_FILE_LIMIT).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except FileTooLarge as exc:
+        raise ConfigError(f"config file {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     values: dict[str, Any] = {}

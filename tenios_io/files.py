@@ -1,4 +1,5 @@
-"""Writing files so that a reader never sees half of one."""
+"""Writing files so that a reader never sees half of one; reading a small file whose
+size nobody promised (a key file set to ``/dev/zero``) in bounded memory."""
 
 from __future__ import annotations
 
@@ -22,3 +23,29 @@ def atomic_text_file(path: Path) -> Iterator[IO[str]]:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+#: A key file (custody signer, SFTP private key) is a few KiB at most.
+KEY_FILE_LIMIT = 64 * 1024
+#: known_hosts and a --config TOML file: generous, but a file, not a disk.
+TEXT_FILE_LIMIT = 16 * 1024 * 1024
+
+
+class FileTooLarge(ValueError):
+    """A file meant to be small is larger than its limit (or endless, like /dev/zero)."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        super().__init__(f"{path} is larger than {limit:,} bytes (the limit for this file)")
+        self.path = path
+        self.limit = limit
+
+
+def read_capped(path: Path, limit: int) -> bytes:
+    """The whole of ``path``, or FileTooLarge once more than ``limit`` bytes have been
+    read: never more than ``limit + 1`` bytes in memory, whatever the file (its size
+    from ``stat`` is no help: /dev/zero and pipes say 0).  OSError as ``open`` raises it."""
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge(path, limit)
+    return data

@@ -77,9 +77,7 @@ def import_(
         typer.Argument(
             help="CSV with a header containing recording_uuid (optional call_uuid, "
             "recorded_at), or one uuid per line.",
-            exists=True,
-            dir_okay=False,
-            readable=True,
+            show_default=False,
         ),
     ],
 ) -> None:
@@ -95,13 +93,13 @@ def import_(
     try:
         with interruption.installed(), _progress() as progress:
             task = progress.add_task("importing (lines read)", total=None)
+            # Opened first: a missing file, a directory, an unreadable one is one line
+            # (ImportFileError, exit 2) before the ledger is touched.
+            records = iter_import_file(file, progress=lambda n: progress.advance(task, n))
             with open_ledger(
                 settings(ctx), actor=cli_actor(f"ledger-import:{file.name}")
             ) as ledger:
-                result = ledger.import_recordings(
-                    iter_import_file(file, progress=lambda n: progress.advance(task, n)),
-                    stop=interruption.stop,
-                )
+                result = ledger.import_recordings(records, stop=interruption.stop)
     except RunInterrupted as exc:
         err_console.print(f"{exc}: the chunk being merged was rolled back; run it again")
         raise typer.Exit(exc.exit_code) from None
@@ -109,10 +107,11 @@ def import_(
         console.print(f"{file}: {import_line(result, interruption)}", soft_wrap=True)
         raise typer.Exit(interruption.exit_code)
     if result.read == 0:
-        raise typer.BadParameter(
+        raise ImportFileError(
             f"{file} names no recordings (it is empty, or only blank lines, comments or a "
             "header): nothing was imported",
-            param_hint="FILE",
+            line=0,
+            column="-",
         )
     repeated = f", {result.duplicates:,} repeated in the file" if result.duplicates else ""
     console.print(

@@ -32,6 +32,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from tenios_io.files import KEY_FILE_LIMIT, FileTooLarge, read_capped
+
 ALG_ED25519 = 0x01
 SIGNATURE_PREFIX = "\u2014 "  # em dash and a space, as the spec writes it
 _MAX_NOTE_BYTES = 1 << 20
@@ -166,7 +168,9 @@ def parse_signer(text: str) -> Signer:
 def read_signer(path: Path) -> Signer:
     """Load the signer key file ``path``; NoteError / OSError name the file, not the key."""
     try:
-        return parse_signer(path.read_text(encoding="ascii"))
+        return parse_signer(read_capped(path, KEY_FILE_LIMIT).decode("ascii"))
+    except FileTooLarge as exc:
+        raise NoteError(f"{exc}: not a signer key file") from None
     except UnicodeDecodeError:
         raise NoteError(f"{path} is not a signer key file") from None
     except NoteError as exc:

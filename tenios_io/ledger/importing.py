@@ -21,6 +21,9 @@ from tenios_io.ledger.records import NewRecording
 from tenios_io.untrusted import EARLIEST_RECORDED_AT, recorded_at_problem
 
 _UUID = re.compile(rf"^{UUID_RE}$")
+#: The longest line an import file may have: a CSV row of a recording_uuid, a call_uuid
+#: and a timestamp is about 110 characters; a longer line is not an import line.
+MAX_LINE_CHARS = 4096
 ProgressFn = Callable[[int], None]
 
 
@@ -79,42 +82,75 @@ def read_import_file(path: Path, progress: ProgressFn | None = None) -> list[New
 
 
 def iter_import_file(path: Path, progress: ProgressFn | None = None) -> Iterator[NewRecording]:
-    """The recordings named in ``path``, read as a stream (bounded memory).
+    """The recordings named in ``path``, read as a stream (bounded memory: lines of at
+    most :data:`MAX_LINE_CHARS`, so ``/dev/zero`` or a file without a newline is refused
+    after a few KiB, not read whole).
 
-    Raises ImportFileError at the first bad line; the caller's transaction (the
-    ledger's import) then rolls back, so nothing from the file lands.
+    The file is opened now: a missing file, a directory or one that cannot be read is
+    ImportFileError here, before the caller opens the ledger.  Raises ImportFileError at
+    the first bad line; the caller's transaction (the ledger's import) then rolls back,
+    so nothing from the file lands.
     """
     try:
         handle = path.open(encoding="utf-8-sig", newline="")
     except FileNotFoundError:
-        raise ImportFileError(f"{path}: no such file", line=0, column="-") from None
+        raise _file_error(path, "does not exist") from None
+    except IsADirectoryError:
+        raise _file_error(path, "is a directory, not a file: name the file to import") from None
+    except OSError as exc:
+        raise _file_error(path, f"cannot be read ({exc.strerror or exc})") from None
+    return _records(path, handle, progress)
+
+
+def _file_error(path: Path, problem: str) -> ImportFileError:
+    return ImportFileError(f"{path}: {problem}; nothing was imported", line=0, column="-")
+
+
+def _records(path: Path, handle: IO[str], progress: ProgressFn | None) -> Iterator[NewRecording]:
     with handle:
         try:
             first = ""
-            for raw in handle:
+            for raw in _bounded_lines(path, handle):
                 if raw.strip():
                     first = raw
                     break
             handle.seek(0)
+            lines = _bounded_lines(path, handle)
             if "recording_uuid" in first:
-                yield from _read_csv(handle, progress)
+                yield from _read_csv(lines, progress)
             else:
-                yield from _read_lines(handle, progress)
+                yield from _read_lines(lines, progress)
         except UnicodeDecodeError as exc:
-            raise ImportFileError(
-                f"{path}: not UTF-8 text (byte {exc.start} of a block)", line=0, column="-"
-            ) from None
-        except csv.Error as exc:  # e.g. a field over the csv module's size limit
-            raise ImportFileError(
-                f"{path}: not a readable CSV file ({quote_value(str(exc))}); nothing was imported",
-                line=0,
-                column="-",
-            ) from None
+            raise _file_error(path, f"not UTF-8 text (byte {exc.start} of a block)") from None
+        except csv.Error as exc:  # e.g. a quoted field over the csv module's size limit
+            raise _file_error(path, f"not a readable CSV file ({quote_value(str(exc))})") from None
+        except OSError as exc:
+            raise _file_error(path, f"cannot be read ({exc.strerror or exc})") from None
 
 
-def _read_lines(handle: IO[str], progress: ProgressFn | None) -> Iterator[NewRecording]:
+def _bounded_lines(path: Path, handle: IO[str]) -> Iterator[str]:
+    """The lines of ``handle``, each read with a limit: ImportFileError naming the line
+    once one is longer than MAX_LINE_CHARS (memory stays bounded whatever the file)."""
     number = 0
-    for number, raw in enumerate(handle, start=1):
+    while True:
+        line = handle.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+            raise ImportFileError(
+                f"{path}: line {number} is longer than {MAX_LINE_CHARS:,} characters (the "
+                "limit for a line of an import file: one id per line, or a CSV row); nothing "
+                "was imported",
+                line=number,
+                column="-",
+            )
+        yield line
+
+
+def _read_lines(lines: Iterator[str], progress: ProgressFn | None) -> Iterator[NewRecording]:
+    number = 0
+    for number, raw in enumerate(lines, start=1):
         value = raw.strip()
         if value and not value.startswith("#"):
             yield NewRecording(parse_uuid(value, line=number, column="recording_uuid"))
@@ -124,8 +160,8 @@ def _read_lines(handle: IO[str], progress: ProgressFn | None) -> Iterator[NewRec
         progress(number % 10_000)
 
 
-def _read_csv(handle: IO[str], progress: ProgressFn | None) -> Iterator[NewRecording]:
-    reader = csv.DictReader(handle)
+def _read_csv(lines: Iterator[str], progress: ProgressFn | None) -> Iterator[NewRecording]:
+    reader = csv.DictReader(lines)
     header = [h.strip() for h in reader.fieldnames or []]
     reader.fieldnames = header
     unknown = set(header) - {"recording_uuid", "call_uuid", "recorded_at"}

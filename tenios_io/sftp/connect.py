@@ -36,6 +36,7 @@ from pydantic import SecretStr
 
 from tenios_io.config import ENV_PREFIX, Settings
 from tenios_io.exceptions import ConfigError, HostKeyError, SourceUnavailable
+from tenios_io.files import KEY_FILE_LIMIT, TEXT_FILE_LIMIT, FileTooLarge, read_capped
 
 __all__ = [
     "SftpConnection",
@@ -199,7 +200,10 @@ def _load_key(path: Path, passphrase: SecretStr | None = None) -> paramiko.PKey:
         # Positional: paramiko 3 calls it passphrase, paramiko 4+ password; bytes, as
         # cryptography wants them (from_path hands it on as is).
         password = secret.encode() if secret else None
+        read_capped(path, KEY_FILE_LIMIT)  # paramiko reads any file whole (/dev/zero: OOM)
         return paramiko.PKey.from_path(path, password)  # type: ignore[arg-type]
+    except FileTooLarge as exc:
+        problem = f"is not a private key: larger than {exc.limit:,} bytes"
     except FileNotFoundError:
         problem = "does not exist"
     except PermissionError:
@@ -230,9 +234,12 @@ def _open_session(
     client = paramiko.SSHClient()
     host_keys = client.get_host_keys()
     try:
+        read_capped(known_hosts, TEXT_FILE_LIMIT)  # paramiko reads lines of any length
         host_keys.load(str(known_hosts))
     except FileNotFoundError:
         pass  # no entry at all: the connect below reports the key as unknown
+    except FileTooLarge as exc:
+        raise ConfigError(f"{_KNOWN_HOSTS_VAR}: {exc}", variable=_KNOWN_HOSTS_VAR) from None
     except OSError as exc:
         raise ConfigError(
             f"{_KNOWN_HOSTS_VAR}: cannot read {known_hosts} ({exc})", variable=_KNOWN_HOSTS_VAR
