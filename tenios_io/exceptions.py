@@ -8,8 +8,11 @@ translated once, at the boundary that meets them, with ``raise ... from exc``.
 
     TeniosArchiveError
     ├── ConfigError                      [terminal]  a setting is missing or invalid
-    │   └── BucketOfAnotherLedger        [terminal]  the bucket prefix keeps another
-    │                                                ledger's custody history
+    │   ├── BucketOfAnotherLedger        [terminal]  the bucket prefix keeps another
+    │   │                                            ledger's custody history
+    │   └── BucketForgotLedger           [terminal]  the bucket prefix lacks what this ledger
+    │                                                archived there (lost, another bucket,
+    │                                                another TENIOS_S3_PREFIX)
     ├── LedgerError
     │   ├── UnknownRecording             [terminal]  recording_uuid not in the ledger
     │   ├── IllegalTransition            [terminal]  state machine refused a move
@@ -107,6 +110,16 @@ class ConfigError(TeniosArchiveError, Terminal):
 class BucketOfAnotherLedger(ConfigError):
     """The bucket prefix holds another ledger's id or checkpoints: two ledgers must not
     share one (TENIOS_S3_BUCKET / TENIOS_S3_PREFIX or TENIOS_DATABASE_URL is wrong)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, variable="TENIOS_S3_PREFIX")
+
+
+class BucketForgotLedger(ConfigError):
+    """The bucket prefix does not hold what this ledger archived and published there (no
+    ledger id and no checkpoint though recordings are archived, or checkpoints older than
+    the ledger's newest), or the ledger's custody log lives under another prefix: S3 lost
+    its data, TENIOS_S3_BUCKET names a new bucket, or TENIOS_S3_PREFIX changed."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, variable="TENIOS_S3_PREFIX")

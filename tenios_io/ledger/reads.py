@@ -216,6 +216,13 @@ class Reads(LedgerCore):
                 conn.execute(sa.select(sa.func.count()).where(_archived(since))).scalar_one()
             )
 
+    def newest_archived(self) -> Recording | None:
+        """The archived recording changed last (one probe of the state index), if any."""
+        rows = self._recordings(
+            sa.select(recordings).where(_archived(None)).order_by(_R.updated_at.desc()).limit(1)
+        )
+        return rows[0] if rows else None
+
     def iter_archived(
         self, *, since: datetime | None = None, page: int = 1000
     ) -> Iterator[Recording]:

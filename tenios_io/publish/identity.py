@@ -18,6 +18,13 @@ A bucket written by an earlier version has no id: the first run writes it, after
 checking that the bucket's newest checkpoint pins an event this ledger has (else the
 prefix holds another ledger's history and nothing is written).
 ``ledger restore --from-bucket`` adopts the bucket's id.
+
+A bucket prefix that forgot this ledger is refused the same way
+(:class:`~tenios_io.exceptions.BucketForgotLedger`, exit 2, :func:`require_remembered`):
+the bucket's checkpoints older than the ledger's newest, or neither id nor checkpoint
+though recordings are archived (S3 lost its data, or the bucket name now names a new
+bucket), and a ledger whose custody history lives under another prefix (the prefix is
+bound to the ledger, not part of its identity: one ledger, one place).
 """
 
 from __future__ import annotations
@@ -28,9 +35,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tenios_io.custody.layout import LEDGER_ID_NAME
-from tenios_io.exceptions import ArchiveConflict, BucketOfAnotherLedger
+from tenios_io.exceptions import ArchiveConflict, BucketForgotLedger, BucketOfAnotherLedger
 from tenios_io.ledger import Ledger
-from tenios_io.publish.checkpoints import ledger_problem, newest_checkpoint
+from tenios_io.publish.checkpoints import Checkpoint, ledger_problem, newest_checkpoint
 from tenios_io.store import ArchiveStore
 
 FORMAT = "tenios-archive ledger id v1"
@@ -120,9 +127,11 @@ def bind_bucket(ledger: Ledger, store: ArchiveStore) -> BucketBinding:
     """
     key = ledger_id_key(store.prefix)
     ours = ledger.ledger_id()
-    if check_bucket(ledger, store) is not None:
-        return BucketBinding(ours, key, written=False)
+    theirs = check_bucket(ledger, store)
     anchor = newest_checkpoint(store)
+    require_remembered(ledger, store, has_id=theirs is not None, anchor=anchor)
+    if theirs is not None:
+        return BucketBinding(ours, key, written=False)
     if anchor is not None:
         problem = ledger_problem(ledger, anchor)
         if problem is not None:
@@ -144,6 +153,81 @@ def bind_bucket(ledger: Ledger, store: ArchiveStore) -> BucketBinding:
             raise
         return BucketBinding(ours, key, written=False)
     return BucketBinding(ours, key, written=True)
+
+
+@dataclass(frozen=True)
+class Published:
+    """The newest checkpoint this ledger wrote, as its ``checkpoint`` event records it."""
+
+    key: str
+    last_seq: int
+
+
+def newest_published(ledger: Ledger) -> Published | None:
+    """The ledger's newest ``checkpoint`` event (None before its first checkpoint)."""
+    for event in reversed(ledger.events_named(["checkpoint"])):
+        details = json.loads(event["details"])
+        if isinstance(details.get("key"), str) and isinstance(details.get("last_seq"), int):
+            return Published(details["key"], details["last_seq"])
+    return None
+
+
+def require_remembered(
+    ledger: Ledger, store: ArchiveStore, *, has_id: bool, anchor: Checkpoint | None
+) -> None:
+    """BucketForgotLedger unless the bucket prefix still holds what this ledger put there.
+
+    - The ledger's newest checkpoint lies under another prefix: TENIOS_S3_PREFIX changed.
+      One ledger keeps one custody history in one place; a second prefix would hold
+      recordings the first one's log never accounts for (``reconcile`` then reports them
+      all as archived without an object).
+    - The bucket's newest checkpoint is older than the ledger's newest (or gone): the
+      bucket lost objects, or TENIOS_S3_BUCKET names a new bucket of the same name.
+    - No ledger id, no checkpoint, and the ledger's newest archived recording is not
+      there: the same.
+
+    A bucket of an earlier version (checkpoints, no id) and a new bucket for a ledger
+    with nothing archived pass (bind_bucket then writes the id).
+    """
+    where = f"s3://{store.bucket}/{store.prefix}"
+    published = newest_published(ledger)
+    root = ledger_id_key(store.prefix).removesuffix(LEDGER_ID_NAME.rpartition("/")[2])
+    if published is not None and not published.key.startswith(root):
+        raise BucketForgotLedger(
+            f"this ledger keeps its custody history under another prefix (its newest "
+            f"checkpoint is {published.key}), not under TENIOS_S3_PREFIX={store.prefix or '/'}: "
+            "one ledger archives into one bucket prefix. Set TENIOS_S3_PREFIX back to the "
+            "ledger's; for a new prefix use a new ledger (TENIOS_DATABASE_URL)"
+        )
+    lost = None
+    if published is not None and (anchor is None or anchor.last_seq < published.last_seq):
+        found = "no checkpoint" if anchor is None else f"checkpoints up to event {anchor.last_seq}"
+        lost = (
+            f"this ledger checkpointed events up to {published.last_seq} there "
+            f"({published.key}), the bucket holds {found}"
+        )
+    elif not has_id and anchor is None:
+        # Neither id nor checkpoint: a new bucket, or one from before ledger ids whose
+        # runs never reached a checkpoint.  The newest archived recording says which.
+        newest = ledger.newest_archived()
+        if newest is not None and newest.s3_key is not None:
+            if newest.s3_bucket != store.bucket:
+                lost = (
+                    f"this ledger archives into s3://{newest.s3_bucket} (its newest "
+                    f"recording, {newest.recording_uuid}, is there)"
+                )
+            elif store.head(newest.s3_key, newest.s3_version_id) is None:
+                lost = (
+                    "the bucket holds neither its ledger id nor any checkpoint, nor the "
+                    f"ledger's newest archived recording ({newest.s3_key})"
+                )
+    if lost is not None:
+        raise BucketForgotLedger(
+            f"the archive bucket prefix {where} has lost what this ledger archived into it: "
+            f"{lost}. S3 lost the data, or TENIOS_S3_BUCKET now names another bucket. "
+            "Nothing was fetched; find the archive (`tenios-archive audit reconcile` lists "
+            "the missing objects) before running again"
+        )
 
 
 def _retain_until(store: ArchiveStore, now: datetime) -> datetime | None:
