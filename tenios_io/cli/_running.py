@@ -25,6 +25,7 @@ from tenios_io.cli._prefect import (
 from tenios_io.cli._runview import (
     RunProgress,
     claimed_elsewhere_table,
+    duplicate_content_table,
     problems_table,
     summary_table,
 )
@@ -106,7 +107,11 @@ def show_run(
     with view.shown():
         result = call(view)
     console.print(summary_table(result, title))
-    for extra in (claimed_elsewhere_table(result), problems_table(result)):
+    for extra in (
+        claimed_elsewhere_table(result),
+        problems_table(result),
+        duplicate_content_table(result),
+    ):
         if extra is not None:
             console.print(extra)
     for note in result.get("notes") or ():

@@ -235,3 +235,22 @@ def problems_table(result: Mapping[str, Any], limit: int = 20) -> Table | None:
             f"… and {len(problems) - limit} more: tenios-archive ledger list --state failed"
         )
     return table
+
+
+def duplicate_content_table(result: Mapping[str, Any], limit: int = 20) -> Table | None:
+    """Recordings archived with bytes already archived under another id (None when
+    there are none): archived and flagged, for a person to check with TENIOS."""
+    found = result.get("duplicate_content") or []
+    if not found:
+        return None
+    table = Table(
+        title=f"{len(found)} recording(s) archived with content already archived under "
+        "another id (duplicate_content events)"
+    )
+    table.add_column("recording_uuid", no_wrap=True)
+    table.add_column("same SHA-256 as", overflow="fold")
+    for row in found[:limit]:
+        table.add_row(row["recording_uuid"], ", ".join(row["same_content_as"]))
+    if len(found) > limit:
+        table.caption = f"… and {len(found) - limit} more: tenios-archive audit reconcile"
+    return table

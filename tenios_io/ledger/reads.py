@@ -290,6 +290,18 @@ class Reads(LedgerCore):
             ).scalar()
         return int(recent), int(never), _utc(oldest) if oldest is not None else None
 
+    def archived_with_sha256(self, sha256: str, *, excluding: str, limit: int = 10) -> list[str]:
+        """Other recordings archived with exactly these bytes (one probe of the sha256
+        index): at most ``limit`` ids, sorted."""
+        query = (
+            sa.select(_R.recording_uuid)
+            .where(_R.sha256 == sha256, _archived(None), _R.recording_uuid != excluding)
+            .order_by(_R.recording_uuid)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [str(key) for key in conn.execute(query).scalars()]
+
     def shared_content(self, *, limit: int = 1000) -> list[tuple[str, list[str]]]:
         """SHA-256 digests archived under more than one recording_uuid, with those ids
         (one recording archived twice under two ids, e.g. its call's id): at most

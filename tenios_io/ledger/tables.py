@@ -75,6 +75,8 @@ recordings = sa.Table(
     sa.Index("ix_recordings_state_lease_expires_at", "state", "lease_expires_at"),
     # What changed recently, by state: `ledger stats` (failed / archived in the last 24 h).
     sa.Index("ix_recordings_state_updated_at", "state", "updated_at"),
+    # Content already archived under another id: one probe at archive time (issue 25).
+    sa.Index("ix_recordings_sha256", "sha256"),
 )
 
 custody_queue = sa.Table(

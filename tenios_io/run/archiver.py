@@ -20,7 +20,8 @@ Custody events per recording: ``claimed`` (at claim) → ``fetched``, ``uploaded
 the read-back; written together with other recordings' outcomes in one
 transaction) → ``release_intended`` then ``released_from_source`` (SFTP, optional,
 after that write: tenios_io/sftp/release.py).  Failures end in ``retry_scheduled``,
-``missing``, ``failed`` or ``conflict`` with the reason.
+``missing``, ``failed`` or ``conflict`` with the reason.  Bytes already archived
+under another recording id add ``duplicate_content`` before ``archived``.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class RecordingResult:
     s3_key: str | None = None
     reason: str | None = None
     seconds: float = 0.0
+    same_content_as: tuple[str, ...] = ()
+    """Recordings already archived with exactly these bytes (``duplicate_content``)."""
 
 
 #: An outcome waits at most this long for others to be written with it (one ledger
@@ -358,6 +361,11 @@ class Archiver:
                 fetched_at=format_time(fetched_at),
             )
         crashpoints.reached("after_upload")
+        # The same bytes under another id (a 200 carrying another recording's audio):
+        # recorded now, not weeks later by a reconcile.  Still archived — the bytes are
+        # what TENIOS answered for this id, and two ids of one call can truly share
+        # them — but flagged: the event, the run's summary and the report name both.
+        same = self.ledger.archived_with_sha256(obj.sha256, excluding=rec.recording_uuid)
         archived_at = self.ledger.now()
         write = self.ledger.completed_write(
             rec.recording_uuid,
@@ -387,6 +395,11 @@ class Archiver:
                     _object_details(obj),
                 ),
                 ("verified", {"method": "read-back", "sha256": obj.sha256, "size": obj.size}),
+                *(
+                    [("duplicate_content", {"sha256": obj.sha256, "also_archived_as": same})]
+                    if same
+                    else []
+                ),
             ],
             at=archived_at,
             object_hold=obj.legal_hold,
@@ -394,7 +407,12 @@ class Archiver:
         outcome = Outcome.ALREADY_ARCHIVED if obj.already_archived else Outcome.ARCHIVED
         return _Worked(
             RecordingResult(
-                rec.recording_uuid, outcome, size=obj.size, source=fetched.source, s3_key=obj.key
+                rec.recording_uuid,
+                outcome,
+                size=obj.size,
+                source=fetched.source,
+                s3_key=obj.key,
+                same_content_as=tuple(same),
             ),
             write,
             after=functools.partial(

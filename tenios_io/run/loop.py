@@ -490,10 +490,14 @@ class RunSummary:
     lease_ends_by: datetime | None = None
     notes: list[str] = field(default_factory=list)
     """What the run met that did not stop it (a 404 streak the canary answered)."""
+    duplicate_content: list[RecordingResult] = field(default_factory=list)
+    """Archived with bytes already archived under another id (flagged, not refused)."""
 
     def add(self, results: Iterable[RecordingResult]) -> None:
         for result in results:
             self.counts[result.outcome.value] += 1
+            if result.same_content_as:
+                self.duplicate_content.append(result)
             if result.outcome in (Outcome.ARCHIVED, Outcome.ALREADY_ARCHIVED):
                 self.per_source[_source_kind(result.source)] += 1
             if result.outcome is Outcome.ARCHIVED:
@@ -586,6 +590,10 @@ class RunSummary:
             else None,
             "cut_short": self.cut_short,
             "notes": list(self.notes),
+            "duplicate_content": [
+                {"recording_uuid": d.recording_uuid, "same_content_as": list(d.same_content_as)}
+                for d in self.duplicate_content
+            ],
             "problems": [
                 {"recording_uuid": p.recording_uuid, "outcome": p.outcome.value, "reason": p.reason}
                 for p in self.problems

@@ -1,4 +1,5 @@
-"""Hostile input at archive time (issue 25): retention is never silently absent.
+"""Hostile input at archive time (issue 25): retention is never silently absent, and
+content already archived under another id is flagged the moment it happens.
 
 The real archiver (claim → fetch → spool + SHA-256 → verified upload → ledger) against a
 moto bucket with Object Lock and a real ledger (SQLite file and PostgreSQL).  On main, a
@@ -16,6 +17,7 @@ import pytest
 
 from tenios_io.ledger import NewRecording, State
 from tenios_io.run.archiver import Outcome
+from tenios_io.run.loop import RunSummary
 from tests.integration.test_audit_support import AuditWorld, keys_of, make_world, sample_wav
 
 if TYPE_CHECKING:
@@ -62,3 +64,32 @@ def test_a_retention_already_over_fails_loudly_instead_of_archiving_unlocked(
     ]
     head = world.s3.head_object(Bucket=world.bucket, Key=world.get(fresh).s3_key or "")
     assert head["ObjectLockMode"] == "COMPLIANCE"
+
+
+def test_content_already_archived_under_another_id_is_flagged_at_archive_time(
+    world: AuditWorld,
+) -> None:
+    # A 200 answer carrying another recording's valid WAV: on main archived as verified,
+    # and only a later `audit reconcile` noticed (content_under_several_ids).
+    (first,) = world.archive(1)
+    other = "0c5a3a8e-2222-4c1e-9f3a-000000000003"
+    world.source.payloads[other] = world.source.payloads[first]
+    world.ledger.register([NewRecording(other, recorded_at=datetime.now(UTC))])
+
+    archiver = world.archiver()
+    [result] = archiver.archive_batch(world.ledger.claim_batch(1, lease_seconds=60))
+
+    assert result.outcome is Outcome.ARCHIVED  # archived, and flagged
+    assert result.same_content_as == (first,)
+    assert world.get(other).state is State.ARCHIVED
+    events = world.events(other)
+    assert events[-2:] == ["duplicate_content", "archived"]
+    [flag] = world.event_details(other, "duplicate_content")
+    assert flag == {"sha256": world.get(first).sha256, "also_archived_as": [first]}
+    summary = RunSummary(started_at=datetime.now(UTC))
+    summary.add([result])
+    assert summary.to_dict()["duplicate_content"] == [
+        {"recording_uuid": other, "same_content_as": [first]}
+    ]
+    assert summary.exit_code == 0
+    assert "duplicate_content" not in world.events(first)  # the first is not the copy
