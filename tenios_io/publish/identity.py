@@ -128,8 +128,11 @@ def bind_bucket(ledger: Ledger, store: ArchiveStore) -> BucketBinding:
     key = ledger_id_key(store.prefix)
     ours = ledger.ledger_id()
     theirs = check_bucket(ledger, store)
+    # The ledger first: a checkpoint another worker writes meanwhile reaches the bucket
+    # before the ledger's event, so the bucket read after it can only be newer.
+    published = newest_published(ledger)
     anchor = newest_checkpoint(store)
-    require_remembered(ledger, store, has_id=theirs is not None, anchor=anchor)
+    require_remembered(ledger, store, has_id=theirs is not None, anchor=anchor, published=published)
     if theirs is not None:
         return BucketBinding(ours, key, written=False)
     if anchor is not None:
@@ -173,7 +176,12 @@ def newest_published(ledger: Ledger) -> Published | None:
 
 
 def require_remembered(
-    ledger: Ledger, store: ArchiveStore, *, has_id: bool, anchor: Checkpoint | None
+    ledger: Ledger,
+    store: ArchiveStore,
+    *,
+    has_id: bool,
+    anchor: Checkpoint | None,
+    published: Published | None,
 ) -> None:
     """BucketForgotLedger unless the bucket prefix still holds what this ledger put there.
 
@@ -187,10 +195,10 @@ def require_remembered(
       there: the same.
 
     A bucket of an earlier version (checkpoints, no id) and a new bucket for a ledger
-    with nothing archived pass (bind_bucket then writes the id).
+    with nothing archived pass (bind_bucket then writes the id).  ``published`` (the
+    ledger's newest checkpoint event) must be read before ``anchor`` (the bucket's).
     """
     where = f"s3://{store.bucket}/{store.prefix}"
-    published = newest_published(ledger)
     root = ledger_id_key(store.prefix).removesuffix(LEDGER_ID_NAME.rpartition("/")[2])
     if published is not None and not published.key.startswith(root):
         raise BucketForgotLedger(
