@@ -25,6 +25,7 @@ pytest_plugins = [
     "tests.fixtures.prefect",
     "tests.fixtures.simulator",
     "tests.fixtures.sshd",
+    "tests.fixtures.witness",
 ]
 
 

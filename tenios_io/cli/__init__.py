@@ -67,6 +67,11 @@ class _Commands(LazyGroup):
             "app",
             "The Prefect server's shared settings (the TENIOS API rate limit), applied once.",
         ),
+        "witness": LazyCommand(
+            "tenios_io.cli.witness",
+            "app",
+            "A witness of the custody log (C2SP tlog-witness): keygen, serve.",
+        ),
         "demo": LazyCommand(
             "tenios_io.cli.demo", "demo", "Run the archive end to end on 127.0.0.1."
         ),
