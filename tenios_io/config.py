@@ -33,6 +33,9 @@ SECRET_FIELDS = frozenset(
 #: How much of a bad value an error quotes: enough to recognise it, never a whole file.
 QUOTE_LIMIT = 80
 _BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+_WITNESS = re.compile(
+    r"[^\s@+,]+\+[0-9a-fA-F]{8}\+[A-Za-z0-9+/]+={0,2}@https?://[^\s/@,]+(/[^\s@,]*)?"
+)
 _URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 #: The longest retention a setting may ask for (100 years): S3 takes any date, but a
 #: larger number is a typo (3,000,000 days ended the run in a traceback).
@@ -223,6 +226,18 @@ class Settings(BaseSettings):
         "custody log's checkpoints. Secret: the file's content is never printed. Unset = "
         "checkpoints are written unsigned, with a warning.",
     )
+    custody_witnesses: str | None = Field(
+        default=None,
+        description="Witnesses that cosign each custody log checkpoint: comma-separated "
+        "VERIFIER_KEY@BASE_URL (the key `witness keygen` printed, the URL `witness serve` "
+        "listens on). Unset = checkpoints are not witnessed.",
+    )
+    custody_witness_quorum: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many of TENIOS_CUSTODY_WITNESSES must cosign a checkpoint before "
+        "the run calls it witnessed. Unset = all of them.",
+    )
     verify_cycle_days: int = Field(
         default=30,
         ge=1,
@@ -318,6 +333,34 @@ class Settings(BaseSettings):
         if value in ("keep", "delete") or (value.startswith("move:") and len(value) > 5):
             return value
         raise ValueError("must be keep, delete or move:DIR")
+
+    @field_validator("custody_witnesses")
+    @classmethod
+    def _witnesses(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        entries = [entry.strip() for entry in value.split(",")]
+        for entry in entries:
+            if not _WITNESS.fullmatch(entry):
+                raise ValueError(
+                    f"entry {quote_value(entry)} is not VERIFIER_KEY@BASE_URL, e.g. "
+                    "witness.example+1a2b3c4d+BAbC…@https://witness.example (the key as "
+                    "`witness keygen` printed it; entries separated by commas)"
+                )
+        return ",".join(entries)
+
+    @field_validator("custody_witness_quorum")
+    @classmethod
+    def _quorum(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None:
+            return None
+        witnesses = info.data.get("custody_witnesses")
+        if not witnesses:
+            raise ValueError("is only used with TENIOS_CUSTODY_WITNESSES; set that or unset this")
+        count = len(witnesses.split(","))
+        if value > count:
+            raise ValueError(f"is {value}, but TENIOS_CUSTODY_WITNESSES names only {count}")
+        return value
 
     def require_access_key(self) -> str:
         """The access key, or a ConfigError telling how to set it."""

@@ -118,6 +118,9 @@ def show_run(
         console.print(escape(note), soft_wrap=True)
     if result.get("stopped"):
         err_console.print(f"[red]{escape(result['stopped']['message'])}[/red]")
+    forked = (result.get("checkpoint") or {}).get("log_forked")
+    if forked:
+        err_console.print(f"[bold red]{escape(forked)}[/]", soft_wrap=True)
     return result
 
 

@@ -194,6 +194,11 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
                 "Ambiguous drop files are not archived until TENIOS_SFTP_PATTERN says which "
                 "UUID is the recording_uuid (or the recording is registered first)."
             )
+    witnesses = (result.get("checkpoint") or {}).get("witnesses")
+    if witnesses:
+        table.add_section()
+        style = "red" if witnesses.get("forked") else None if witnesses["witnessed"] else "yellow"
+        table.add_row("custody witnesses", shown(witnesses["summary"]), style=style)
     return table
 
 

@@ -13,8 +13,8 @@ time), and hold each key's versions to what the archive wrote there:
   ``current_version_not_archived`` (a GET answers bytes the log never saw); a delete
   marker is ``delete_marker`` (a GET answers 404 while it is current);
 - **the custody log's latest checkpoint** is replaced by every run: each of its
-  versions must be a copy of the numbered checkpoint of its size
-  (:class:`CheckpointCopies`), anything else is ``unlogged_version``;
+  versions must be a copy of the numbered checkpoint of its size, perhaps with more
+  witness cosignatures (:class:`CheckpointCopies`), anything else is ``unlogged_version``;
 - **every other custody object** (under ``_custody/``: the log's hash tiles, entry
   bundles and numbered checkpoints, the custody manifests, the chain's JSON
   checkpoints, the ledger id) and the ``.json`` sidecars
@@ -46,6 +46,7 @@ from tenios_io.custody.layout import (
     LOG_DIR,
     log_prefix,
 )
+from tenios_io.custody.signing import NoteError, split_note
 from tenios_io.exceptions import TeniosArchiveError
 from tenios_io.store import ArchiveStore, ObjectVersion
 from tenios_io.store.keys import (
@@ -296,7 +297,10 @@ class CheckpointCopies:
 
     Every run writes ``checkpoints/<size>`` once and then points ``checkpoint`` at the
     same bytes, so each version of ``checkpoint`` is byte for byte the numbered
-    checkpoint of its size.  The numbered checkpoints' listing (size and ETag) decides
+    checkpoint of its size — or, when a witness cosigned that checkpoint after it was
+    written (it was down, then a later run submitted it again), the same signed note
+    with every signature line of the numbered one and more cosignature lines.  The
+    numbered checkpoints' listing (size and ETag) decides
     most versions without a download; the others (an ETag that is no MD5, under
     SSE-KMS) are downloaded and compared with the numbered checkpoint they name.
     """
@@ -340,9 +344,25 @@ class CheckpointCopies:
         if not size.isdigit():
             return "not a checkpoint note"
         numbered = self._store.read_document(f"{self._numbered}{int(size):020d}")
-        if numbered is None or numbered[0] != body:
-            return f"not the numbered checkpoint of its size {int(size)}"
+        if numbered is None or not _cosigned_copy(numbered[0], body):
+            return (
+                f"not the numbered checkpoint of its size {int(size)} (nor that signed note "
+                "with more witness cosignatures)"
+            )
         return None
+
+
+def _cosigned_copy(numbered: bytes, copy: bytes) -> bool:
+    """Whether ``copy`` is ``numbered``: the same signed text, every signature line of
+    ``numbered`` and perhaps more (the witnesses' cosignatures added by a later run)."""
+    if copy == numbered:
+        return True
+    try:
+        text, signatures = split_note(numbered)
+        copy_text, copy_signatures = split_note(copy)
+    except NoteError:
+        return False
+    return text == copy_text and set(signatures) <= set(copy_signatures)
 
 
 def _described(version: ObjectVersion) -> str:

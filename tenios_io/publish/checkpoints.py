@@ -49,11 +49,13 @@ from tenios_io.custody.times import iso
 from tenios_io.exceptions import ArchiveConflict, ChainBroken, VerificationFailed
 from tenios_io.ledger import Ledger
 from tenios_io.publish.log import publish_log
+from tenios_io.publish.witnessing import WitnessReport, WitnessSession
 from tenios_io.store import ArchiveStore
 
 FORMAT = "tenios-archive custody checkpoint v1"
 CHECKPOINT_DIR = CHAIN_CHECKPOINT_DIR
 CHECKPOINT_EVENT = "checkpoint"
+LOG_FORKED_EVENT = "log_forked"
 _MAX_DOCUMENT_BYTES = 64 * 1024
 
 
@@ -87,6 +89,8 @@ class Checkpoint:
     """The hash of the ``checkpoint`` custody event (only when just written)."""
     already_written: bool = False
     """An identical checkpoint of this head was already in the bucket."""
+    witness: WitnessReport | None = None
+    """What the witnesses answered to the log checkpoint (only when just written)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def write_checkpoint(
     *,
     actor: str | None = None,
     signer: Signer | None = None,
+    witnesses: WitnessSession | None = None,
 ) -> Checkpoint:
     """Verify the chain since the newest checkpoint and pin its head in the bucket.
 
@@ -136,7 +141,7 @@ def write_checkpoint(
     head = ledger.chain_head()
     anchor = newest_checkpoint(store)
     verified_from = _verify_segment(ledger, anchor, head.seq, head.hash)
-    logged = publish_log(ledger, store, signer, head_seq=head.seq)
+    logged = publish_log(ledger, store, signer, head_seq=head.seq, witnesses=witnesses)
     now = ledger.now()
     key = checkpoint_key(store.prefix, head.seq)
     document: dict[str, Any] = {
@@ -190,12 +195,41 @@ def write_checkpoint(
                     "log_size": logged.checkpoint.size,
                     "log_root": logged.checkpoint.root_b64,
                     "log_signed": logged.checkpoint.signed,
+                    **_witnessed(logged.witness),
                 },
             )
         ],
         actor=actor,
     )
-    return _with(checkpoint, event_hash=event)
+    record_fork(ledger, logged.witness, actor=actor)
+    return _with(checkpoint, event_hash=event, witness=logged.witness)
+
+
+def _witnessed(report: WitnessReport | None) -> dict[str, Any]:
+    if report is None:
+        return {}
+    return {"log_witnessed": report.satisfied, "log_cosigned_by": sorted(report.witnessed)}
+
+
+def record_fork(ledger: Ledger, report: WitnessReport | None, *, actor: str | None) -> None:
+    """A ``log_forked`` custody event when a witness refused the log's history."""
+    message = report.fork_message() if report is not None else None
+    if report is None or message is None:
+        return
+    ledger.append_events(
+        [
+            NewEvent(
+                None,
+                LOG_FORKED_EVENT,
+                {
+                    "log_size": report.size,
+                    "witnesses": dict(sorted(report.forked.items())),
+                    "message": message,
+                },
+            )
+        ],
+        actor=actor,
+    )
 
 
 def _verify_segment(

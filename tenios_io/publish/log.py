@@ -10,15 +10,20 @@ wrote, see ``tenios_io.publish.checkpoints.write_checkpoint``).  Steps:
 3. append the ledger's newer events, writing each full entry bundle and tile once
    (``If-None-Match: *``, Object Lock where the bucket has it), then the partial
    ones under their ``.p/W`` names;
-4. write the signed checkpoint under ``checkpoints/<size>`` (kept) and replace
-   ``checkpoint`` (the latest) with a conditional write, never by a smaller tree.
+4. with witnesses configured, submit the signed checkpoint to each and append the
+   cosignatures they answer (``tenios_io.publish.witnessing``);
+5. write the checkpoint under ``checkpoints/<size>`` (kept) and replace ``checkpoint``
+   (the latest) with a conditional write, never by a smaller tree; when the numbered
+   checkpoint exists already (a run with nothing new), it stays as written and only
+   ``checkpoint`` gets the same signed note with more cosignature lines.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
@@ -31,6 +36,7 @@ from tenios_io.custody.checkpoints import (
     make_checkpoint,
     open_checkpoint,
 )
+from tenios_io.custody.cosignature import add_signatures, verify_cosignatures
 from tenios_io.custody.layout import (
     LATEST,
     checkpoint_name,
@@ -39,9 +45,10 @@ from tenios_io.custody.layout import (
     log_prefix,
 )
 from tenios_io.custody.rotation import ROTATION_EVENT, Rotation, log_signer, parse_rotation
-from tenios_io.custody.tree import LogFiles, TreeEdge, load_edge
+from tenios_io.custody.tree import LogFiles, TreeEdge, load_edge, tree_reader
 from tenios_io.exceptions import ArchiveConflict, ChainBroken, ConfigError, StoreUnavailable
 from tenios_io.ledger import Ledger
+from tenios_io.publish.witnessing import WitnessReport, WitnessSession
 from tenios_io.store import ArchiveStore
 
 log = logging.getLogger("tenios_io.custodylog")
@@ -59,12 +66,22 @@ class Published:
     """The numbered checkpoint's key."""
     previous_size: int
     objects_written: int
+    witness: WitnessReport | None = None
+    """What the witnesses answered (None: no witnesses configured, or unsigned)."""
 
 
 def publish_log(
-    ledger: Ledger, store: ArchiveStore, signer: signing.Signer | None, *, head_seq: int
+    ledger: Ledger,
+    store: ArchiveStore,
+    signer: signing.Signer | None,
+    *,
+    head_seq: int,
+    witnesses: WitnessSession | None = None,
 ) -> Published:
     """Extend the log to event ``head_seq`` (verified by the caller) and sign its checkpoint.
+
+    With ``witnesses``, the signed checkpoint goes to each witness before it is written
+    (:mod:`tenios_io.publish.witnessing`), and is written with their cosignatures.
 
     ChainBroken when the bucket's log and the ledger disagree; the store's errors when
     the bucket refuses.
@@ -134,26 +151,90 @@ def publish_log(
             "(create a key with `tenios-archive audit keygen`)",
             edge.size,
         )
-    key = files.key(checkpoint_name(edge.size))
-    try:
-        store.put_document(
-            key, checkpoint.note, content_type=CONTENT_TYPE, retain_until=retain_until
-        )
-    except ArchiveConflict:
-        existing = open_checkpoint(files.require(checkpoint_name(edge.size)), None)
-        if (existing.size, existing.root) != (checkpoint.size, checkpoint.root):
-            raise ChainBroken(
-                f"{key} already signs a different root for {edge.size} events: the ledger's "
-                "history was rewritten",
-                event_id=edge.size,
-            ) from None
-        checkpoint = existing  # the same tree, signed before (perhaps by an earlier key)
+    name = checkpoint_name(edge.size)
+    key = files.key(name)
+    numbered = files.read(name)
+    if numbered is not None:
+        # The same tree, signed before (perhaps by an earlier key): it stays as written.
+        checkpoint = _same_tree(numbered, checkpoint, key)
+    note, report = checkpoint.note, None
+    if witnesses is not None and checkpoint.signed:
+        note = add_signatures(note, _carried(latest, note, witnesses))
+        report = witnesses.collect(note, latest, tree_reader(files, edge.size))
+        note = report.note
+    if numbered is None:
+        try:
+            store.put_document(key, note, content_type=CONTENT_TYPE, retain_until=retain_until)
+        except ArchiveConflict:  # another run wrote it meanwhile: keep its bytes, add ours
+            checkpoint = _same_tree(files.require(name), checkpoint, key)
+            note = checkpoint.note
+            if report is not None and checkpoint.signed:
+                note = add_signatures(note, signature_lines(report.note))
+    checkpoint = replace(checkpoint, note=note)
     _replace_latest(files, checkpoint)
-    return Published(checkpoint, key, old_size, written)
+    return Published(checkpoint, key, old_size, written, report)
+
+
+def witness_latest(store: ArchiveStore, witnesses: WitnessSession) -> WitnessReport | None:
+    """Submit the bucket's latest checkpoint to the witnesses that have not cosigned it
+    (a run with nothing new to log: a witness that was down last time gets it now).
+
+    None when there is no signed latest checkpoint, or every witness cosigned it.
+    """
+    files = LogFiles(store, log_prefix(store.prefix))
+    latest = files.read(LATEST)
+    if latest is None:
+        return None
+    try:
+        checkpoint = open_checkpoint(latest, None)
+        if not checkpoint.signed or not witnesses.witnesses.policy.check(latest).missing:
+            return None
+    except (CheckpointError, signing.NoteError):
+        return None  # the next checkpoint replaces it (verify-bucket reports it)
+    report = witnesses.collect(latest, latest, tree_reader(files, checkpoint.size))
+    _replace_latest(files, replace(checkpoint, note=report.note))
+    return report
+
+
+def _same_tree(note: bytes, checkpoint: LogCheckpoint, key: str) -> LogCheckpoint:
+    existing = open_checkpoint(note, None)
+    if (existing.size, existing.root) != (checkpoint.size, checkpoint.root):
+        raise ChainBroken(
+            f"{key} already signs a different root for {checkpoint.size} events: the "
+            "ledger's history was rewritten",
+            event_id=checkpoint.size,
+        )
+    return existing
+
+
+def signature_lines(note: bytes, keys: set[tuple[str, bytes]] | None = None) -> list[str]:
+    """The signature lines of a signed note, as text (only of ``keys``, (name, key id))."""
+    _, signatures = signing.split_note(note)
+    return [
+        f"{signing.SIGNATURE_PREFIX}{name} {base64.b64encode(raw).decode()}\n"
+        for name, raw in signatures
+        if keys is None or (name, raw[:4]) in keys
+    ]
+
+
+def _carried(latest: bytes | None, note: bytes, witnesses: WitnessSession) -> list[str]:
+    """The witnesses' valid cosignatures of this same checkpoint on the bucket's latest
+    (a checkpoint submitted again keeps what it collected before)."""
+    if latest is None:
+        return []
+    try:
+        if signing.split_note(latest)[0] != signing.split_note(note)[0]:
+            return []
+        verifiers = [e.verifier for e in witnesses.witnesses.endpoints]
+        valid = verify_cosignatures(latest, verifiers)
+    except signing.NoteError:
+        return []
+    return signature_lines(latest, {(v.name, v.key_id) for v in verifiers if v.name in valid})
 
 
 def _replace_latest(files: LogFiles, checkpoint: LogCheckpoint) -> None:
-    """Point ``checkpoint`` at ours unless it already names as large a tree.
+    """Point ``checkpoint`` at ours unless it already names a larger tree, or the same
+    tree with every signature ours has (a cosigned copy replaces one with fewer).
 
     Two runs checkpointing at once both extend the log (their tiles agree); the one
     that finishes last must not move the latest checkpoint back to its smaller tree.
@@ -169,9 +250,13 @@ def _replace_latest(files: LogFiles, checkpoint: LogCheckpoint) -> None:
             return
         if current is not None:
             try:
-                if open_checkpoint(current, None).size >= checkpoint.size:
+                size = open_checkpoint(current, None).size
+                if size > checkpoint.size or (
+                    size == checkpoint.size
+                    and set(_signatures(current)) >= set(_signatures(checkpoint.note))
+                ):
                     return
-            except CheckpointError:
+            except (CheckpointError, signing.NoteError):
                 pass  # unreadable: replace it with a good one
         if files.store.replace_document(key, checkpoint.note, content_type=CONTENT_TYPE, etag=etag):
             return
@@ -181,6 +266,10 @@ def _replace_latest(files: LogFiles, checkpoint: LogCheckpoint) -> None:
         "is written, the next run points the latest at it",
         s3_key=key,
     )
+
+
+def _signatures(note: bytes) -> list[tuple[str, bytes]]:
+    return signing.split_note(note)[1] if b"\n\n" in note else []
 
 
 def _check_last_entry(ledger: Ledger, edge: TreeEdge, files: LogFiles, size: int) -> None:

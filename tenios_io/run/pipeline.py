@@ -35,6 +35,7 @@ from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.publish.identity import bind_bucket
 from tenios_io.publish.log import check_signing_key, load_signer
 from tenios_io.publish.manifests import ManifestWritten, write_missing_manifests
+from tenios_io.publish.witnessing import load_witnesses
 from tenios_io.recording.source import Fetched, FetchRequest, RecordingSource, Sink
 from tenios_io.recording.spool import check_spool_dir, remove_stale_spools
 from tenios_io.run.archiver import Archiver
@@ -147,6 +148,7 @@ class Pipeline:
         the pipeline was opened), TENIOS_API_URL reachable (when the API is a source),
         the custody signing key readable; ConfigError with the reason otherwise."""
         signer = load_signer(self.settings.custody_key_file)  # not only at the run's end
+        load_witnesses(self.settings.custody_witnesses, self.settings.custody_witness_quorum)
         stale = remove_stale_spools(self.settings.spool_dir)
         if stale:
             logger.warning("removed %d spool file(s) left by a killed run", len(stale))

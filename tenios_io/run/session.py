@@ -29,8 +29,13 @@ from tenios_io.exceptions import TeniosArchiveError, is_transient
 from tenios_io.ledger import Claim
 from tenios_io.ledger.stats import LedgerStats, collect
 from tenios_io.progress import NO_PROGRESS, ProgressListener
-from tenios_io.publish.checkpoints import unchanged_since_checkpoint, write_checkpoint
-from tenios_io.publish.log import load_signer
+from tenios_io.publish.checkpoints import (
+    record_fork,
+    unchanged_since_checkpoint,
+    write_checkpoint,
+)
+from tenios_io.publish.log import load_signer, witness_latest
+from tenios_io.publish.witnessing import load_witnesses, witness_session
 from tenios_io.run.archiver import Archiver, RecordingResult
 from tenios_io.run.interrupt import Interruption
 from tenios_io.run.loop import LookAgain, RunLoop, RunSummary, Submit, claims_of_others
@@ -149,18 +154,42 @@ def second_look(
 
 def checkpoint_step(pipeline: Pipeline, actor: str) -> dict[str, Any]:
     """Verify the chain since the last checkpoint and pin its head in the bucket (not
-    when nothing happened since the last checkpoint: an empty run writes none)."""
-    unchanged = unchanged_since_checkpoint(pipeline.ledger, pipeline.store)
-    if unchanged is not None:
-        return {
-            "key": unchanged.key,
-            "last_seq": unchanged.last_seq,
-            "last_hash": unchanged.last_hash,
-            "skipped": "nothing new since this checkpoint",
-        }
-    signer = load_signer(pipeline.settings.custody_key_file)
-    written = write_checkpoint(pipeline.ledger, pipeline.store, actor=actor, signer=signer)
-    return {"key": written.key, "last_seq": written.last_seq, "last_hash": written.last_hash}
+    when nothing happened since the last checkpoint: an empty run writes none, but
+    submits the latest log checkpoint to a witness that has not cosigned it yet).
+
+    With witnesses configured, ``witnesses`` says what they answered and
+    ``log_forked`` the custody alarm when one refused the log's history (the run
+    then ends with exit code 1, see :meth:`RunResult.to_dict`)."""
+    settings = pipeline.settings
+    witnesses = load_witnesses(settings.custody_witnesses, settings.custody_witness_quorum)
+    with witness_session(witnesses) as session:
+        unchanged = unchanged_since_checkpoint(pipeline.ledger, pipeline.store)
+        if unchanged is not None:
+            result: dict[str, Any] = {
+                "key": unchanged.key,
+                "last_seq": unchanged.last_seq,
+                "last_hash": unchanged.last_hash,
+                "skipped": "nothing new since this checkpoint",
+            }
+            report = witness_latest(pipeline.store, session) if session else None
+            record_fork(pipeline.ledger, report, actor=actor)
+        else:
+            signer = load_signer(settings.custody_key_file)
+            written = write_checkpoint(
+                pipeline.ledger, pipeline.store, actor=actor, signer=signer, witnesses=session
+            )
+            result = {
+                "key": written.key,
+                "last_seq": written.last_seq,
+                "last_hash": written.last_hash,
+            }
+            report = written.witness
+    if report is not None:
+        result["witnesses"] = report.to_dict()
+        if report.forked:
+            result["log_forked"] = report.fork_message()
+            log.error("%s", result["log_forked"])
+    return result
 
 
 @dataclass
@@ -173,8 +202,12 @@ class RunResult:
     backlog: LedgerStats | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The run's result as the CLI prints it and a flow returns it."""
-        return {**self.summary.to_dict(), **self.extra}
+        """The run's result as the CLI prints it and a flow returns it (exit code 1 when
+        a witness refused the custody log's history, whatever the recordings did)."""
+        result = {**self.summary.to_dict(), **self.extra}
+        if (self.extra.get("checkpoint") or {}).get("log_forked") and not result["exit_code"]:
+            result["exit_code"] = 1
+        return result
 
 
 def run_session(
