@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from tenios_io.custody.proof import ProofCheck, ProofsCheck
     from tenios_io.store import ArchiveStore
 
+_PINNED_MAX_BYTES = 64 * 1024
 KeyOption = Annotated[
     str,
     typer.Option(
@@ -180,6 +181,55 @@ def _verifier(text: str) -> signing.Verifier:
         raise typer.BadParameter(str(exc), param_hint="--key") from None
 
 
+def _policy(texts: list[str], quorum: int | None) -> WitnessPolicy | None:
+    from tenios_io.custody.cosignature import WitnessPolicy, parse_witness_verifier
+    from tenios_io.custody.signing import NoteError
+
+    if not texts:
+        if quorum is not None:
+            raise typer.BadParameter("needs --witness keys to count", param_hint="--quorum")
+        return None
+    witnesses = []
+    for text in texts:
+        try:
+            witnesses.append(parse_witness_verifier(text))
+        except NoteError as exc:
+            raise typer.BadParameter(f"{exc} ({shown(text, 60)})", param_hint="--witness") from None
+    try:
+        return WitnessPolicy(tuple(witnesses), len(witnesses) if quorum is None else quorum)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--quorum") from None
+
+
+def _pinned(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as handle:
+            body = handle.read(_PINNED_MAX_BYTES + 1)
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot read {path}: {exc.strerror}", param_hint="--since"
+        ) from None
+    if len(body) > _PINNED_MAX_BYTES or b"\n\n" not in body:
+        raise typer.BadParameter(
+            f"{path} is not a checkpoint (write one with --save-checkpoint)", param_hint="--since"
+        )
+    return body
+
+
+def _save(path: Path, note: bytes) -> None:
+    from tenios_io.files import atomic_text_file
+
+    try:
+        with atomic_text_file(path) as out:
+            out.write(note.decode("utf-8"))
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot write {path}: {exc.strerror}", param_hint="--save-checkpoint"
+        ) from None
+
+
 def _bucket_store(ctx: typer.Context, bucket: str | None, prefix: str | None) -> ArchiveStore:
     """A read-only view of the bucket: flags first, else TENIOS_S3_BUCKET / TENIOS_S3_PREFIX."""
     from tenios_io.store import ArchiveStore, make_s3_client
@@ -208,6 +258,39 @@ def verify_bucket(
     ] = False,
     bucket: BucketOption = None,
     prefix: PrefixOption = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            metavar="WITNESS_KEY",
+            help="A witness's verifier key (as `witness keygen` printed it); repeatable. "
+            "The newest checkpoint must carry --quorum of their cosignatures.",
+        ),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="How many of the --witness keys must cosign (default: all of them)."
+        ),
+    ] = None,
+    since: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="CHECKPOINT_FILE",
+            help="A checkpoint you kept (--save-checkpoint of an earlier verification): "
+            "the log must extend it.",
+            dir_okay=False,
+        ),
+    ] = None,
+    save_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="When every check passes, write the newest checkpoint (with its "
+            "cosignatures) here, for --since next time.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Verify the archive from the bucket and the verifier key alone (no database).
 
@@ -216,8 +299,9 @@ def verify_bucket(
     log names is there with the logged SHA-256 and size, that every custody manifest's
     recordings and events agree with the log, and that every object version under the
     prefix is accounted for (the archived one current, no other version, no delete
-    marker; custody objects written once).  Exit 0 when all holds, 1 with a table of
-    findings.
+    marker; custody objects written once).  With --witness, that the newest checkpoint
+    is witnessed; with --since, that the log extends the checkpoint you kept.  Exit 0
+    when all holds, 1 with a table of findings.
     """
     from rich.table import Table
 
@@ -225,6 +309,8 @@ def verify_bucket(
     from tenios_io.custody.verify import verify_bucket as run_verify
 
     verifier = _verifier(key)
+    policy = _policy(witness or [], quorum)
+    pinned = _pinned(since)
     store = _bucket_store(ctx, bucket, prefix)
     with _progress() as progress:
         tasks: dict[str, Any] = {}
@@ -234,7 +320,7 @@ def verify_bucket(
                 tasks[phase] = progress.add_task(phase, total=total)
             progress.update(tasks[phase], completed=done, total=total)
 
-        report = run_verify(store, verifier, deep=deep, progress=tick)
+        report = run_verify(store, verifier, deep=deep, progress=tick, policy=policy, since=pinned)
     where = f"s3://{store.bucket}/{store.prefix}"
     console.print(
         f"{where}: {len(report.checkpoints)} checkpoint(s) signed by {verifier.name}"
@@ -250,9 +336,30 @@ def verify_bucket(
         f"({report.versions_listed:,} version(s) and delete marker(s))",
         soft_wrap=True,
     )
+    if report.witness is not None:
+        console.print(f"newest checkpoint: {report.witness.describe()}", soft_wrap=True)
+        older = [size for size in report.unwitnessed if size != report.tree_size]
+        if older:
+            shown_sizes = ", ".join(f"{size:,}" for size in older[-10:])
+            console.print(
+                f"{len(older)} older checkpoint(s) not witnessed (sizes {shown_sizes}"
+                f"{', …' if len(older) > 10 else ''}): later ones are, which covers them",
+                soft_wrap=True,
+            )
+    if since is not None and report.ok:
+        console.print(f"the log extends the checkpoint pinned in {since}", soft_wrap=True)
     if report.ok:
+        if save_checkpoint is not None and report.newest_note is not None:
+            _save(save_checkpoint, report.newest_note)
+            console.print(
+                f"newest checkpoint (size {report.tree_size:,}) saved to {save_checkpoint}: "
+                "pass it as --since next time",
+                soft_wrap=True,
+            )
         console.print("custody log OK: every check passed", soft_wrap=True)
         return
+    if save_checkpoint is not None:
+        err_console.print(f"{save_checkpoint} not written: the log did not verify")
     table = Table(title=f"findings ({len(report.findings)})")
     for column in ("check", "object", "finding"):
         table.add_column(column, overflow="fold")

@@ -31,6 +31,13 @@ bucket.  What is checked, in order:
 
 A manifest written after the newest signed checkpoint names events the signed log
 does not hold yet: that is a finding until the next run signs a checkpoint.
+
+With a witness policy (``--witness KEY … [--quorum K]``), the newest checkpoint (the
+latest ``checkpoint`` object's copy, which carries the cosignatures collected after it
+was numbered) must carry valid cosignatures of K of those witnesses (``witness``);
+older checkpoints without them are listed, not findings.  With a checkpoint the
+auditor kept (``--since``), the newest checkpoint must extend it: a consistency proof
+from the tiles (``since``) — a log rebuilt and re-signed by the operator fails it.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from typing import Any
 from tenios_io.custody import merkle, signing
 from tenios_io.custody.chain import canonical_entry_digest, canonical_json
 from tenios_io.custody.checkpoints import CheckpointError, LogCheckpoint, open_checkpoint
+from tenios_io.custody.cosignature import PolicyResult, WitnessPolicy
 from tenios_io.custody.layout import (
     LATEST,
     LOG_DIR,
@@ -79,9 +87,9 @@ class Finding:
     """One thing that does not hold."""
 
     check: str
-    """``signature``, ``checkpoint``, ``tree``, ``consistency``, ``entry``, ``object``,
-    ``manifest``, ``unaccounted``, ``unlogged_version``, ``current_version_not_archived``,
-    ``delete_marker``."""
+    """``signature``, ``checkpoint``, ``witness``, ``since``, ``tree``, ``consistency``,
+    ``entry``, ``object``, ``manifest``, ``unaccounted``, ``unlogged_version``,
+    ``current_version_not_archived``, ``delete_marker``."""
     subject: str
     detail: str
 
@@ -127,6 +135,12 @@ class BucketReport:
     """The logged key rotations followed from the given key, oldest first."""
     signed_with: dict[int, signing.Verifier] = field(default_factory=dict, repr=False)
     """The key each verified numbered checkpoint (by size) was signed with."""
+    newest_note: bytes | None = None
+    """The newest checkpoint as signed note, with every cosignature the bucket has."""
+    witness: PolicyResult | None = None
+    """The witness policy's verdict on the newest checkpoint (with a policy)."""
+    unwitnessed: list[int] = field(default_factory=list)
+    """Sizes of the numbered checkpoints that lack the policy's quorum (with a policy)."""
 
     @property
     def ok(self) -> bool:
@@ -143,8 +157,14 @@ def verify_bucket(
     *,
     deep: bool = False,
     progress: Progress = _nothing,
+    policy: WitnessPolicy | None = None,
+    since: bytes | None = None,
 ) -> BucketReport:
-    """Run every check; never raises for what it finds (the store's errors propagate)."""
+    """Run every check; never raises for what it finds (the store's errors propagate).
+
+    ``policy``: the witnesses whose cosignatures the newest checkpoint needs.
+    ``since``: a checkpoint note the auditor kept, which the log must extend.
+    """
     report = BucketReport()
     files = LogFiles(store, log_prefix(store.prefix))
     origin = default_origin(store.bucket, store.prefix)
@@ -157,10 +177,16 @@ def verify_bucket(
     report.checkpoints = checkpoints
     size = checkpoints[-1].size
     report.tree_size = size
+    report.newest_note = _newest_note(files, checkpoints[-1])
+    if policy is not None:
+        _check_witnesses(files, checkpoints, report.newest_note, policy, report)
     index = _check_tree(files, checkpoints, report, progress)
     if index is not None:
         _check_retired_keys(files, checkpoints, index.rotations, verifier, report)
     _check_consistency(files, checkpoints, report)
+    if since is not None:
+        keys = [verifier, *report.signed_with.values()]  # the pinned one may predate a rotation
+        _check_since(files, keys, origin, checkpoints[-1], since, report)
     if index is not None:
         _check_objects(store, index.objects, deep, report, progress)
         _check_manifests(store, index, report, progress)
@@ -268,6 +294,107 @@ def _open(
     if checkpoint.origin != origin:
         return f"signed for origin {checkpoint.origin!r}, this log is {origin!r}"
     return checkpoint
+
+
+def _newest_note(files: LogFiles, newest: LogCheckpoint) -> bytes:
+    """The newest checkpoint as the latest ``checkpoint`` object holds it, when that is
+    the same signed note with (perhaps) more cosignatures; else the numbered one."""
+    latest = files.read(LATEST)
+    if latest is None or latest == newest.note:
+        return newest.note
+    try:
+        text, signatures = signing.split_note(latest)
+        numbered_text, numbered_signatures = signing.split_note(newest.note)
+    except signing.NoteError:
+        return newest.note
+    if text == numbered_text and set(numbered_signatures) <= set(signatures):
+        return latest
+    return newest.note
+
+
+def _check_witnesses(
+    files: LogFiles,
+    checkpoints: list[LogCheckpoint],
+    newest_note: bytes,
+    policy: WitnessPolicy,
+    report: BucketReport,
+) -> None:
+    """The newest checkpoint has the policy's cosignatures; list older ones without."""
+    newest = checkpoints[-1]
+    for checkpoint in checkpoints:
+        note = newest_note if checkpoint is newest else checkpoint.note
+        key = files.key(LATEST if checkpoint is newest else checkpoint_name(checkpoint.size))
+        try:
+            result = policy.check(note)
+        except signing.NoteError as exc:
+            report.findings.append(Finding("witness", key, f"{exc}: do not trust it"))
+            continue
+        if checkpoint is newest:
+            report.witness = result
+            if not result.satisfied:
+                report.findings.append(
+                    Finding(
+                        "witness",
+                        key,
+                        f"the newest checkpoint (size {newest.size}) has {result.describe()}: "
+                        "it is not witnessed (a witness was down: the next run submits it "
+                        "again; refused: the log may have forked)",
+                    )
+                )
+        if not result.satisfied:
+            report.unwitnessed.append(checkpoint.size)
+
+
+def _check_since(
+    files: LogFiles,
+    keys: list[signing.Verifier],
+    origin: str,
+    newest: LogCheckpoint,
+    since: bytes,
+    report: BucketReport,
+) -> None:
+    """The newest checkpoint extends the one the auditor pinned (``--since``), which
+    one of the log's keys (the given one, or one it was rotated to) signed."""
+    pinned, problem = None, "no key given"
+    for key in dict.fromkeys(keys):
+        try:
+            pinned = open_checkpoint(since, key)
+            break
+        except CheckpointError as exc:
+            problem = str(exc)
+    if pinned is None:
+        report.findings.append(
+            Finding("since", "--since", f"the pinned checkpoint does not verify: {problem}")
+        )
+        return
+    what = f"the checkpoint you pinned (size {pinned.size}, root {pinned.root_b64})"
+    if pinned.origin != origin:
+        report.findings.append(
+            Finding("since", "--since", f"{what} is of origin {pinned.origin!r}, not {origin!r}")
+        )
+        return
+    if pinned.size > newest.size:
+        report.findings.append(
+            Finding(
+                "since",
+                files.key(LATEST),
+                f"the log holds {newest.size} events, fewer than {what}: it was rolled back "
+                "or rebuilt",
+            )
+        )
+        return
+    try:
+        proof = merkle.consistency_proof(tree_reader(files, newest.size), pinned.size, newest.size)
+        merkle.verify_consistency(pinned.size, newest.size, pinned.root, newest.root, proof)
+    except merkle.ProofError as exc:
+        report.findings.append(
+            Finding(
+                "since",
+                files.key(checkpoint_name(newest.size)),
+                f"the current log (size {newest.size}) does not extend {what}: {exc}. The "
+                "history you saw was rewritten: keep both checkpoints as evidence",
+            )
+        )
 
 
 def _check_tree(

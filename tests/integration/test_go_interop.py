@@ -1,6 +1,8 @@
 """Interoperability with an independent implementation: Go's golang.org/x/mod/sumdb/tlog
 and sumdb/note check our signed checkpoint, tiles, entry bundles, an inclusion proof and a
 consistency proof (goverifier/main.go, built offline from Debian's golang-golang-x-mod-dev).
+A checkpoint carrying a witness's cosignature line (C2SP tlog-cosignature) still opens
+with the log's key alone: Go's note.Open ignores the line of a key it was not given.
 
 Needs the Debian packages golang-go and golang-golang-x-mod-dev (.ci/run installs them).
 """
@@ -22,6 +24,7 @@ import pytest
 from tenios_io.audit import write_checkpoint
 from tenios_io.custody import merkle, signing
 from tenios_io.custody.checkpoints import open_checkpoint
+from tenios_io.custody.cosignature import WitnessSigner, add_signatures, cosign, verify_cosignatures
 from tenios_io.custody.layout import log_prefix
 from tenios_io.custody.tree import LogFiles, tree_reader
 from tenios_io.ledger.schema import upgrade
@@ -142,6 +145,28 @@ def test_go_verifies_our_checkpoint_tiles_and_proofs(goverifier: Path, case: GoC
     result = _run(goverifier, str(case.signer.verifier), case)
     assert result.returncode == 0, result.stderr
     assert f"{case.new} leaves, 5 inclusion proofs, consistent with {case.old}" in result.stdout
+    assert "signature lines of other keys ignored: 0" in result.stdout
+
+
+def test_go_opens_a_cosigned_checkpoint_with_the_log_key_alone(
+    goverifier: Path, case: GoCase
+) -> None:
+    latest = case.logdir / "checkpoint"
+    note = latest.read_bytes()
+    body = signing.split_note(note)[0].decode()
+    witnesses = [WitnessSigner.generate(f"witness-{n}.example") for n in range(2)]
+    cosigned = add_signatures(
+        note, [cosign(body, w, 1_700_000_000 + n) for n, w in enumerate(witnesses)]
+    )
+    assert len(verify_cosignatures(cosigned, [w.verifier for w in witnesses])) == 2
+    latest.write_bytes(cosigned)
+    result = _run(goverifier, str(case.signer.verifier), case)
+    assert result.returncode == 0, result.stderr
+    assert "signature lines of other keys ignored: 2" in result.stdout
+    # The log's own signature is still what Go checks: an altered body fails.
+    latest.write_bytes(cosigned.replace(b"\n" + str(case.new).encode() + b"\n", b"\n1\n", 1))
+    altered = _run(goverifier, str(case.signer.verifier), case)
+    assert altered.returncode == 1
 
 
 def test_go_rejects_another_key_a_bad_proof_and_a_replaced_tile(
