@@ -38,6 +38,7 @@ from tenios_io.audit import (
 from tenios_io.config import Settings, load_settings
 from tenios_io.ledger import ChainReport, Ledger
 from tenios_io.publish.log import load_signer
+from tenios_io.publish.witnessing import load_witnesses, witness_session
 from tenios_io.store import ArchiveStore
 
 
@@ -114,8 +115,17 @@ def audit(
         summary = AuditSummary(chain, checkpoints, selection, verified, reconciled, report)
         if checkpoint and chain.ok and checkpoints.ok:
             signer = load_signer(settings.custody_key_file)
-            pinned = write_checkpoint(ledger, store, actor=actor, signer=signer)
+            witnesses = load_witnesses(settings.custody_witnesses, settings.custody_witness_quorum)
+            with witness_session(witnesses) as session:
+                pinned = write_checkpoint(
+                    ledger, store, actor=actor, signer=signer, witnesses=session
+                )
             get_run_logger().info("checkpoint %s pins event %d", pinned.key, pinned.last_seq)
+            if pinned.witness is not None:
+                get_run_logger().info("custody witnesses: %s", pinned.witness.summary())
+                forked = pinned.witness.fork_message()
+                if forked:
+                    get_run_logger().error("%s", forked)
     create_table_artifact(
         key="audit-summary", table=summary.table(), description="The audit's checks and verdicts."
     )

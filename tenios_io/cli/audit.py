@@ -53,6 +53,7 @@ from tenios_io.cli._common import (
 from tenios_io.ledger import Recording
 from tenios_io.publish.identity import bind_bucket
 from tenios_io.publish.log import load_signer
+from tenios_io.publish.witnessing import load_witnesses, witness_session
 
 app = typer.Typer(
     help="Audit: verify the archive and the custody chain, reconcile, retention, reports.",
@@ -285,11 +286,16 @@ def checkpoint(ctx: typer.Context) -> None:
     The chain since the previous checkpoint is verified first; exit 1 if it does not
     verify (nothing is written then).
     """
-    with open_audit(settings(ctx), actor=cli_actor("audit-checkpoint")) as audit:
+    cfg = settings(ctx)
+    witnesses = load_witnesses(cfg.custody_witnesses, cfg.custody_witness_quorum)
+    with (
+        open_audit(cfg, actor=cli_actor("audit-checkpoint")) as audit,
+        witness_session(witnesses) as session,
+    ):
         signer = load_signer(audit.settings.custody_key_file)
         store = audit.require_store()
         bind_bucket(audit.ledger, store)  # a bucket from before ledger ids gets this one's
-        written = write_checkpoint(audit.ledger, store, signer=signer)
+        written = write_checkpoint(audit.ledger, store, signer=signer, witnesses=session)
         bucket = store.bucket
     state = "already there" if written.already_written else "written"
     console.print(
@@ -313,6 +319,12 @@ def checkpoint(ctx: typer.Context) -> None:
             "or TENIOS_RETENTION_MODE=none): anyone allowed to delete objects could remove it",
             soft_wrap=True,
         )
+    if written.witness is not None:
+        console.print(f"custody witnesses: {shown(written.witness.summary())}", soft_wrap=True)
+        forked = written.witness.fork_message()
+        if forked:
+            err_console.print(f"[bold red]{shown(forked)}[/]", soft_wrap=True)
+            raise typer.Exit(1)
 
 
 # -- reconcile -------------------------------------------------------------------------------

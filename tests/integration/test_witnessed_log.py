@@ -12,6 +12,7 @@ without the rewrite passes, across a restart of the witness.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -229,6 +230,19 @@ def test_a_witness_that_is_down_delays_witnessing_and_the_next_run_catches_up(
     assert witnessed.exit_code == 0, witnessed.output
     assert "1 of 1 needed witness cosignatures" in witnessed.words
 
+    # A cosignature line that claims the witness's key but does not verify is no
+    # witness: verify-bucket says so instead of counting it.
+    lines = archive.get(LOG + "checkpoint").split(b"\n")
+    prefix, _, encoded = lines[-2].rpartition(b" ")
+    raw = bytearray(base64.b64decode(encoded))
+    raw[-1] ^= 1
+    lines[-2] = prefix + b" " + base64.b64encode(bytes(raw))
+    archive.world.s3.put_object(
+        Bucket=archive.world.bucket, Key=LOG + "checkpoint", Body=b"\n".join(lines)
+    )
+    forged = _verify(cli, archive)
+    assert forged.exit_code == 1 and "does not verify" in forged.words
+
 
 def test_witness_settings_are_checked_at_start_up(
     archive: Archive, cli: Cli, monkeypatch: pytest.MonkeyPatch
@@ -246,3 +260,14 @@ def test_witness_settings_are_checked_at_start_up(
     monkeypatch.setenv("TENIOS_CUSTODY_WITNESS_QUORUM", "2")
     refused = cli("run", "nightly")
     assert refused.exit_code == 2 and "names only 1" in refused.words
+
+
+def test_audit_checkpoint_is_witnessed_too(archive: Archive, cli: Cli) -> None:
+    archive.world.archive(1)
+    written = cli("audit", "checkpoint")
+    assert written.exit_code == 0, written.output
+    assert "custody witnesses: 1 of 1 cosigned" in written.words and "(witnessed)" in written.words
+    (event,) = archive.events("checkpoint")
+    details = json.loads(str(event["details"]))
+    assert details["log_witnessed"] is True
+    assert details["log_cosigned_by"] == [archive.witness_key.verifier.name]
