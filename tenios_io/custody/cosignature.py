@@ -36,7 +36,9 @@ from tenios_io.custody.signing import (
     check_name,
     key_hash,
     parse_key_text,
+    read_key_file,
     split_note,
+    write_key_file,
 )
 
 ALG_COSIGNATURE_V1 = 0x04
@@ -122,18 +124,11 @@ class WitnessSigner:
     @classmethod
     def read(cls, path: Path) -> WitnessSigner:
         """Load the key file ``path``; NoteError / OSError name the file, not the key."""
-        try:
-            return cls.parse(path.read_text(encoding="ascii"))
-        except UnicodeDecodeError:
-            raise NoteError(f"{path} is not a witness key file") from None
-        except NoteError as exc:
-            raise NoteError(f"{path}: {exc}") from None
+        return read_key_file(path, cls.parse, "witness")
 
     def write(self, path: Path) -> None:
         """Write a new key file with mode 0600; FileExistsError if ``path`` exists."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(self.key_text() + "\n")
+        write_key_file(path, self.key_text())
 
     @property
     def verifier(self) -> WitnessVerifier:

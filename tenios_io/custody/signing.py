@@ -25,8 +25,10 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -34,6 +36,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tenios_io.files import KEY_FILE_LIMIT, FileTooLarge, read_capped
 
+T = TypeVar("T")
 ALG_ED25519 = 0x01
 SIGNATURE_PREFIX = "\u2014 "  # em dash and a space, as the spec writes it
 _MAX_NOTE_BYTES = 1 << 20
@@ -165,23 +168,33 @@ def parse_signer(text: str) -> Signer:
     return signer
 
 
-def read_signer(path: Path) -> Signer:
-    """Load the signer key file ``path``; NoteError / OSError name the file, not the key."""
+def read_key_file(path: Path, parse: Callable[[str], T], what: str = "signer") -> T:
+    """``parse`` of key file ``path``; NoteError / OSError name the file, never the key."""
     try:
-        return parse_signer(read_capped(path, KEY_FILE_LIMIT).decode("ascii"))
+        return parse(read_capped(path, KEY_FILE_LIMIT).decode("ascii"))
     except FileTooLarge as exc:
-        raise NoteError(f"{exc}: not a signer key file") from None
+        raise NoteError(f"{exc}: not a {what} key file") from None
     except UnicodeDecodeError:
-        raise NoteError(f"{path} is not a signer key file") from None
+        raise NoteError(f"{path} is not a {what} key file") from None
     except NoteError as exc:
         raise NoteError(f"{path}: {exc}") from None
 
 
-def write_signer(path: Path, signer: Signer) -> None:
+def write_key_file(path: Path, key_text: str) -> None:
     """Write a new key file with mode 0600; FileExistsError if ``path`` exists."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(signer.key_text() + "\n")
+        out.write(key_text + "\n")
+
+
+def read_signer(path: Path) -> Signer:
+    """Load the signer key file ``path``; NoteError / OSError name the file, not the key."""
+    return read_key_file(path, parse_signer)
+
+
+def write_signer(path: Path, signer: Signer) -> None:
+    """Write a new key file with mode 0600; FileExistsError if ``path`` exists."""
+    write_key_file(path, signer.key_text())
 
 
 def sign_note(text: str, signer: Signer) -> bytes:
