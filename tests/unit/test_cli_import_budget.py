@@ -44,6 +44,8 @@ def _heavy_after(*args: str) -> list[str]:
         ("run", "backfill", "--help"),
         ("run", "nightly", "--concurrency", "0"),  # an argument error
         ("run", "backfill", "/no/such/file"),
+        ("witness", "serve", "--help"),
+        ("witness", "serve", "--key", "/no/such/key", "--state", "/tmp", "--log", "bad"),
     ],
     ids=lambda a: " ".join(a),
 )
