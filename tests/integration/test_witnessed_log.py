@@ -76,6 +76,7 @@ def archive(
     s3_client: S3Client,
     locked_bucket: str,
     moto_server: str,
+    simulator_url: str,
     tmp_path: Path,
     witness_key: WitnessKey,
     start_witness: Callable[..., WitnessProcess],
@@ -92,7 +93,7 @@ def archive(
         "TENIOS_DATABASE_URL": database_url,
         "TENIOS_ACCESS_KEY": "k-123",
         "TENIOS_S3_BUCKET": locked_bucket,
-        "TENIOS_API_URL": "http://127.0.0.1:9",  # nothing is due: the API is not called
+        "TENIOS_API_URL": simulator_url,  # the preflight connects to it; nothing is due
         "TENIOS_CUSTODY_KEY_FILE": str(key_file),
         "COLUMNS": "400",  # findings tables unwrapped: one finding, one line
     }.items():
