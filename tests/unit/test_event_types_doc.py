@@ -95,7 +95,7 @@ def written_event_types() -> set[str]:
                 if (
                     relative in _PAIRS
                     and len(node.elts) == 2
-                    and isinstance(node.elts[1], ast.Dict | ast.Call)
+                    and isinstance(node.elts[1], ast.Dict | ast.Call | ast.Name)
                 ) or (relative == "ledger/registration.py" and len(node.elts) == 5):
                     event = node.elts[0] if len(node.elts) == 2 else node.elts[1]
                     found |= {n for n in _names(event, constants) if _NAME.match(n)}
