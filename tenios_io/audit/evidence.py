@@ -38,6 +38,7 @@ from tenios_io.custody.tree import LogFiles, tree_reader
 from tenios_io.exceptions import TeniosArchiveError, UnknownRecording, VerificationFailed
 from tenios_io.ledger import Ledger, Recording, State
 from tenios_io.publish.checkpoints import write_checkpoint
+from tenios_io.publish.witnessing import WitnessSession
 from tenios_io.store import ArchiveStore
 
 EXPORTED = "exported"
@@ -140,15 +141,17 @@ def build_packages(
     actor: str,
     signer: signing.Signer | None,
     log_key: signing.Verifier | None,
-    witnesses: Sequence[str] = (),
-    quorum: int | None = None,
+    witnesses: WitnessSession | None = None,
     force: bool = False,
 ) -> list[Package]:
     """Write ``output/<uuid>/`` for each recording (each built in a temporary folder
     beside it and renamed into place: never half-written).
 
     EvidenceRefused (nothing logged, nothing written) for an unknown id, a recording
-    that was never archived, or a folder that exists without ``force``.
+    that was never archived, or a folder that exists without ``force``; and (the
+    exports logged, nothing written) when ``witnesses`` are configured but did not
+    cosign the checkpoint that holds the exports: a package must prove what its page
+    promises, so it waits for a witnessed checkpoint.
     """
     reason = check_reason(reason)
     uuids = list(dict.fromkeys(u.lower() for u in recording_uuids))
@@ -183,8 +186,20 @@ def build_packages(
         for rec in recordings
     }
     # The exports are in the log and in a signed checkpoint before any byte is read.
-    write_checkpoint(ledger, store, signer=signer)
+    write_checkpoint(ledger, store, signer=signer, witnesses=witnesses)
     note, reader, size = _latest_log(store)
+    keys: list[str] = []
+    quorum = 0
+    if witnesses is not None:
+        policy = witnesses.witnesses.policy
+        keys, quorum = [str(w) for w in policy.witnesses], policy.quorum
+        seen = policy.check(note)
+        if not seen.satisfied:
+            raise EvidenceRefused(
+                f"the checkpoint that holds the export is not yet witnessed ({seen.describe()}): "
+                "the export is logged; run `tenios-archive audit evidence` again once the "
+                "witnesses answer (`tenios-archive audit checkpoint` submits to them again)"
+            )
     verifier = log_key or (signer.verifier if signer is not None else None)
     return [
         _write_package(
@@ -199,7 +214,7 @@ def build_packages(
             reason=reason,
             actor=actor,
             verifier=verifier,
-            witnesses=witnesses,
+            witnesses=keys,
             quorum=quorum,
         )
         for rec in recordings
@@ -239,7 +254,7 @@ def _write_package(
     actor: str,
     verifier: signing.Verifier | None,
     witnesses: Sequence[str],
-    quorum: int | None,
+    quorum: int,
 ) -> Package:
     from tenios_io.audit.evidence_page import readme_text, write_page
 
@@ -302,7 +317,7 @@ def _write_package(
                 "origin": open_checkpoint(note, None).origin,
                 "key": str(verifier) if verifier is not None else None,
                 "witnesses": list(witnesses),
-                "quorum": quorum if quorum is not None else len(witnesses),
+                "quorum": quorum,
                 "checkpoint": note.decode("utf-8"),
             },
             "events": events,

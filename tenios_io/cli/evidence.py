@@ -62,6 +62,7 @@ def evidence(
     from tenios_io.cli._common import cli_actor
     from tenios_io.publish.identity import bind_bucket
     from tenios_io.publish.log import load_signer
+    from tenios_io.publish.witnessing import load_witnesses, witness_session
 
     try:
         check_reason(reason)
@@ -71,7 +72,8 @@ def evidence(
         raise typer.BadParameter(f"{output} is not a folder", param_hint="--output")
     actor = cli_actor("audit-evidence")
     cfg = settings(ctx)
-    with open_audit(cfg, actor=actor) as audit:
+    witnesses = load_witnesses(cfg.custody_witnesses, cfg.custody_witness_quorum)
+    with open_audit(cfg, actor=actor) as audit, witness_session(witnesses) as session:
         signer = load_signer(cfg.custody_key_file)
         store = audit.require_store()
         bind_bucket(audit.ledger, store)
@@ -85,6 +87,7 @@ def evidence(
                 actor=actor,
                 signer=signer,
                 log_key=signer.verifier if signer is not None else None,
+                witnesses=session,
                 force=force,
             )
         except EvidenceRefused as exc:

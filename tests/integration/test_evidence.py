@@ -30,6 +30,7 @@ from tenios_io.testing.browser import Browser
 from tests.fixtures.cli import CliResult
 from tests.fixtures.moto import FAKE_CREDENTIALS
 from tests.fixtures.simulator import RunningSimulator
+from tests.fixtures.witness import WitnessKey, WitnessProcess
 from tests.integration.test_audit_support import AuditWorld, make_world
 
 if TYPE_CHECKING:
@@ -453,3 +454,42 @@ def test_a_purged_recording_s_package_proves_the_purge_and_holds_no_bytes(
     browser.evaluate("window.verification")
     assert browser.evaluate("document.body.dataset.verdict") == "verified"
     assert "purged" in browser.evaluate("document.getElementById('steps').innerText")
+
+
+# -- witnessed: the package carries the witnesses' cosignatures and keys ----------------------
+
+
+def test_a_package_is_cosigned_by_a_running_witness_and_waits_for_one_that_is_down(
+    exporting: Exporting,
+    cli: Cli,
+    browser: Browser,
+    tmp_path: Path,
+    witness_key: WitnessKey,
+    start_witness: Callable[..., WitnessProcess],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    witness = start_witness(tmp_path / "witness-state", str(exporting.signer.verifier))
+    monkeypatch.setenv("TENIOS_CUSTODY_WITNESSES", f"{witness_key.verifier}@{witness.url}")
+    export(exporting, cli, tmp_path / "out")
+    folder = tmp_path / "out" / exporting.ids[0]
+    document = json.loads((folder / "evidence.json").read_text())
+    assert document["log"]["witnesses"] == [str(witness_key.verifier)]
+    assert document["log"]["quorum"] == 1
+    result = check_package(folder, log_key=exporting.signer.verifier)
+    assert result.ok and set(result.witnessed) == {witness_key.verifier.name}
+    browser.open(folder / "verify.html")
+    browser.evaluate("window.verification")
+    assert browser.evaluate("document.body.dataset.verdict") == "verified"
+    assert witness_key.verifier.name in browser.evaluate(
+        "document.getElementById('witnesses').innerText"
+    )
+
+    # The witness is down: the export is logged, but no package claims a witnessed log.
+    witness.stop()
+    events = exporting.world.ledger.event_count()
+    waiting = cli(
+        "audit", "evidence", exporting.ids[1], "--reason", REASON, "--output", str(tmp_path / "o2")
+    )
+    assert waiting.exit_code == 1 and "not yet witnessed" in waiting.stderr, waiting.output
+    assert exporting.world.ledger.event_count() > events  # the export is on the record
+    assert not (tmp_path / "o2" / exporting.ids[1]).exists()
