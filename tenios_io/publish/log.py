@@ -23,6 +23,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +57,10 @@ log = logging.getLogger("tenios_io.custodylog")
 CONTENT_TYPE = "text/plain; charset=utf-8"
 _LATEST_TRIES = 10
 TILE_TYPE = "application/octet-stream"
+#: Tiles and bundles written at once.  Each write is a PUT and its read-back HEAD, one
+#: round trip apiece: one at a time, a bucket 25 ms away takes 50 ms per object, i.e.
+#: 200 s for the 7,800 objects of a million events; 16 at once make it 13 s.
+MAX_WRITERS = 16
 
 
 @dataclass(frozen=True)
@@ -116,34 +122,12 @@ def publish_log(
         )
     _check_last_entry(ledger, edge, files, old_size)
     check_signing_key(ledger, store, signer, latest=latest)
-    retain_until = _retain_until(store)
-    written = 0
-
-    def emit(path: str, body: bytes) -> None:
-        nonlocal written
-        _put_final(store, files.key(path), body, retain_until)
-        written += 1
-
-    for row in ledger.iter_events(old_size, head_seq):
-        entry = event_entry(row)
-        if len(entry) > MAX_ENTRY_BYTES:
-            # Written before events were bounded (custody.fit_details): say so, loudly,
-            # instead of failing inside the bundle encoder on every run.
-            raise ChainBroken(
-                f"event {row['seq']} ({row['event']} of {row['recording_uuid']}) is a custody "
-                f"log entry of {len(entry):,} bytes, over the log's limit of "
-                f"{MAX_ENTRY_BYTES:,}: the log cannot be extended past it and no checkpoint "
-                "is written (`tenios-archive audit verify-chain` names it)",
-                event_id=int(row["seq"]),
-            )
-        edge.append(entry, emit)
-    if edge.size != head_seq:
-        raise ChainBroken(
-            f"the ledger's events end at {edge.size}, not at {head_seq}", event_id=edge.size
-        )
-    if edge.size != old_size:
-        for path, body in edge.partials():
-            emit(path, body)
+    with _TileWriter(store, files, _retain_until(store)) as writer:
+        _append_events(ledger, edge, writer, old_size, head_seq)
+        if edge.size != old_size:
+            for path, body in edge.partials():
+                writer.emit(path, body)
+    written = writer.written
     checkpoint = make_checkpoint(origin, edge.size, edge.root(), signer)
     if signer is None:
         log.warning(
@@ -164,7 +148,9 @@ def publish_log(
         note = report.note
     if numbered is None:
         try:
-            store.put_document(key, note, content_type=CONTENT_TYPE, retain_until=retain_until)
+            store.put_document(
+                key, note, content_type=CONTENT_TYPE, retain_until=_retain_until(store)
+            )
         except ArchiveConflict:  # another run wrote it meanwhile: keep its bytes, add ours
             checkpoint = _same_tree(files.require(name), checkpoint, key)
             note = checkpoint.note
@@ -230,6 +216,90 @@ def _carried(latest: bytes | None, note: bytes, witnesses: WitnessSession) -> li
     except signing.NoteError:
         return []
     return signature_lines(latest, {(v.name, v.key_id) for v in verifiers if v.name in valid})
+
+
+def _append_events(
+    ledger: Ledger, edge: TreeEdge, writer: _TileWriter, old_size: int, head_seq: int
+) -> None:
+    """Append the ledger's events ``old_size < seq <= head_seq`` to ``edge``; the tiles
+    and bundles they complete go to ``writer``."""
+    for row in ledger.iter_events(old_size, head_seq):
+        entry = event_entry(row)
+        if len(entry) > MAX_ENTRY_BYTES:
+            # Written before events were bounded (custody.fit_details): say so, loudly,
+            # instead of failing inside the bundle encoder on every run.
+            raise ChainBroken(
+                f"event {row['seq']} ({row['event']} of {row['recording_uuid']}) is a custody "
+                f"log entry of {len(entry):,} bytes, over the log's limit of "
+                f"{MAX_ENTRY_BYTES:,}: the log cannot be extended past it and no checkpoint "
+                "is written (`tenios-archive audit verify-chain` names it)",
+                event_id=int(row["seq"]),
+            )
+        edge.append(entry, writer.emit)
+    if edge.size != head_seq:
+        raise ChainBroken(
+            f"the ledger's events end at {edge.size}, not at {head_seq}", event_id=edge.size
+        )
+
+
+class _TileWriter:
+    """Writes tiles and bundles (each final: ``If-None-Match: *``, read back) up to
+    MAX_WRITERS at once, while the caller goes on hashing.
+
+    At most twice that many bodies wait, so memory stays bounded (each body is at most
+    a bundle of 256 entries).  The first failure stops it: nothing more is started,
+    the writes under way finish, and leaving the ``with`` raises that failure — so no
+    checkpoint is signed over a tile that is not in the bucket.  The tiles are
+    independent objects; only the checkpoint, written after the ``with``, names them.
+    """
+
+    def __init__(self, store: ArchiveStore, files: LogFiles, retain_until: datetime | None):
+        self._store = store
+        self._files = files
+        self._retain_until = retain_until
+        self._pool = ThreadPoolExecutor(
+            max_workers=min(MAX_WRITERS, store.connections), thread_name_prefix="custody-log"
+        )
+        self._room = threading.BoundedSemaphore(2 * MAX_WRITERS)
+        self._lock = threading.Lock()
+        self._failure: BaseException | None = None
+        self.written = 0
+
+    def __enter__(self) -> _TileWriter:
+        return self
+
+    def emit(self, path: str, body: bytes) -> None:
+        """Write ``path`` (relative to the log prefix) in the background."""
+        self._raise_failure()
+        self._room.acquire()
+        try:
+            future = self._pool.submit(
+                _put_final, self._store, self._files.key(path), body, self._retain_until
+            )
+        except BaseException:
+            self._room.release()
+            raise
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        self._room.release()
+        failure = future.exception()
+        with self._lock:
+            if failure is None:
+                self.written += 1
+            elif self._failure is None:
+                self._failure = failure
+
+    def _raise_failure(self) -> None:
+        with self._lock:
+            failure = self._failure
+        if failure is not None:
+            raise failure
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self._pool.shutdown(wait=True)
+        if value is None:
+            self._raise_failure()
 
 
 def _replace_latest(files: LogFiles, checkpoint: LogCheckpoint) -> None:

@@ -80,6 +80,7 @@ class ArchiveStore:
             raise ValueError("bucket must be a bucket name")
         log = logger or logging.getLogger(LOGGER_NAME)
         s3 = Bucket(s3_client, bucket, sse=sse, kms_key_id=kms_key_id, log=log)
+        self._client = s3_client
         self.retention = RetentionPolicy(s3, mode=retention_mode, days=retention_days)
         if sse not in (None, "AES256", "aws:kms"):
             raise ValueError("sse must be None, 'AES256' or 'aws:kms'")
@@ -129,6 +130,13 @@ class ArchiveStore:
     def retention_days(self) -> int:
         """The store's retention period in days (for recordings: from the recording's date)."""
         return self.retention.days
+
+    @property
+    def connections(self) -> int:
+        """How many requests the client can have open at once (its connection pool):
+        callers that write in parallel use no more threads than this."""
+        config = getattr(getattr(self._client, "meta", None), "config", None)
+        return max(1, int(getattr(config, "max_pool_connections", None) or 1))
 
     # -- the writer --------------------------------------------------------------------
 

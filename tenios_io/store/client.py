@@ -26,8 +26,9 @@ __all__ = ["make_s3_client"]
 _loader: Any = None
 _loader_lock = threading.Lock()
 
-#: botocore's default connection pool size per client.
-DEFAULT_POOL = 10
+#: Connections a client keeps (botocore's default is 10): the custody log writes 16
+#: tiles at once (tenios_io.publish.log.MAX_WRITERS).
+DEFAULT_POOL = 16
 
 
 def _session() -> boto3.session.Session:

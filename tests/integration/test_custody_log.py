@@ -105,6 +105,22 @@ def test_a_tampered_tile_is_not_built_upon(world: AuditWorld, signer: signing.Si
         write_checkpoint(world.ledger, world.store, signer=signer)
 
 
+def test_a_tile_write_refused_midway_leaves_no_checkpoint(
+    world: AuditWorld, signer: signing.Signer
+) -> None:
+    # tiles are written several at once: the first refusal must still stop the log
+    # before a checkpoint names a tree the bucket does not hold
+    world.archive(50)  # 300 events: a full entry bundle and more
+    key = log_prefix(world.store.prefix) + merkle.entries_path(0)
+    world.s3.put_object(Bucket=world.bucket, Key=key, Body=b"\x00\x01x")
+    with pytest.raises(ChainBroken, match="already exists with different content"):
+        write_checkpoint(world.ledger, world.store, signer=signer)
+    listed = world.s3.list_objects_v2(
+        Bucket=world.bucket, Prefix=log_prefix(world.store.prefix) + "checkpoint"
+    )
+    assert listed.get("KeyCount") == 0
+
+
 def test_a_late_writer_does_not_move_the_latest_checkpoint_back(
     world: AuditWorld, signer: signing.Signer
 ) -> None:
