@@ -35,6 +35,7 @@ Specification string (``simulator serve --fault SPEC``), comma-separated KEY=VAL
                             N-th request on (0: from the start)
     retry-after=S|none      Retry-After seconds sent with 429 and 503 (default 1)
     latency=S               each answer is delayed by a random 0..S seconds
+    delay=S                 each answer is delayed by exactly S seconds more (a far-away API)
     not-ready=S             a recording answers 404 for S seconds after it was stopped
     schedule=T:T:...        fault tokens consumed one per request, before any probability
 
@@ -65,6 +66,7 @@ SPEC_KEYS = (
     *_PROBABILITY_KEYS,
     "retry-after",
     "latency",
+    "delay",
     "not-ready",
     "revoked-after",
     "schedule",
@@ -99,6 +101,9 @@ class FaultPlan:
     """Seconds in the Retry-After header of 429 and 503 answers; ``None`` sends none."""
     latency: float = 0.0
     """Every answer is delayed by a random 0..latency seconds (``slow`` waits all of it)."""
+    delay: float = 0.0
+    """Every answer is delayed by exactly this many seconds more: the round trip to an API
+    far away (the benchmarks' 100 ms TENIOS)."""
     not_ready: float = 0.0
     """Seconds after ``stop`` during which retrieve answers 404 (not ready yet)."""
     schedule: tuple[str, ...] = field(default=())
@@ -114,8 +119,8 @@ class FaultPlan:
             raise ValueError("retry-after must be >= 0 seconds")
         if self.revoked_after is not None and self.revoked_after < 0:
             raise ValueError("revoked-after must be >= 0 requests")
-        if self.latency < 0 or self.not_ready < 0:
-            raise ValueError("latency and not-ready must be >= 0 seconds")
+        if self.latency < 0 or self.not_ready < 0 or self.delay < 0:
+            raise ValueError("latency, delay and not-ready must be >= 0 seconds")
         object.__setattr__(self, "schedule", tuple(check_token(t) for t in self.schedule))
 
     @classmethod
@@ -136,6 +141,8 @@ class FaultPlan:
                     values["retry_after"] = None if raw.lower() == "none" else int(raw)
                 elif key == "latency":
                     values["latency"] = float(raw)
+                elif key == "delay":
+                    values["delay"] = float(raw)
                 elif key == "not-ready":
                     values["not_ready"] = float(raw)
                 elif key == "revoked-after":
@@ -166,6 +173,8 @@ class FaultPlan:
             parts.append(f"retry-after={'none' if self.retry_after is None else self.retry_after}")
         if self.latency:
             parts.append(f"latency={self.latency:g}")
+        if self.delay:
+            parts.append(f"delay={self.delay:g}")
         if self.not_ready:
             parts.append(f"not-ready={self.not_ready:g}")
         if self.revoked_after is not None:
@@ -213,10 +222,11 @@ class FaultInjector:
             if word is None and self._schedule:
                 word = self._schedule.popleft()
             delay = self._rng.uniform(0, self.plan.latency) if self.plan.latency else 0.0
+            delay += self.plan.delay
             if word is None:
                 word = self._draw()
         if word == "slow":
-            return Fault("ok", delay=self.plan.latency or 1.0, name=word)
+            return Fault("ok", delay=(self.plan.latency or 1.0) + self.plan.delay, name=word)
         if word == "truncate":
             return Fault("truncate", delay=delay, name=word)
         if word == "reset":

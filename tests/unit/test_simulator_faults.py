@@ -28,11 +28,18 @@ def test_the_documented_example_parses() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    [FULL, "", "schedule=503:429:truncate:ok", "retry-after=none,503=0.5", "reset=1"],
+    [FULL, "", "schedule=503:429:truncate:ok", "retry-after=none,503=0.5", "reset=1", "delay=0.1"],
 )
 def test_specs_round_trip(spec: str) -> None:
     plan = FaultPlan.parse(spec)
     assert FaultPlan.parse(plan.to_spec()) == plan
+
+
+def test_a_fixed_delay_is_added_to_every_answer() -> None:
+    injector = FaultInjector(FaultPlan.parse("delay=0.1,latency=0.05,schedule=slow"), seed=1)
+    assert injector.next().delay == pytest.approx(0.15)  # slow: all of latency, then delay
+    delays = [injector.next().delay for _ in range(50)]
+    assert all(0.1 <= d <= 0.15 for d in delays) and len(set(delays)) > 1
 
 
 def test_spec_is_forgiving_about_spaces_and_case() -> None:
@@ -53,6 +60,7 @@ def test_spec_is_forgiving_about_spaces_and_case() -> None:
         ("retry-after=-1", "retry-after"),
         ("retry-after=0.5", "bad value '0.5': it wants whole seconds"),
         ("latency=-1", "latency"),
+        ("delay=-0.1", "delay"),
         ("schedule=503:boom", "unknown fault token 'boom'"),
         ("schedule=200", "unknown fault token"),
     ],
