@@ -84,6 +84,8 @@ def open_clients(key: RunClients) -> Iterator[Pipeline]:
         settings,
         actor=key.actor,
         concurrency=key.concurrency,
+        in_flight=key.in_flight,
+        batches=key.batches,
         before_request=api_rate_limiter(rate),
     ) as pipeline:
         yield pipeline
@@ -197,12 +199,15 @@ def run_archive(
     claims back, records one ``run_stopped`` event and publishes its summary; the
     result then names the ``signal`` and the flow ends Cancelled (:func:`flow_end`)."""
     settings = load_settings(config_file)
+    options = options.with_in_flight(settings.in_flight)
     rate = options.rate_limit if options.rate_limit is not None else settings.api_rate_limit
     run = RunClients(
         config_file=config_file,
         actor=run_actor(flow_name),
         concurrency=options.concurrency,
         rate_limit=rate,
+        in_flight=options.recordings,
+        batches=options.batches,
     )
     logger = get_run_logger()
     interruption = Interruption(notify=logger.warning)

@@ -34,6 +34,7 @@ def backfill(
     max_wait_seconds: float = 120.0,
     config_file: str | None = None,
     workers: int = 1,
+    in_flight: int | None = None,
 ) -> FlowResult:
     """Register every id in ``source_file`` and archive what is due.
 
@@ -74,7 +75,7 @@ def backfill(
                 config_file=config_file,
                 rate_limit=rate_limit,
                 worker_parameters=worker_parameters(
-                    concurrency, batch_size, limit, time_budget_minutes, max_wait_seconds
+                    concurrency, batch_size, limit, time_budget_minutes, max_wait_seconds, in_flight
                 ),
                 before=import_first,
             )
@@ -89,6 +90,7 @@ def backfill(
                 time_budget_minutes=time_budget_minutes,
                 max_wait_seconds=max_wait_seconds,
                 rate_limit=rate_limit,
+                in_flight=in_flight,
             ),
             config_file=config_file,
             before=import_first,

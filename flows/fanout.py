@@ -54,9 +54,11 @@ def worker_parameters(
     limit: int | None,
     time_budget_minutes: float | None,
     max_wait_seconds: float,
+    in_flight: int | None = None,
 ) -> dict[str, Any]:
     """What each archive worker of a fanned-out run is started with."""
     return {
+        "in_flight": in_flight,
         "concurrency": concurrency,
         "batch_size": batch_size,
         "limit": limit,

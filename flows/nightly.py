@@ -27,6 +27,7 @@ def nightly_archive(
     max_wait_seconds: float = 120.0,
     config_file: str | None = None,
     workers: int = 1,
+    in_flight: int | None = None,
 ) -> FlowResult:
     """Sweep the SFTP drop (when configured), then archive every due recording.
 
@@ -51,7 +52,7 @@ def nightly_archive(
                 config_file=config_file,
                 rate_limit=None,
                 worker_parameters=worker_parameters(
-                    concurrency, batch_size, limit, time_budget_minutes, max_wait_seconds
+                    concurrency, batch_size, limit, time_budget_minutes, max_wait_seconds, in_flight
                 ),
                 before=sweep_first,
             )
@@ -66,6 +67,7 @@ def nightly_archive(
                 time_budget_minutes=time_budget_minutes,
                 max_wait_seconds=max_wait_seconds,
                 rate_limit=None,
+                in_flight=in_flight,
             ),
             config_file=config_file,
             before=sweep_first,

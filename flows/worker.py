@@ -29,6 +29,7 @@ def archive_worker(
     time_budget_minutes: float | None = None,
     max_wait_seconds: float = 120.0,
     config_file: str | None = None,
+    in_flight: int | None = None,
 ) -> FlowResult:
     """Archive due recordings of the shared ledger (no import, no sweep, no checkpoint:
     the parent run does those) and return a plain summary: recordings, archived,
@@ -42,6 +43,7 @@ def archive_worker(
             time_budget_minutes=time_budget_minutes,
             max_wait_seconds=max_wait_seconds,
             rate_limit=rate_limit,
+            in_flight=in_flight,
         ),
         config_file=config_file,
         before=lambda _run: {},

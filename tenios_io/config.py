@@ -182,6 +182,14 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="TENIOS API requests per second, all workers; unset = none.",
     )
+    in_flight: int = Field(
+        default=64,  # tenios_io.run.options.DEFAULT_IN_FLIGHT says why
+        ge=1,
+        le=1024,
+        description="Recordings in the air at once per run process (fetch, hash, upload, "
+        "read-back); `--in-flight` overrides it. 64 serves a nightly run against TENIOS "
+        "and S3 over the internet; raise it for a backfill of millions.",
+    )
     source_order: str = Field(
         default="sftp,api",
         description="Where to fetch a recording from, in order of preference: sftp (when the "

@@ -143,6 +143,8 @@ def run_here(
         cfg,
         actor=actor,
         concurrency=options.concurrency,
+        in_flight=options.recordings,
+        batches=options.batches,
         before_request=rate_limiter(cfg, options),
     ) as pipeline:
         checked = preflight(pipeline, register=register, interruption=interruption)
@@ -250,6 +252,7 @@ def run_archival(
     every way out."""
     cli = state(ctx)
     cfg = settings(ctx)
+    options = options.with_in_flight(cfg.in_flight)
     interruption = None
     if prefect_api_url() is None:
         interruption = Interruption(

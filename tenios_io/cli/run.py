@@ -34,6 +34,17 @@ app = typer.Typer(
 Concurrency = Annotated[int, typer.Option(min=1, max=32, help="Batches archived in parallel.")]
 
 
+InFlight = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=1024,
+        help="Recordings in the air at once in this process (default TENIOS_IN_FLIGHT, 64): "
+        "raise it for far-away peers and big backlogs.",
+    ),
+]
+
+
 BatchSize = Annotated[int, typer.Option(min=1, max=1000, help="Recordings per claimed batch.")]
 
 
@@ -51,6 +62,7 @@ def nightly(
     ctx: typer.Context,
     limit: Limit = None,
     concurrency: Concurrency = 8,
+    in_flight: InFlight = None,
     batch_size: BatchSize = 50,
     time_budget_minutes: Budget = None,
 ) -> None:
@@ -70,6 +82,7 @@ def nightly(
         flow="nightly-archive",
         options=RunOptions(
             concurrency=concurrency,
+            in_flight=in_flight,
             batch_size=batch_size,
             limit=limit,
             time_budget_minutes=time_budget_minutes,
@@ -77,6 +90,7 @@ def nightly(
         flow_args={
             "limit": limit,
             "concurrency": concurrency,
+            "in_flight": in_flight,
             "batch_size": batch_size,
             "time_budget_minutes": time_budget_minutes,
             "config_file": str(cli.config_file) if cli.config_file else None,
@@ -98,6 +112,7 @@ def backfill(
         ),
     ],
     concurrency: Concurrency = 8,
+    in_flight: InFlight = None,
     rate_limit: Annotated[
         float | None,
         typer.Option(min=0.01, help="TENIOS API requests/s (overrides TENIOS_API_RATE_LIMIT)."),
@@ -133,6 +148,7 @@ def backfill(
         flow="backfill",
         options=RunOptions(
             concurrency=concurrency,
+            in_flight=in_flight,
             batch_size=batch_size,
             limit=limit,
             time_budget_minutes=time_budget_minutes,
@@ -141,6 +157,7 @@ def backfill(
         flow_args={
             "source_file": str(file),
             "concurrency": concurrency,
+            "in_flight": in_flight,
             "rate_limit": rate_limit,
             "batch_size": batch_size,
             "limit": limit,

@@ -33,6 +33,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -165,6 +166,7 @@ class Archiver:
         guard: RunGuard | None = None,
         run_id: str | None = None,
         progress: ProgressListener = NO_PROGRESS,
+        in_flight: int = 1,
     ) -> None:
         if not sources:
             raise ValueError("at least one recording source is needed")
@@ -186,9 +188,22 @@ class Archiver:
         """Tells a batch's first start from a re-run (LeaseKeeper renews only on those)."""
         self.progress = progress
         """Told of bytes fetched and of each recording's outcome (the CLI's bar)."""
+        self._recordings = (
+            ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="recording")
+            if in_flight > 1
+            else None
+        )
+        """The run's recordings in the air: every batch of the process hands its claims
+        to these ``in_flight`` threads (a bounded pool: blocking I/O per recording, the
+        round trips of far-away peers overlapping), None: a batch works its claims in
+        its own thread, one after another."""
 
     def close(self) -> None:
-        """Delete the spool files kept for reuse (also done when the archiver is collected)."""
+        """Delete the spool files kept for reuse (also done when the archiver is collected)
+        and stop the recording threads (claims not started are left to their batches,
+        which give them back, or to their leases)."""
+        if self._recordings is not None:
+            self._recordings.shutdown(wait=False, cancel_futures=True)
         self._spool_files.close()
 
     def archive_batch(
@@ -209,32 +224,94 @@ class Archiver:
         Past ``deadline`` (this clock's seconds) the remaining claims are released
         unworked: pending again, due now, the attempt not counted.
         """
+        with LeaseKeeper(self.ledger, claims, self.lease_seconds, starts=self._starts) as keeper:
+            if self._recordings is None or len(claims) < 2:
+                results = self._one_after_another(claims, keeper, deadline)
+            else:
+                results = self._side_by_side(self._recordings, claims, keeper, deadline)
+        self.write_manifest(results)
+        return results
+
+    def _attempt(
+        self, claim: Claim, keeper: LeaseKeeper, deadline: float | None
+    ) -> _Worked | RecordingResult:
+        """One claim of a batch as its turn comes: worked, or given back unworked (the run
+        stopped, the time budget is spent), or LOST_LEASE (another worker has it)."""
+        key = claim.recording_uuid
+        if key in keeper.lost:
+            keeper.done(key)
+            return RecordingResult(key, Outcome.LOST_LEASE)
+        stop = self.guard.stopped
+        if stop is not None:
+            return self._released(claim, f"run stopped: {stop.cause}")
+        if deadline is not None and self._clock() >= deadline:
+            return self._released(claim, "time budget spent")
+        return self._work(claim)
+
+    def _one_after_another(
+        self, claims: Sequence[Claim], keeper: LeaseKeeper, deadline: float | None
+    ) -> list[RecordingResult]:
         results: list[RecordingResult] = []
         unwritten: list[_Worked] = []
         first_started = 0.0
-        with LeaseKeeper(self.ledger, claims, self.lease_seconds, starts=self._starts) as keeper:
-            for claim in claims:
-                key = claim.recording_uuid
-                if key in keeper.lost:
-                    results.append(RecordingResult(key, Outcome.LOST_LEASE))
-                    keeper.done(key)
-                    continue
-                started = self._clock()
-                if not unwritten:
-                    first_started = started
-                stop = self.guard.stopped
-                if stop is not None:
-                    worked = self._released(claim, f"run stopped: {stop.cause}")
-                elif deadline is not None and self._clock() >= deadline:
-                    worked = self._released(claim, "time budget spent")
+        for claim in claims:
+            started = self._clock()
+            attempt = self._attempt(claim, keeper, deadline)
+            if isinstance(attempt, RecordingResult):
+                results.append(attempt)
+                continue
+            if not unwritten:
+                first_started = started
+            unwritten.append(attempt)
+            if self._clock() - first_started >= FLUSH_SECONDS:
+                results.extend(self._write(unwritten, keeper))
+                unwritten = []
+        results.extend(self._write(unwritten, keeper))
+        return results
+
+    def _side_by_side(
+        self,
+        pool: ThreadPoolExecutor,
+        claims: Sequence[Claim],
+        keeper: LeaseKeeper,
+        deadline: float | None,
+    ) -> list[RecordingResult]:
+        """The batch's claims on the run's recording threads; this thread writes their
+        outcomes as they come, in groups (one transaction per ``FLUSH_SECONDS``), so the
+        ledger sees one writer per batch as before.  A claim that has not started when
+        the run stops is given back unworked, as in :meth:`_one_after_another`."""
+        results: list[RecordingResult] = []
+        unwritten: list[_Worked] = []
+        first_done = 0.0
+        pending: dict[Future[_Worked | RecordingResult], Claim] = {}
+        for claim in claims:
+            try:
+                pending[pool.submit(self._attempt, claim, keeper, deadline)] = claim
+            except RuntimeError:  # the pool is shut down (close()): the run is ending
+                unwritten.append(self._released(claim, "the run ended before it started"))
+        while pending:
+            timeout = None
+            if unwritten:
+                timeout = max(0.0, first_done + FLUSH_SECONDS - self._clock())
+            done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                claim = pending.pop(future)
+                if future.cancelled():  # close() cancelled it: the run is ending
+                    attempt: _Worked | RecordingResult = self._released(
+                        claim, "the run ended before it started"
+                    )
                 else:
-                    worked = self._work(claim)
-                unwritten.append(worked)
-                if self._clock() - first_started >= FLUSH_SECONDS:
-                    results.extend(self._write(unwritten, keeper))
-                    unwritten = []
-            results.extend(self._write(unwritten, keeper))
-        self.write_manifest(results)
+                    attempt = future.result()  # _work never raises for a recording's failure
+                if isinstance(attempt, RecordingResult):
+                    results.append(attempt)
+                    continue
+                if not unwritten:
+                    first_done = self._clock()
+                unwritten.append(attempt)
+            if unwritten and self._clock() - first_done >= FLUSH_SECONDS:
+                results.extend(self._write(unwritten, keeper))
+                unwritten = []
+        results.extend(self._write(unwritten, keeper))
         return results
 
     def write_manifest(self, results: Sequence[RecordingResult]) -> None:

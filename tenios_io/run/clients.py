@@ -28,6 +28,10 @@ class RunClients:
     actor: str
     concurrency: int
     rate_limit: float | None = None
+    in_flight: int | None = None
+    """Recordings in the air at once (RunOptions.recordings; None: ``concurrency``)."""
+    batches: int | None = None
+    """Batches in flight (RunOptions.batches; None: ``concurrency``)."""
 
 
 Opener = Callable[[RunClients], AbstractContextManager[Pipeline]]

@@ -198,8 +198,9 @@ class RunLoop:
         return self.finish()
 
     def has_free_slot(self) -> bool:
-        """Fewer batches in flight than the run's concurrency."""
-        return len(self.inflight) < self.options.concurrency
+        """Fewer batches in flight than the run keeps (RunOptions.batches: its
+        concurrency, or enough to feed the recordings in flight)."""
+        return len(self.inflight) < self.options.batches
 
     def signalled(self) -> None:
         """A signal that came stops the run as a run-wide failure does (once)."""
@@ -252,7 +253,7 @@ class RunLoop:
         nothing more is due right now (a claim came back short)."""
         claimed = exhausted = False
         while self.has_free_slot() and self.may_claim():
-            free = self.options.concurrency - len(self.inflight)
+            free = self.options.batches - len(self.inflight)
             size = free * self.options.batch_size
             size = size if self.remaining is None else min(size, self.remaining)
             try:

@@ -234,23 +234,32 @@ def open_pipeline(
     *,
     actor: str,
     concurrency: int = 8,
+    in_flight: int | None = None,
+    batches: int | None = None,
     before_request: Callable[[], None] | None = None,
     progress: ProgressListener = NO_PROGRESS,
 ) -> Iterator[Pipeline]:
     """Build the run's pipeline; checks the access key and that the ledger is migrated.
-    ``progress`` hears of the run's fetches, outcomes and discoveries."""
+    ``progress`` hears of the run's fetches, outcomes and discoveries.  ``in_flight``
+    recordings are in the air at once (RunOptions.recordings; None: ``concurrency``,
+    each batch working its claims one after another), fed by ``batches`` batches
+    (RunOptions.batches; None: ``concurrency``): the HTTP and S3 connection pools are
+    sized for the recordings, the ledger's for the batches (each one writer)."""
+    in_flight = in_flight or concurrency
+    batches = batches or concurrency
     access_key = settings.require_access_key()
     settings.require_bucket()
     check_spool_dir(settings.spool_dir)
     require_current(settings.database_url)
     with ExitStack() as stack:
-        engine = create_ledger_engine(settings.database_url, pool_size=concurrency + 2)
+        engine = create_ledger_engine(settings.database_url, pool_size=batches + 2)
         stack.callback(engine.dispose)
         ledger = Ledger(engine, actor=actor)
-        http = stack.enter_context(make_http_client(settings.api_url, pool_size=concurrency))
+        http = stack.enter_context(make_http_client(settings.api_url, pool_size=in_flight))
         client = TeniosClient(http, access_key, before_request=before_request)
-        # A connection per batch thread, and a few for the run's own requests.
-        s3 = make_s3_client(max_pool_connections=max(DEFAULT_POOL, concurrency + 2))
+        # A connection per recording in flight, and a few for the run's own requests
+        # (manifests, the custody log).
+        s3 = make_s3_client(max_pool_connections=max(DEFAULT_POOL, in_flight + 2))
         stack.callback(s3.close)
         store = ArchiveStore.from_settings(settings, s3)
         sftp = None
@@ -274,6 +283,8 @@ def open_pipeline(
             spool_dir=settings.spool_dir,
             progress=progress,
             guard=RunGuard(canary=ApiCanary(ledger, client) if uses_api else None),
+            # no more in the air than batches: each batch works its own, one at a time
+            in_flight=in_flight if in_flight > batches else 1,
         )
         stack.callback(archiver.close)
         yield Pipeline(

@@ -271,6 +271,8 @@ def run_archive(
             settings,
             actor=actor,
             concurrency=options.concurrency,
+            in_flight=options.recordings,
+            batches=options.batches,
             before_request=before_request,
             progress=progress,
         ) as pipeline,
@@ -316,7 +318,7 @@ def run_in_process(
     With ``interruption`` (signals, interrupt.py) a run cut short returns without
     waiting for the batches it gave back; the caller ends the process."""
     stop = interruption.stop if interruption is not None else None
-    pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="batch")
+    pool = ThreadPoolExecutor(max_workers=options.batches, thread_name_prefix="batch")
     cut_short = False
     try:
         result = run_session(

@@ -100,6 +100,8 @@ def test_backfill_with_a_bad_file_imports_nothing(
 
 def test_usage_errors(cli: Cli) -> None:
     assert cli("run", "nightly", "--concurrency", "0").exit_code == 2
+    assert cli("run", "nightly", "--in-flight", "0").exit_code == 2
+    assert cli("run", "backfill", "--in-flight", "1025", "/no/such/file").exit_code == 2
     assert cli("run", "backfill", "/no/such/file").exit_code == 2
     help_text = cli("run", "nightly", "--help").stdout
     assert "Exit 0" in help_text and "preflight" in help_text
