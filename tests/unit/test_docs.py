@@ -189,8 +189,8 @@ def test_documented_command_exists(page: Path, args: list[str]) -> None:
 def test_the_command_check_catches_mistakes() -> None:
     assert check_against_cli(["run", "nightly", "--limit", "5"]) == []
     assert check_against_cli(["--config", "f.toml", "ledger", "list", "--config=g"]) == []
-    assert check_against_cli(["run", "nightly", "--in-flight", "4"]) == [
-        "tenios-archive run nightly has no option --in-flight"
+    assert check_against_cli(["run", "nightly", "--in-the-air", "4"]) == [
+        "tenios-archive run nightly has no option --in-the-air"
     ]
     assert check_against_cli(["ledger", "frobnicate"]) == [
         "tenios-archive ledger has no command 'frobnicate'"
