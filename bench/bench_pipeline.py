@@ -55,6 +55,7 @@ from pathlib import Path
 import boto3
 import httpx
 import sqlalchemy as sa
+from botocore.config import Config
 
 from tenios_io.ledger import Ledger, NewRecording, create_ledger_engine
 from tenios_io.ledger.schema import upgrade
@@ -130,8 +131,10 @@ class Peers:
     uuids: list[str]
     tmp: Path
 
-    def s3(self) -> object:
-        return boto3.client("s3", endpoint_url=self.s3_url, **_boto_args())
+    def s3(self, connections: int = 10) -> object:
+        """A client with ``connections`` in its pool (one per thread that uses it)."""
+        config = Config(max_pool_connections=max(10, connections))
+        return boto3.client("s3", endpoint_url=self.s3_url, config=config, **_boto_args())
 
     def bucket(self, locked: bool) -> str:
         name = f"bench-{uuid.uuid4().hex[:12]}"
@@ -183,7 +186,7 @@ def peers(size: int, count: int) -> Iterator[Peers]:
 def floor(p: Peers, uuids: list[str], concurrency: int) -> float:
     """Seconds for plain threads to fetch → hash → conditional PUT → HEAD ``uuids``."""
     bucket = p.bucket(locked=False)
-    s3 = p.s3()
+    s3 = p.s3(concurrency)
     http = httpx.Client(
         base_url=p.api_url, limits=httpx.Limits(max_connections=concurrency), timeout=60
     )
@@ -304,8 +307,11 @@ class PipelineRun:
     """Seconds from starting the process to its first archived recording."""
 
 
-def pipeline(p: Peers, uuids: list[str], concurrency: int, batch_size: int) -> PipelineRun:
-    """`tenios-archive run nightly` over ``uuids`` (a fresh ledger and bucket)."""
+def pipeline(
+    p: Peers, uuids: list[str], concurrency: int, batch_size: int, *options: str
+) -> PipelineRun:
+    """`tenios-archive run nightly` over ``uuids`` (a fresh ledger and bucket), with
+    ``options`` (e.g. ``--in-flight 256``) after the concurrency and batch size."""
     work = p.tmp / f"run-{uuid.uuid4().hex[:8]}"
     (work / "spool").mkdir(parents=True)
     url = f"sqlite:///{work / 'ledger.db'}"
@@ -327,7 +333,11 @@ def pipeline(p: Peers, uuids: list[str], concurrency: int, batch_size: int) -> P
         PYTHONPATH=str(ROOT),
     )
     command = [sys.executable, "-m", "tenios_io.cli", "run", "nightly"]
-    command += ["--concurrency", str(concurrency), "--batch-size", str(batch_size)]
+    profile = os.environ.get("BENCH_PIPELINE_PROFILE")  # a path prefix: profile each run
+    if profile:
+        report = f"{profile}-{len(uuids)}-{uuid.uuid4().hex[:6]}.txt"
+        command[1:3] = ["-m", "pyinstrument", "-r", "text", "-o", report, "-m", "tenios_io.cli"]
+    command += ["--concurrency", str(concurrency), "--batch-size", str(batch_size), *options]
     wall_start = datetime.now(UTC)
     started = time.perf_counter()
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)

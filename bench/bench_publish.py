@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,10 @@ from pathlib import Path
 
 import boto3
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_pipeline beside it
+
+from bench_pipeline import free_port, wait_listening
 
 from tenios_io.custody import merkle, signing
 from tenios_io.ledger import Ledger, create_ledger_engine
@@ -46,24 +49,6 @@ from tenios_io.store import ArchiveStore, make_s3_client
 FLOOR = 0.7  # ours / moto alone, both in events/s
 TARGET = 25_000
 BUCKET = "bench-publish"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"moto server never listened on {port}") from None
-            time.sleep(0.05)
 
 
 def _load() -> str:
@@ -96,14 +81,14 @@ def main() -> int:
     args = parser.parse_args()
     logging.getLogger("tenios_io").setLevel(logging.ERROR)
 
-    port = _free_port()
+    port = free_port()
     moto = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_listening(port, moto)
+        wait_listening(port, moto)
         moto_cpu = psutil.Process(moto.pid)
         session = boto3.session.Session(
             aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1"
