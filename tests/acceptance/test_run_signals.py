@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 RECORDINGS = 12
 GAVE_BACK = re.compile(r"SIGINT again: giving [1-6] claim\(s\) back now")
-COMMAND = ["run", "nightly", "--concurrency", "2", "--batch-size", "3"]
+# two recordings in the air (one per batch), the rest not started: what a signal gives back
+COMMAND = ["run", "nightly", "--concurrency", "2", "--in-flight", "2", "--batch-size", "3"]
 
 
 @pytest.fixture
