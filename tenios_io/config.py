@@ -521,4 +521,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         loaded = _WithFile(**merged)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc)) from None
-    return Settings.model_construct(**dict(loaded))
+    # model_fields_set: the settings the operator gave (environment, file, overrides),
+    # not those left at their defaults.
+    given = env_keys | set(merged)
+    return Settings.model_construct(_fields_set=given, **dict(loaded))

@@ -31,7 +31,17 @@ app = typer.Typer(
 )
 
 
-Concurrency = Annotated[int, typer.Option(min=1, max=32, help="Batches archived in parallel.")]
+Concurrency = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=32,
+        help="Batches archived in parallel (default 8). Given alone, it also caps the "
+        "recordings in the air, as before --in-flight existed.",
+        show_default=False,
+    ),
+]
+DEFAULT_CONCURRENCY = 8
 
 
 InFlight = Annotated[
@@ -39,8 +49,8 @@ InFlight = Annotated[
     typer.Option(
         min=1,
         max=1024,
-        help="Recordings in the air at once in this process (default TENIOS_IN_FLIGHT, 64): "
-        "raise it for far-away peers and big backlogs.",
+        help="Recordings in the air at once in this process (default TENIOS_IN_FLIGHT, 64; "
+        "--concurrency N alone: N): raise it for far-away peers and big backlogs.",
     ),
 ]
 
@@ -61,7 +71,7 @@ Budget = Annotated[
 def nightly(
     ctx: typer.Context,
     limit: Limit = None,
-    concurrency: Concurrency = 8,
+    concurrency: Concurrency = None,
     in_flight: InFlight = None,
     batch_size: BatchSize = 50,
     time_budget_minutes: Budget = None,
@@ -76,6 +86,8 @@ def nightly(
     from tenios_io.run.session import sweep_first
 
     cli = state(ctx)
+    in_flight = in_flight_of(ctx, in_flight, concurrency)
+    concurrency = concurrency or DEFAULT_CONCURRENCY
     run_archival(
         ctx,
         title="nightly run",
@@ -111,7 +123,7 @@ def backfill(
             readable=True,
         ),
     ],
-    concurrency: Concurrency = 8,
+    concurrency: Concurrency = None,
     in_flight: InFlight = None,
     rate_limit: Annotated[
         float | None,
@@ -129,6 +141,8 @@ def backfill(
     from tenios_io.ledger import ImportResult
 
     cli = state(ctx)
+    in_flight = in_flight_of(ctx, in_flight, concurrency)
+    concurrency = concurrency or DEFAULT_CONCURRENCY
 
     def imported_first(checked: Preflight) -> Callable[[Pipeline, str], dict[str, Any]]:
         imported = checked.imported or ImportResult(0, 0, 0, 0, 0)
@@ -167,3 +181,17 @@ def backfill(
         before=imported_first,
         register=file,
     )
+
+
+def in_flight_of(ctx: typer.Context, in_flight: int | None, concurrency: int | None) -> int | None:
+    """Recordings in the air: ``--in-flight``; else ``TENIOS_IN_FLIGHT`` when it is set;
+    else ``--concurrency`` when only that was given (a run asked for N batches keeps N
+    recordings in the air, as it did before there was a setting: a gentle run stays
+    gentle); else None, the setting's default (filled in by the run)."""
+    if in_flight is not None or concurrency is None:
+        return in_flight
+    from tenios_io.cli._common import settings
+
+    if "in_flight" in settings(ctx).model_fields_set:
+        return None
+    return concurrency

@@ -148,3 +148,31 @@ def test_in_flight_out_of_range_is_refused(bad: int) -> None:
 
 def test_the_setting_defaults_to_the_documented_value() -> None:
     assert load_settings().in_flight == DEFAULT_IN_FLIGHT == 64
+
+
+def test_concurrency_alone_still_caps_the_recordings_in_the_air(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`run nightly --concurrency 2` keeps 2 recordings in the air, as before there was
+    an in-flight setting; --in-flight, or TENIOS_IN_FLIGHT set in the environment or the
+    config file, say otherwise; with neither option the setting's default applies."""
+    import click
+    import typer
+
+    from tenios_io.cli._common import CliState
+    from tenios_io.cli.run import in_flight_of
+
+    def ctx(config_file: Path | None = None) -> typer.Context:
+        made = typer.Context(click.Command("nightly"))
+        made.obj = CliState(config_file=config_file)
+        return made
+
+    monkeypatch.delenv("TENIOS_IN_FLIGHT", raising=False)
+    assert in_flight_of(ctx(), None, 2) == 2
+    assert in_flight_of(ctx(), 128, 2) == 128
+    assert in_flight_of(ctx(), None, None) is None  # TENIOS_IN_FLIGHT's default, 64
+    config = tmp_path / "archive.toml"
+    config.write_text("in_flight = 256\n")
+    assert in_flight_of(ctx(config), None, 2) is None  # the file's 256, filled in by the run
+    monkeypatch.setenv("TENIOS_IN_FLIGHT", "300")
+    assert in_flight_of(ctx(), None, 2) is None
