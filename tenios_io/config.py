@@ -231,8 +231,14 @@ class Settings(BaseSettings):
     custody_key_file: Path | None = Field(
         default=None,
         description="Ed25519 signer key (from `tenios-archive audit keygen`) that signs the "
-        "custody log's checkpoints. Secret: the file's content is never printed. Unset = "
-        "checkpoints are written unsigned, with a warning.",
+        "custody log's checkpoints. Secret: the file's content is never printed. Required "
+        "by runs and `audit checkpoint` unless TENIOS_CUSTODY_UNSIGNED=true.",
+    )
+    custody_unsigned: bool = Field(
+        default=False,
+        description="true = write the custody log's checkpoints unsigned when "
+        "TENIOS_CUSTODY_KEY_FILE is unset (an explicit opt-out: auditors cannot verify an "
+        "unsigned log from the bucket alone). Ignored when a key file is set.",
     )
     custody_witnesses: str | None = Field(
         default=None,

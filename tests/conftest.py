@@ -19,6 +19,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.cli",
+    "tests.fixtures.custody",
     "tests.fixtures.databases",
     "tests.fixtures.fault_table",
     "tests.fixtures.moto",

@@ -13,7 +13,7 @@ from tenios_io.audit.retention import RetentionOverview
 from tenios_io.custody.chain import format_time
 from tenios_io.ledger import ChainReport, Recording, State
 from tenios_io.publish.checkpoints import CheckpointReport
-from tenios_io.publish.log import LoggedCheckpoint
+from tenios_io.publish.log import LoggedCheckpoint, unsigned_log_problem
 
 CheckStatus = Literal["passed", "failed", "not checked", "incomplete"]
 
@@ -147,6 +147,8 @@ class AuditReport:
             out.append(f"custody chain broken at event {self.chain.first_broken_seq}")
         if self.checkpoints is not None and not self.checkpoints.ok:
             out.append(f"{len(self.checkpoints.problems)} checkpoint(s) contradict the ledger")
+        if self.custody_log is not None and not self.custody_log.signed:
+            out.append(f"custody log UNSIGNED: {unsigned_log_problem(self.custody_log)}")
         if self.open_discrepancies:
             n = len(self.open_discrepancies)
             out.append(f"{n} unresolved verification discrepanc{'y' if n == 1 else 'ies'}")
@@ -188,6 +190,9 @@ class AuditReport:
         else:
             n = len(self.checkpoints.problems)
             out.append(Check("bucket", "failed", f"{n} checkpoint(s) contradict the ledger"))
+        log = self.custody_log
+        if log is not None and not log.signed:
+            out.append(Check("signature", "failed", "latest custody log checkpoint UNSIGNED"))
         cov = self.coverage
         if cov is None:
             out.append(Check("verification", "not checked", "verification coverage not read"))

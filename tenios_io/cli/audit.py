@@ -52,7 +52,12 @@ from tenios_io.cli._common import (
 )
 from tenios_io.ledger import Recording
 from tenios_io.publish.identity import bind_bucket
-from tenios_io.publish.log import load_signer
+from tenios_io.publish.log import (
+    KEYGEN_COMMAND,
+    custody_signer,
+    latest_log_checkpoint,
+    unsigned_log_problem,
+)
 from tenios_io.publish.witnessing import load_witnesses, witness_session
 
 app = typer.Typer(
@@ -205,6 +210,7 @@ def verify_chain(ctx: typer.Context, integrate: Integrate = True) -> None:
             if audit.store is not None
             else ""
         )
+        logged = latest_log_checkpoint(audit.ledger)
     failed = False
     if report.ok:
         console.print(
@@ -243,6 +249,12 @@ def verify_chain(ctx: typer.Context, integrate: Integrate = True) -> None:
         failed = True
         for problem in checkpoints.problems:
             err_console.print(f"[bold red]checkpoint problem:[/] {problem.message}", soft_wrap=True)
+    if logged is not None and not logged.signed:
+        # What `audit verify-bucket` and the report say too: an unsigned log is not verified.
+        failed = True
+        err_console.print(
+            f"[bold red]custody log UNSIGNED:[/] {unsigned_log_problem(logged)}", soft_wrap=True
+        )
     if failed:
         raise typer.Exit(1)
     if checkpoints is None:
@@ -287,12 +299,12 @@ def checkpoint(ctx: typer.Context) -> None:
     verify (nothing is written then).
     """
     cfg = settings(ctx)
+    signer = custody_signer(cfg.custody_key_file, unsigned=cfg.custody_unsigned)  # exit 2 first
     witnesses = load_witnesses(cfg.custody_witnesses, cfg.custody_witness_quorum)
     with (
         open_audit(cfg, actor=cli_actor("audit-checkpoint")) as audit,
         witness_session(witnesses) as session,
     ):
-        signer = load_signer(audit.settings.custody_key_file)
         store = audit.require_store()
         bind_bucket(audit.ledger, store)  # a bucket from before ledger ids gets this one's
         written = write_checkpoint(audit.ledger, store, signer=signer, witnesses=session)
@@ -305,10 +317,12 @@ def checkpoint(ctx: typer.Context) -> None:
     )
     if signer is None:
         err_console.print(
-            "[yellow]warning:[/] the custody log's checkpoint was written UNSIGNED: set "
-            "TENIOS_CUSTODY_KEY_FILE (create a key with `tenios-archive audit keygen`)",
+            "[yellow]warning:[/] the custody log's checkpoint was written UNSIGNED "
+            "(TENIOS_CUSTODY_UNSIGNED=true): auditors cannot verify it. To sign from now "
+            "on, run this and set TENIOS_CUSTODY_KEY_FILE to the file:",
             soft_wrap=True,
         )
+        err_console.print(KEYGEN_COMMAND, soft_wrap=True, markup=False)
     if written.lock_mode:
         console.print(
             f"Object Lock {written.lock_mode} until {written.retain_until:%Y-%m-%d}", soft_wrap=True

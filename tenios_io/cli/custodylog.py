@@ -336,6 +336,16 @@ def verify_bucket(
         f"({report.versions_listed:,} version(s) and delete marker(s))",
         soft_wrap=True,
     )
+    if report.unsigned_era:
+        era = report.unsigned_era
+        console.print(
+            f"history: {len(era)} UNSIGNED checkpoint(s) (sizes {era[0].size:,} to "
+            f"{era[-1].size:,}) from before the archive had its signing key; their roots "
+            f"match the tree, and the signed checkpoint(s) from size "
+            f"{report.checkpoints[0].size:,} cover every event since the first",
+            soft_wrap=True,
+            markup=False,
+        )
     if report.witness is not None:
         console.print(f"newest checkpoint: {report.witness.describe()}", soft_wrap=True)
         older = [size for size in report.unwitnessed if size != report.tree_size]

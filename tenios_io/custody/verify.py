@@ -38,6 +38,14 @@ was numbered) must carry valid cosignatures of K of those witnesses (``witness``
 older checkpoints without them are listed, not findings.  With a checkpoint the
 auditor kept (``--since``), the newest checkpoint must extend it: a consistency proof
 from the tiles (``since``) — a log rebuilt and re-signed by the operator fails it.
+
+**The unsigned era.** An archive started before it had a signing key holds unsigned
+numbered checkpoints (written without TENIOS_CUSTODY_KEY_FILE), under Object Lock for
+good.  Those older than the first signed checkpoint are history, not findings: they are
+reported once (:attr:`BucketReport.unsigned_era`), their roots are still compared with
+the tree, and the signed checkpoints after them cover every entry from the first, so
+the signed log verifies clean.  An unsigned checkpoint after the first signed one (a
+key removed later) is a finding, as is an archive with no signed checkpoint at all.
 """
 
 from __future__ import annotations
@@ -122,6 +130,8 @@ class BucketReport:
     """What :func:`verify_bucket` found."""
 
     checkpoints: list[LogCheckpoint] = field(default_factory=list)
+    unsigned_era: list[LogCheckpoint] = field(default_factory=list)
+    """Unsigned checkpoints older than the first signed one: history, not findings."""
     tree_size: int = 0
     objects_checked: int = 0
     objects_listed: int = 0
@@ -204,6 +214,9 @@ def _signed_checkpoints(
     with the key it rotated to.
     """
     good: dict[int, LogCheckpoint] = {}
+    unsigned: list[tuple[int, str, bytes, str]] = []
+    """Unsigned numbered checkpoints (no signature block): judged once the first signed
+    one is known — before it they are the unsigned era, history, not findings."""
     numbered: list[tuple[int, str, bytes]] = []
     for obj in files.store.iter_objects(files.key("checkpoints/")):
         name = obj.key[len(files.prefix) :]
@@ -226,6 +239,9 @@ def _signed_checkpoints(
                 if not isinstance(rotated, str):
                     key, checkpoint = rotation.new, rotated
                     report.rotations.append(rotation)
+        if isinstance(checkpoint, str) and b"\n\n" not in note:
+            unsigned.append((size, name, note, checkpoint))
+            continue
         if isinstance(checkpoint, str):
             for retired in report.rotations:
                 if not isinstance(_open(files, name, note, retired.old, origin), str):
@@ -242,6 +258,7 @@ def _signed_checkpoints(
             continue
         good[checkpoint.size] = checkpoint
         report.signed_with[checkpoint.size] = key
+    _judge_unsigned(files, unsigned, min(good) if good else None, origin, report)
     note = files.read(LATEST)
     latest = _open(files, LATEST, note, key, origin) if note is not None else None
     if isinstance(latest, str):
@@ -260,6 +277,30 @@ def _signed_checkpoints(
     else:
         report.findings.append(Finding("checkpoint", files.key(LATEST), "missing"))
     return [good[size] for size in sorted(good)]
+
+
+def _judge_unsigned(
+    files: LogFiles,
+    unsigned: list[tuple[int, str, bytes, str]],
+    first_signed: int | None,
+    origin: str,
+    report: BucketReport,
+) -> None:
+    """Unsigned numbered checkpoints before the first signed one are the unsigned era
+    (history: reported once, their roots still compared with the tree); after it, or
+    with no signed checkpoint at all, each is a ``signature`` finding."""
+    for size, name, note, why in unsigned:
+        era = open_checkpoint(note, None)
+        if first_signed is not None and size < first_signed and era.origin == origin:
+            if name == checkpoint_name(size):
+                report.unsigned_era.append(era)
+                continue
+        if first_signed is not None and size > first_signed:
+            why = (
+                f"unsigned, written after the signed checkpoint {first_signed} (a run "
+                "without TENIOS_CUSTODY_KEY_FILE)"
+            )
+        report.findings.append(Finding("signature", files.key(name), why))
 
 
 def _rotation_from(files: LogFiles, key: signing.Verifier, size: int) -> Rotation | None:
@@ -408,7 +449,8 @@ def _check_tree(
     Returns what the entries say (None if the entries are unreadable).
     """
     size = checkpoints[-1].size
-    roots = {c.size: c.root for c in checkpoints}
+    # The unsigned era's roots too: its checkpoints must be states of the same tree.
+    roots = {c.size: c.root for c in [*report.unsigned_era, *checkpoints]}
     edge = TreeEdge()
     logged = _LogIndex()
     bad_tiles: list[str] = []

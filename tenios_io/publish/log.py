@@ -471,6 +471,27 @@ def _covers(note: bytes, rotation: Rotation) -> bool:
         return False
 
 
+KEYGEN_COMMAND = "tenios-archive audit keygen --output /etc/tenios-archive/custody.key"
+"""The one command that creates the custody signing key (README, the first hour)."""
+
+NO_CUSTODY_KEY = (
+    f"TENIOS_CUSTODY_KEY_FILE is not set: create the custody signing key with `{KEYGEN_COMMAND}` "
+    "and set TENIOS_CUSTODY_KEY_FILE to that file (or set TENIOS_CUSTODY_UNSIGNED=true to "
+    "write unsigned checkpoints auditors cannot verify)"
+)
+
+
+def custody_signer(key_file: Path | None, *, unsigned: bool) -> signing.Signer | None:
+    """The signer a run or `audit checkpoint` must sign with: the key of
+    TENIOS_CUSTODY_KEY_FILE; None only when the operator opted out with
+    TENIOS_CUSTODY_UNSIGNED=true; ConfigError (naming ``audit keygen``) otherwise.  An
+    unsigned checkpoint is locked in the bucket for the retention period, so it is never
+    written by default."""
+    if key_file is None and not unsigned:
+        raise ConfigError(NO_CUSTODY_KEY, variable="TENIOS_CUSTODY_KEY_FILE")
+    return load_signer(key_file)
+
+
 class LoggedCheckpoint(NamedTuple):
     """A log checkpoint as the ledger's ``checkpoint`` event records it."""
 
@@ -482,6 +503,16 @@ class LoggedCheckpoint(NamedTuple):
     def described(self) -> str:
         how = "signed" if self.signed else "UNSIGNED"
         return f"latest {how} checkpoint {self.key} ({self.size:,} events)"
+
+
+def unsigned_log_problem(logged: LoggedCheckpoint) -> str:
+    """What an unsigned latest checkpoint means and what to do, in one line (said alike
+    by `audit verify-chain` and the report, as `audit verify-bucket` fails on it)."""
+    return (
+        f"the latest checkpoint (size {logged.size:,}) has no signature, so auditors cannot "
+        "verify the archive from the bucket; set TENIOS_CUSTODY_KEY_FILE (see `tenios-archive "
+        "audit keygen`) and run: tenios-archive audit checkpoint"
+    )
 
 
 def latest_log_checkpoint(ledger: Ledger) -> LoggedCheckpoint | None:

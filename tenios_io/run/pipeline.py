@@ -33,7 +33,7 @@ from tenios_io.ledger import Ledger, create_ledger_engine
 from tenios_io.ledger.schema import require_current
 from tenios_io.progress import NO_PROGRESS, ProgressListener
 from tenios_io.publish.identity import bind_bucket
-from tenios_io.publish.log import check_signing_key, load_signer
+from tenios_io.publish.log import check_signing_key, custody_signer
 from tenios_io.publish.manifests import ManifestWritten, write_missing_manifests
 from tenios_io.publish.witnessing import load_witnesses
 from tenios_io.recording.source import Fetched, FetchRequest, RecordingSource, Sink
@@ -147,7 +147,10 @@ class Pipeline:
         reachable with a trusted host key (the database and access key were checked when
         the pipeline was opened), TENIOS_API_URL reachable (when the API is a source),
         the custody signing key readable; ConfigError with the reason otherwise."""
-        signer = load_signer(self.settings.custody_key_file)  # not only at the run's end
+        # Not only at the run's end: a run without its key stops before fetching anything.
+        signer = custody_signer(
+            self.settings.custody_key_file, unsigned=self.settings.custody_unsigned
+        )
         load_witnesses(self.settings.custody_witnesses, self.settings.custody_witness_quorum)
         stale = remove_stale_spools(self.settings.spool_dir)
         if stale:

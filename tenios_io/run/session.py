@@ -34,7 +34,7 @@ from tenios_io.publish.checkpoints import (
     unchanged_since_checkpoint,
     write_checkpoint,
 )
-from tenios_io.publish.log import load_signer, witness_latest
+from tenios_io.publish.log import custody_signer, latest_log_checkpoint, witness_latest
 from tenios_io.publish.witnessing import load_witnesses, witness_session
 from tenios_io.run.archiver import Archiver, RecordingResult
 from tenios_io.run.interrupt import Interruption
@@ -161,10 +161,13 @@ def checkpoint_step(pipeline: Pipeline, actor: str) -> dict[str, Any]:
     ``log_forked`` the custody alarm when one refused the log's history (the run
     then ends with exit code 1, see :meth:`RunResult.to_dict`)."""
     settings = pipeline.settings
+    signer = custody_signer(settings.custody_key_file, unsigned=settings.custody_unsigned)
     witnesses = load_witnesses(settings.custody_witnesses, settings.custody_witness_quorum)
     with witness_session(witnesses) as session:
         unchanged = unchanged_since_checkpoint(pipeline.ledger, pipeline.store)
-        if unchanged is not None:
+        logged = latest_log_checkpoint(pipeline.ledger) if unchanged is not None else None
+        # An unsigned checkpoint is superseded by a signed one as soon as there is a key.
+        if unchanged is not None and not (signer is not None and logged and not logged.signed):
             result: dict[str, Any] = {
                 "key": unchanged.key,
                 "last_seq": unchanged.last_seq,
@@ -174,7 +177,6 @@ def checkpoint_step(pipeline: Pipeline, actor: str) -> dict[str, Any]:
             report = witness_latest(pipeline.store, session) if session else None
             record_fork(pipeline.ledger, report, actor=actor)
         else:
-            signer = load_signer(settings.custody_key_file)
             written = write_checkpoint(
                 pipeline.ledger, pipeline.store, actor=actor, signer=signer, witnesses=session
             )

@@ -21,6 +21,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from tenios_io.config import UUID_RE
+from tenios_io.custody import signing
 from tenios_io.simulator import Simulator, running_simulator
 from tenios_io.simulator.sftpd import serving_drop
 
@@ -106,6 +107,9 @@ def demo_environment(root: Path, *, recordings: int = 50) -> Iterator[DemoEnviro
         s3.create_bucket(Bucket=DEMO_BUCKET, ObjectLockEnabledForBucket=True)
         s3.close()
         ledger_file = root / "ledger.db"
+        custody_key = root / "custody.key"  # signed from the first run, as in production
+        custody_key.unlink(missing_ok=True)
+        signing.write_signer(custody_key, signing.generate(DEMO_BUCKET))
         config = root / "tenios-archive.toml"
         config.write_text(
             "# Written by `tenios-archive demo`: settings of the local demo.\n"
@@ -121,7 +125,8 @@ def demo_environment(root: Path, *, recordings: int = 50) -> Iterator[DemoEnviro
             f'sftp_known_hosts = "{sftp.known_hosts}"\n'
             f"sftp_pattern = '{DEMO_SFTP_PATTERN}'\n"
             "sftp_settle_seconds = 0\n"
-            'sftp_after = "move:archived"\n',
+            'sftp_after = "move:archived"\n'
+            f'custody_key_file = "{custody_key}"\n',
             encoding="utf-8",
         )
         pairs = [(u, sim.recording(u).call_uuid) for u in sim.catalogue.uuids()]

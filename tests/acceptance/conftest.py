@@ -95,6 +95,8 @@ def _make_world(
             "TENIOS_SPOOL_DIR": str(spool),
             "TENIOS_MULTIPART_THRESHOLD_MB": "5",
             "PREFECT_API_URL": prefect_api_url,
+            # The session's signing key (tests/fixtures/custody.py), for child processes too.
+            "TENIOS_CUSTODY_KEY_FILE": os.environ["TENIOS_CUSTODY_KEY_FILE"],
         }
         for key, value in env.items():
             monkeypatch.setenv(key, value)

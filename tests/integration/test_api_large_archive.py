@@ -97,6 +97,7 @@ def test_one_gib_recording_archived_through_the_api_within_150_mb(
         TENIOS_S3_BUCKET=plain_bucket,
         TENIOS_RETENTION_MODE="none",
         TENIOS_SPOOL_DIR=str(spool_dir),
+        TENIOS_CUSTODY_KEY_FILE=os.environ["TENIOS_CUSTODY_KEY_FILE"],  # the session's key
     )
     monkeypatch.setenv("TENIOS_DATABASE_URL", sqlite_url)
     assert cli("db", "upgrade").exit_code == 0

@@ -671,13 +671,25 @@ def open_checkpoint_size(proving: Proving) -> int:
     return open_checkpoint(note, proving.signer.verifier).size
 
 
-def test_checkpoint_without_a_key_warns_and_a_bad_key_file_is_a_usage_error(
+def test_checkpoint_without_a_key_stops_unless_opted_out_and_a_bad_key_file_is_a_usage_error(
     proving: Proving, cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("TENIOS_CUSTODY_KEY_FILE")
+    before = proving.world.s3.list_object_versions(Bucket=proving.world.bucket)
+    refused = cli("audit", "checkpoint")
+    assert refused.exit_code == 2, refused.output
+    assert len(refused.stderr.strip().splitlines()) == 1  # one line, the command in it
+    assert "TENIOS_CUSTODY_KEY_FILE" in refused.stderr
+    assert "TENIOS_CUSTODY_UNSIGNED" in refused.stderr
+    assert "tenios-archive audit keygen --output " in refused.stderr
+    after = proving.world.s3.list_object_versions(Bucket=proving.world.bucket)
+    assert after.get("Versions") == before.get("Versions")  # nothing written
+    monkeypatch.setenv("TENIOS_CUSTODY_UNSIGNED", "true")  # the explicit opt-out
     unsigned = cli("audit", "checkpoint")
     assert unsigned.exit_code == 0 and "UNSIGNED" in unsigned.stderr
     assert "TENIOS_CUSTODY_KEY_FILE" in unsigned.stderr
+    assert "tenios-archive audit keygen --output " in unsigned.stderr.splitlines()[-1]
+    monkeypatch.delenv("TENIOS_CUSTODY_UNSIGNED")
     monkeypatch.setenv("TENIOS_CUSTODY_KEY_FILE", str(tmp_path / "missing.key"))
     missing = cli("audit", "checkpoint")
     assert missing.exit_code == 2 and "TENIOS_CUSTODY_KEY_FILE" in missing.stderr
@@ -686,3 +698,62 @@ def test_checkpoint_without_a_key_warns_and_a_bad_key_file_is_a_usage_error(
     bad = cli("audit", "checkpoint")
     assert bad.exit_code == 2 and "TENIOS_CUSTODY_KEY_FILE" in bad.stderr
     assert "c2VjcmV0c2VjcmV0" not in bad.output
+
+
+def test_an_unsigned_era_then_signed_report_verify_chain_and_verify_bucket_agree(
+    sqlite_url: str,
+    s3_client: S3Client,
+    locked_bucket: str,
+    moto_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Cli,
+    tmp_path: Path,
+) -> None:
+    """An archive whose first checkpoint was written without a key (issue 27): while the
+    latest checkpoint is unsigned all three checks fail and the report's banner is not
+    green; once a signed checkpoint follows, all three pass and verify-bucket reports the
+    unsigned era once, as history."""
+    upgrade(sqlite_url)
+    world = make_world(sqlite_url, s3_client, locked_bucket)
+    for name, value in {
+        **FAKE_CREDENTIALS,
+        "AWS_ENDPOINT_URL_S3": moto_server,
+        "TENIOS_DATABASE_URL": sqlite_url,
+        "TENIOS_S3_BUCKET": locked_bucket,
+    }.items():
+        monkeypatch.setenv(name, value)
+    signer = signing.generate("archive.test")
+    key = str(signer.verifier)
+
+    def verdicts(report_dir: str) -> tuple[CliResult, CliResult, CliResult]:
+        assert cli("audit", "verify", "--all").exit_code == 0  # coverage complete
+        chain = cli("audit", "verify-chain")
+        bucket = cli("audit", "verify-bucket", "--key", key)
+        report = cli("audit", "report", "--output", str(tmp_path / report_dir))
+        return chain, bucket, report
+
+    world.archive(2)
+    write_checkpoint(world.ledger, world.store)  # the first nightly, before the key
+    chain, bucket, report = verdicts("before")
+    assert (chain.exit_code, bucket.exit_code, report.exit_code) == (1, 1, 1), [
+        chain.output,
+        bucket.output,
+        report.output,
+    ]
+    assert "custody log UNSIGNED" in chain.stderr and "audit checkpoint" in chain.stderr
+    assert "no checkpoint signed by this key" in bucket.words
+    html = (tmp_path / "before" / "report.html").read_text()
+    assert "custody log UNSIGNED" in html and "all checks passed" not in html.lower()
+
+    world.archive(2)
+    write_checkpoint(world.ledger, world.store, signer=signer)  # the key is set from now on
+    chain, bucket, report = verdicts("after")
+    assert (chain.exit_code, bucket.exit_code, report.exit_code) == (0, 0, 0), [
+        chain.output,
+        bucket.output,
+        report.output,
+    ]
+    assert bucket.words.count("history: 1 UNSIGNED checkpoint(s)") == 1
+    assert "custody log OK" in bucket.stdout
+    assert "UNSIGNED" not in chain.output
+    world.ledger.engine.dispose()

@@ -87,6 +87,33 @@ def test_spool_dir_unusable_stops_the_run_at_start(
     assert ("does not exist" if kind == "missing" else "is not a directory") in line
 
 
+def test_without_a_custody_key_runs_stop_at_preflight_naming_keygen(
+    configured: str, cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Signed from the first run (issue 27): no TENIOS_CUSTODY_KEY_FILE, no run, unless
+    the operator opted out with TENIOS_CUSTODY_UNSIGNED=true."""
+    monkeypatch.delenv("TENIOS_CUSTODY_KEY_FILE")
+    upgraded = cli("db", "upgrade")
+    assert upgraded.exit_code == 0
+    hint = [line for line in upgraded.stdout.splitlines() if "audit keygen" in line]
+    assert len(hint) == 1 and "TENIOS_CUSTODY_KEY_FILE" in hint[0]
+    ids = tmp_path / "ids.txt"
+    ids.write_text("0d9c3a52-6a3c-4a8e-9a39-2f8d9c3b1e70\n")
+    for args in (("run", "nightly"), ("run", "backfill", str(ids))):
+        result = cli(*args)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "TENIOS_CUSTODY_KEY_FILE" in lines[0]
+        assert "`tenios-archive audit keygen --output " in lines[0]
+    listed = cli("ledger", "list", "--json")
+    assert listed.exit_code == 0 and "0d9c3a52" not in listed.stdout  # nothing imported
+    monkeypatch.setenv("TENIOS_CUSTODY_UNSIGNED", "true")
+    assert "audit keygen" not in cli("db", "upgrade").stdout  # opted out: no hint
+    opted_out = cli("run", "nightly")
+    assert "TENIOS_CUSTODY" not in opted_out.output and opted_out.exit_code == 0, opted_out.output
+
+
 def test_backfill_with_a_bad_file_imports_nothing(
     configured: str, cli: Cli, tmp_path: Path
 ) -> None:
