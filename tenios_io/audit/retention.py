@@ -103,6 +103,10 @@ def set_legal_hold(
     action = "placed" if on else "released"
     if rec.state is State.PURGED:
         return HoldResult(key, False, "purged: there is nothing left to hold", rec.s3_key)
+    if rec.legal_hold == on:
+        # Nothing to change: no S3 call and no second custody event for the same hold.
+        already = "already on legal hold" if on else "not on legal hold"
+        return HoldResult(key, True, f"{already}: nothing changed", rec.s3_key)
     details: dict[str, Any] = {"reason": reason, "on": on}
     applied = False
     if rec.state is State.ARCHIVED and rec.s3_key:

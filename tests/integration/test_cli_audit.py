@@ -195,6 +195,11 @@ def test_purge_deletes_nothing_without_yes(world: AuditWorld, cli: Cli) -> None:
     assert versions_of(world.s3, world.bucket, sidecar_key(rec.s3_key)) != []
     hold = cli("ledger", "hold", held, "--reason", "case 12")
     assert hold.exit_code == 0 and "legal hold placed in S3 and the ledger" in hold.stdout
+    holds = len(world.event_details(held, "legal_hold"))
+    again = cli("ledger", "hold", held, "--reason", "case 12")  # issue 27: not "placed" again
+    assert again.exit_code == 0 and "already on legal hold: nothing changed" in again.stdout
+    assert "placed" not in again.stdout
+    assert len(world.event_details(held, "legal_hold")) == holds  # no second event
 
     for args in (("--expired",), ("--expired", "--dry-run")):
         dry = cli("purge", *args)
