@@ -105,6 +105,11 @@ def run_fanned_out(
         backlog = collect(pipeline.ledger, pipeline.ledger.clock_now())
     report_backlog(backlog, alert_hours=settings.alert_oldest_due_hours)
     create_table_artifact(
+        key=f"{flow_name}-summary",
+        table=fanout.run_summary_table(summary),
+        description="This run's totals over its worker runs (per worker: the -workers artifact).",
+    )
+    create_table_artifact(
         key=f"{flow_name}-workers",
         table=fanout.table(summary),
         description="Per archive worker: recordings, bytes, rate, failures; crashed ones named.",

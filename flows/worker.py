@@ -4,12 +4,12 @@ nothing is due or its time budget ends; one of the runs a fanned-out `backfill` 
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, run_archive
-from tenios_io.run.fanout import worker_summary
+from tenios_io.run.fanout import idle_note, worker_summary
 from tenios_io.run.options import RunOptions
 
 #: The artifact key of a worker's plain summary; the parent reads it back.
@@ -50,9 +50,13 @@ def archive_worker(
         checkpoint=False,
     )
     summary = worker_summary(result)
+    idle = idle_note(result)
     create_table_artifact(
         key=RESULT_KEY,
         table=[summary],
-        description="This worker's summary, aggregated by the run that started it.",
+        description="This worker's summary, aggregated by the run that started it."
+        + (f" {idle}" if idle else ""),
     )
+    if idle:
+        get_run_logger().info("%s", idle)
     return flow_end(result, summary)

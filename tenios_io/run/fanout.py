@@ -29,6 +29,39 @@ def worker_summary(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def idle_note(result: dict[str, Any]) -> str | None:
+    """Why a worker run processed no recording (None when it processed some): what its
+    artifact says, so an idle worker is not mistaken for a stuck one."""
+    if sum(result.get("counts", {}).values()):
+        return None
+    stopped = result.get("stopped") or {}
+    if stopped.get("message"):
+        return f"no recordings: {stopped['message']}"
+    return (
+        "no recordings: nothing was due when this worker claimed (the other workers had "
+        "taken every due recording, or none was due yet)"
+    )
+
+
+def run_summary_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fanned-out run's totals over its workers, one row per measure (the
+    ``…-summary`` artifact a single run has too); no throughput when nothing was
+    archived."""
+    rows: list[dict[str, Any]] = [
+        {"measure": "workers", "value": summary["workers"]},
+        {"measure": "recordings", "value": summary["recordings"]},
+        {"measure": "archived", "value": summary["archived"]},
+        {"measure": "bytes archived", "value": summary["bytes"]},
+        {"measure": "failures", "value": summary["failures"]},
+        {"measure": "seconds", "value": summary["seconds"]},
+    ]
+    if summary["archived"]:
+        rows.append({"measure": "throughput", "value": f"{summary['rate']}/s"})
+    if summary["crashed"]:
+        rows.append({"measure": "crashed workers", "value": ", ".join(summary["crashed"])})
+    return rows
+
+
 @dataclass
 class WorkerRun:
     """One worker run as the parent saw it end: its name, final state, summary (None:

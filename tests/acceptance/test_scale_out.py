@@ -199,4 +199,11 @@ def test_nightly_with_two_workers_adds_their_summaries_up(
         row["recordings"] for row in rows.values() if row["recordings"]
     )
     assert all(actor.startswith("prefect:archive-worker:") for actor in by_actor)
+    # The run's own totals, as a single run's `…-summary` artifact (issue 27).
+    summary = {
+        row["measure"]: row["value"]
+        for row in workers_artifact(parent.id, "nightly-archive-summary")
+    }
+    assert summary["workers"] == 2 and summary["archived"] == len(uuids)
+    assert summary["recordings"] == len(uuids) and "throughput" in summary
     ledger.engine.dispose()

@@ -201,3 +201,15 @@ def test_the_command_check_catches_mistakes() -> None:
 def test_readme_is_a_front_door() -> None:
     lines = README.read_text(encoding="utf-8").count("\n")
     assert lines <= 400, f"README.md has {lines} lines: move guides and tables to docs/"
+
+
+MD_REFERENCE = re.compile(r"\b([\w./-]+\.md)\b")
+
+
+@pytest.mark.parametrize("path", ["prefect.yaml", "Makefile", "pyproject.toml"])
+def test_config_files_name_only_pages_in_the_repository(path: str) -> None:
+    """Issue 27: prefect.yaml pointed at a DESIGN.md that is not in the repository."""
+    text = (ROOT / path).read_text(encoding="utf-8")
+    named = set(MD_REFERENCE.findall(text))
+    missing = sorted(n for n in named if not (ROOT / n).is_file())
+    assert missing == [], f"{path} names pages the repository does not have: {missing}"

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from tenios_io.ledger.stats import WorkProbe
-from tenios_io.run.fanout import Watch, WorkerRun, aggregate, table, work_left, worker_summary
+from tenios_io.run.fanout import (
+    Watch,
+    WorkerRun,
+    aggregate,
+    idle_note,
+    run_summary_table,
+    table,
+    work_left,
+    worker_summary,
+)
 
 
 def _result(archived: int, failed: int, size: int, seconds: float) -> dict[str, object]:
@@ -94,3 +103,26 @@ def test_a_run_still_open_when_nothing_is_left_is_lost_after_the_grace() -> None
     assert watch.next(open_runs=1, starting=False, probe=_stats(0, 0), now=40) == "wait"
     assert watch.next(open_runs=1, starting=False, probe=_stats(0, 0), now=99) == "wait"
     assert watch.next(open_runs=1, starting=False, probe=_stats(0, 0), now=100) == "lost"
+
+
+def test_an_idle_worker_says_why_and_a_busy_one_says_nothing() -> None:
+    """Issue 27: a fanned-out worker that got no recordings says so in its artifact."""
+    assert idle_note(_result(archived=3, failed=0, size=10, seconds=1.0)) is None
+    idle = idle_note({"counts": {}, "seconds": 0.2})
+    assert idle is not None and idle.startswith("no recordings: nothing was due")
+    stopped = idle_note({"counts": {}, "stopped": {"message": "run stopped: ledger down"}})
+    assert stopped == "no recordings: run stopped: ledger down"
+
+
+def test_the_run_summary_table_totals_and_omits_throughput_when_nothing_was_archived() -> None:
+    runs = [
+        WorkerRun("w1", "id1", "COMPLETED", worker_summary(_result(4, 1, 400, 2.0))),
+        WorkerRun("w2", "id2", "CRASHED", None),
+    ]
+    rows = {r["measure"]: r["value"] for r in run_summary_table(aggregate(runs, 4.0))}
+    assert rows["workers"] == 2 and rows["recordings"] == 5 and rows["archived"] == 4
+    assert rows["failures"] == 1 and rows["throughput"] == "1.25/s"
+    assert rows["crashed workers"] == "w2"
+    idle = [WorkerRun("w1", "id1", "COMPLETED", worker_summary({"counts": {}, "seconds": 1.0}))]
+    rows = {r["measure"]: r["value"] for r in run_summary_table(aggregate(idle, 1.0))}
+    assert rows["archived"] == 0 and "throughput" not in rows
