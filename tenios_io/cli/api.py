@@ -14,14 +14,16 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tenios_io.api import TeniosClient, make_http_client
 from tenios_io.cli._common import console, err_console, settings
-from tenios_io.config import UUID_RE, Settings
-from tenios_io.ledger import open_ledger
+from tenios_io.config import UUID_RE
+
+if TYPE_CHECKING:  # imported where used: `--help` loads nothing heavy (issue 27)
+    from tenios_io.api import TeniosClient
+    from tenios_io.config import Settings
 
 app = typer.Typer(
     help="Call the TENIOS record-call API (start, stop, retrieve a recording).",
@@ -39,6 +41,8 @@ def _uuid(value: str) -> str:
 
 @contextlib.contextmanager
 def _client(config: Settings) -> Iterator[TeniosClient]:
+    from tenios_io.api import TeniosClient, make_http_client
+
     access_key = config.require_access_key()  # ConfigError → exit 2
     with make_http_client(config.api_url, pool_size=1) as http:
         yield TeniosClient(http, access_key)
@@ -62,6 +66,8 @@ def start(
     The recording goes through the intake, as any producer's would (one INSERT into
     ``recording_intake``), and the intake is drained at once.
     """
+    from tenios_io.ledger import open_ledger
+
     if no_caller and no_callee:
         raise typer.BadParameter("--no-caller and --no-callee together would record nothing")
     config = settings(ctx)

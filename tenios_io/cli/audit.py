@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -25,23 +25,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tenios_io.audit import (
-    Category,
-    Period,
-    VerifyResult,
-    build_report,
-    check_checkpoints,
-    checkpoint_prefix,
-    drop_entries,
-    open_audit,
-    reconcile,
-    retention_overview,
-    select_recordings,
-    verify_archive,
-    write_checkpoint,
-)
-from tenios_io.audit.export import event_record
-from tenios_io.audit.verify import SelectionMode
 from tenios_io.cli._common import (
     cli_actor,
     console,
@@ -50,15 +33,11 @@ from tenios_io.cli._common import (
     settings,
     shown,
 )
-from tenios_io.ledger import Recording
-from tenios_io.publish.identity import bind_bucket
-from tenios_io.publish.log import (
-    KEYGEN_COMMAND,
-    custody_signer,
-    latest_log_checkpoint,
-    unsigned_log_problem,
-)
-from tenios_io.publish.witnessing import load_witnesses, witness_session
+
+if TYPE_CHECKING:  # imported where used: `--help` loads nothing heavy (issue 27)
+    from tenios_io.audit import VerifyResult
+    from tenios_io.audit.verify import SelectionMode
+    from tenios_io.ledger import Recording
 
 app = typer.Typer(
     help="Audit: verify the archive and the custody chain, reconcile, retention, reports.",
@@ -132,6 +111,8 @@ def verify(
     the bytes.  Each result is a custody event (verified / discrepancy).
     Exit 1 on any discrepancy (named), or if a recording could not be checked.
     """
+    from tenios_io.audit import open_audit, select_recordings, verify_archive
+
     if sum((all_, sample is not None, rolling)) > 1:
         raise typer.BadParameter("choose one of --all, --sample, --rolling")
     if cycle_days is not None and not rolling:
@@ -200,6 +181,9 @@ def verify_chain(ctx: typer.Context, integrate: Integrate = True) -> None:
     (events deleted, the table truncated, history re-hashed).  Without a bucket
     configured only the chain is checked (and a note says so).
     """
+    from tenios_io.audit import check_checkpoints, checkpoint_prefix, open_audit
+    from tenios_io.publish.log import latest_log_checkpoint, unsigned_log_problem
+
     with open_audit(settings(ctx), need_store=False) as audit:
         report = audit.ledger.verify_chain(integrate=integrate)
         checkpoints = (
@@ -276,6 +260,9 @@ def export_events(
     (see the README's section for compliance teams).  Events still queued (written,
     not yet integrated) have no place in the chain yet: they are counted, not exported.
     """
+    from tenios_io.audit import open_audit
+    from tenios_io.audit.export import event_record
+
     with open_audit(settings(ctx), need_store=False) as audit, output_file(output) as out:
         if integrate:
             audit.ledger.integrate_all()
@@ -298,6 +285,11 @@ def checkpoint(ctx: typer.Context) -> None:
     The chain since the previous checkpoint is verified first; exit 1 if it does not
     verify (nothing is written then).
     """
+    from tenios_io.audit import open_audit, write_checkpoint
+    from tenios_io.publish.identity import bind_bucket
+    from tenios_io.publish.log import KEYGEN_COMMAND, custody_signer
+    from tenios_io.publish.witnessing import load_witnesses, witness_session
+
     cfg = settings(ctx)
     signer = custody_signer(cfg.custody_key_file, unsigned=cfg.custody_unsigned)  # exit 2 first
     witnesses = load_witnesses(cfg.custody_witnesses, cfg.custody_witness_quorum)
@@ -359,6 +351,8 @@ def reconcile_(
     registered (.json sidecars of earlier versions are recognised, never required).
     Exit 1 when any is non-empty.
     """
+    from tenios_io.audit import Category, drop_entries, open_audit, reconcile
+
     cfg = settings(ctx)
     with open_audit(cfg) as audit:
         drop = drop_entries(cfg, audit.ledger) if sftp else None
@@ -415,6 +409,8 @@ def retention(
     ] = 30,
 ) -> None:
     """Archived recordings whose retention has ended (purge candidates) or ends soon."""
+    from tenios_io.audit import open_audit, retention_overview
+
     with open_audit(settings(ctx), need_store=False) as audit:
         overview = retention_overview(audit.ledger, within_days=due_within)
     console.print(
@@ -478,6 +474,8 @@ def report(
     Covers recordings registered or archived in the period.  The chain is verified
     and, with a bucket configured, every checkpoint checked.
     """
+    from tenios_io.audit import Period, build_report, open_audit
+
     try:
         period = Period(parse_day(from_, "--from"), parse_day(to, "--to"))
     except ValueError as exc:

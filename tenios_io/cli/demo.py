@@ -4,27 +4,15 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.panel import Panel
 
-from tenios_io.audit import (
-    build_report,
-    check_checkpoints,
-    open_audit,
-    select_recordings,
-    verify_archive,
-)
 from tenios_io.cli._common import cli_actor, console
-from tenios_io.cli._running import run_once
-from tenios_io.config import Settings, load_settings
-from tenios_io.ledger.schema import upgrade
-from tenios_io.run.options import RunOptions
-from tenios_io.run.session import sweep_first
-from tenios_io.simulator.demo import PRODUCER_INSERT, demo_environment, hand_over_by_sql
-from tenios_io.store import make_s3_client, parse_object_key
-from tenios_io.store.keys import manifest_prefix
+
+if TYPE_CHECKING:  # imported where used: `--help` loads nothing heavy (issue 27)
+    from tenios_io.config import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +30,15 @@ def demo(
     """Run the archive end to end on 127.0.0.1: TENIOS simulator (with injected
     faults), moto S3 with Object Lock, a SQLite ledger under ./demo — two nightly runs,
     the second proving nothing is uploaded twice."""
+    from tenios_io.cli._running import run_once
+    from tenios_io.config import load_settings
+    from tenios_io.ledger.schema import upgrade
+    from tenios_io.run.options import RunOptions
+    from tenios_io.run.session import sweep_first
+    from tenios_io.simulator.demo import PRODUCER_INSERT, demo_environment, hand_over_by_sql
+    from tenios_io.store import make_s3_client, parse_object_key
+    from tenios_io.store.keys import manifest_prefix
+
     with demo_environment(directory, recordings=recordings) as env:
         console.print(
             Panel.fit(
@@ -117,6 +114,14 @@ def demo(
 
 def _audit(cfg: Settings, out_dir: Path) -> tuple[str, Path]:
     """Chain and checkpoints, every archived object against the ledger, the report."""
+    from tenios_io.audit import (
+        build_report,
+        check_checkpoints,
+        open_audit,
+        select_recordings,
+        verify_archive,
+    )
+
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_audit(cfg, actor=cli_actor("demo")) as audit:
         store = audit.require_store()

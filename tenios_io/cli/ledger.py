@@ -10,22 +10,23 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-# Module-level imports stay light (`ledger list` starts fast); the audit package (boto3)
-# and mutagen are imported inside the commands that use them.
+# Module-level imports stay light (`--help` and usage errors load no SQLAlchemy, issue
+# 27); the ledger, the audit package (boto3) and mutagen are imported inside the
+# commands that use them.
 from tenios_io.cli._common import cli_actor, console, err_console, output_file, settings, shown
 from tenios_io.cli._importing import import_line
 from tenios_io.cli.ledger_stats import stats
 from tenios_io.exceptions import ImportFileError, UnknownRecording
-from tenios_io.ledger import NewRecording, State, open_ledger
-from tenios_io.ledger.importing import iter_import_file, parse_uuid
-from tenios_io.ledger.intake import IntakeState
-from tenios_io.run.interrupt import Interruption, RunInterrupted
+from tenios_io.ledger import State, open_ledger  # both light: tenios_io/ledger/__init__.py
+
+if TYPE_CHECKING:
+    from tenios_io.ledger.intake import IntakeState
 
 app = typer.Typer(
     help="The ledger: which recordings exist, their state, and their custody events.",
@@ -40,6 +41,8 @@ class ExportFormat(StrEnum):
 
 
 def _uuid_arg(value: str) -> str:
+    from tenios_io.ledger.importing import parse_uuid
+
     try:
         return parse_uuid(value, line=0, column="")
     except ImportFileError:
@@ -62,6 +65,8 @@ def add(
     ids = [_uuid_arg(u) for u in recording_uuids]
     call = _uuid_arg(call_uuid) if call_uuid else None
     with open_ledger(settings(ctx), actor=cli_actor("ledger-add")) as ledger:
+        from tenios_io.ledger import NewRecording
+
         result = ledger.register([NewRecording(i, call_uuid=call) for i in ids])
     for key in result.added:
         console.print(f"added   {key}")
@@ -89,6 +94,9 @@ def import_(
     # SIGINT / SIGTERM: the import ends after the chunk being merged (what was merged
     # stays, whole chunks), says how far it got and exits 130 / 143; a second signal
     # ends it at once (the chunk in its transaction is rolled back).
+    from tenios_io.ledger.importing import iter_import_file
+    from tenios_io.run.interrupt import Interruption, RunInterrupted
+
     interruption = Interruption()
     try:
         with interruption.installed(), _progress() as progress:

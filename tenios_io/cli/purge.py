@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from tenios_io.audit import PurgeAction, PurgeResult, open_audit, purge_expired
-from tenios_io.audit.retention import DEFAULT_PURGE_REASON
 from tenios_io.cli._common import cli_actor, console, err_console, settings
+
+if TYPE_CHECKING:  # imported where used: `--help` loads nothing heavy (issue 27)
+    from tenios_io.audit import PurgeResult
 
 
 def register(app: typer.Typer) -> None:
@@ -32,8 +33,11 @@ def purge(
         bool, typer.Option("--yes", help="Really delete. Without it nothing is deleted.")
     ] = False,
     reason: Annotated[
-        str, typer.Option(help="Why, recorded in each purge's custody event.")
-    ] = DEFAULT_PURGE_REASON,
+        str | None,
+        typer.Option(
+            help="Why, recorded in each purge's custody event.  [default: retention period ended]"
+        ),
+    ] = None,
 ) -> None:
     """Delete the object version (and an earlier version's sidecar) of every archived
     recording whose retention has ended and that is not on legal hold, recording the
@@ -44,6 +48,10 @@ def purge(
     object) are recorded with their reason.  Exit 1 when the bucket and the ledger
     disagree about a candidate (e.g. S3 refuses the deletion) or S3 could not be reached.
     """
+    from tenios_io.audit import PurgeAction, open_audit, purge_expired
+    from tenios_io.audit.retention import DEFAULT_PURGE_REASON
+
+    reason = DEFAULT_PURGE_REASON if reason is None else reason
     if not expired:
         raise typer.BadParameter("say what to purge: --expired (retention ended)")
     if dry_run and yes:
@@ -86,6 +94,8 @@ def purge(
 
 
 def _table(results: list[PurgeResult], *, executed: bool) -> Table:
+    from tenios_io.audit import PurgeAction
+
     table = Table(title="purge" if executed else "purge (dry run)")
     for column in ("recording_uuid", "outcome", "s3_key", "version", "reason"):
         table.add_column(column, overflow="fold", no_wrap=column in ("recording_uuid", "outcome"))

@@ -6,13 +6,14 @@ import secrets
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tenios_io.api import TeniosClient, make_http_client
 from tenios_io.cli._common import console, err_console, settings
-from tenios_io.simulator import FaultPlan, Simulator, bind_socket, serve_forever
+
+if TYPE_CHECKING:  # imported where used: `--help` loads nothing heavy (issue 27)
+    from tenios_io.simulator import FaultPlan
 
 app = typer.Typer(
     help="The TENIOS record-call API simulator: serve it, or seed recordings into one.",
@@ -43,12 +44,16 @@ Examples:
 
 
 def _fault_plan(value: str | None) -> FaultPlan | None:
+    """``--fault`` parsed here, not by Typer: the option's type would import the
+    simulator (and its HTTP stack) for every `--help`."""
     if value is None:
         return None
+    from tenios_io.simulator import FaultPlan
+
     try:
         return FaultPlan.parse(value)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise typer.BadParameter(str(exc), param_hint="--fault") from None
 
 
 @app.command("serve", epilog=_FAULT_GRAMMAR)
@@ -71,12 +76,11 @@ def serve(
         ),
     ] = "{recording_uuid}.wav",
     fault: Annotated[
-        FaultPlan | None,
+        str | None,
         typer.Option(
             "--fault",
             metavar="SPEC",
             help="Faults to inject (grammar below).",
-            parser=_fault_plan,
             show_default=False,
         ),
     ] = None,
@@ -94,6 +98,9 @@ def serve(
     Prints the URL and access key to use (TENIOS_API_URL, TENIOS_ACCESS_KEY) and
     the uuids of the seeded recordings.
     """
+    from tenios_io.simulator import Simulator, bind_socket, serve_forever
+
+    plan = _fault_plan(fault)  # a bad spec is a usage error before anything starts
     if access_key is None:
         configured = settings(ctx).access_key
         access_key = configured.get_secret_value() if configured else None
@@ -102,7 +109,7 @@ def serve(
         sim = Simulator(
             access_key=key,
             seed=seed,
-            faults=fault,
+            faults=plan,
             drop_dir=drop_dir,
             drop_name_pattern=drop_pattern,
         )
@@ -159,6 +166,8 @@ def seed(
 
     Works against any TENIOS API, simulated or not: each recording gets a new call_uuid.
     """
+    from tenios_io.api import TeniosClient, make_http_client
+
     config = settings(ctx)
     key = access_key or config.require_access_key()
     with make_http_client(url or config.api_url, pool_size=1) as http:

@@ -40,7 +40,7 @@ def no_backoff_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         def __init__(self, http: httpx.Client, access_key: str, **options: Any) -> None:
             super().__init__(http, access_key, sleep=waits.append, **options)
 
-    monkeypatch.setattr("tenios_io.cli.api.TeniosClient", RecordingWaits)
+    monkeypatch.setattr("tenios_io.api.TeniosClient", RecordingWaits)  # imported when used
     return waits
 
 
