@@ -122,23 +122,53 @@ class RunProgress:
             yield
 
 
+#: What each outcome row of the summary means (issue 27: "retry 1, total 51" for 50
+#: recordings was unexplained).
+MEANING = {
+    "archived": "uploaded and verified in this run",
+    "already_archived": "the bucket already held the same bytes",
+    "retry": "left for a later try",
+    "missing": "still 404 after the grace period (TENIOS_NOT_FOUND_GRACE_HOURS)",
+    "failed": "gave up (see below; `ledger requeue` after fixing the cause)",
+    "conflict": "the bucket holds different bytes under the key (never overwritten)",
+    "lost_lease": "another worker took it over (lease expired)",
+    "released": "claim given back unworked (time budget or stop); due again",
+    "unreleased": "claim not given back (ledger down); due when its lease ends",
+}
+
+
+def _retry_meaning(result: Mapping[str, Any]) -> str:
+    """The retry row's reasons by kind, e.g. "not ready yet (404): 2"."""
+    reasons: Mapping[str, int] = result.get("retry_reasons") or {}
+    if not reasons:
+        return MEANING["retry"]
+    kinds = ", ".join(f"{escape(k)}: {n:,}" for k, n in sorted(reasons.items()))
+    return f"{MEANING['retry']} — {kinds}"
+
+
 def summary_table(result: Mapping[str, Any], title: str) -> Table:
-    """The run's summary: recordings per outcome, bytes, throughput, per source."""
+    """The run's summary: recordings per outcome and why, bytes, throughput (when
+    something was archived), per source."""
     table = Table(title=title)
     table.add_column("outcome")
     table.add_column("recordings", justify="right")
+    table.add_column("meaning", overflow="fold")
     counts: Mapping[str, int] = result["counts"]
     for outcome, n in sorted(counts.items()):
-        table.add_row(outcome, f"{n:,}")
-    table.add_row("[bold]total[/]", f"{sum(counts.values()):,}")
+        meaning = _retry_meaning(result) if outcome == "retry" else MEANING.get(outcome, "")
+        table.add_row(outcome, f"{n:,}", meaning)
+    attempts = sum(counts.values())
+    recordings = int(result.get("recordings", attempts))
+    table.add_row("[bold]total[/]", f"{recordings:,}", "recordings, each counted once")
+    if attempts != recordings:
+        table.add_row("attempts", f"{attempts:,}", "a retried recording is tried again")
     secs = max(float(result["seconds"]), 1e-9)
     mib = result["bytes_archived"] / 2**20  # MiB everywhere: summary, bar, report
     table.add_section()
     table.add_row("bytes archived", f"{mib:,.1f} MiB")
     table.add_row("time", f"{secs:,.1f} s")
-    table.add_row(
-        "throughput", f"{sum(counts.values()) / secs:,.1f} rec/s, {mib / secs:,.1f} MiB/s"
-    )
+    if counts.get("archived"):  # a rate for a run that archived nothing means nothing
+        table.add_row("throughput", f"{recordings / secs:,.1f} rec/s, {mib / secs:,.1f} MiB/s")
     for source, n in sorted(result.get("per_source", {}).items()):
         table.add_row(f"from {source}", f"{n:,}")
     sweep = result.get("sweep")
@@ -163,7 +193,12 @@ def summary_table(result: Mapping[str, Any], title: str) -> Table:
         incomplete = int(sweep.get("incomplete", 0))
         if incomplete:
             table.add_row("  incomplete containers (left alone)", f"{incomplete:,}", style="yellow")
-        table.add_row("  released (pending)", f"{sweep['released']:,}")
+        table.add_row("  released by the sweep", f"{sweep['released']:,}", "archived earlier")
+        table.add_row(
+            "  released after archiving",
+            f"{int(result.get('released_from_drop', 0)):,}",
+            "moved or deleted (TENIOS_SFTP_AFTER)",
+        )
         interrupted = int(sweep.get("interrupted_releases", 0))
         if interrupted:
             table.add_row("  interrupted releases settled", f"{interrupted:,}")

@@ -59,7 +59,7 @@ from tenios_io.recording.validation import AudioFacts, inspect_recording
 from tenios_io.run.lease import BatchStarts, LeaseKeeper
 from tenios_io.run.retry import Decision, RetryPolicy
 from tenios_io.run.stop import RunGuard
-from tenios_io.sftp.release import release_archived
+from tenios_io.sftp.release import RELEASED, release_archived
 from tenios_io.store import ArchivedObject
 from tenios_io.store.keys import sidecar_key
 from tenios_io.store.protocols import ArchiverStore
@@ -102,6 +102,8 @@ class RecordingResult:
     seconds: float = 0.0
     same_content_as: tuple[str, ...] = ()
     """Recordings already archived with exactly these bytes (``duplicate_content``)."""
+    released: bool = False
+    """Its drop file was released (moved or deleted) after the archive was verified."""
 
 
 #: An outcome waits at most this long for others to be written with it (one ledger
@@ -376,9 +378,10 @@ class Archiver:
                 log.warning("recording %s: lease lost before its outcome was written", key)
                 results.append(RecordingResult(key, Outcome.LOST_LEASE, reason=item.result.reason))
                 continue
-            if item.after is not None:
-                item.after()
-            results.append(item.result)
+            result = item.result
+            if item.after is not None and item.after() == RELEASED:
+                result = dataclasses.replace(result, released=True)
+            results.append(result)
         return results
 
     def _apply_late_hold(self, write: LeasedWrite) -> dict[str, Any]:

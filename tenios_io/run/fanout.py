@@ -16,7 +16,7 @@ def worker_summary(result: dict[str, Any]) -> dict[str, Any]:
     """A worker run's plain summary from its run result (``RunResult.to_dict()``):
     recordings it processed, archived, bytes, seconds, rate (recordings/s), failures."""
     counts: dict[str, int] = result.get("counts", {})
-    recordings = sum(counts.values())
+    recordings = int(result.get("recordings", sum(counts.values())))  # not attempts
     seconds = float(result.get("seconds", 0.0))
     return {
         "recordings": recordings,

@@ -493,12 +493,31 @@ class RunSummary:
     """What the run met that did not stop it (a 404 streak the canary answered)."""
     duplicate_content: list[RecordingResult] = field(default_factory=list)
     """Archived with bytes already archived under another id (flagged, not refused)."""
+    repeats: int = 0
+    """Results of recordings already counted in this run (retried, then tried again):
+    ``recordings`` counts recordings, ``processed`` attempts."""
+    retry_reasons: Counter[str] = field(default_factory=Counter)
+    """Why recordings were left for a later try, by kind ("not ready yet (404)", the
+    error's class): the summary names them."""
+    released_from_drop: int = 0
+    """Drop files released (moved or deleted) after their archive was verified."""
+    _retrying: set[str] = field(default_factory=set, repr=False)
+    """Recordings whose latest result here is a retry (bounded by what is waiting)."""
 
     def add(self, results: Iterable[RecordingResult]) -> None:
         for result in results:
             self.counts[result.outcome.value] += 1
             if result.same_content_as:
                 self.duplicate_content.append(result)
+            key = result.recording_uuid
+            if key in self._retrying:
+                self.repeats += 1
+                self._retrying.discard(key)
+            if result.outcome is Outcome.RETRY:
+                self._retrying.add(key)
+                self.retry_reasons[(result.reason or "unknown").split(":", 1)[0]] += 1
+            if result.released:
+                self.released_from_drop += 1
             if result.outcome in (Outcome.ARCHIVED, Outcome.ALREADY_ARCHIVED):
                 self.per_source[_source_kind(result.source)] += 1
             if result.outcome is Outcome.ARCHIVED:
@@ -526,7 +545,13 @@ class RunSummary:
 
     @property
     def processed(self) -> int:
+        """Attempts: a recording retried within the run counts once per try."""
         return sum(self.counts.values())
+
+    @property
+    def recordings(self) -> int:
+        """Recordings this run worked on, each once however often it was tried."""
+        return self.processed - self.repeats
 
     @property
     def exit_code(self) -> int:
@@ -544,16 +569,19 @@ class RunSummary:
             for outcome in Outcome
             if self.counts[outcome.value]
         ]
-        rows.append({"outcome": "total", "recordings": self.processed})
+        rows.append({"outcome": "total", "recordings": self.recordings})
+        if self.processed != self.recordings:
+            rows.append({"outcome": "attempts", "recordings": self.processed})
         for row in rows:
             row["bytes"] = self.bytes_archived if row["outcome"] in ("archived", "total") else ""
-        rows.append(
-            {
-                "outcome": "throughput",
-                "recordings": f"{self.processed / secs:.1f}/s",
-                "bytes": f"{self.bytes_archived / secs / 2**20:.1f} MiB/s",
-            }
-        )
+        if self.counts[Outcome.ARCHIVED.value]:  # no rate for a run that archived nothing
+            rows.append(
+                {
+                    "outcome": "throughput",
+                    "recordings": f"{self.recordings / secs:.1f}/s",
+                    "bytes": f"{self.bytes_archived / secs / 2**20:.1f} MiB/s",
+                }
+            )
         return rows
 
     def failures_markdown(self) -> str:
@@ -578,6 +606,9 @@ class RunSummary:
             "started_at": self.started_at.isoformat(),
             "seconds": round(self.seconds, 3),
             "counts": dict(self.counts),
+            "recordings": self.recordings,
+            "retry_reasons": dict(self.retry_reasons),
+            "released_from_drop": self.released_from_drop,
             "per_source": dict(self.per_source),
             "bytes_archived": self.bytes_archived,
             "exit_code": self.exit_code,

@@ -53,3 +53,22 @@ def test_one_claim_for_every_free_slot_is_cut_into_batches() -> None:
     assert [x for b in split_claims(claims[:25], 3, 10) for x in b] == claims[:25]
     with pytest.raises(ValueError):
         split_claims(claims[:31], 3, 10)
+
+
+def test_totals_count_recordings_not_attempts_and_retries_name_their_reason() -> None:
+    """Issue 27: "retry 1, total 51" for 50 recordings; throughput for a run that
+    archived nothing."""
+    s = summary()
+    s.add([RecordingResult("d", Outcome.ARCHIVED, size=10, source="api", released=True)])
+    assert s.processed == 5 and s.recordings == 4
+    rows = {r["outcome"]: r for r in s.table()}
+    assert rows["total"]["recordings"] == 4 and rows["attempts"]["recordings"] == 5
+    plain = s.to_dict()
+    assert plain["recordings"] == 4 and plain["released_from_drop"] == 1
+    assert plain["retry_reasons"] == {"503": 1}
+    idle = RunSummary(started_at=datetime(2026, 1, 1, tzinfo=UTC), started=0.0)
+    idle.add([RecordingResult("x", Outcome.RETRY, reason="not ready yet (404): RecordingNotFound")])
+    idle.finished = 1.0
+    rows = {r["outcome"]: r for r in idle.table()}
+    assert "throughput" not in rows and "attempts" not in rows
+    assert idle.to_dict()["retry_reasons"] == {"not ready yet (404)": 1}
