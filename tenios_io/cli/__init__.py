@@ -52,6 +52,9 @@ class _Commands(LazyGroup):
             "Audit: verify the archive and the custody chain, reconcile, retention, reports.",
             extend=(_CUSTODYLOG, "register"),
         ),
+        "store": LazyCommand(
+            "tenios_io.cli.store", "app", "The archive bucket: create it with Object Lock."
+        ),
         "simulator": LazyCommand(
             "tenios_io.cli.simulator",
             "app",
