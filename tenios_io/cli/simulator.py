@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tenios_io.cli._common import console, err_console, settings
+from tenios_io.cli._common import console, err_console, output_file, settings
 
 if TYPE_CHECKING:  # imported where used: `--help` loads nothing heavy (issue 27)
     from tenios_io.simulator import FaultPlan
@@ -92,6 +92,14 @@ def serve(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for uuids, audio and fault dice.")] = 0,
+    ids_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the seeded recordings here as a CSV (recording_uuid,call_uuid) that "
+            "`ledger import` takes.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the simulated TENIOS record-call API until Ctrl-C.
 
@@ -118,6 +126,10 @@ def serve(
     if drop_dir is not None:
         drop_dir.mkdir(parents=True, exist_ok=True)
     uuids = sim.seed(recordings)
+    if ids_file is not None:
+        with output_file(ids_file, option="--ids-file") as out:
+            out.write("recording_uuid,call_uuid\n")
+            out.writelines(f"{u},{sim.recording(u).call_uuid}\n" for u in uuids)
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
@@ -132,9 +144,15 @@ def serve(
     if sim.drop is not None:
         console.print(f"drop folder: {sim.drop.directory} ({drop_pattern})", soft_wrap=True)
     console.print(f"{len(uuids)} recording(s) ready", soft_wrap=True)
-    if len(uuids) <= _LISTED:
+    if ids_file is not None:
+        console.print(
+            f"their ids: {ids_file} (tenios-archive ledger import {ids_file})", soft_wrap=True
+        )
+    elif len(uuids) <= _LISTED:
         for recording_uuid in uuids:
             console.print(f"  {recording_uuid}", soft_wrap=True)
+    else:
+        console.print("  (more than 50: --ids-file FILE writes them all)", soft_wrap=True)
     console.print(
         f"use it: export TENIOS_API_URL={url} TENIOS_ACCESS_KEY={key}   (Ctrl-C stops it)",
         soft_wrap=True,

@@ -182,3 +182,24 @@ def test_seed_with_a_wrong_key_exits_1(cli: Cli, simulator_server: RunningSimula
     result = cli("simulator", "seed", "--url", simulator_server.url, "--access-key", "nope")
     assert result.exit_code == 1
     assert "TENIOS_ACCESS_KEY" in result.stderr
+
+
+def test_serve_writes_every_id_to_a_file_ledger_import_takes(
+    serve: Callable[..., Served],
+    tmp_path: Path,
+    cli: Cli,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 27: `--recordings 300` printed no ids and nothing listed them."""
+    ids = tmp_path / "ids.csv"
+    served = serve("--port", "0", "--recordings", "60", "--ids-file", str(ids))
+    assert f"their ids: {ids} (tenios-archive ledger import {ids})" in served.lines
+    assert served.uuids == []  # 60 ids: not listed one by one
+    rows = ids.read_text().splitlines()
+    assert rows[0] == "recording_uuid,call_uuid" and len(rows) == 61
+    monkeypatch.setenv("TENIOS_DATABASE_URL", sqlite_url)
+    assert cli("db", "upgrade").exit_code == 0
+    imported = cli("ledger", "import", str(ids))
+    assert imported.exit_code == 0 and "60 added" in imported.stdout, imported.output
+    assert served.stop()[0] == 0
