@@ -64,3 +64,19 @@ def test_every_help_screen_has_no_bool_placeholders_or_stray_breaks(
             assert paragraph in lines, (path, paragraph)
             checked += 1
     assert checked > 40  # the prose of most commands was looked at, not skipped
+
+
+def test_usage_errors_are_clicks_lines_not_a_box(cli: Cli) -> None:
+    """Issue 27: a typer usage error was a 5-6 line box; now the usage, the hint and
+    one error line, at any width."""
+    for args, error in (
+        (("run", "nightly", "--concurrency", "0"), "Error: Invalid value for '--concurrency'"),
+        (("ledger", "show"), "Error: Missing argument 'UUID'."),
+        (("nosuch",), "Error: No such command 'nosuch'."),
+    ):
+        result = cli(*args)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 3, result.stderr
+        assert lines[0].startswith("Usage: tenios-archive") and lines[1].startswith("Try ")
+        assert lines[2].startswith(error)
+        assert not any(c in result.stderr for c in "╭│╰")
