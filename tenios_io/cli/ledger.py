@@ -232,9 +232,13 @@ def intake(
 def show(
     ctx: typer.Context,
     recording_uuid: Annotated[str, typer.Argument(metavar="UUID")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object: the row, its events, the log.")
+    ] = False,
 ) -> None:
-    """Show one recording's row and its custody events."""
-    from tenios_io.audit.export import export_row
+    """Show one recording's row and its custody events, one field per line (fits 80
+    columns: nothing the reader needs is cut or squeezed into narrow columns)."""
+    from tenios_io.audit.export import event_record, export_row
     from tenios_io.publish.log import latest_log_checkpoint
     from tenios_io.recording.validation import describe_duration
 
@@ -243,35 +247,43 @@ def show(
         rec = ledger.get(key)
         events = ledger.events(key)
         logged = latest_log_checkpoint(ledger)
-    table = Table(show_header=False, title=f"recording {key}")
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for name, value in export_row(rec).items():
-        # source_path, last_error … may hold what a producer or a drop file name supplied.
-        table.add_row(name, "" if value is None else shown(str(value)))
-    if rec.duration_seconds is not None:
-        table.add_row("duration", describe_duration(rec.duration_seconds, rec.channels))
-    console.print(table)
-    ev = Table(title="custody events")
-    for col in ("seq", "leaf", "time", "event", "actor", "details", "hash"):
-        ev.add_column(col, overflow="fold")
     size = logged.size if logged else 0
+    row = {name: value for name, value in export_row(rec).items()}
+    if rec.duration_seconds is not None:
+        row["duration"] = describe_duration(rec.duration_seconds, rec.channels)
+    leaves = [e["seq"] - 1 for e in events if e["seq"] <= size]
+    if as_json:
+        document = {
+            "recording": row,
+            "events": [
+                {**event_record(e), "leaf": e["seq"] - 1 if e["seq"] <= size else None}
+                for e in events
+            ],
+            "custody_log": None
+            if logged is None
+            else {"checkpoint": logged.key, "size": logged.size, "signed": logged.signed},
+        }
+        # json.dumps escapes what a producer supplied: no terminal sequence gets through.
+        sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+        return
+    console.print(f"[bold]recording {key}[/]")
+    width = max(len(name) for name in row)
+    for name, value in row.items():
+        # source_path, last_error … may hold what a producer or a drop file name supplied.
+        text = "" if value is None else shown(str(value))
+        console.print(f"  {name:<{width}}  {text}", soft_wrap=True, highlight=False)
+    console.print(f"\n[bold]custody events ({len(events)})[/]")
     for e in events:
-        leaf = str(e["seq"] - 1) if e["seq"] <= size else "-"
-        ev.add_row(
-            str(e["seq"]),
-            leaf,
-            e["occurred_at"],
-            e["event"],
-            shown(e["actor"]),
-            shown(e["details"]),
-            e["hash"][:16],
-        )
-    console.print(ev)
-    leaves = [str(e["seq"] - 1) for e in events if e["seq"] <= size]
+        leaf = f"leaf {e['seq'] - 1}" if e["seq"] <= size else "not logged yet"
+        console.print(f"  #{e['seq']} {e['event']}  {e['occurred_at']}  {leaf}", soft_wrap=True)
+        console.print(f"      by {shown(e['actor'])}", soft_wrap=True)
+        if e["details"] not in (None, "", "{}"):
+            console.print(f"      {shown(e['details'])}", soft_wrap=True)
+        console.print(f"      hash {e['hash']}", soft_wrap=True)
     where = logged.described if logged else "no checkpoint written yet"
     console.print(
-        f"custody log: {where}; this recording's leaves: {', '.join(leaves) or 'none'}; "
+        f"custody log: {where}; this recording's leaves: "
+        f"{', '.join(map(str, leaves)) or 'none'}; "
         f"{len(events) - len(leaves)} event(s) not logged yet",
         soft_wrap=True,
     )

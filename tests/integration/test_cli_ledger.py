@@ -67,6 +67,16 @@ def test_add_list_show_export(db: str, cli: Cli, tmp_path: Path) -> None:
     assert A in listed.stdout and "pending: 2" in listed.stdout
     shown = cli("ledger", "show", A)
     assert shown.exit_code == 0 and "registered" in shown.stdout and CALL in shown.stdout
+    # Issue 27: one field per line, nothing squeezed into 10-character columns.
+    assert f"recording {A}" in shown.stdout and "call_uuid" in shown.stdout
+    assert any(line.split() == ["state", "pending"] for line in shown.stdout.splitlines())
+    assert "#1 registered" in shown.stdout and "│" not in shown.stdout
+    as_json = cli("ledger", "show", A, "--json")
+    document = json.loads(as_json.stdout)
+    assert document["recording"]["recording_uuid"] == A
+    assert document["recording"]["call_uuid"] == CALL
+    assert [e["event"] for e in document["events"]] == ["registered"]
+    assert document["events"][0]["leaf"] is None and document["custody_log"] is None
     exported = cli("ledger", "export")
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     assert {r["recording_uuid"] for r in rows} == {A, B}
