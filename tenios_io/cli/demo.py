@@ -97,17 +97,24 @@ def demo(
             f"S3 holds {len(objects)} recordings, one object each (custody facts in its "
             f"metadata), and {len(manifests)} custody manifest(s), one per archived batch; "
             f"{archived} uploads in two runs — nothing twice.\n"
-            f"Audit report: {report_file}\n\n"
-            "Look next (the demo's servers have stopped; these read only the ledger):\n"
-            f"  tenios-archive --config {env.config_file} ledger list\n"
-            f"  tenios-archive --config {env.config_file} ledger show "
-            f"{env.recordings[0][0]}\n"
-            f"  tenios-archive --config {env.config_file} audit export-events\n"
-            f"  the ledger itself: sqlite3 {env.ledger_file}\n"
-            "Commands that reach S3 or the API (audit verify, audit verify-chain, run) need "
-            "the servers: run the demo again.",
+            f"Audit report: {report_file}",
             title="demo finished",
         )
+    )
+    # The commands outside the box, each on one line (issue 27: wrapped inside the panel,
+    # they broke when copied).
+    console.print("Look next (the demo's servers have stopped; these read only the ledger):")
+    for command in (
+        f"tenios-archive --config {env.config_file} ledger list",
+        f"tenios-archive --config {env.config_file} ledger show {env.recordings[0][0]}",
+        f"tenios-archive --config {env.config_file} audit export-events",
+        f"sqlite3 {env.ledger_file}",
+    ):
+        console.print(command, soft_wrap=True, markup=False, highlight=False)
+    console.print(
+        "Commands that reach S3 or the API (audit verify, audit verify-chain, run) need the "
+        "servers: run the demo again.",
+        soft_wrap=True,
     )
     raise typer.Exit(max(int(first["exit_code"]), int(second["exit_code"])))
 
