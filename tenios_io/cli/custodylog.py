@@ -29,7 +29,8 @@ KeyOption = Annotated[
     typer.Option(
         "--key",
         metavar="VERIFIER_KEY",
-        help="The archive's public verifier key NAME+HASH+KEY (as `audit keygen` printed it).",
+        help="The archive's public verifier key NAME+HASH+KEY (as `audit keygen` printed it), "
+        "or the file holding it (the .pub file `audit keygen` wrote beside the key).",
     ),
 ]
 BucketOption = Annotated[
@@ -74,12 +75,18 @@ def keygen(
         raise typer.BadParameter(str(exc), param_hint="--name") from None
     with _writing(output, "already exists; refusing to overwrite a key (choose another path)"):
         signing.write_signer(output, signer)
+    public = output.with_name(output.name + ".pub")
+    try:  # the verifier key beside it, for auditors and `audit verify-bucket --key FILE`
+        public.write_text(str(signer.verifier) + "\n", encoding="ascii")
+    except OSError as exc:
+        err_console.print(f"[yellow]warning:[/] {public} not written: {exc.strerror}")
     console.print(str(signer.verifier), soft_wrap=True)
     console.print(
         f"private key written to {output} (mode 0600): set TENIOS_CUSTODY_KEY_FILE={output}; "
-        "give auditors the verifier key above",
+        f"give auditors the verifier key above (also in {public})",
         soft_wrap=True,
         style="dim",
+        markup=False,
     )
 
 
@@ -173,8 +180,15 @@ def rotate_key(
 
 
 def _verifier(text: str) -> signing.Verifier:
+    """``--key``: the verifier key itself, or a file whose first line it is."""
     from tenios_io.custody import signing
 
+    path = Path(text).expanduser()
+    if "+" not in path.name and path.is_file():  # a key always holds '+': this is a file
+        try:
+            text = path.read_text(encoding="ascii").strip().splitlines()[0]
+        except (OSError, UnicodeDecodeError, IndexError):
+            raise typer.BadParameter(f"{path} holds no verifier key", param_hint="--key") from None
     try:
         return signing.parse_verifier(text)
     except signing.NoteError as exc:

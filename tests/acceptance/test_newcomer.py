@@ -72,6 +72,7 @@ def test_the_readme_getting_started_works_as_written(world: ArchiveWorld, tmp_pa
 
     commands = [localised(line) for line in lines if line.startswith("tenios-archive ")]
     assert [c[1:3] for c in commands] == [
+        ["store", "create-bucket"],
         ["audit", "keygen"],
         ["db", "upgrade"],
         ["ledger", "import"],
@@ -80,6 +81,7 @@ def test_the_readme_getting_started_works_as_written(world: ArchiveWorld, tmp_pa
         ["ledger", "stats"],
         ["audit", "verify-chain"],
         ["audit", "verify"],
+        ["audit", "verify-bucket"],
         ["audit", "report"],
     ]
     key_file = next(
@@ -130,9 +132,14 @@ def test_the_readme_getting_started_works_as_written(world: ArchiveWorld, tmp_pa
     assert helped.returncode == 0 and "ledger" in helped.stdout and "Traceback" not in helped.stderr
 
     results = [run(c) for c in commands]
-    keygen, upgrade, imported, nightly, failed, stats, chain, verified, report = results
+    bucket, keygen, upgrade, imported, nightly, failed, stats, chain, verified, audited, report = (
+        results
+    )
+    assert bucket.returncode == 0, bucket.stderr  # the world's bucket has Object Lock already
+    assert "with Object Lock and versioning" in bucket.stdout
     assert keygen.returncode == 0, keygen.stderr
-    assert Path(key_file).is_file()
+    assert Path(key_file).is_file() and Path(f"{key_file}.pub").is_file()
+    assert "audit keygen" not in upgrade.stdout  # the key is set: no hint
     assert upgrade.returncode == 0, upgrade.stderr
     assert imported.returncode == 0, imported.stderr
     assert "3 added" in imported.stdout
@@ -144,8 +151,13 @@ def test_the_readme_getting_started_works_as_written(world: ArchiveWorld, tmp_pa
     assert stats.returncode == 0, stats.stderr
     assert chain.returncode == 0, chain.stdout + chain.stderr
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # The audit is clean: the auditor's bucket-only check and the report agree.
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    assert "custody log OK" in audited.stdout and "UNSIGNED" not in audited.stdout
     assert report.returncode == 0, report.stdout + report.stderr
+    assert "finding:" not in report.stdout + report.stderr
     assert (tmp_path / "report" / "report.html").is_file()
+    assert "UNSIGNED" not in (tmp_path / "report" / "report.html").read_text()
     for result in results:
         assert "Traceback" not in result.stdout + result.stderr
     assert world.versions() and all(n == 1 for n in world.versions().values())

@@ -53,6 +53,8 @@ def test_keygen_writes_a_private_key_and_prints_only_the_verifier(cli: Cli, tmp_
     signer = signing.read_signer(path)
     verifier = str(signer.verifier)
     assert made.stdout.splitlines()[0] == verifier
+    public = tmp_path / "custody.key.pub"  # for auditors and `verify-bucket --key FILE`
+    assert public.read_text() == verifier + "\n"
     assert signing.parse_verifier(verifier).name == "archive.example.com"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     # PRIVATE+KEY+name+hash+seed: the base64 seed may itself hold "+"
@@ -292,9 +294,15 @@ def test_verify_bucket_detects_tampering_without_the_database(
         assert cli("audit", "verify-bucket", "--key", logged.key).exit_code == 0
 
 
-def test_verify_bucket_usage_errors(logged: Logged, cli: Cli) -> None:
+def test_verify_bucket_usage_errors(logged: Logged, cli: Cli, tmp_path: Path) -> None:
     bad = cli("audit", "verify-bucket", "--key", "not-a-key")
     assert bad.exit_code == 2 and "--key" in bad.stderr
+    public = tmp_path / "archive.pub"  # --key FILE: the .pub file `audit keygen` writes
+    public.write_text(logged.key + "\n")
+    assert cli("audit", "verify-bucket", "--key", str(public)).exit_code == 0
+    (tmp_path / "empty.pub").write_text("")
+    empty = cli("audit", "verify-bucket", "--key", str(tmp_path / "empty.pub"))
+    assert empty.exit_code == 2 and "holds no verifier key" in empty.stderr
     other = cli("audit", "verify-bucket", "--key", str(signing.generate("x").verifier))
     assert other.exit_code == 1 and "signature" in other.stdout
 
