@@ -183,16 +183,32 @@ def seed(
     """Create recordings through the API (start, then stop), printing their uuids.
 
     Works against any TENIOS API, simulated or not: each recording gets a new call_uuid.
+    A transient failure (a 5xx, a reset: the simulator's own injected faults) is
+    retried with a fresh call, as a telephony application would; it gives up after
+    more failures than recordings asked for (at least 10).
     """
     from tenios_io.api import TeniosClient, make_http_client
+    from tenios_io.exceptions import ApiUnavailable
 
     config = settings(ctx)
     key = access_key or config.require_access_key()
+    made = failures = 0
     with make_http_client(url or config.api_url, pool_size=1) as http:
         client = TeniosClient(http, key)
-        for _ in range(count):
+        while made < count:
             call_uuid = str(uuid.uuid4())
-            recording_uuid = client.start_recording(call_uuid)
-            client.stop_recording(recording_uuid, call_uuid=call_uuid)
+            try:
+                # A start whose answer was lost is not repeated (it may have started one):
+                # a fresh call is, so at worst TENIOS keeps a recording nobody asked for.
+                recording_uuid = client.start_recording(call_uuid)
+                client.stop_recording(recording_uuid, call_uuid=call_uuid)
+            except ApiUnavailable as exc:
+                failures += 1
+                if failures > max(10, count):
+                    raise
+                err_console.print(f"[yellow]retrying with a new call:[/] {exc}", soft_wrap=True)
+                continue
+            made += 1
             console.print(recording_uuid, soft_wrap=True)
-    err_console.print(f"{count} recording(s) started and stopped")
+    retried = f" ({failures} transient failure(s) retried)" if failures else ""
+    err_console.print(f"{count} recording(s) started and stopped{retried}")

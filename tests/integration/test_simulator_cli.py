@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tenios_io.simulator import RunningSimulator
+from tenios_io.simulator import FaultPlan, RunningSimulator, Simulator, running_simulator
 from tests.fixtures.cli import CliResult
 from tests.fixtures.simulator import SIM_ACCESS_KEY, client_for
 
@@ -203,3 +203,20 @@ def test_serve_writes_every_id_to_a_file_ledger_import_takes(
     imported = cli("ledger", "import", str(ids))
     assert imported.exit_code == 0 and "60 added" in imported.stdout, imported.output
     assert served.stop()[0] == 0
+
+
+def test_seed_survives_the_simulators_own_injected_faults(
+    cli: Cli, make_simulator: Callable[..., Simulator]
+) -> None:
+    """Issue 27: `simulator seed` stopped on the first injected fault."""
+    sim = make_simulator(faults=FaultPlan.parse("schedule=500:ok:reset:ok:500"), seed=3)
+    with running_simulator(sim) as server:
+        result = cli(
+            "simulator", "seed", "--url", server.url, "--access-key", server.access_key,
+            "--count", "4",
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    uuids = result.stdout.split()
+    assert len(uuids) == 4 and all(sim.recording(u).stopped_at is not None for u in uuids)
+    assert "transient failure(s) retried" in result.stderr
+    assert any(r.status == 500 for r in sim.requests)
