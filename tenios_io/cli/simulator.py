@@ -33,9 +33,15 @@ _FAULT_GRAMMAR = """\
   retry-after=S|none   Retry-After seconds on 429 and 503 (default 1)
   latency=S            every answer is delayed by a random 0..S seconds
   not-ready=S          a stopped recording answers 404 for S seconds
+  redirect=P           chance of a 308 to https:// (1: every request)
+  revoked-after=N      the key is refused (403) from the N-th request on
   schedule=T:T:...     tokens used one per request, before any chance:
                        ok, truncate, reset, slow (waits latency, or 1 s),
-                       or a status 400-599 (404 on retrieve: not ready)
+                       redirect, or a status 400-599 (404 on retrieve: not
+                       ready); wrong bodies on a retrieve's 200: close (no
+                       Content-Length), cut (close-delimited, half),
+                       json200 / html200 (an error document), shortwav
+                       (half a WAV with a matching Content-Length)
 
 \b
 Examples:

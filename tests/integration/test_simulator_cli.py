@@ -220,3 +220,16 @@ def test_seed_survives_the_simulators_own_injected_faults(
     assert len(uuids) == 4 and all(sim.recording(u).stopped_at is not None for u in uuids)
     assert "transient failure(s) retried" in result.stderr
     assert any(r.status == 500 for r in sim.requests)
+
+
+def test_serve_help_lists_every_fault_token_the_docs_list(cli: Cli) -> None:
+    """Issue 27: `serve --help` lacked fault tokens docs/tenios-api.md lists."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "tenios-api.md").read_text()
+    helped = cli("simulator", "serve", "--help")
+    assert helped.exit_code == 0
+    tokens = ["500=", "503=", "429=", "truncate", "reset", "retry-after", "latency"]
+    tokens += ["not-ready", "schedule", "redirect", "revoked-after"]
+    tokens += ["close", "cut", "json200", "html200", "shortwav"]
+    for token in tokens:
+        assert token in docs, token
+        assert token in helped.words, token
