@@ -26,6 +26,14 @@ def demo(
     ] = Path("demo"),
     recordings: Annotated[int, typer.Option(min=1, max=500, help="Recordings to archive.")] = 50,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
+    keep_running: Annotated[
+        bool,
+        typer.Option(
+            "--keep-running",
+            help="Keep the simulator, SFTP and S3 servers up after the demo (Ctrl-C stops "
+            "them), with the settings to poke at the archive printed.",
+        ),
+    ] = False,
 ) -> None:
     """Run the archive end to end on 127.0.0.1: TENIOS simulator (with injected
     faults), moto S3 with Object Lock, a SQLite ledger under ./demo — two nightly runs,
@@ -89,6 +97,8 @@ def demo(
             for o in page.get("Contents", [])
         ]
         s3.close()
+        if keep_running:
+            _serve_until_interrupted(env.config_file, env.s3_endpoint)
     objects = [k for k in keys if parse_object_key(cfg.s3_prefix, k)]
     manifests = [k for k in keys if k.startswith(manifest_prefix(cfg.s3_prefix))]
     archived = first["counts"].get("archived", 0) + second["counts"].get("archived", 0)
@@ -117,6 +127,28 @@ def demo(
         soft_wrap=True,
     )
     raise typer.Exit(max(int(first["exit_code"]), int(second["exit_code"])))
+
+
+def _serve_until_interrupted(config_file: Path, s3_endpoint: str) -> None:
+    """The demo's servers stay up until Ctrl-C: the lines to copy into another shell
+    (one command per line, outside any box) to use them."""
+    import threading
+
+    from tenios_io.simulator.demo import DEMO_AWS
+
+    aws = " ".join(f"{k}={v}" for k, v in {**DEMO_AWS, "AWS_ENDPOINT_URL_S3": s3_endpoint}.items())
+    console.print("\nThe servers keep running (Ctrl-C stops them). In another shell:")
+    for line in (
+        f"export {aws}",
+        f"tenios-archive --config {config_file} audit verify-chain",
+        f"tenios-archive --config {config_file} audit verify --all",
+        f"tenios-archive --config {config_file} run nightly",
+    ):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+    try:
+        threading.Event().wait()  # until SIGINT: nothing to poll, the servers run in threads
+    except KeyboardInterrupt:
+        console.print("stopping the demo's servers")
 
 
 def _audit(cfg: Settings, out_dir: Path) -> tuple[str, Path]:
