@@ -15,10 +15,13 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tenios_io.custody import merkle
 from tenios_io.exceptions import VerificationFailed
-from tenios_io.store import ArchiveStore
+
+if TYPE_CHECKING:  # a type only: reading a checkpoint needs no boto3 (`ledger show`)
+    from tenios_io.store import ArchiveStore
 
 W = merkle.TILE_WIDTH
 
