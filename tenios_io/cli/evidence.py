@@ -61,7 +61,7 @@ def evidence(
     from tenios_io.audit.evidence import EvidenceRefused, build_packages, check_reason, write_zip
     from tenios_io.cli._common import cli_actor
     from tenios_io.publish.identity import bind_bucket
-    from tenios_io.publish.log import load_signer
+    from tenios_io.publish.log import custody_signer
     from tenios_io.publish.witnessing import load_witnesses, witness_session
 
     try:
@@ -72,9 +72,10 @@ def evidence(
         raise typer.BadParameter(f"{output} is not a folder", param_hint="--output")
     actor = cli_actor("audit-evidence")
     cfg = settings(ctx)
+    # exit 2 before anything is logged: no key (unless TENIOS_CUSTODY_UNSIGNED), bad witnesses
+    signer = custody_signer(cfg.custody_key_file, unsigned=cfg.custody_unsigned)
     witnesses = load_witnesses(cfg.custody_witnesses, cfg.custody_witness_quorum)
     with open_audit(cfg, actor=actor) as audit, witness_session(witnesses) as session:
-        signer = load_signer(cfg.custody_key_file)
         store = audit.require_store()
         bind_bucket(audit.ledger, store)
         try:

@@ -493,3 +493,15 @@ def test_a_package_is_cosigned_by_a_running_witness_and_waits_for_one_that_is_do
     assert waiting.exit_code == 1 and "not yet witnessed" in waiting.stderr, waiting.output
     assert exporting.world.ledger.event_count() > events  # the export is on the record
     assert not (tmp_path / "o2" / exporting.ids[1]).exists()
+
+
+def test_no_custody_key_is_a_settings_error_before_anything_is_logged(
+    exporting: Exporting, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TENIOS_CUSTODY_KEY_FILE")
+    events = exporting.world.ledger.event_count()
+    refused = cli(
+        "audit", "evidence", exporting.ids[0], "--reason", REASON, "--output", str(tmp_path / "o")
+    )
+    assert refused.exit_code == 2 and "audit keygen" in refused.stderr, refused.output
+    assert exporting.world.ledger.event_count() == events and not (tmp_path / "o").exists()
