@@ -199,7 +199,9 @@ def run_archive(
     claims back, records one ``run_stopped`` event and publishes its summary; the
     result then names the ``signal`` and the flow ends Cancelled (:func:`flow_end`)."""
     settings = load_settings(config_file)
-    options = options.with_in_flight(settings.in_flight)
+    options = options.with_in_flight(
+        settings.in_flight, setting_given="in_flight" in settings.model_fields_set
+    )
     rate = options.rate_limit if options.rate_limit is not None else settings.api_rate_limit
     run = RunClients(
         config_file=config_file,

@@ -16,7 +16,7 @@ from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, pipeline_of, 
 from flows.fanout import run_fanned_out, worker_parameters
 from tenios_io.ledger.importing import iter_import_file
 from tenios_io.run.clients import RunClients
-from tenios_io.run.options import RunOptions
+from tenios_io.run.options import DEFAULT_CONCURRENCY, RunOptions
 
 
 @flow(
@@ -26,7 +26,7 @@ from tenios_io.run.options import RunOptions
 )
 def backfill(
     source_file: str,
-    concurrency: int = 8,
+    concurrency: int | None = None,
     rate_limit: float | None = None,
     batch_size: int = 50,
     limit: int | None = None,
@@ -84,7 +84,8 @@ def backfill(
         run_archive(
             "backfill",
             RunOptions(
-                concurrency=concurrency,
+                concurrency=concurrency or DEFAULT_CONCURRENCY,
+                concurrency_given=concurrency is not None,
                 batch_size=batch_size,
                 limit=limit,
                 time_budget_minutes=time_budget_minutes,

@@ -49,7 +49,7 @@ MIN_GRACE_SECONDS = 60.0
 
 
 def worker_parameters(
-    concurrency: int,
+    concurrency: int | None,
     batch_size: int,
     limit: int | None,
     time_budget_minutes: float | None,

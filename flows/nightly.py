@@ -10,7 +10,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, run_archive, sweep_sftp
 from flows.fanout import run_fanned_out, worker_parameters
 from tenios_io.run.clients import RunClients
-from tenios_io.run.options import RunOptions
+from tenios_io.run.options import DEFAULT_CONCURRENCY, RunOptions
 
 
 @flow(
@@ -21,7 +21,7 @@ from tenios_io.run.options import RunOptions
 )
 def nightly_archive(
     limit: int | None = None,
-    concurrency: int = 8,
+    concurrency: int | None = None,
     batch_size: int = 50,
     time_budget_minutes: float | None = None,
     max_wait_seconds: float = 120.0,
@@ -61,7 +61,8 @@ def nightly_archive(
         run_archive(
             "nightly-archive",
             RunOptions(
-                concurrency=concurrency,
+                concurrency=concurrency or DEFAULT_CONCURRENCY,
+                concurrency_given=concurrency is not None,
                 batch_size=batch_size,
                 limit=limit,
                 time_budget_minutes=time_budget_minutes,

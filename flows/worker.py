@@ -10,7 +10,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.archiving import MAX_CONCURRENCY, FlowResult, flow_end, run_archive
 from tenios_io.run.fanout import idle_note, worker_summary
-from tenios_io.run.options import RunOptions
+from tenios_io.run.options import DEFAULT_CONCURRENCY, RunOptions
 
 #: The artifact key of a worker's plain summary; the parent reads it back.
 RESULT_KEY = "archive-worker-result"
@@ -22,7 +22,7 @@ RESULT_KEY = "archive-worker-result"
     validate_parameters=True,
 )
 def archive_worker(
-    concurrency: int = 8,
+    concurrency: int | None = None,
     batch_size: int = 50,
     rate_limit: float | None = None,
     limit: int | None = None,
@@ -37,7 +37,8 @@ def archive_worker(
     result = run_archive(
         "archive-worker",
         RunOptions(
-            concurrency=concurrency,
+            concurrency=concurrency or DEFAULT_CONCURRENCY,
+            concurrency_given=concurrency is not None,
             batch_size=batch_size,
             limit=limit,
             time_budget_minutes=time_budget_minutes,

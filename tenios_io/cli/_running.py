@@ -252,7 +252,9 @@ def run_archival(
     every way out."""
     cli = state(ctx)
     cfg = settings(ctx)
-    options = options.with_in_flight(cfg.in_flight)
+    options = options.with_in_flight(
+        cfg.in_flight, setting_given="in_flight" in cfg.model_fields_set
+    )
     interruption = None
     if prefect_api_url() is None:
         interruption = Interruption(

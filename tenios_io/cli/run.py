@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tenios_io.cli._common import state
-from tenios_io.run.options import RunOptions
+from tenios_io.run.options import DEFAULT_CONCURRENCY, RunOptions
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,7 +41,6 @@ Concurrency = Annotated[
         show_default=False,
     ),
 ]
-DEFAULT_CONCURRENCY = 8
 
 
 InFlight = Annotated[
@@ -86,7 +85,7 @@ def nightly(
     from tenios_io.run.session import sweep_first
 
     cli = state(ctx)
-    in_flight = in_flight_of(ctx, in_flight, concurrency)
+    given = concurrency is not None
     concurrency = concurrency or DEFAULT_CONCURRENCY
     run_archival(
         ctx,
@@ -94,6 +93,7 @@ def nightly(
         flow="nightly-archive",
         options=RunOptions(
             concurrency=concurrency,
+            concurrency_given=given,
             in_flight=in_flight,
             batch_size=batch_size,
             limit=limit,
@@ -101,7 +101,7 @@ def nightly(
         ),
         flow_args={
             "limit": limit,
-            "concurrency": concurrency,
+            "concurrency": concurrency if given else None,
             "in_flight": in_flight,
             "batch_size": batch_size,
             "time_budget_minutes": time_budget_minutes,
@@ -141,7 +141,7 @@ def backfill(
     from tenios_io.ledger import ImportResult
 
     cli = state(ctx)
-    in_flight = in_flight_of(ctx, in_flight, concurrency)
+    given = concurrency is not None
     concurrency = concurrency or DEFAULT_CONCURRENCY
 
     def imported_first(checked: Preflight) -> Callable[[Pipeline, str], dict[str, Any]]:
@@ -162,6 +162,7 @@ def backfill(
         flow="backfill",
         options=RunOptions(
             concurrency=concurrency,
+            concurrency_given=given,
             in_flight=in_flight,
             batch_size=batch_size,
             limit=limit,
@@ -170,7 +171,7 @@ def backfill(
         ),
         flow_args={
             "source_file": str(file),
-            "concurrency": concurrency,
+            "concurrency": concurrency if given else None,
             "in_flight": in_flight,
             "rate_limit": rate_limit,
             "batch_size": batch_size,
@@ -181,17 +182,3 @@ def backfill(
         before=imported_first,
         register=file,
     )
-
-
-def in_flight_of(ctx: typer.Context, in_flight: int | None, concurrency: int | None) -> int | None:
-    """Recordings in the air: ``--in-flight``; else ``TENIOS_IN_FLIGHT`` when it is set;
-    else ``--concurrency`` when only that was given (a run asked for N batches keeps N
-    recordings in the air, as it did before there was a setting: a gentle run stays
-    gentle); else None, the setting's default (filled in by the run)."""
-    if in_flight is not None or concurrency is None:
-        return in_flight
-    from tenios_io.cli._common import settings
-
-    if "in_flight" in settings(ctx).model_fields_set:
-        return None
-    return concurrency

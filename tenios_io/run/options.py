@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-__all__ = ["DEFAULT_IN_FLIGHT", "MAX_CONCURRENCY", "MAX_IN_FLIGHT", "RunOptions"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_IN_FLIGHT",
+    "MAX_CONCURRENCY",
+    "MAX_IN_FLIGHT",
+    "RunOptions",
+]
 
 #: Upper bound of parallel batches in one process; ``concurrency`` picks up to this many.
 MAX_CONCURRENCY = 32
+#: Batches in parallel when no ``--concurrency`` / flow parameter says otherwise.
+DEFAULT_CONCURRENCY = 8
 #: Upper bound of recordings in the air at once in one process (``TENIOS_IN_FLIGHT``).
 MAX_IN_FLIGHT = 1024
 #: ``TENIOS_IN_FLIGHT``'s default, for a nightly run: with TENIOS ~100 ms and S3 tens of
@@ -42,15 +50,25 @@ class RunOptions:
     """TENIOS API requests/s for this run (None: ``TENIOS_API_RATE_LIMIT``)."""
     in_flight: int | None = None
     """Recordings in the air at once (None: ``TENIOS_IN_FLIGHT``, else its default)."""
+    concurrency_given: bool = False
+    """``concurrency`` was asked for (an option, a flow parameter), not left at its
+    default: with no ``in_flight`` and no ``TENIOS_IN_FLIGHT`` given either, it caps
+    the recordings in the air too, as before the setting existed."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "concurrency", max(1, min(self.concurrency, MAX_CONCURRENCY)))
         if self.in_flight is not None and not 1 <= self.in_flight <= MAX_IN_FLIGHT:
             raise ValueError(f"in_flight must be 1..{MAX_IN_FLIGHT}, got {self.in_flight}")
 
-    def with_in_flight(self, default: int) -> RunOptions:
-        """These options with ``in_flight`` set (``default``, the setting, when unset)."""
-        return self if self.in_flight is not None else replace(self, in_flight=default)
+    def with_in_flight(self, setting: int, *, setting_given: bool = False) -> RunOptions:
+        """These options with ``in_flight`` set: kept when given; else ``setting``
+        (``TENIOS_IN_FLIGHT``) when the operator gave it; else ``concurrency`` when that
+        was given (a gentle run stays gentle); else the setting's default."""
+        if self.in_flight is not None:
+            return self
+        if self.concurrency_given and not setting_given:
+            return replace(self, in_flight=self.concurrency)
+        return replace(self, in_flight=setting)
 
     @property
     def recordings(self) -> int:

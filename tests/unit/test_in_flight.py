@@ -150,29 +150,30 @@ def test_the_setting_defaults_to_the_documented_value() -> None:
     assert load_settings().in_flight == DEFAULT_IN_FLIGHT == 64
 
 
-def test_concurrency_alone_still_caps_the_recordings_in_the_air(
+def test_concurrency_alone_still_caps_the_recordings_in_the_air() -> None:
+    """`run nightly --concurrency 2` (or a flow's concurrency=2) keeps 2 recordings in
+    the air, as before there was an in-flight setting; --in-flight, or TENIOS_IN_FLIGHT
+    given in the environment or the config file, say otherwise; with neither the
+    setting's default applies."""
+    gentle = RunOptions(concurrency=2, concurrency_given=True)
+    assert gentle.with_in_flight(DEFAULT_IN_FLIGHT).recordings == 2
+    assert gentle.with_in_flight(300, setting_given=True).recordings == 300
+    assert (
+        RunOptions(concurrency=2, concurrency_given=True, in_flight=128)
+        .with_in_flight(300, setting_given=True)
+        .recordings
+        == 128
+    )
+    assert RunOptions().with_in_flight(DEFAULT_IN_FLIGHT).recordings == DEFAULT_IN_FLIGHT
+
+
+def test_settings_remember_which_values_the_operator_gave(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """`run nightly --concurrency 2` keeps 2 recordings in the air, as before there was
-    an in-flight setting; --in-flight, or TENIOS_IN_FLIGHT set in the environment or the
-    config file, say otherwise; with neither option the setting's default applies."""
-    import click
-    import typer
-
-    from tenios_io.cli._common import CliState
-    from tenios_io.cli.run import in_flight_of
-
-    def ctx(config_file: Path | None = None) -> typer.Context:
-        made = typer.Context(click.Command("nightly"))
-        made.obj = CliState(config_file=config_file)
-        return made
-
     monkeypatch.delenv("TENIOS_IN_FLIGHT", raising=False)
-    assert in_flight_of(ctx(), None, 2) == 2
-    assert in_flight_of(ctx(), 128, 2) == 128
-    assert in_flight_of(ctx(), None, None) is None  # TENIOS_IN_FLIGHT's default, 64
+    assert "in_flight" not in load_settings().model_fields_set
     config = tmp_path / "archive.toml"
     config.write_text("in_flight = 256\n")
-    assert in_flight_of(ctx(config), None, 2) is None  # the file's 256, filled in by the run
+    assert "in_flight" in load_settings(config).model_fields_set
     monkeypatch.setenv("TENIOS_IN_FLIGHT", "300")
-    assert in_flight_of(ctx(), None, 2) is None
+    assert "in_flight" in load_settings().model_fields_set
