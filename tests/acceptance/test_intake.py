@@ -31,8 +31,9 @@ def test_raw_sql_inserts_are_archived_by_the_next_run(world: ArchiveWorld) -> No
         [
             insert_values(rows),
             insert_values(rows[:1]),  # the producer retried: harmless
-            # A backfill of 2019: the key and the retention start at the recording's date.
-            insert_values([(old, None, "2019-05-01T10:00:00Z", "pbx-7")]),
+            # A backfill of 2021: the key and the retention start at the recording's date
+            # (7 years from then is still ahead; one whose retention is over is refused).
+            insert_values([(old, None, "2021-05-01T10:00:00Z", "pbx-7")]),
             insert_values([("not-a-uuid", None, None, "pbx-7")]),
         ],
     )
@@ -49,8 +50,8 @@ def test_raw_sql_inserts_are_archived_by_the_next_run(world: ArchiveWorld) -> No
         assert len(registered) == 1 and registered[0]["actor"].startswith("prefect:nightly")
         assert json.loads(registered[0]["details"])["producer"] == "pbx-7"
     rec = ledger.get(old)
-    assert rec.s3_key is not None and "/2019/05/01/" in rec.s3_key
-    assert rec.retain_until is not None and rec.retain_until.year == 2026  # 2019 + 7 years
+    assert rec.s3_key is not None and "/2021/05/01/" in rec.s3_key
+    assert rec.retain_until is not None and rec.retain_until.year == 2028  # 2021 + 7 years
     new = ledger.get(uuids[1])
     assert new.retain_until is not None and new.retain_until.year >= 2033
     assert ledger.intake_counts() == {"pending": 0, "rejected": 1}
