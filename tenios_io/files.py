@@ -3,6 +3,7 @@ size nobody promised (a key file set to ``/dev/zero``) in bounded memory."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -49,3 +50,13 @@ def read_capped(path: Path, limit: int) -> bytes:
     if len(data) > limit:
         raise FileTooLarge(path, limit)
     return data
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """The SHA-256 (hex) and size of a file, read 1 MiB at a time (bounded memory)."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

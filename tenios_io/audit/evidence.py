@@ -22,19 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tenios_io.audit.prove import latest_log
 from tenios_io.config import Settings
 from tenios_io.custody import merkle, signing
 from tenios_io.custody.chain import NewEvent
-from tenios_io.custody.checkpoints import CheckpointError, open_checkpoint
+from tenios_io.custody.checkpoints import open_checkpoint
 from tenios_io.custody.evidence import (
     EMBED_LIMIT,
     FORMAT,
     format_proof,
 )
-from tenios_io.custody.layout import LATEST, event_entry, log_prefix
+from tenios_io.custody.layout import event_entry
 from tenios_io.custody.times import iso
 from tenios_io.custody.tlogproof import TlogProof
-from tenios_io.custody.tree import LogFiles, tree_reader
 from tenios_io.exceptions import TeniosArchiveError, UnknownRecording, VerificationFailed
 from tenios_io.ledger import Ledger, Recording, State
 from tenios_io.publish.checkpoints import write_checkpoint
@@ -187,7 +187,8 @@ def build_packages(
     }
     # The exports are in the log and in a signed checkpoint before any byte is read.
     write_checkpoint(ledger, store, signer=signer, witnesses=witnesses)
-    note, reader, size = _latest_log(store)
+    _files, note, latest, reader = latest_log(store)
+    size = latest.size
     keys: list[str] = []
     quorum = 0
     if witnesses is not None:
@@ -219,25 +220,6 @@ def build_packages(
         )
         for rec in recordings
     ]
-
-
-def _latest_log(store: ArchiveStore) -> tuple[bytes, merkle.NodeReader, int]:
-    files = LogFiles(store, log_prefix(store.prefix))
-    note = files.read(LATEST)
-    if note is None:
-        raise VerificationFailed(f"s3://{store.bucket}/{files.key(LATEST)} does not exist")
-    try:
-        checkpoint = open_checkpoint(note, None)
-        reader = tree_reader(files, checkpoint.size)
-        if merkle.root_hash(reader, checkpoint.size) != checkpoint.root:
-            raise merkle.ProofError("the tiles do not hash to the latest checkpoint's root")
-    except (CheckpointError, merkle.ProofError) as exc:
-        raise VerificationFailed(
-            f"the custody log in s3://{store.bucket}/{files.prefix} does not verify ({exc}); "
-            "run `tenios-archive audit verify-bucket`",
-            s3_key=files.key(LATEST),
-        ) from None
-    return note, reader, checkpoint.size
 
 
 def _write_package(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tenios_io.custody import merkle
-from tenios_io.custody.checkpoints import CheckpointError, open_checkpoint
+from tenios_io.custody.checkpoints import CheckpointError, LogCheckpoint, open_checkpoint
 from tenios_io.custody.layout import LATEST, event_entry, log_prefix
 from tenios_io.custody.tlogproof import EXTENSION, TlogProof, format_proof
 from tenios_io.custody.tree import LogFiles, tree_reader
@@ -47,13 +47,12 @@ class Proofs:
     """Events of the recording integrated after the latest checkpoint."""
 
 
-def build_proofs(ledger: Ledger, store: ArchiveStore, recording_uuid: str) -> Proofs:
-    """The tlog-proof of each of the recording's events the latest checkpoint covers.
-
-    VerificationFailed when the bucket has no log yet, or when the bucket's log and
-    the ledger disagree about one of the recording's events.
-    """
-    ledger.get(recording_uuid)  # RecordingNotFound names the uuid
+def latest_log(
+    store: ArchiveStore,
+) -> tuple[LogFiles, bytes, LogCheckpoint, merkle.NodeReader]:
+    """The bucket's custody log at its latest checkpoint, its tiles checked against the
+    checkpoint's root; VerificationFailed (naming what to run) when there is none or it
+    does not verify."""
     files = LogFiles(store, log_prefix(store.prefix))
     note = files.read(LATEST)
     if note is None:
@@ -73,6 +72,17 @@ def build_proofs(ledger: Ledger, store: ArchiveStore, recording_uuid: str) -> Pr
             "run `tenios-archive audit verify-bucket`",
             s3_key=files.key(LATEST),
         ) from None
+    return files, note, checkpoint, reader
+
+
+def build_proofs(ledger: Ledger, store: ArchiveStore, recording_uuid: str) -> Proofs:
+    """The tlog-proof of each of the recording's events the latest checkpoint covers.
+
+    VerificationFailed when the bucket has no log yet, or when the bucket's log and
+    the ledger disagree about one of the recording's events.
+    """
+    ledger.get(recording_uuid)  # RecordingNotFound names the uuid
+    files, note, checkpoint, reader = latest_log(store)
     proofs: list[EventProof] = []
     later = 0
     bundles: dict[int, list[bytes]] = {}

@@ -33,7 +33,6 @@ sender compares the log key (and witness keys) with ones obtained independently 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from tenios_io.custody.cosignature import (
 )
 from tenios_io.custody.layout import parse_entry
 from tenios_io.custody.tlogproof import TlogProof
+from tenios_io.files import sha256_file
 
 FORMAT = "tenios-archive evidence v1"
 PROOF_HEADER = tlogproof.HEADER
@@ -317,7 +317,7 @@ def _check_recording(result: EvidenceCheck, folder: Path, document: dict[str, An
         return
     path = folder / Path(str(name)).name  # never outside the package folder
     try:
-        digest, size = _hash_file(path)
+        digest, size = sha256_file(path)
     except OSError as exc:
         result.fail(step, f"{path.name}: {exc.strerror or exc}")
         return
@@ -337,12 +337,3 @@ def _read_small(path: Path) -> bytes:
             return handle.read(tlogproof.MAX_PROOF_BYTES + 1)
     except OSError as exc:
         raise EvidenceError(f"{path.name}: {exc.strerror or exc}") from None
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size

@@ -27,7 +27,6 @@ checked, so no byte of a bundle can change without the check failing (tested).
 from __future__ import annotations
 
 import binascii
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from tenios_io.custody.tlogproof import (
     parse_proof,
     verify_proof,
 )
+from tenios_io.files import sha256_file
 
 FORMAT = "tenios-archive custody proof v1"
 
@@ -129,7 +129,7 @@ def check_proof(
                 f"object {name} {claimed.get(name)!r} is not the logged {logged!r}"
             )
     if recording is not None:
-        digest, size = _hash_file(recording)
+        digest, size = sha256_file(recording)
         result.object_checked = True
         if (digest, size) != (archived.get("sha256"), archived.get("size_bytes")):
             result.problems.append(
@@ -198,7 +198,7 @@ def check_proofs(
     elif archived is None:
         result.problems.append("no proven `archived` event to check the object against")
     else:
-        digest, size = _hash_file(recording)
+        digest, size = sha256_file(recording)
         result.object_checked = True
         logged = (archived.details.get("sha256"), archived.details.get("size_bytes"))
         if (digest, size) != logged:
@@ -207,12 +207,3 @@ def check_proofs(
                 f"{logged[0]} ({logged[1]} bytes)"
             )
     return result
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
