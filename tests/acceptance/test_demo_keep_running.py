@@ -15,6 +15,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def ctrl_c_as_from_a_terminal() -> None:
+    """In the child before it starts: SIGINT at its default disposition, as a terminal's
+    ^C finds it. A test runner started in the background (``nohup … &``) ignores SIGINT,
+    its children inherit that, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_demo_keep_running_serves_until_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TENIOS_", "AWS_"))}
@@ -23,6 +30,7 @@ def test_demo_keep_running_serves_until_ctrl_c(tmp_path: Path) -> None:
         [sys.executable, "-m", "tenios_io.cli", "demo", "--recordings", "4", "--dir",
          str(tmp_path / "demo"), "--keep-running"],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=ctrl_c_as_from_a_terminal,
     )  # fmt: skip
     assert demo.stdout is not None
     lines: list[str] = []

@@ -37,6 +37,15 @@ def drop(
     return path
 
 
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One summary row, one line: a table cell wrapped at 80 columns splits the words
+    the assertions look for across the row's lines."""
+    from tenios_io.cli._common import console
+
+    monkeypatch.setattr(console, "_width", 1000)
+
+
 def name(world: ArchiveWorld, uuid: str) -> str:
     """The date_call_recording names of the issue's measurement."""
     return f"20261207_{world.sim.recording(uuid).call_uuid}_{uuid}.wav"

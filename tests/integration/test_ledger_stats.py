@@ -101,6 +101,13 @@ def hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+def ctrl_c_as_from_a_terminal() -> None:
+    """In the child before it starts: SIGINT at its default disposition, as a terminal's
+    ^C finds it. A test runner started in the background (``nohup … &``) ignores SIGINT,
+    its children inherit that, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_stats_count_what_the_ledger_holds(snapshot: tuple[LedgerStats, int]) -> None:
     stats, queued = snapshot
     assert stats.due == Expected.due
@@ -238,6 +245,7 @@ def start_serving(url: str, port: int) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_as_from_a_terminal,
     )
 
 
